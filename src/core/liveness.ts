@@ -1,0 +1,53 @@
+import type { WorkerHealth } from './types.js';
+
+export interface LivenessOptions {
+  /** How often a worker beats. Default 500 ms. */
+  heartbeatMs: number;
+  /** Silence after which a worker is dead. Default 2000 ms. */
+  deadAfterMs: number;
+  /** A closed connection not resumed within this is dead. Default 500 ms. */
+  closeGraceMs: number;
+}
+
+export const DEFAULT_LIVENESS: Readonly<LivenessOptions> = Object.freeze({
+  heartbeatMs: 500,
+  deadAfterMs: 2000,
+  closeGraceMs: 500,
+});
+
+export interface SessionView {
+  /** Last time anything arrived from the worker. */
+  lastSeenAt: number;
+  /** When its connection closed, or null while connected. */
+  closedAt: number | null;
+  draining: boolean;
+}
+
+/**
+ * The health of one worker session at `now`.
+ * - dead: silent for deadAfterMs, or disconnected for closeGraceMs;
+ * - suspect: missed a beat (silent for more than 1.5 beats) or disconnected
+ *   within the grace; gets no new tasks;
+ * - draining: asked to stop; gets no new tasks, keeps its runs;
+ * - alive: otherwise.
+ */
+export function judgeWorker(s: SessionView, now: number, o: LivenessOptions): WorkerHealth {
+  const silentMs = now - s.lastSeenAt;
+  if (silentMs >= o.deadAfterMs) return 'dead';
+  if (s.closedAt !== null && now - s.closedAt >= o.closeGraceMs) return 'dead';
+  if (s.draining) return 'draining';
+  if (s.closedAt !== null || silentMs > o.heartbeatMs * 1.5) return 'suspect';
+  return 'alive';
+}
+
+/** Whether a worker in this health may be given new tasks. */
+export function canTakeWork(health: WorkerHealth): boolean {
+  return health === 'alive';
+}
+
+/** The next time judgeWorker's answer can change for this session, so a shell can sleep until then. */
+export function nextJudgementAt(s: SessionView, o: LivenessOptions): number {
+  const candidates = [s.lastSeenAt + o.deadAfterMs, s.lastSeenAt + o.heartbeatMs * 1.5 + 1];
+  if (s.closedAt !== null) candidates.push(s.closedAt + o.closeGraceMs);
+  return Math.min(...candidates);
+}

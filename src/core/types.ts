@@ -1,0 +1,97 @@
+/**
+ * The vocabulary of regroup. One word per concept, the same in code, database
+ * columns, wire fields, logs and docs (see docs/glossary.md).
+ *
+ * - task: one call of a handler with one JSON input. Identified by `taskId`.
+ * - group: the tasks submitted together and waited on together (the WaitGroup).
+ * - attempt: the number of times a task has been dispatched; `(taskId, attempt)`
+ *   is the fencing token of one run.
+ * - worker: one connected worker session. A worker that was declared dead and
+ *   comes back is a new worker (new `workerId`).
+ * - lease: the right of one worker to run one attempt of one task; held from
+ *   dispatch until the result is committed, the worker dies or the lease is revoked.
+ * - checkpoint: partial progress saved by a run, handed to the next attempt.
+ */
+
+/** JSON values: task inputs, results and checkpoints are JSON, nothing else. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed' | 'canceled';
+export const FINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'canceled'];
+export function isFinal(state: TaskState): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'canceled';
+}
+
+/**
+ * open: takes more tasks (`add`) until sealed.
+ * sealed: no more tasks; done once nothing is outstanding.
+ * done: sealed and every task final.
+ * canceled: canceled by a client; every task final (canceled or already final).
+ */
+export type GroupState = 'open' | 'sealed' | 'done' | 'canceled';
+
+/** collectAll (default) waits for every task; failFast cancels the rest at the first failure. */
+export type GroupPolicy = 'collectAll' | 'failFast';
+
+/** Why a task failed for good. */
+export type FailureKind = 'error' | 'timeout' | 'poison' | 'permanent' | 'handler_not_found';
+
+export interface TaskError {
+  /** error | timeout | poison | permanent | handler_not_found */
+  kind: FailureKind;
+  message: string;
+  /** The error's class name on the worker, when there was one. */
+  name?: string;
+}
+
+/** Per-task execution options, fixed when the task is created. */
+export interface TaskOptions {
+  /** Handler errors (and timeouts) allowed before the task fails. Default 3. */
+  maxAttempts: number;
+  /** Abort the handler after this long; 0 = no limit. Default 0. */
+  timeoutMs: number;
+  /** Deaths of workers running this task before it fails as poison. Default 3. */
+  maxNodeFailures: number;
+  /** Higher runs first within its group. Default 0. */
+  priority: number;
+  /** Worker labels a task needs; a task goes only to workers having all of them. */
+  requires: string[];
+  /** First retry delay; doubles each retry, with full jitter. Default 200 ms. */
+  backoffMs: number;
+  /** Upper bound of the retry delay. Default 30 s. */
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
+  maxAttempts: 3,
+  timeoutMs: 0,
+  maxNodeFailures: 3,
+  priority: 0,
+  requires: [],
+  backoffMs: 200,
+  backoffMaxMs: 30_000,
+});
+
+export type WorkerHealth = 'alive' | 'suspect' | 'draining' | 'dead';
+
+/** Counters of a group, updated in the same transaction as the tasks they count. */
+export interface GroupCounts {
+  total: number;
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  canceled: number;
+}
+
+export interface GroupInfo extends GroupCounts {
+  id: string;
+  handler: string;
+  state: GroupState;
+  policy: GroupPolicy;
+  idempotencyKey: string | null;
+  createdAt: number;
+  sealedAt: number | null;
+  finishedAt: number | null;
+  options: TaskOptions;
+}

@@ -1,0 +1,192 @@
+/**
+ * The worker protocol: JSON over one WebSocket per worker session, at path
+ * `/v1/worker`. Every frame, both ways, is a JSON array of messages, so many
+ * updates travel in one frame (batching). Every message about a run carries
+ * its fencing token `(taskId, attempt)`.
+ *
+ * Worker -> coordinator: hello (first), beat, result, fail, checkpoint,
+ * release, drain, bye. Coordinator -> worker: welcome, run, ack, saved,
+ * revoke, beat, error. See docs/protocol.md.
+ */
+import Type, { type Static } from 'typebox';
+import { checker } from './validate.js';
+
+export const PROTOCOL_VERSION = 1;
+export const WORKER_PATH = '/v1/worker';
+
+const TaskId = Type.Integer({ minimum: 1 });
+const Attempt = Type.Integer({ minimum: 1 });
+const Name = Type.String({ minLength: 1, maxLength: 200 });
+
+export const RunRef = Type.Object(
+  { taskId: TaskId, attempt: Attempt },
+  { additionalProperties: false },
+);
+export type RunRef = Static<typeof RunRef>;
+
+export const Hello = Type.Object(
+  {
+    t: Type.Literal('hello'),
+    protocol: Type.Integer({ minimum: 1 }),
+    name: Name,
+    handlers: Type.Array(Name, { maxItems: 10_000 }),
+    slots: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    labels: Type.Array(Name, { maxItems: 1000 }),
+    /** Present when the worker had a session and wants it back with its leases. */
+    resume: Type.Optional(
+      Type.Object(
+        {
+          workerId: Type.String({ minLength: 1, maxLength: 100 }),
+          token: Type.String({ minLength: 1, maxLength: 200 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Runs the worker still has: running, or finished with the result in its outbox. */
+    held: Type.Optional(Type.Array(RunRef, { maxItems: 100_000 })),
+    /** The worker is draining (it reconnected during its drain). */
+    draining: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type Hello = Static<typeof Hello>;
+
+export const Beat = Type.Object({ t: Type.Literal('beat') }, { additionalProperties: false });
+
+export const WireTaskError = Type.Object(
+  {
+    kind: Type.Union([
+      Type.Literal('error'),
+      Type.Literal('timeout'),
+      Type.Literal('permanent'),
+      Type.Literal('handler_not_found'),
+    ]),
+    message: Type.String({ maxLength: 64 * 1024 }),
+    name: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type WireTaskError = Static<typeof WireTaskError>;
+
+export const Result = Type.Object(
+  { t: Type.Literal('result'), taskId: TaskId, attempt: Attempt, value: Type.Unknown() },
+  { additionalProperties: false },
+);
+export type Result = Static<typeof Result>;
+
+export const Fail = Type.Object(
+  { t: Type.Literal('fail'), taskId: TaskId, attempt: Attempt, error: WireTaskError },
+  { additionalProperties: false },
+);
+export type Fail = Static<typeof Fail>;
+
+export const Checkpoint = Type.Object(
+  {
+    t: Type.Literal('checkpoint'),
+    taskId: TaskId,
+    attempt: Attempt,
+    /** Per-run counter, echoed in `saved`, so the worker can match the answer. */
+    seq: Type.Integer({ minimum: 0 }),
+    state: Type.Unknown(),
+  },
+  { additionalProperties: false },
+);
+export type Checkpoint = Static<typeof Checkpoint>;
+
+/** The worker hands a run back unfinished (drain timeout): it goes back to pending at once. */
+export const Release = Type.Object(
+  { t: Type.Literal('release'), taskId: TaskId, attempt: Attempt },
+  { additionalProperties: false },
+);
+export type Release = Static<typeof Release>;
+
+export const Drain = Type.Object({ t: Type.Literal('drain') }, { additionalProperties: false });
+/** The worker leaves on purpose after draining: it is not dead, nothing is counted against its tasks. */
+export const Bye = Type.Object({ t: Type.Literal('bye') }, { additionalProperties: false });
+
+export const WorkerMessage = Type.Union([
+  Hello,
+  Beat,
+  Result,
+  Fail,
+  Checkpoint,
+  Release,
+  Drain,
+  Bye,
+]);
+export type WorkerMessage = Static<typeof WorkerMessage>;
+
+export const workerMessage = checker(WorkerMessage, 'protocol_error');
+export const workerFrame = checker(
+  Type.Array(Type.Unknown(), { maxItems: 1_000_000 }),
+  'protocol_error',
+);
+
+// ---- coordinator -> worker ---------------------------------------------------
+
+export interface Welcome {
+  t: 'welcome';
+  workerId: string;
+  /** Secret that lets this worker resume its session after a reconnect. */
+  token: string;
+  /** True when the session (and its leases) was resumed. */
+  resumed: boolean;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  closeGraceMs: number;
+  maxResultBytes: number;
+}
+
+export interface Run {
+  t: 'run';
+  taskId: number;
+  attempt: number;
+  groupId: string;
+  /** Position of the task in its group's input order. */
+  index: number;
+  handler: string;
+  input: unknown;
+  /** The last checkpoint saved by an earlier attempt; absent when there is none. */
+  checkpoint?: unknown;
+  /** 0 = no limit. */
+  timeoutMs: number;
+}
+
+/** The answer to result, fail and release. The worker drops the entry from its outbox on any ack. */
+export interface Ack {
+  t: 'ack';
+  taskId: number;
+  attempt: number;
+  status: 'committed' | 'already_final' | 'stale';
+}
+
+export interface Saved {
+  t: 'saved';
+  taskId: number;
+  attempt: number;
+  seq: number;
+  ok: boolean;
+  /** Why not, when ok is false: stale_attempt or input_too_large. */
+  code?: string;
+}
+
+/** Abort this run: its signal fires. The worker sends nothing more about it. */
+export interface Revoke {
+  t: 'revoke';
+  taskId: number;
+  attempt: number;
+  reason: 'canceled' | 'stale' | 'lost';
+}
+
+export interface CoordinatorBeat {
+  t: 'beat';
+}
+
+export interface ProtocolErrorMessage {
+  t: 'error';
+  code: string;
+  message: string;
+}
+
+export type CoordinatorMessage =
+  Welcome | Run | Ack | Saved | Revoke | CoordinatorBeat | ProtocolErrorMessage;

@@ -1,0 +1,240 @@
+/**
+ * The store: durable state of groups, tasks, workers and events. One
+ * interface, implemented by SQLite (embedded default) and PostgreSQL.
+ *
+ * Rules every implementation keeps (the contract suite in contract.ts checks them):
+ * - Every method is atomic. No transaction or connection type leaks out.
+ * - `commitTick` applies everything that arrived in one coordinator tick in ONE
+ *   transaction (group commit), in this order: createGroups, addTasks, seals,
+ *   cancels, commits, failures, requeues, checkpoints, workers, claims, events.
+ *   Nothing is acknowledged before it returns.
+ * - Every write about a run is fenced by `(taskId, attempt, workerId)`: it
+ *   applies only while the task is `running` with exactly that attempt and
+ *   lease holder. A mismatch is a normal outcome (`stale`, or `already_final`
+ *   when the task is final), never an exception.
+ * - A final task never changes again.
+ * - Group counters change in the same transaction as the tasks they count.
+ * - Policy (retry or not, next run time, poison) is decided by core and passed
+ *   in as values; the store holds no rule of its own except failFast
+ *   (a failed task cancels the rest of its group when the group's policy says so).
+ */
+import type {
+  GroupInfo,
+  GroupPolicy,
+  Json,
+  TaskError,
+  TaskOptions,
+  TaskState,
+} from '../core/types.js';
+import type { EventView, TaskView } from '../protocol/http.js';
+
+export interface NewGroup {
+  id: string;
+  handler: string;
+  policy: GroupPolicy;
+  idempotencyKey: string | null;
+  /** open: takes `addTasks` until sealed; otherwise sealed at creation. */
+  open: boolean;
+  options: TaskOptions;
+  /** The first tasks, indexes 0..n-1. May be empty. */
+  inputs: unknown[];
+}
+
+export interface AddTasks {
+  groupId: string;
+  /** The index the first input must take; null = append wherever the group is. */
+  offset: number | null;
+  inputs: unknown[];
+}
+
+/** A run ended with a value. */
+export interface CommitOp {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+  value: unknown;
+}
+
+/** A run ended with an error; core decided whether it is retried (retryAt) or final (retryAt null). */
+export interface FailOp {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+  error: TaskError;
+  retryAt: number | null;
+  /** The run ended because its worker died (counts toward maxNodeFailures, not maxAttempts). */
+  nodeFailure: boolean;
+}
+
+/** A run goes back to pending without counting a handler error. */
+export interface RequeueOp {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+  /** The worker died with it: node_failures + 1. */
+  nodeFailure: boolean;
+  runAt: number;
+}
+
+export interface CheckpointOp {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+  state: unknown;
+}
+
+export type WorkerRecordState = 'alive' | 'suspect' | 'draining' | 'dead' | 'left';
+
+/** What the store keeps of a worker session: enough to resume it after a coordinator restart. */
+export interface WorkerRecord {
+  workerId: string;
+  name: string;
+  token: string;
+  state: WorkerRecordState;
+  slots: number;
+  labels: string[];
+  handlers: string[];
+  connectedAt: number;
+  /** Last time the state changed or the worker was seen at a tick that wrote it (not every beat). */
+  seenAt: number;
+}
+
+export interface ClaimOp {
+  taskId: number;
+  workerId: string;
+}
+
+export interface NewEvent {
+  type: string;
+  workerId?: string | null;
+  groupId?: string | null;
+  taskId?: number | null;
+  data?: Json;
+}
+
+export interface Tick {
+  now: number;
+  createGroups?: NewGroup[];
+  addTasks?: AddTasks[];
+  seals?: string[];
+  cancels?: string[];
+  commits?: CommitOp[];
+  failures?: FailOp[];
+  requeues?: RequeueOp[];
+  checkpoints?: CheckpointOp[];
+  workers?: WorkerRecord[];
+  claims?: ClaimOp[];
+  events?: NewEvent[];
+}
+
+export type CreateOutcome =
+  | { status: 'created'; group: GroupInfo }
+  /** The idempotency key existed with the same handler: that group, unchanged. */
+  | { status: 'existing'; group: GroupInfo }
+  | { status: 'conflict'; group: GroupInfo };
+
+export type AddOutcome =
+  | { status: 'added'; group: GroupInfo }
+  /** offset + inputs.length <= group.total and offset given: applied before, nothing added. */
+  | { status: 'duplicate'; group: GroupInfo }
+  | { status: 'not_found' }
+  | { status: 'sealed'; group: GroupInfo }
+  /** offset given and neither the next index nor a repeat of an applied request. */
+  | { status: 'offset_mismatch'; group: GroupInfo };
+
+export type SealOutcome = { status: 'sealed'; group: GroupInfo } | { status: 'not_found' };
+export type CancelOutcome = { status: 'canceled'; group: GroupInfo } | { status: 'not_found' };
+
+export type RunOutcome = 'applied' | 'already_final' | 'stale';
+
+/** A running lease, with what core needs to decide retries and poison. */
+export interface Lease {
+  taskId: number;
+  groupId: string;
+  index: number;
+  handler: string;
+  attempt: number;
+  workerId: string;
+  startedAt: number;
+  errors: number;
+  nodeFailures: number;
+  options: TaskOptions;
+}
+
+/** A claimed task: its lease plus what the worker needs to run it. */
+export interface ClaimedTask extends Lease {
+  input: unknown;
+  /** undefined when no checkpoint was saved. */
+  checkpoint: unknown;
+}
+
+/** A run that a cancel (or failFast) ended while it was running: its worker must be told to abort. */
+export interface RevokedRun {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+}
+
+export interface TickOutcome {
+  createGroups: CreateOutcome[];
+  addTasks: AddOutcome[];
+  seals: SealOutcome[];
+  cancels: CancelOutcome[];
+  commits: RunOutcome[];
+  failures: RunOutcome[];
+  requeues: RunOutcome[];
+  checkpoints: RunOutcome[];
+  /** Claims that took (task was still pending), in the order given. */
+  claimed: ClaimedTask[];
+  /** Runs ended by cancels or failFast in this tick. */
+  revoked: RevokedRun[];
+  /** Every group whose counters or state changed in this tick, as it is now. */
+  changedGroups: GroupInfo[];
+}
+
+/** A pending task that may be dispatched now. */
+export interface ReadyTask {
+  taskId: number;
+  groupId: string;
+  handler: string;
+  priority: number;
+  requires: string[];
+}
+
+export interface TaskQuery {
+  /** Tasks with index > after (input order). Default -1. */
+  after?: number;
+  limit: number;
+  state?: TaskState;
+}
+
+export interface Store {
+  /** Creates or migrates the schema. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Everything that arrived in one tick, committed in one transaction. */
+  commitTick(tick: Tick): Promise<TickOutcome>;
+
+  /** Groups that have pending tasks (open or sealed), oldest first. */
+  groupsWithPending(limit: number): Promise<string[]>;
+  /**
+   * Pending tasks with runAt <= now of the given groups, at most `perGroup` of
+   * each, each group's in dispatch order (priority desc, then index).
+   */
+  readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]>;
+  /** Earliest runAt of pending tasks still waiting for a retry backoff, or null. */
+  nextRunAt(): Promise<number | null>;
+
+  /** Every running lease and every worker not dead/left: what a restarted coordinator starts from. */
+  recover(): Promise<{ leases: Lease[]; workers: WorkerRecord[] }>;
+
+  getGroup(id: string): Promise<GroupInfo | null>;
+  listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]>;
+  /** Tasks in input order, paged. Includes value and error. */
+  listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]>;
+  /** Final tasks of a group with finishing sequence > afterSeq, in finishing order. */
+  finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]>;
+  listEvents(afterSeq: number, limit: number): Promise<EventView[]>;
+  listWorkers(): Promise<WorkerRecord[]>;
+}
