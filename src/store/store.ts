@@ -223,8 +223,8 @@ export interface Store {
    * each, each group's in dispatch order (priority desc, then index).
    */
   readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]>;
-  /** Earliest runAt of pending tasks still waiting for a retry backoff, or null. */
-  nextRunAt(): Promise<number | null>;
+  /** Earliest runAt > now among pending tasks (those waiting out a retry backoff), or null. */
+  nextRunAt(now: number): Promise<number | null>;
 
   /** Every running lease and every worker not dead/left: what a restarted coordinator starts from. */
   recover(): Promise<{ leases: Lease[]; workers: WorkerRecord[] }>;
