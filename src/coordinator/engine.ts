@@ -1,0 +1,315 @@
+/**
+ * The engine: the coordinator's only writer. Everything that arrives (client
+ * requests, worker reports, liveness verdicts) becomes an op queued here. One
+ * tick takes every queued op, adds the dispatch decided by core, and commits
+ * all of it in ONE store transaction (group commit). Only then are the
+ * callers answered, the runs sent and the waiters woken.
+ */
+import { RegroupError } from '../core/errors.js';
+import { planDispatch, rotate, type Candidate } from '../core/dispatch.js';
+import type { GroupInfo } from '../core/types.js';
+import type {
+  ClaimOp,
+  ClaimedTask,
+  Lease,
+  NewEvent,
+  RevokedRun,
+  Store,
+  Tick,
+  TickOutcome,
+  WorkerRecord,
+} from '../store/store.js';
+import type { ResolvedCoordinatorOptions } from './options.js';
+import type { Sessions } from './sessions.js';
+
+export type OpKind =
+  | 'createGroups'
+  | 'addTasks'
+  | 'seals'
+  | 'cancels'
+  | 'commits'
+  | 'failures'
+  | 'requeues'
+  | 'checkpoints';
+type OpOf<K extends OpKind> = NonNullable<Tick[K]>[number];
+type OutcomeOf<K extends OpKind> = TickOutcome[K][number];
+
+interface Queued<K extends OpKind> {
+  op: OpOf<K>;
+  resolve: (o: OutcomeOf<K>) => void;
+  reject: (e: Error) => void;
+}
+
+type Queue = { [K in OpKind]: Queued<K>[] };
+
+const OP_KINDS: readonly OpKind[] = [
+  'createGroups',
+  'addTasks',
+  'seals',
+  'cancels',
+  'commits',
+  'failures',
+  'requeues',
+  'checkpoints',
+];
+/** Ops from clients are answered with the error when a commit fails; the client retries. */
+const CLIENT_KINDS: ReadonlySet<OpKind> = new Set(['createGroups', 'addTasks', 'seals', 'cancels']);
+
+function emptyQueue(): Queue {
+  return {
+    createGroups: [],
+    addTasks: [],
+    seals: [],
+    cancels: [],
+    commits: [],
+    failures: [],
+    requeues: [],
+    checkpoints: [],
+  };
+}
+
+export interface EngineHooks {
+  /** A tick committed: these runs were claimed (send them), revoked (tell the workers), groups changed (wake waiters). */
+  afterTick(r: { claimed: ClaimedTask[]; revoked: RevokedRun[]; changedGroups: GroupInfo[] }): void;
+}
+
+export class Engine {
+  /** Every running lease, by taskId. The store is the truth; this is its exact cache (single writer). */
+  readonly leases = new Map<number, Lease>();
+  private queue: Queue = emptyQueue();
+  private workers = new Map<string, WorkerRecord>();
+  private workerWaiters: (() => void)[] = [];
+  private events: NewEvent[] = [];
+  private scheduled = false;
+  private ticking = false;
+  private dispatchDirty = true;
+  private rr = 0;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private idle: (() => void)[] = [];
+  ticks = 0;
+
+  constructor(
+    private readonly o: ResolvedCoordinatorOptions,
+    private readonly store: Store,
+    private readonly sessions: Sessions,
+    private readonly hooks: EngineHooks,
+  ) {}
+
+  /** Queues one op for the next tick; resolves with its outcome once committed. */
+  request<K extends OpKind>(kind: K, op: OpOf<K>): Promise<OutcomeOf<K>> {
+    if (this.stopped)
+      return Promise.reject(
+        new RegroupError(
+          'shutting_down',
+          'the coordinator is shutting down; retry against it once it is back',
+        ),
+      );
+    return new Promise<OutcomeOf<K>>((resolve, reject) => {
+      (this.queue[kind] as Queued<K>[]).push({ op, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Writes a worker's record in the next tick (state changes only, not beats); resolves once committed. */
+  recordWorker(r: WorkerRecord): Promise<void> {
+    this.workers.set(r.workerId, r);
+    this.schedule();
+    return new Promise<void>((resolve) => this.workerWaiters.push(resolve));
+  }
+
+  event(e: NewEvent): void {
+    this.events.push(e);
+    this.schedule();
+  }
+
+  /** Something may now be dispatchable: new tasks, freed slots, a new worker, a backoff that ran out. */
+  markDispatch(): void {
+    this.dispatchDirty = true;
+    this.schedule();
+  }
+
+  schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.tick();
+    });
+  }
+
+  /** Resolves once no tick is running and nothing is queued. */
+  async settle(): Promise<void> {
+    while (this.ticking || this.scheduled || this.hasWork()) {
+      await new Promise<void>((r) => this.idle.push(r));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.settle();
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+  }
+
+  private hasWork(): boolean {
+    return (
+      OP_KINDS.some((k) => this.queue[k].length > 0) ||
+      this.workers.size > 0 ||
+      this.events.length > 0 ||
+      this.workerWaiters.length > 0
+    );
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.retryTimer) return;
+    this.ticking = true;
+    const now = this.o.now();
+    const batch = this.queue;
+    const workers = [...this.workers.values()];
+    const events = this.events;
+    const workerWaiters = this.workerWaiters;
+    this.workerWaiters = [];
+    this.queue = emptyQueue();
+    this.workers = new Map();
+    this.events = [];
+    try {
+      const claims = await this.planClaims(now);
+      if (
+        !OP_KINDS.some((k) => batch[k].length > 0) &&
+        workers.length === 0 &&
+        events.length === 0 &&
+        claims.length === 0
+      ) {
+        for (const w of workerWaiters) w();
+        return;
+      }
+      const tick: Tick = { now, workers, events, claims };
+      for (const k of OP_KINDS) (tick as Record<OpKind, unknown[]>)[k] = batch[k].map((q) => q.op);
+      const outcome = await this.store.commitTick(tick);
+      this.ticks++;
+      this.apply(tick, outcome);
+      for (const k of OP_KINDS) {
+        const results = outcome[k] as unknown[];
+        (batch[k] as Queued<OpKind>[]).forEach((q, i) => q.resolve(results[i] as never));
+      }
+      for (const w of workerWaiters) w();
+      this.hooks.afterTick({
+        claimed: outcome.claimed,
+        revoked: outcome.revoked,
+        changedGroups: outcome.changedGroups,
+      });
+      if (outcome.claimed.length > 0) this.dispatchDirty = true;
+    } catch (e) {
+      this.onTickFailed(e, batch, workers, events);
+      this.workerWaiters.unshift(...workerWaiters);
+    } finally {
+      this.ticking = false;
+      if (this.hasWork() || this.dispatchDirty) this.schedule();
+      else for (const r of this.idle.splice(0)) r();
+    }
+  }
+
+  /** A commit failed (disk full, I/O error): client ops get the error; worker and internal ops are kept and retried. */
+  private onTickFailed(
+    e: unknown,
+    batch: Queue,
+    workers: WorkerRecord[],
+    events: NewEvent[],
+  ): void {
+    const err =
+      e instanceof RegroupError
+        ? e
+        : new RegroupError('internal', `store commit failed: ${(e as Error).message}`, {
+            cause: e,
+          });
+    this.o.logger('error', 'tick commit failed; retrying worker reports shortly', {
+      code: err.code,
+      err: err.message,
+    });
+    for (const k of OP_KINDS) {
+      if (CLIENT_KINDS.has(k)) for (const q of batch[k]) q.reject(err);
+      else (this.queue[k] as Queued<OpKind>[]).unshift(...(batch[k] as Queued<OpKind>[]));
+    }
+    for (const w of workers) if (!this.workers.has(w.workerId)) this.workers.set(w.workerId, w);
+    this.events.unshift(...events);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.schedule();
+    }, 250);
+  }
+
+  /** Updates the lease cache and the sessions from what was really committed. */
+  private apply(tick: Tick, outcome: TickOutcome): void {
+    const drop = (taskId: number, attempt: number, workerId: string, finished: boolean): void => {
+      const lease = this.leases.get(taskId);
+      if (!lease || lease.attempt !== attempt || lease.workerId !== workerId) return;
+      this.leases.delete(taskId);
+      const s = this.sessions.get(workerId);
+      if (s) {
+        s.leases.delete(taskId);
+        if (finished) s.tasksDone++;
+      }
+      this.dispatchDirty = true;
+    };
+    // A run that ended frees its lease. A stale or final answer for a run the
+    // cache still holds means the cache is behind the store: drop it too.
+    const ended = [
+      [tick.commits, outcome.commits, true],
+      [tick.failures, outcome.failures, true],
+      [tick.requeues, outcome.requeues, false],
+    ] as const;
+    for (const [ops, results, finishes] of ended) {
+      (ops ?? []).forEach((op, i) => {
+        drop(op.taskId, op.attempt, op.workerId, finishes && results[i] === 'applied');
+      });
+    }
+    for (const r of outcome.revoked) drop(r.taskId, r.attempt, r.workerId, false);
+    for (const c of outcome.claimed) {
+      this.leases.set(c.taskId, stripPayload(c));
+      this.sessions.get(c.workerId)?.leases.add(c.taskId);
+    }
+    if (outcome.createGroups.length > 0 || outcome.addTasks.length > 0) this.dispatchDirty = true;
+  }
+
+  /** Reads ready tasks and asks core which worker gets which. Empty when no worker has a free slot. */
+  private async planClaims(now: number): Promise<ClaimOp[]> {
+    if (!this.dispatchDirty) return [];
+    this.dispatchDirty = false;
+    const credits = this.sessions.credits(now, this.o);
+    const totalFree = credits.reduce((a, c) => a + c.free, 0);
+    if (totalFree === 0) return [];
+    const groupIds = await this.store.groupsWithPending(256);
+    if (groupIds.length === 0) return [];
+    const order = rotate(groupIds, this.rr++);
+    const perGroup = Math.min(
+      totalFree,
+      Math.max(16, Math.ceil((2 * totalFree) / order.length)),
+      2000,
+    );
+    const ready = await this.store.readyTasks(order, now, perGroup);
+    const byGroup = new Map<string, Candidate[]>(order.map((id) => [id, []]));
+    for (const t of ready) byGroup.get(t.groupId)?.push(t);
+    const plan = planDispatch([...byGroup.values()], credits);
+    return plan.map((a) => ({ taskId: a.taskId, workerId: a.workerId }));
+  }
+
+  /** Loads the running leases of a restarted coordinator. */
+  restore(leases: Lease[]): void {
+    for (const l of leases) this.leases.set(l.taskId, l);
+  }
+}
+
+function stripPayload(c: ClaimedTask): Lease {
+  return {
+    taskId: c.taskId,
+    groupId: c.groupId,
+    index: c.index,
+    handler: c.handler,
+    attempt: c.attempt,
+    workerId: c.workerId,
+    startedAt: c.startedAt,
+    errors: c.errors,
+    nodeFailures: c.nodeFailures,
+    options: c.options,
+  };
+}

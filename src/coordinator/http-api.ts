@@ -1,0 +1,336 @@
+/** The client API, routes as documented in src/protocol/http.ts. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { RegroupError } from '../core/errors.js';
+import { isGroupDone } from '../core/group.js';
+import { resolveTaskOptions } from '../core/options.js';
+import type { GroupInfo, TaskState } from '../core/types.js';
+import {
+  LONG_POLL_MAX_MS,
+  addTasksRequest,
+  emptyRequest,
+  submitRequest,
+  type GroupView,
+} from '../protocol/http.js';
+import type { Store } from '../store/store.js';
+import type { Engine } from './engine.js';
+import { intParam, readJsonBody, sendError, sendJson } from './http-util.js';
+import type { ResolvedCoordinatorOptions } from './options.js';
+import type { Sessions } from './sessions.js';
+
+const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
+
+export function groupView(g: GroupInfo): GroupView {
+  return { ...g, done: isGroupDone(g.state, g) };
+}
+
+/** Long-poll waiters, woken when a tick changed their group. */
+export class Waiters {
+  private readonly byGroup = new Map<string, Set<(g: GroupInfo) => void>>();
+
+  wait(groupId: string, timeoutMs: number, signal: AbortSignal): Promise<GroupInfo | null> {
+    return new Promise((resolve) => {
+      const set = this.byGroup.get(groupId) ?? new Set();
+      this.byGroup.set(groupId, set);
+      const done = (g: GroupInfo | null): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        set.delete(fn);
+        if (set.size === 0) this.byGroup.delete(groupId);
+        resolve(g);
+      };
+      const fn = (g: GroupInfo): void => done(g);
+      const onAbort = (): void => done(null);
+      const timer = setTimeout(() => done(null), timeoutMs);
+      signal.addEventListener('abort', onAbort);
+      set.add(fn);
+    });
+  }
+
+  notify(groups: GroupInfo[]): void {
+    for (const g of groups) {
+      const set = this.byGroup.get(g.id);
+      if (set) for (const fn of [...set]) fn(g);
+    }
+  }
+
+  /** Wakes every waiter (shutdown). */
+  wakeAll(): void {
+    for (const [, set] of this.byGroup) for (const fn of [...set]) fn(null as unknown as GroupInfo);
+  }
+}
+
+type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+  q: URLSearchParams,
+  signal: AbortSignal,
+) => Promise<void>;
+
+export class HttpApi {
+  private readonly routes: { method: string; re: RegExp; fn: Handler }[] = [];
+
+  constructor(
+    private readonly o: ResolvedCoordinatorOptions,
+    private readonly store: Store,
+    private readonly engine: Engine,
+    private readonly sessions: Sessions,
+    private readonly waiters: Waiters,
+  ) {
+    const G = '/v1/groups/([A-Za-z0-9_-]{1,100})';
+    this.route('GET', '^/healthz$', async (_q, res) => sendJson(res, 200, { ok: true }));
+    this.route('POST', '^/v1/groups$', (req, res) => this.submit(req, res));
+    this.route('GET', '^/v1/groups$', (_r, res, _p, q) => this.list(res, q));
+    this.route('GET', `^${G}$`, async (_r, res, [id]) =>
+      sendJson(res, 200, groupView(await this.mustGroup(id!))),
+    );
+    this.route('POST', `^${G}/tasks$`, (req, res, [id]) => this.add(req, res, id!));
+    this.route('POST', `^${G}/seal$`, (req, res, [id]) => this.seal(req, res, id!));
+    this.route('POST', `^${G}/cancel$`, (req, res, [id]) => this.cancel(req, res, id!));
+    this.route('GET', `^${G}/wait$`, (_r, res, [id], q, signal) => this.wait(res, id!, q, signal));
+    this.route('GET', `^${G}/tasks$`, (_r, res, [id], q) => this.tasks(res, id!, q));
+    this.route('GET', `^${G}/finished$`, (_r, res, [id], q, signal) =>
+      this.finished(res, id!, q, signal),
+    );
+    this.route('GET', '^/v1/workers$', async (_r, res) => this.workers(res));
+    this.route('GET', '^/v1/events$', async (_r, res, _p, q) => {
+      const events = await this.store.listEvents(
+        intParam(q, 'after', 0, 0, Number.MAX_SAFE_INTEGER),
+        intParam(q, 'limit', 100, 1, 1000),
+      );
+      sendJson(res, 200, { events });
+    });
+  }
+
+  private route(method: string, pattern: string, fn: Handler): void {
+    this.routes.push({ method, re: new RegExp(pattern), fn });
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    try {
+      const url = new URL(req.url ?? '/', 'http://x');
+      let pathMatched = false;
+      for (const r of this.routes) {
+        const m = r.re.exec(url.pathname);
+        if (!m) continue;
+        pathMatched = true;
+        if (r.method !== req.method) continue;
+        await r.fn(req, res, m.slice(1), url.searchParams, ac.signal);
+        return;
+      }
+      req.resume();
+      if (pathMatched)
+        throw new RegroupError(
+          'method_not_allowed',
+          `${req.method} is not allowed on ${url.pathname}`,
+        );
+      throw new RegroupError(
+        'not_found',
+        `no route ${req.method} ${url.pathname}; see docs/protocol.md for the API`,
+      );
+    } catch (e) {
+      if (!(e instanceof RegroupError) || e.code === 'internal')
+        this.o.logger('error', 'request failed', { url: req.url, err: (e as Error).message });
+      sendError(res, e);
+    }
+  }
+
+  private async mustGroup(id: string): Promise<GroupInfo> {
+    const g = await this.store.getGroup(id);
+    if (!g) throw new RegroupError('group_not_found', `no group with id ${id}`);
+    return g;
+  }
+
+  private checkInputs(inputs: unknown[], firstIndex: number): void {
+    const { maxTasksPerRequest, maxInputBytes } = this.o.limits;
+    if (inputs.length > maxTasksPerRequest) {
+      throw new RegroupError(
+        'too_many_tasks',
+        `${inputs.length} tasks in one request; at most ${maxTasksPerRequest} (maxTasksPerRequest): send them in parts with add (the client SDK does this), or raise --max-tasks-per-request`,
+      );
+    }
+    for (let i = 0; i < inputs.length; i++) {
+      const size = JSON.stringify(inputs[i] ?? null).length;
+      if (size > maxInputBytes) {
+        throw new RegroupError(
+          'input_too_large',
+          `input ${firstIndex + i} is ${size} bytes of JSON; at most ${maxInputBytes} (maxInputBytes): store large data elsewhere and pass a reference, or raise --max-input-bytes`,
+        );
+      }
+    }
+  }
+
+  private async submit(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = submitRequest.parse(
+      await readJsonBody(req, this.o.limits.maxBodyBytes),
+      'submit request',
+    );
+    this.checkInputs(body.inputs, 0);
+    const options = resolveTaskOptions(body.options);
+    const outcome = await this.engine.request('createGroups', {
+      id: 'g_' + randomBytes(9).toString('base64url').replace(/[-_]/g, 'x'),
+      handler: body.handler,
+      policy: body.policy ?? 'collectAll',
+      idempotencyKey: body.idempotencyKey ?? null,
+      open: body.open === true,
+      options,
+      inputs: body.inputs,
+    });
+    if (outcome.status === 'conflict') {
+      throw new RegroupError(
+        'idempotency_conflict',
+        `idempotency key "${body.idempotencyKey}" belongs to group ${outcome.group.id} with handler ${outcome.group.handler}; use another key`,
+      );
+    }
+    if (outcome.status === 'created') {
+      this.engine.event({
+        type: 'group.created',
+        groupId: outcome.group.id,
+        data: { handler: body.handler, tasks: body.inputs.length, open: body.open === true },
+      });
+    }
+    sendJson(res, outcome.status === 'created' ? 201 : 200, groupView(outcome.group));
+  }
+
+  private async add(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const body = addTasksRequest.parse(
+      await readJsonBody(req, this.o.limits.maxBodyBytes),
+      'add request',
+    );
+    this.checkInputs(body.inputs, body.offset ?? 0);
+    const out = await this.engine.request('addTasks', {
+      groupId: id,
+      offset: body.offset ?? null,
+      inputs: body.inputs,
+    });
+    switch (out.status) {
+      case 'added':
+      case 'duplicate':
+        return sendJson(res, 200, groupView(out.group));
+      case 'not_found':
+        throw new RegroupError('group_not_found', `no group with id ${id}`);
+      case 'sealed':
+        throw new RegroupError(
+          out.group.state === 'canceled' ? 'group_canceled' : 'group_sealed',
+          `group ${id} is ${out.group.state}: it takes no more tasks`,
+        );
+      case 'offset_mismatch':
+        throw new RegroupError(
+          'offset_mismatch',
+          `offset ${body.offset} does not follow the group's ${out.group.total} tasks; send offset ${out.group.total}`,
+        );
+    }
+  }
+
+  private async seal(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    await this.optionalEmptyBody(req);
+    const out = await this.engine.request('seals', id);
+    if (out.status === 'not_found')
+      throw new RegroupError('group_not_found', `no group with id ${id}`);
+    sendJson(res, 200, groupView(out.group));
+  }
+
+  private async cancel(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    await this.optionalEmptyBody(req);
+    const out = await this.engine.request('cancels', id);
+    if (out.status === 'not_found')
+      throw new RegroupError('group_not_found', `no group with id ${id}`);
+    this.engine.event({ type: 'group.canceled', groupId: id, data: {} });
+    sendJson(res, 200, groupView(out.group));
+  }
+
+  /** Seal and cancel take no body; an empty JSON object is accepted too. */
+  private async optionalEmptyBody(req: IncomingMessage): Promise<void> {
+    const len = Number(req.headers['content-length'] ?? 0);
+    if (len === 0 && req.headers['transfer-encoding'] === undefined) {
+      req.resume();
+      return;
+    }
+    emptyRequest.parse(await readJsonBody(req, 4096), 'request body');
+  }
+
+  private async list(res: ServerResponse, q: URLSearchParams): Promise<void> {
+    const limit = intParam(q, 'limit', 50, 1, 1000);
+    const before = q.has('before')
+      ? intParam(q, 'before', 0, 0, Number.MAX_SAFE_INTEGER)
+      : undefined;
+    const groups = await this.store.listGroups({
+      limit,
+      ...(before === undefined ? {} : { before }),
+    });
+    sendJson(res, 200, { groups: groups.map(groupView) });
+  }
+
+  private async wait(
+    res: ServerResponse,
+    id: string,
+    q: URLSearchParams,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const timeoutMs = intParam(q, 'timeoutMs', 30_000, 0, LONG_POLL_MAX_MS);
+    const deadline = this.o.now() + timeoutMs;
+    let g = await this.mustGroup(id);
+    while (!isGroupDone(g.state, g) && !signal.aborted) {
+      const left = deadline - this.o.now();
+      if (left <= 0) break;
+      const changed = await this.waiters.wait(id, left, signal);
+      if (changed === null) break;
+      g = changed;
+    }
+    sendJson(res, 200, groupView(g));
+  }
+
+  private async tasks(res: ServerResponse, id: string, q: URLSearchParams): Promise<void> {
+    await this.mustGroup(id);
+    const limit = intParam(q, 'limit', 1000, 1, 10_000);
+    const after = intParam(q, 'after', -1, -1, Number.MAX_SAFE_INTEGER);
+    const stateRaw = q.get('state');
+    if (stateRaw !== null && !TASK_STATES.includes(stateRaw as TaskState)) {
+      throw new RegroupError(
+        'validation_failed',
+        `query parameter state must be one of ${TASK_STATES.join(', ')}`,
+      );
+    }
+    const tasks = await this.store.listTasks(id, {
+      after,
+      limit,
+      ...(stateRaw ? { state: stateRaw as TaskState } : {}),
+    });
+    const last = tasks[tasks.length - 1];
+    sendJson(res, 200, { tasks, next: tasks.length === limit && last ? last.index : null });
+  }
+
+  private async finished(
+    res: ServerResponse,
+    id: string,
+    q: URLSearchParams,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const after = intParam(q, 'after', 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(q, 'limit', 1000, 1, 10_000);
+    const waitMs = intParam(q, 'waitMs', 0, 0, LONG_POLL_MAX_MS);
+    const deadline = this.o.now() + waitMs;
+    for (;;) {
+      const g = await this.mustGroup(id);
+      const tasks = await this.store.finishedTasks(id, after, limit);
+      const done = isGroupDone(g.state, g);
+      const left = deadline - this.o.now();
+      if (tasks.length > 0 || done || left <= 0 || signal.aborted) {
+        const cursor = tasks.length > 0 ? (tasks[tasks.length - 1]!.seq ?? after) : after;
+        // `done` is only reported once the cursor has reached the end.
+        sendJson(res, 200, { tasks, cursor, done: done && tasks.length < limit });
+        return;
+      }
+      await this.waiters.wait(id, left, signal);
+    }
+  }
+
+  private workers(res: ServerResponse): void {
+    const now = this.o.now();
+    const workers = [...this.sessions.all()].map((s) => s.view(now, this.o));
+    sendJson(res, 200, { workers });
+  }
+}

@@ -1,0 +1,2 @@
+export { Coordinator, type CoordinatorLifecycle } from './coordinator.js';
+export { type CoordinatorOptions, type Logger, type LogLevel, DEFAULT_PORT } from './options.js';

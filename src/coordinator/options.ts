@@ -1,0 +1,67 @@
+import { DEFAULT_LIVENESS, type LivenessOptions } from '../core/liveness.js';
+import { DEFAULT_LIMITS, type Limits } from '../protocol/limits.js';
+import type { Store } from '../store/store.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type Logger = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
+
+export interface CoordinatorOptions {
+  store: Store;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 7070; 0 picks a free port. */
+  port?: number;
+  heartbeatMs?: number;
+  deadAfterMs?: number;
+  closeGraceMs?: number;
+  limits?: Partial<Limits>;
+  /** How often liveness is judged and backoff timers are checked. Default min(100, heartbeatMs / 5). */
+  sweepMs?: number;
+  logger?: Logger;
+  /** Injected for tests: the clock and the randomness (jitter). */
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface ResolvedCoordinatorOptions extends LivenessOptions {
+  store: Store;
+  host: string;
+  port: number;
+  limits: Limits;
+  sweepMs: number;
+  logger: Logger;
+  now: () => number;
+  random: () => number;
+}
+
+export const DEFAULT_PORT = 7070;
+
+export const silentLogger: Logger = () => {};
+
+export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordinatorOptions {
+  const heartbeatMs = o.heartbeatMs ?? DEFAULT_LIVENESS.heartbeatMs;
+  const deadAfterMs = o.deadAfterMs ?? DEFAULT_LIVENESS.deadAfterMs;
+  const closeGraceMs = o.closeGraceMs ?? DEFAULT_LIVENESS.closeGraceMs;
+  for (const [name, v] of Object.entries({ heartbeatMs, deadAfterMs, closeGraceMs })) {
+    if (!Number.isFinite(v) || v <= 0)
+      throw new Error(`${name} must be a positive number of milliseconds, got ${v}`);
+  }
+  if (deadAfterMs <= heartbeatMs) {
+    throw new Error(
+      `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,
+    );
+  }
+  return {
+    store: o.store,
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? DEFAULT_PORT,
+    heartbeatMs,
+    deadAfterMs,
+    closeGraceMs,
+    limits: { ...DEFAULT_LIMITS, ...o.limits },
+    sweepMs: o.sweepMs ?? Math.max(10, Math.min(100, Math.floor(heartbeatMs / 5))),
+    logger: o.logger ?? silentLogger,
+    now: o.now ?? Date.now,
+    random: o.random ?? Math.random,
+  };
+}

@@ -1,0 +1,504 @@
+/**
+ * Worker sessions over the protocol of src/protocol/worker.ts: hello and
+ * resume, beats, reports (fenced), liveness sweep, death, drain.
+ */
+import { RegroupError } from '../core/errors.js';
+import { decideFailure, decideNodeFailure } from '../core/retry.js';
+import type { TaskError } from '../core/types.js';
+import {
+  PROTOCOL_VERSION,
+  workerMessage,
+  type Hello,
+  type WorkerMessage,
+} from '../protocol/worker.js';
+import type { ClaimedTask, RevokedRun, RunOutcome } from '../store/store.js';
+import type { Engine } from './engine.js';
+import type { ResolvedCoordinatorOptions } from './options.js';
+import { Session, Sessions, newToken, newWorkerId, type Link } from './sessions.js';
+
+/** Per connection: the session it speaks for, once hello was answered. */
+export interface Conn {
+  link: Link;
+  session: Session | null;
+  helloPending: boolean;
+  closed: boolean;
+}
+
+export class WorkerGateway {
+  private sweepTimer: NodeJS.Timeout | null = null;
+  /** taskId -> when its worker died, to measure how fast it runs again. */
+  private readonly requeuedAt = new Map<number, { at: number; from: string }>();
+
+  constructor(
+    private readonly o: ResolvedCoordinatorOptions,
+    private readonly engine: Engine,
+    readonly sessions: Sessions,
+  ) {}
+
+  start(): void {
+    this.sweepTimer = setInterval(() => this.sweep(), this.o.sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    for (const s of this.sessions.all()) s.link?.close(1001, 'coordinator shutting down');
+  }
+
+  /** A frame arrived on a connection. Bad messages get an `error` message; the connection stays. */
+  onFrame(conn: Conn, messages: unknown[]): void {
+    const s = conn.session;
+    if (s) s.lastSeenAt = this.o.now();
+    for (const raw of messages) {
+      let m: WorkerMessage;
+      try {
+        m = workerMessage.parse(raw, 'worker message');
+      } catch (e) {
+        this.protocolError(conn, e as RegroupError);
+        continue;
+      }
+      this.onMessage(conn, m);
+    }
+  }
+
+  onClose(conn: Conn): void {
+    conn.closed = true;
+    const s = conn.session;
+    if (!s || s.link !== conn.link) return;
+    s.link = null;
+    s.closedAt = this.o.now();
+    this.o.logger('info', 'worker connection closed', { workerId: s.workerId, name: s.name });
+  }
+
+  private protocolError(conn: Conn, e: RegroupError): void {
+    conn.link.send([{ t: 'error', code: e.code, message: e.message }]);
+  }
+
+  private onMessage(conn: Conn, m: WorkerMessage): void {
+    if (m.t === 'hello') {
+      void this.onHello(conn, m);
+      return;
+    }
+    const s = conn.session;
+    if (!s || s.link !== conn.link) {
+      const why = conn.helloPending
+        ? 'wait for welcome before sending'
+        : 'send hello first (or this session was declared dead: reconnect)';
+      this.protocolError(
+        conn,
+        new RegroupError('session_unknown', `no session on this connection: ${why}`),
+      );
+      return;
+    }
+    switch (m.t) {
+      case 'beat':
+        s.send({ t: 'beat' });
+        return;
+      case 'result':
+        this.report(
+          s,
+          m.taskId,
+          m.attempt,
+          this.engine.request('commits', {
+            taskId: m.taskId,
+            attempt: m.attempt,
+            workerId: s.workerId,
+            value: m.value ?? null,
+          }),
+        );
+        return;
+      case 'fail':
+        this.onFail(s, m.taskId, m.attempt, m.error);
+        return;
+      case 'release':
+        this.report(
+          s,
+          m.taskId,
+          m.attempt,
+          this.engine.request('requeues', {
+            taskId: m.taskId,
+            attempt: m.attempt,
+            workerId: s.workerId,
+            nodeFailure: false,
+            runAt: this.o.now(),
+          }),
+        );
+        return;
+      case 'checkpoint':
+        this.onCheckpoint(s, m.taskId, m.attempt, m.seq, m.state);
+        return;
+      case 'drain':
+        if (!s.draining) {
+          s.draining = true;
+          void this.engine.recordWorker(s.record('draining', this.o.now()));
+          this.engine.event({
+            type: 'worker.draining',
+            workerId: s.workerId,
+            data: { name: s.name, running: s.leases.size },
+          });
+        }
+        return;
+      case 'bye':
+        this.leave(s);
+        return;
+      default: {
+        const never: never = m;
+        throw new Error(`unhandled message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private report(s: Session, taskId: number, attempt: number, p: Promise<RunOutcome>): void {
+    p.then(
+      (outcome) =>
+        s.send({
+          t: 'ack',
+          taskId,
+          attempt,
+          status: outcome === 'applied' ? 'committed' : outcome,
+        }),
+      // Not acknowledged: the worker keeps it in its outbox; the engine retries storage failures itself.
+      (e: unknown) =>
+        this.o.logger('warn', 'report not committed', {
+          taskId,
+          attempt,
+          err: (e as Error).message,
+        }),
+    );
+  }
+
+  private onFail(s: Session, taskId: number, attempt: number, wire: TaskError): void {
+    const lease = this.engine.leases.get(taskId);
+    const error: TaskError = {
+      kind: wire.kind,
+      message: wire.message,
+      ...(wire.name ? { name: wire.name } : {}),
+    };
+    let retryAt: number | null = null;
+    if (lease && lease.attempt === attempt && lease.workerId === s.workerId) {
+      const d = decideFailure({
+        errorsBefore: lease.errors,
+        error,
+        options: lease.options,
+        now: this.o.now(),
+        random: this.o.random,
+      });
+      if (d.kind === 'retry') retryAt = d.retryAt;
+      this.engine.event({
+        type: d.kind === 'retry' ? 'task.retried' : 'task.failed',
+        workerId: s.workerId,
+        groupId: lease.groupId,
+        taskId,
+        data: {
+          attempt,
+          error: error.message,
+          kind: error.kind,
+          ...(d.kind === 'retry' ? { retryAt: d.retryAt } : {}),
+        },
+      });
+    }
+    this.report(
+      s,
+      taskId,
+      attempt,
+      this.engine.request('failures', {
+        taskId,
+        attempt,
+        workerId: s.workerId,
+        error,
+        retryAt,
+        nodeFailure: false,
+      }),
+    );
+  }
+
+  private onCheckpoint(
+    s: Session,
+    taskId: number,
+    attempt: number,
+    seq: number,
+    state: unknown,
+  ): void {
+    const size = JSON.stringify(state ?? null).length;
+    if (size > this.o.limits.maxResultBytes) {
+      s.send({ t: 'saved', taskId, attempt, seq, ok: false, code: 'input_too_large' });
+      return;
+    }
+    this.engine
+      .request('checkpoints', { taskId, attempt, workerId: s.workerId, state: state ?? null })
+      .then(
+        (outcome) =>
+          s.send({
+            t: 'saved',
+            taskId,
+            attempt,
+            seq,
+            ok: outcome === 'applied',
+            ...(outcome === 'applied' ? {} : { code: 'stale_attempt' }),
+          }),
+        (e: unknown) =>
+          s.send({
+            t: 'saved',
+            taskId,
+            attempt,
+            seq,
+            ok: false,
+            code: e instanceof RegroupError ? e.code : 'internal',
+          }),
+      );
+  }
+
+  private async onHello(conn: Conn, m: Hello): Promise<void> {
+    if (conn.session || conn.helloPending) {
+      this.protocolError(
+        conn,
+        new RegroupError('protocol_error', 'hello was already sent on this connection'),
+      );
+      return;
+    }
+    if (m.protocol !== PROTOCOL_VERSION) {
+      this.protocolError(
+        conn,
+        new RegroupError(
+          'protocol_error',
+          `protocol ${m.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}: upgrade the worker or the coordinator`,
+        ),
+      );
+      conn.link.close(1002, 'protocol version');
+      return;
+    }
+    const now = this.o.now();
+    const old = m.resume ? this.sessions.get(m.resume.workerId) : undefined;
+    if (old && m.resume && old.token === m.resume.token && old.health(now, this.o) !== 'dead') {
+      this.resume(conn, old, m, now);
+      return;
+    }
+    conn.helloPending = true;
+    const s = new Session({
+      workerId: newWorkerId(),
+      token: newToken(),
+      name: m.name,
+      slots: m.slots,
+      labels: m.labels,
+      handlers: m.handlers,
+      now,
+    });
+    s.draining = m.draining === true;
+    this.engine.event({
+      type: 'worker.joined',
+      workerId: s.workerId,
+      data: { name: s.name, slots: s.slots, ...(m.resume ? { previous: m.resume.workerId } : {}) },
+    });
+    // The record (with the resume token) is durable before the worker can hold a lease.
+    await this.engine.recordWorker(s.record(s.draining ? 'draining' : 'alive', now));
+    conn.helloPending = false;
+    conn.session = s;
+    this.sessions.add(s);
+    if (conn.closed) {
+      s.closedAt = this.o.now();
+      return;
+    }
+    s.link = conn.link;
+    s.send(this.welcome(s, false));
+    this.engine.markDispatch();
+    this.o.logger('info', 'worker joined', { workerId: s.workerId, name: s.name, slots: s.slots });
+  }
+
+  private resume(conn: Conn, s: Session, m: Hello, now: number): void {
+    s.link?.close(1000, 'replaced by a resumed connection');
+    s.link = conn.link;
+    conn.session = s;
+    s.closedAt = null;
+    s.lastSeenAt = now;
+    s.slots = m.slots;
+    s.handlers = new Set(m.handlers);
+    s.labels = new Set(m.labels);
+    if (m.draining) s.draining = true;
+    s.send(this.welcome(s, true));
+    // Reconcile: leases the worker no longer knows of were lost; runs it holds without a lease are revoked.
+    const held = new Map((m.held ?? []).map((r) => [r.taskId, r.attempt]));
+    for (const taskId of [...s.leases]) {
+      const lease = this.engine.leases.get(taskId);
+      if (!lease) continue;
+      if (held.get(taskId) !== lease.attempt) {
+        void this.engine
+          .request('requeues', {
+            taskId,
+            attempt: lease.attempt,
+            workerId: s.workerId,
+            nodeFailure: false,
+            runAt: now,
+          })
+          .catch(() => {});
+      }
+    }
+    for (const [taskId, attempt] of held) {
+      const lease = this.engine.leases.get(taskId);
+      if (!lease || lease.attempt !== attempt || lease.workerId !== s.workerId)
+        s.send({ t: 'revoke', taskId, attempt, reason: 'stale' });
+    }
+    this.engine.event({
+      type: 'worker.resumed',
+      workerId: s.workerId,
+      data: { name: s.name, leases: s.leases.size },
+    });
+    this.engine.markDispatch();
+    this.o.logger('info', 'worker resumed', {
+      workerId: s.workerId,
+      name: s.name,
+      leases: s.leases.size,
+    });
+  }
+
+  private welcome(s: Session, resumed: boolean) {
+    return {
+      t: 'welcome' as const,
+      workerId: s.workerId,
+      token: s.token,
+      resumed,
+      heartbeatMs: this.o.heartbeatMs,
+      deadAfterMs: this.o.deadAfterMs,
+      closeGraceMs: this.o.closeGraceMs,
+      maxResultBytes: this.o.limits.maxResultBytes,
+    };
+  }
+
+  /** Judges every session; declares the dead ones dead. Runs every sweepMs. */
+  sweep(): void {
+    const now = this.o.now();
+    for (const s of [...this.sessions.all()]) {
+      const h = s.health(now, this.o);
+      if (h === 'dead') this.declareDead(s, now);
+      else if (h !== s.recorded && (h === 'suspect' || s.recorded === 'suspect')) {
+        s.recorded = h;
+        void this.engine.recordWorker(s.record(h, now));
+      }
+    }
+    this.engine.markDispatch();
+  }
+
+  /**
+   * One transaction: the worker's record becomes dead, each of its runs goes
+   * back to pending (or fails as poison), and the event lists them. Dispatch
+   * to healthy workers follows in the next tick, at once.
+   */
+  declareDead(s: Session, now: number): void {
+    this.sessions.remove(s.workerId, true);
+    s.link?.close(4000, 'declared dead: reconnect for a new session');
+    s.link = null;
+    const reason = s.closedAt !== null ? 'disconnected' : 'silent';
+    const requeued: number[] = [];
+    const poisoned: number[] = [];
+    for (const taskId of s.leases) {
+      const lease = this.engine.leases.get(taskId);
+      if (!lease) continue;
+      const d = decideNodeFailure({
+        nodeFailuresBefore: lease.nodeFailures,
+        options: lease.options,
+      });
+      const ref = { taskId, attempt: lease.attempt, workerId: s.workerId };
+      if (d.kind === 'requeue') {
+        requeued.push(taskId);
+        this.requeuedAt.set(taskId, { at: now, from: s.name });
+        void this.engine
+          .request('requeues', { ...ref, nodeFailure: true, runAt: now })
+          .catch(() => {});
+      } else {
+        poisoned.push(taskId);
+        this.engine.event({
+          type: 'task.poisoned',
+          workerId: s.workerId,
+          groupId: lease.groupId,
+          taskId,
+          data: { error: d.error.message },
+        });
+        void this.engine
+          .request('failures', { ...ref, error: d.error, retryAt: null, nodeFailure: true })
+          .catch(() => {});
+      }
+    }
+    void this.engine.recordWorker(s.record('dead', now));
+    this.engine.event({
+      type: 'worker.dead',
+      workerId: s.workerId,
+      data: { name: s.name, reason, silentMs: now - s.lastSeenAt, requeued, poisoned },
+    });
+    this.o.logger('warn', 'worker dead', {
+      workerId: s.workerId,
+      name: s.name,
+      reason,
+      requeued: requeued.length,
+      poisoned: poisoned.length,
+    });
+  }
+
+  /** A drained worker says bye: it leaves; anything it still holds goes back without counting against the tasks. */
+  private leave(s: Session): void {
+    const now = this.o.now();
+    this.sessions.remove(s.workerId, true);
+    for (const taskId of s.leases) {
+      const lease = this.engine.leases.get(taskId);
+      if (lease)
+        void this.engine
+          .request('requeues', {
+            taskId,
+            attempt: lease.attempt,
+            workerId: s.workerId,
+            nodeFailure: false,
+            runAt: now,
+          })
+          .catch(() => {});
+    }
+    void this.engine.recordWorker(s.record('left', now));
+    this.engine.event({ type: 'worker.left', workerId: s.workerId, data: { name: s.name } });
+    s.link?.close(1000, 'bye');
+    s.link = null;
+  }
+
+  /** After a tick: send the claimed runs, revoke ended ones. A run claimed for a session that vanished goes back. */
+  afterTick(claimed: ClaimedTask[], revoked: RevokedRun[]): void {
+    const now = this.o.now();
+    for (const c of claimed) {
+      const s = this.sessions.get(c.workerId);
+      if (!s || s.link === null) {
+        void this.engine
+          .request('requeues', {
+            taskId: c.taskId,
+            attempt: c.attempt,
+            workerId: c.workerId,
+            nodeFailure: false,
+            runAt: now,
+          })
+          .catch(() => {});
+        continue;
+      }
+      s.send({
+        t: 'run',
+        taskId: c.taskId,
+        attempt: c.attempt,
+        groupId: c.groupId,
+        index: c.index,
+        handler: c.handler,
+        input: c.input,
+        ...(c.checkpoint === undefined ? {} : { checkpoint: c.checkpoint }),
+        timeoutMs: c.options.timeoutMs,
+      });
+      const r = this.requeuedAt.get(c.taskId);
+      if (r) {
+        this.requeuedAt.delete(c.taskId);
+        this.engine.event({
+          type: 'task.reassigned',
+          workerId: c.workerId,
+          groupId: c.groupId,
+          taskId: c.taskId,
+          data: { from: r.from, to: s.name, attempt: c.attempt, afterDeathMs: now - r.at },
+        });
+      }
+    }
+    for (const r of revoked)
+      this.sessions
+        .get(r.workerId)
+        ?.send({ t: 'revoke', taskId: r.taskId, attempt: r.attempt, reason: 'canceled' });
+  }
+}
