@@ -1,0 +1,7 @@
+/** The worker runtime: connect to a coordinator, run handlers, report results. */
+export { Worker, type WorkerLifecycle } from './worker.js';
+export { loadHandlers } from './load-handlers.js';
+export type { TaskContext } from './run.js';
+export type { Handler, Logger, LogLevel, WorkerOptions, ResolvedWorkerOptions } from './options.js';
+export { DEFAULT_WORKER_OPTIONS } from './options.js';
+export type { WorkerEvents, WorkerEvent, Listener } from './events.js';

@@ -1,0 +1,203 @@
+import { RegroupError } from '../core/errors.js';
+import type { Fail, Run, RunRef, WireTaskError } from '../protocol/worker.js';
+import type { Handler } from './options.js';
+import type { Encoded } from './wire.js';
+
+/** What a handler gets besides its input. */
+export interface TaskContext {
+  taskId: number;
+  groupId: string;
+  /** Position of the task in its group's input order. */
+  index: number;
+  /** 1 on the first run of the task, then one more on every dispatch. */
+  attempt: number;
+  /** Fires on timeout, revoke, cancel, a lost session, drain timeout or close; `reason` is a RegroupError. */
+  signal: AbortSignal;
+  /** The last checkpoint saved (by this attempt or an earlier one), or undefined. */
+  readonly checkpoint: unknown;
+  /** Stores partial progress durably; resolves once the coordinator has it. */
+  saveCheckpoint(state: unknown): Promise<void>;
+}
+
+/** How a run ended, as the worker will report it. */
+export type RunEnd = { ok: true; valueJson: string } | { ok: false; error: WireTaskError };
+
+/** The worker side of a run: what the run needs from it. */
+export interface RunHost {
+  maxResultBytes(): number;
+  saveCheckpoint(run: ActiveRun, state: unknown): Promise<void>;
+  /** Called at most once, unless the run was ended first (revoke, drain, close). */
+  finish(run: ActiveRun, end: RunEnd): void;
+}
+
+// The protocol caps these fields (WireTaskError); longer text would get the whole frame refused.
+const MESSAGE_MAX = 60_000;
+const NAME_MAX = 200;
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  try {
+    return String(e);
+  } catch {
+    return Object.prototype.toString.call(e);
+  }
+}
+
+/** A thrown value as the wire carries it: permanent when it says so, error otherwise. */
+export function toWireError(e: unknown): WireTaskError {
+  const o =
+    typeof e === 'object' && e !== null ? (e as { permanent?: unknown; name?: unknown }) : {};
+  const error: WireTaskError = {
+    kind: o.permanent === true ? 'permanent' : 'error',
+    message: clip(describe(e), MESSAGE_MAX),
+  };
+  if (typeof o.name === 'string' && o.name !== '') error.name = clip(o.name, NAME_MAX);
+  return error;
+}
+
+/**
+ * The JSON text of `value`, or why it cannot be sent: not JSON, or larger than
+ * `maxBytes` (the coordinator's maxResultBytes, which also bounds checkpoints).
+ */
+export function jsonOf(
+  value: unknown,
+  what: string,
+  maxBytes: number,
+): { ok: true; text: string } | { ok: false; tooLarge: boolean; message: string } {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    return {
+      ok: false,
+      tooLarge: false,
+      message: `${what} is not JSON-serializable: ${describe(e)}; use plain objects, arrays, strings, numbers, booleans and null`,
+    };
+  }
+  if (text === undefined) {
+    return {
+      ok: false,
+      tooLarge: false,
+      message: `${what} is a ${typeof value}, which is not JSON; use plain objects, arrays, strings, numbers, booleans and null`,
+    };
+  }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > maxBytes) {
+    return {
+      ok: false,
+      tooLarge: true,
+      message: `${what} is ${bytes} bytes of JSON, more than maxResultBytes (${maxBytes}); send less (keep large data elsewhere and pass a reference) or raise the coordinator's --max-result-bytes`,
+    };
+  }
+  return { ok: true, text };
+}
+
+/** The result message, built around JSON text that was already checked, so the value is encoded once. */
+export function encodeResult(ref: RunRef, valueJson: string): Encoded {
+  const text = `{"t":"result","taskId":${ref.taskId},"attempt":${ref.attempt},"value":${valueJson}}`;
+  return { text, bytes: Buffer.byteLength(text) };
+}
+
+export function failMessage(ref: RunRef, error: WireTaskError): Fail {
+  return { t: 'fail', taskId: ref.taskId, attempt: ref.attempt, error };
+}
+
+/** One attempt of one task running on this worker. */
+export class ActiveRun {
+  readonly ref: RunRef;
+  readonly controller = new AbortController();
+  /** Next checkpoint seq of this run. */
+  nextSeq = 0;
+  /** The last saved checkpoint, as ctx.checkpoint shows it. */
+  checkpoint: unknown;
+  #ended = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly msg: Run,
+    private readonly host: RunHost,
+  ) {
+    this.ref = { taskId: msg.taskId, attempt: msg.attempt };
+    this.checkpoint = msg.checkpoint;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Calls the handler (or fails at once when there is none) and reports how it went. */
+  start(handler: Handler | undefined, handlerNames: readonly string[]): void {
+    if (handler === undefined) {
+      const has = handlerNames.length > 0 ? handlerNames.join(', ') : 'none';
+      const message = `no handler named ${JSON.stringify(this.msg.handler)} on this worker (it has: ${has})`;
+      this.#finish({
+        ok: false,
+        error: { kind: 'handler_not_found', message: clip(message, MESSAGE_MAX) },
+      });
+      return;
+    }
+    if (this.msg.timeoutMs > 0) {
+      this.#timer = setTimeout(() => this.#timeout(), this.msg.timeoutMs);
+    }
+    // An async wrapper turns a sync throw into a rejection: a task failure, never a crash.
+    const pending = (async () => handler(this.msg.input, this.#context()))();
+    pending.then(
+      (value) => this.#finish(this.#valueEnd(value)),
+      (e: unknown) => this.#finish({ ok: false, error: toWireError(e) }),
+    );
+  }
+
+  /** Ends the run without a report: its signal fires with `reason`, whatever it returns later is dropped. */
+  end(reason: RegroupError): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#clearTimer();
+    this.controller.abort(reason);
+  }
+
+  #context(): TaskContext {
+    const ctx = {
+      taskId: this.msg.taskId,
+      groupId: this.msg.groupId,
+      index: this.msg.index,
+      attempt: this.msg.attempt,
+      signal: this.controller.signal,
+      saveCheckpoint: (state: unknown) => this.host.saveCheckpoint(this, state),
+    };
+    return Object.defineProperty(ctx, 'checkpoint', {
+      get: (): unknown => this.checkpoint,
+      enumerable: true,
+    }) as TaskContext;
+  }
+
+  #valueEnd(value: unknown): RunEnd {
+    const what = `the result of task ${this.msg.taskId} (handler ${JSON.stringify(this.msg.handler)})`;
+    const json = jsonOf(value === undefined ? null : value, what, this.host.maxResultBytes());
+    if (json.ok) return { ok: true, valueJson: json.text };
+    return { ok: false, error: { kind: 'permanent', message: json.message } };
+  }
+
+  #timeout(): void {
+    this.#timer = null;
+    if (this.#ended) return;
+    const message = `task ${this.msg.taskId} attempt ${this.msg.attempt} ran longer than its timeoutMs (${this.msg.timeoutMs})`;
+    this.#finish({ ok: false, error: { kind: 'timeout', message } });
+    this.controller.abort(new RegroupError('timeout', message));
+  }
+
+  #finish(end: RunEnd): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#clearTimer();
+    this.host.finish(this, end);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}

@@ -1,0 +1,434 @@
+import { RegroupError } from '../core/errors.js';
+import {
+  PROTOCOL_VERSION,
+  type CoordinatorMessage,
+  type Hello,
+  type Revoke,
+  type Run,
+  type RunRef,
+  type Welcome,
+} from '../protocol/worker.js';
+import { PendingCheckpoints } from './checkpoints.js';
+import { Connection } from './connection.js';
+import { Events, type Listener, type WorkerEvent } from './events.js';
+import {
+  reconnectDelayMs,
+  resolveWorkerOptions,
+  type ResolvedWorkerOptions,
+  type WorkerOptions,
+} from './options.js';
+import { Outbox, runKey } from './outbox.js';
+import { ActiveRun, encodeResult, failMessage, jsonOf, type RunEnd, type RunHost } from './run.js';
+import { encode, type Encoded } from './wire.js';
+
+/**
+ * starting: connecting, not welcomed yet. running: has a session (it may be
+ * reconnecting). draining: finishing its runs before it leaves. stopped: gone
+ * for good; no reconnect.
+ */
+export type WorkerLifecycle = 'starting' | 'running' | 'draining' | 'stopped';
+
+/** Silence allowed before the first welcome says how long deadAfterMs really is. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a drain waits for the coordinator to ack the last results before it leaves anyway. */
+const DRAIN_ACK_WAIT_MS = 5_000;
+/** Used until the first welcome gives the coordinator's limit. */
+const DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024;
+
+const BEAT = encode({ t: 'beat' });
+
+interface Session {
+  workerId: string;
+  token: string;
+  maxResultBytes: number;
+  deadAfterMs: number;
+}
+
+/** Waits for `p`, at most `ms`; the timer does not outlive the wait. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * A worker: one session with a coordinator over one WebSocket at a time. It
+ * runs what it is sent, keeps every result in an outbox until it is acked,
+ * and survives reconnects by resuming its session with the runs it still holds.
+ */
+export class Worker implements RunHost {
+  readonly options: ResolvedWorkerOptions;
+  #state: WorkerLifecycle = 'starting';
+  #session: Session | null = null;
+  #conn: Connection | null = null;
+  /** Welcomed on the current connection: only then do run messages go out. */
+  #ready = false;
+  readonly #runs = new Map<string, ActiveRun>();
+  readonly #outbox = new Outbox();
+  readonly #checkpoints = new PendingCheckpoints();
+  readonly #events: Events;
+  #urlIndex = 0;
+  #failures = 0;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  #started: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | null =
+    null;
+  #draining: Promise<void> | null = null;
+  #stopping: Promise<void> | null = null;
+  #runsChanged = new Set<() => void>();
+
+  constructor(o: WorkerOptions) {
+    this.options = resolveWorkerOptions(o);
+    this.#events = new Events((event, e) =>
+      this.#log('error', `a '${event}' listener threw`, { error: String(e) }),
+    );
+  }
+
+  get state(): WorkerLifecycle {
+    return this.#state;
+  }
+
+  /** The id of the current session, null before the first welcome. */
+  get workerId(): string | null {
+    return this.#session?.workerId ?? null;
+  }
+
+  on<E extends WorkerEvent>(event: E, fn: Listener<E>): () => void {
+    return this.#events.on(event, fn);
+  }
+
+  off<E extends WorkerEvent>(event: E, fn: Listener<E>): void {
+    this.#events.off(event, fn);
+  }
+
+  /** Connects; resolves at the first welcome. Retries forever until close() or drain(). */
+  start(): Promise<void> {
+    if (this.#started !== null) return this.#started.promise;
+    let resolve!: () => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => {}); // the caller gets the rejection; an unawaited start() must not crash
+    this.#started = { promise, resolve, reject };
+    if (this.#state === 'stopped') reject(new RegroupError('closed', 'the worker is stopped'));
+    else this.#connect();
+    return promise;
+  }
+
+  /**
+   * Leaves gracefully: no new runs are expected, running ones get drainTimeoutMs
+   * to finish, the rest are released, the results are acked, then `bye`.
+   */
+  drain(): Promise<void> {
+    if (this.#draining !== null) return this.#draining;
+    if (this.#state === 'stopped') return this.#stopping ?? Promise.resolve();
+    this.#draining = this.#drain();
+    return this.#draining;
+  }
+
+  /** Stops now: aborts every run, closes the socket, no reconnect. */
+  close(): Promise<void> {
+    return this.#shutdown(new RegroupError('closed', 'the worker was closed'));
+  }
+
+  // ---- connection ------------------------------------------------------------
+
+  #connect(): void {
+    this.#reconnectTimer = null;
+    if (this.#state === 'stopped') return;
+    const urls = this.options.urls;
+    const url = urls[this.#urlIndex % urls.length] ?? urls[0]!;
+    let welcomed = false;
+    const conn: Connection = new Connection(
+      {
+        url,
+        token: this.options.token,
+        deadAfterMs: this.#session?.deadAfterMs ?? HANDSHAKE_TIMEOUT_MS,
+        logger: this.options.logger,
+      },
+      {
+        onOpen: () => {
+          if (this.#conn === conn) conn.send(encode(this.#hello()));
+        },
+        onMessages: (messages) => {
+          for (const m of messages) {
+            if (this.#conn !== conn) return;
+            if (m.t === 'welcome') welcomed = true;
+            this.#handle(conn, m);
+          }
+        },
+        onClose: (info) => {
+          if (this.#conn !== conn) return;
+          this.#conn = null;
+          this.#ready = false;
+          if (info.opened) this.#events.emit('disconnected', { url, ...info });
+          if (this.#state === 'stopped') return;
+          if (!welcomed) {
+            this.#failures += 1;
+            this.#urlIndex += 1;
+          }
+          const delayMs = reconnectDelayMs(this.#failures, this.options, Math.random);
+          this.#log(welcomed ? 'warn' : 'info', 'disconnected from the coordinator; reconnecting', {
+            url,
+            code: info.code,
+            delayMs,
+          });
+          this.#reconnectTimer = setTimeout(() => this.#connect(), delayMs);
+        },
+      },
+    );
+    this.#conn = conn;
+  }
+
+  #hello(): Hello {
+    const o = this.options;
+    const hello: Hello = {
+      t: 'hello',
+      protocol: PROTOCOL_VERSION,
+      name: o.name,
+      handlers: Object.keys(o.handlers),
+      slots: o.concurrency,
+      labels: [...o.labels],
+    };
+    if (this.#session !== null) {
+      hello.resume = { workerId: this.#session.workerId, token: this.#session.token };
+      hello.held = this.#held();
+    }
+    if (this.#state === 'draining') hello.draining = true;
+    return hello;
+  }
+
+  /** Runs still running plus runs whose report waits in the outbox. */
+  #held(): RunRef[] {
+    const held = new Map<string, RunRef>();
+    for (const [k, run] of this.#runs) held.set(k, { ...run.ref });
+    for (const ref of this.#outbox.refs()) held.set(runKey(ref.taskId, ref.attempt), ref);
+    return [...held.values()];
+  }
+
+  #send(m: Encoded): void {
+    if (this.#ready) this.#conn?.send(m);
+  }
+
+  // ---- messages from the coordinator -----------------------------------------
+
+  #handle(conn: Connection, m: CoordinatorMessage): void {
+    switch (m.t) {
+      case 'welcome':
+        this.#onWelcome(conn, m);
+        return;
+      case 'run':
+        this.#onRun(m);
+        return;
+      case 'ack':
+        if (this.#outbox.remove(m.taskId, m.attempt) && m.status !== 'committed') {
+          this.#log('info', `the coordinator answered ${m.status} to a report`, { ...m });
+        }
+        return;
+      case 'saved':
+        if (!this.#checkpoints.settle(m)) this.#log('debug', 'saved for no pending checkpoint', m);
+        return;
+      case 'revoke':
+        this.#onRevoke(m);
+        return;
+      case 'beat':
+        return;
+      case 'error':
+        this.#log('warn', `the coordinator reported ${m.code}: ${m.message}`, { code: m.code });
+        return;
+    }
+  }
+
+  #onWelcome(conn: Connection, w: Welcome): void {
+    if (!w.resumed) this.#loseSession();
+    this.#session = {
+      workerId: w.workerId,
+      token: w.token,
+      maxResultBytes: w.maxResultBytes,
+      deadAfterMs: w.deadAfterMs,
+    };
+    this.#ready = true;
+    this.#failures = 0;
+    conn.startBeats(w.heartbeatMs, () => BEAT, w.deadAfterMs);
+    if (w.resumed) {
+      for (const e of this.#outbox.entries()) conn.send(e.encoded);
+      for (const c of this.#checkpoints.messages()) conn.send(c);
+    }
+    if (this.#state === 'starting') this.#state = 'running';
+    this.#started?.resolve();
+    this.#log('info', w.resumed ? 'session resumed' : 'welcomed', { workerId: w.workerId });
+    this.#events.emit('welcome', { workerId: w.workerId, resumed: w.resumed });
+  }
+
+  /** The coordinator declared the old session dead: its leases were given to others. */
+  #loseSession(): void {
+    const lost = new RegroupError(
+      'stale_attempt',
+      'the coordinator declared this worker dead; its runs were given to other workers',
+    );
+    const runs = [...this.#runs.values()];
+    if (runs.length > 0 || this.#outbox.size > 0 || this.#checkpoints.size > 0) {
+      this.#log('warn', 'session lost: dropping runs and unacked results', {
+        runs: runs.length,
+        outbox: this.#outbox.size,
+      });
+    }
+    this.#runs.clear();
+    this.#outbox.clear();
+    this.#checkpoints.rejectAll(lost);
+    for (const run of runs) {
+      run.end(lost);
+      this.#events.emit('revoked', { ...run.ref, reason: 'lost' });
+    }
+    this.#notifyRuns();
+  }
+
+  #onRun(m: Run): void {
+    const key = runKey(m.taskId, m.attempt);
+    if (this.#runs.has(key) || this.#outbox.has(m.taskId, m.attempt)) {
+      this.#log('debug', 'ignored a run this worker already has', { taskId: m.taskId });
+      return;
+    }
+    if (this.#state === 'draining') this.#log('info', 'a run arrived while draining; running it');
+    const run = new ActiveRun(m, this);
+    this.#runs.set(key, run);
+    this.#events.emit('run', { taskId: m.taskId, attempt: m.attempt });
+    const handlers = this.options.handlers;
+    const handler = Object.hasOwn(handlers, m.handler) ? handlers[m.handler] : undefined;
+    run.start(handler, Object.keys(handlers));
+  }
+
+  #onRevoke(m: Revoke): void {
+    const reason =
+      m.reason === 'canceled'
+        ? new RegroupError('canceled', `task ${m.taskId} was canceled`)
+        : new RegroupError('stale_attempt', `the coordinator revoked this run (${m.reason})`);
+    const run = this.#runs.get(runKey(m.taskId, m.attempt));
+    const had = this.#outbox.remove(m.taskId, m.attempt) || run !== undefined;
+    this.#runs.delete(runKey(m.taskId, m.attempt));
+    run?.end(reason);
+    this.#checkpoints.rejectRun(m.taskId, m.attempt, reason);
+    if (had)
+      this.#events.emit('revoked', { taskId: m.taskId, attempt: m.attempt, reason: m.reason });
+    this.#notifyRuns();
+  }
+
+  // ---- RunHost: what runs ask of the worker ----------------------------------
+
+  maxResultBytes(): number {
+    return this.#session?.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+  }
+
+  finish(run: ActiveRun, end: RunEnd): void {
+    this.#runs.delete(runKey(run.ref.taskId, run.ref.attempt));
+    const entry = end.ok
+      ? this.#outbox.put({
+          ref: run.ref,
+          kind: 'result',
+          encoded: encodeResult(run.ref, end.valueJson),
+        })
+      : this.#outbox.put(failMessage(run.ref, end.error));
+    this.#send(entry.encoded);
+    if (!end.ok) this.#log('debug', 'run failed', { ...run.ref, error: end.error });
+    this.#events.emit('done', { ...run.ref, ok: end.ok });
+    this.#notifyRuns();
+  }
+
+  saveCheckpoint(run: ActiveRun, state: unknown): Promise<void> {
+    const p = this.#saveCheckpoint(run, state);
+    p.catch(() => {}); // a handler may fire and forget; its rejection must not crash the worker
+    return p;
+  }
+
+  async #saveCheckpoint(run: ActiveRun, state: unknown): Promise<void> {
+    const { taskId, attempt } = run.ref;
+    if (run.ended) {
+      const reason: unknown = run.controller.signal.reason;
+      throw reason instanceof RegroupError
+        ? reason
+        : new RegroupError('stale_attempt', `task ${taskId} attempt ${attempt} has ended`);
+    }
+    const json = jsonOf(state, `the checkpoint of task ${taskId}`, this.maxResultBytes());
+    if (!json.ok)
+      throw new RegroupError(json.tooLarge ? 'input_too_large' : 'validation_failed', json.message);
+    const { encoded, saved } = this.#checkpoints.add(taskId, attempt, run.nextSeq++, json.text);
+    this.#send(encoded);
+    run.checkpoint = JSON.parse(await saved);
+  }
+
+  // ---- leaving ---------------------------------------------------------------
+
+  async #drain(): Promise<void> {
+    if (this.#session === null) return this.close();
+    this.#state = 'draining';
+    this.#send(encode({ t: 'drain' }));
+    this.#log('info', 'draining', {
+      runs: this.#runs.size,
+      drainTimeoutMs: this.options.drainTimeoutMs,
+    });
+    await within(this.#noRuns(), this.options.drainTimeoutMs);
+    if (this.#state !== 'draining') return this.#stopping ?? undefined;
+    const released = new RegroupError(
+      'shutting_down',
+      `the worker is draining and drainTimeoutMs (${this.options.drainTimeoutMs}) has passed; the run was released`,
+    );
+    for (const [key, run] of this.#runs) {
+      this.#runs.delete(key);
+      run.end(released);
+      this.#checkpoints.rejectRun(run.ref.taskId, run.ref.attempt, released);
+      this.#send(this.#outbox.put({ t: 'release', ...run.ref }).encoded);
+      this.#log('info', 'released an unfinished run', { ...run.ref });
+    }
+    await within(this.#outbox.whenEmpty(), DRAIN_ACK_WAIT_MS);
+    if (this.#state !== 'draining') return this.#stopping ?? undefined;
+    if (this.#outbox.size > 0)
+      this.#log('warn', 'leaving with unacked reports', { outbox: this.#outbox.size });
+    this.#send(encode({ t: 'bye' }));
+    return this.#shutdown(new RegroupError('closed', 'the worker has drained'));
+  }
+
+  #noRuns(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.#runs.size > 0 && this.#state === 'draining') return;
+        this.#runsChanged.delete(check);
+        resolve();
+      };
+      this.#runsChanged.add(check);
+      check();
+    });
+  }
+
+  #notifyRuns(): void {
+    for (const fn of [...this.#runsChanged]) fn();
+  }
+
+  #shutdown(reason: RegroupError): Promise<void> {
+    if (this.#stopping !== null) return this.#stopping;
+    this.#state = 'stopped';
+    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    const runs = [...this.#runs.values()];
+    this.#runs.clear();
+    for (const run of runs) run.end(reason);
+    this.#checkpoints.rejectAll(reason);
+    this.#outbox.clear();
+    this.#started?.reject(reason);
+    this.#notifyRuns();
+    const conn = this.#conn;
+    this.#ready = false;
+    this.#stopping = (async () => {
+      await conn?.close(1000, 'worker stopped');
+      this.#conn = null;
+      this.#log('info', 'stopped', { reason: reason.message });
+      this.#events.emit('stopped', {});
+    })();
+    return this.#stopping;
+  }
+
+  #log(level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object): void {
+    try {
+      this.options.logger(level, msg, { worker: this.options.name, ...fields });
+    } catch {
+      // a broken logger must not break the worker
+    }
+  }
+}
