@@ -1,0 +1,193 @@
+import { RegroupError } from '../core/errors.js';
+import type { GroupView, TaskView } from '../protocol/http.js';
+import { LONG_POLL_MS, LONG_POLL_SLACK_MS, type ResolvedClientOptions } from './options.js';
+import { GroupFailedError, toOutcome, type Outcome } from './outcome.js';
+import type { RetryPolicy, Transport } from './transport.js';
+
+/** What a Group needs of its Client. */
+export interface ClientContext {
+  transport: Transport;
+  options: ResolvedClientOptions;
+}
+
+export interface WaitOptions {
+  /** Stops waiting; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface ResultsOptions extends WaitOptions {
+  /** Most tasks per request. Default 1000. */
+  limit?: number;
+}
+
+const PAGE = 1000;
+
+interface TasksPage {
+  tasks: TaskView[];
+  next: number | null;
+}
+
+interface FinishedPage {
+  tasks: TaskView[];
+  cursor: number;
+  done: boolean;
+}
+
+/**
+ * A handle on one group, by id. Holds no state of its own: any process can
+ * make one with `client.group(id)` and wait on it. Waiting survives a
+ * coordinator restart (connection errors and 503s are retried until the group
+ * is done, the client is closed or the signal aborts); 4xx errors reject at once.
+ */
+export class Group<R = unknown> {
+  constructor(
+    protected readonly ctx: ClientContext,
+    readonly id: string,
+  ) {}
+
+  /** The group's counters and state. */
+  status(): Promise<GroupView> {
+    return this.request('GET', '', this.budget());
+  }
+
+  /** Cancels every task not final yet. */
+  cancel(): Promise<GroupView> {
+    return this.request('POST', '/cancel', this.budget(), {});
+  }
+
+  /** The results in input order; rejects with GroupFailedError (`group_failed`) if any task did not succeed. */
+  async wait(opts: WaitOptions = {}): Promise<R[]> {
+    const outcomes = await this.waitSettled(opts);
+    if (outcomes.some((o) => o.state !== 'succeeded'))
+      throw new GroupFailedError(this.id, outcomes);
+    return outcomes.map((o) => o.value as R);
+  }
+
+  /** Every task's outcome in input order, once the group is done. */
+  async waitSettled(opts: WaitOptions = {}): Promise<Outcome<R>[]> {
+    const view = await this.waitDone(opts.signal);
+    const outcomes: Outcome<R>[] = [];
+    let after: number | null = null;
+    do {
+      const q: string = after === null ? '' : `&after=${after}`;
+      const page: TasksPage = await this.request('GET', `/tasks?limit=${PAGE}${q}`, {
+        forMs: Infinity,
+        signal: opts.signal,
+      });
+      for (const t of page.tasks) {
+        if (t.index !== outcomes.length) throw outOfOrder(this.id, outcomes.length, t.index);
+        outcomes.push(toOutcome<R>(t));
+      }
+      if (page.next !== null && page.next === after) throw outOfOrder(this.id, after, page.next);
+      after = page.next;
+    } while (after !== null);
+    if (outcomes.length !== view.total) throw outOfOrder(this.id, view.total, outcomes.length);
+    return outcomes;
+  }
+
+  /** Outcomes in finishing order, as tasks finish; ends when the group is done. */
+  async *results(opts: ResultsOptions = {}): AsyncGenerator<Outcome<R>, void, undefined> {
+    const retry: RetryPolicy = { forMs: Infinity, signal: opts.signal };
+    const limit = opts.limit ?? PAGE;
+    let cursor: number | null = null;
+    for (;;) {
+      const after: string = cursor === null ? '' : `&after=${cursor}`;
+      const path = `/finished?limit=${limit}&waitMs=${LONG_POLL_MS}${after}`;
+      const page: FinishedPage = await this.request('GET', path, retry, undefined, true);
+      for (const t of page.tasks) yield toOutcome<R>(t);
+      // `done` with an empty page: nothing finished after the cursor and nothing will.
+      if (page.done && page.tasks.length === 0) return;
+      cursor = page.cursor;
+    }
+  }
+
+  /** Long polls until the group is done. */
+  private async waitDone(signal: AbortSignal | undefined): Promise<GroupView> {
+    for (;;) {
+      const path = `/wait?timeoutMs=${LONG_POLL_MS}`;
+      const view: GroupView = await this.request(
+        'GET',
+        path,
+        { forMs: Infinity, signal },
+        undefined,
+        true,
+      );
+      if (view.done) return view;
+    }
+  }
+
+  protected budget(): RetryPolicy {
+    return { forMs: this.ctx.options.reconnectForMs };
+  }
+
+  protected request<T>(
+    method: 'GET' | 'POST',
+    suffix: string,
+    retry: RetryPolicy,
+    body?: unknown,
+    longPoll = false,
+  ): Promise<T> {
+    const path = `/v1/groups/${encodeURIComponent(this.id)}${suffix}`;
+    const timeoutMs = longPoll ? LONG_POLL_MS + LONG_POLL_SLACK_MS : undefined;
+    return this.ctx.transport.call<T>({ method, path, body, timeoutMs }, retry);
+  }
+}
+
+function outOfOrder(id: string, expected: number | null, got: number | null): RegroupError {
+  return new RegroupError(
+    'internal',
+    `the coordinator paged the tasks of group ${id} out of order (expected ${expected}, got ${got})`,
+  );
+}
+
+/**
+ * A group created `open`: takes more inputs with `add` until `seal`. Each add
+ * carries the offset its first input takes, so a request retried after a lost
+ * reply is not applied twice. Adds run one after another in call order.
+ */
+export class OpenGroup<R = unknown> extends Group<R> {
+  private nextOffset: number;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(ctx: ClientContext, id: string, total: number) {
+    super(ctx, id);
+    this.nextOffset = total;
+  }
+
+  /** Adds inputs at the end of the group, in chunks of `chunkSize`. */
+  add(inputs: readonly unknown[]): Promise<GroupView> {
+    return this.enqueue(() => (inputs.length === 0 ? this.status() : this.addFrom(inputs, 0)));
+  }
+
+  /** No more inputs; the group is done once every task is final. */
+  seal(): Promise<GroupView> {
+    return this.enqueue(async () => {
+      try {
+        return await this.request<GroupView>('POST', '/seal', this.budget(), {});
+      } catch (e) {
+        // A seal retried after a lost reply finds the group sealed already.
+        if (e instanceof RegroupError && e.code === 'group_sealed') return this.status();
+        throw e;
+      }
+    });
+  }
+
+  /** Sends `inputs[start..]` chunk by chunk; the client's submit uses it for the rest of a large group. */
+  async addFrom(inputs: readonly unknown[], start: number): Promise<GroupView> {
+    const size = this.ctx.options.chunkSize;
+    let view: GroupView | undefined;
+    for (let i = start; i < inputs.length; i += size) {
+      const chunk = inputs.slice(i, i + size);
+      const body = { inputs: chunk, offset: this.nextOffset };
+      view = await this.request<GroupView>('POST', '/tasks', this.budget(), body);
+      this.nextOffset += chunk.length;
+    }
+    return view ?? this.status();
+  }
+
+  private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,167 @@
+import { ERROR_CODES, RegroupError, isErrorCode, type ErrorCode } from '../core/errors.js';
+import { backoffDelayMs } from '../core/retry.js';
+import { parseJson } from '../protocol/validate.js';
+import type { ResolvedClientOptions } from './options.js';
+
+export interface Request {
+  method: 'GET' | 'POST';
+  /** Path and query, e.g. `/v1/groups/g1/wait?timeoutMs=30000`. */
+  path: string;
+  body?: unknown;
+  /** Overrides the client's requestTimeoutMs (long polls). */
+  timeoutMs?: number;
+}
+
+export interface RetryPolicy {
+  /** Keep retrying transient failures for this long; `Infinity` retries until closed or aborted. */
+  forMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * HTTP to one or more coordinators. A transient failure (no connection, no
+ * reply in time, or a 503) moves to the next URL at once; after a whole round
+ * of failures it backs off (retryMinMs..retryMaxMs with jitter). Anything else
+ * (4xx, other 5xx) is thrown at once as the coordinator's RegroupError.
+ */
+export class Transport {
+  private current = 0;
+  private readonly closer = new AbortController();
+
+  constructor(private readonly options: ResolvedClientOptions) {}
+
+  get closed(): boolean {
+    return this.closer.signal.aborted;
+  }
+
+  /** Aborts every request and retry sleep; later calls reject with `closed`. */
+  close(): void {
+    if (!this.closed) this.closer.abort(closedError());
+  }
+
+  async call<T>(req: Request, retry: RetryPolicy): Promise<T> {
+    const started = Date.now();
+    const urls = this.options.urls.length;
+    for (let failures = 1; ; failures++) {
+      try {
+        return (await this.once(req, retry.signal)) as T;
+      } catch (e) {
+        if (!(e instanceof RegroupError) || !e.retryable) throw e;
+        this.current = (this.current + 1) % urls;
+        if (failures % urls !== 0) continue;
+        const delay = backoffDelayMs(
+          failures / urls,
+          { backoffMs: this.options.retryMinMs, backoffMaxMs: this.options.retryMaxMs },
+          Math.random,
+        );
+        if (Date.now() + delay - started > retry.forMs) throw e;
+        await sleep(delay, this.closer.signal, retry.signal);
+      }
+    }
+  }
+
+  private async once(req: Request, userSignal: AbortSignal | undefined): Promise<unknown> {
+    throwIfAborted(this.closer.signal, userSignal);
+    const base = this.options.urls[this.current] ?? '';
+    const timeoutMs = req.timeoutMs ?? this.options.requestTimeoutMs;
+    const ctl = new AbortController();
+    const unlink = link(ctl, this.closer.signal, userSignal);
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    try {
+      const res = await fetch(base + req.path, {
+        method: req.method,
+        headers: this.headers(req.body !== undefined),
+        body: req.body === undefined ? null : JSON.stringify(req.body),
+        signal: ctl.signal,
+      });
+      const text = await res.text();
+      if (!res.ok) throw errorFromReply(res.status, text, base);
+      return parseJson(text, `reply of ${req.method} ${base}${req.path}`);
+    } catch (e) {
+      if (e instanceof RegroupError) throw e;
+      throwIfAborted(this.closer.signal, userSignal);
+      const why = ctl.signal.aborted ? `no reply within ${timeoutMs} ms` : describe(e);
+      throw new RegroupError('connection_failed', `cannot reach ${base}: ${why}`, { cause: e });
+    } finally {
+      clearTimeout(timer);
+      unlink();
+    }
+  }
+
+  private headers(hasBody: boolean): Record<string, string> {
+    const h: Record<string, string> = { accept: 'application/json' };
+    if (hasBody) h['content-type'] = 'application/json';
+    if (this.options.token !== null) h.authorization = `Bearer ${this.options.token}`;
+    return h;
+  }
+}
+
+export function closedError(): RegroupError {
+  return new RegroupError('closed', 'the client was closed');
+}
+
+/** The coordinator's error; retryable exactly when the status is 503. */
+export function errorFromReply(status: number, text: string, base: string): RegroupError {
+  let body: unknown = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not our JSON (a proxy page?): fall back to the status below.
+  }
+  const wire = (body as { error?: { code?: unknown } } | null)?.error;
+  const fallback = `HTTP ${status} from ${base}`;
+  const code: ErrorCode = isErrorCode(wire?.code) ? wire.code : codeOfStatus(status);
+  const message = RegroupError.fromWire(body, fallback).message;
+  return new RegroupError(code, message, { retryable: status === 503 });
+}
+
+function codeOfStatus(status: number): ErrorCode {
+  for (const code of ['bad_request', 'unauthorized', 'not_found', 'unavailable'] as const) {
+    if (ERROR_CODES[code].status === status) return code;
+  }
+  return status === 413 ? 'body_too_large' : status >= 500 ? 'internal' : 'bad_request';
+}
+
+function describe(e: unknown): string {
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  if (typeof cause?.message === 'string') return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function throwIfAborted(closer: AbortSignal, user: AbortSignal | undefined): void {
+  if (closer.aborted) throw closedError();
+  user?.throwIfAborted();
+}
+
+/** Aborts `ctl` when any source aborts; returns the function that removes the listeners. */
+function link(ctl: AbortController, ...sources: (AbortSignal | undefined)[]): () => void {
+  const abort = (): void => ctl.abort();
+  for (const s of sources) s?.addEventListener('abort', abort, { once: true });
+  return () => {
+    for (const s of sources) s?.removeEventListener('abort', abort);
+  };
+}
+
+/** Waits `ms`, or rejects at once (closed, or the user's reason) when a signal aborts. */
+export function sleep(ms: number, closer: AbortSignal, user?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      closer.removeEventListener('abort', done);
+      user?.removeEventListener('abort', done);
+      try {
+        throwIfAborted(closer, user);
+        resolve();
+      } catch (e) {
+        // The user's abort reason is passed on as it is, like fetch does.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        reject(e);
+      }
+    };
+    const timer = setTimeout(done, ms);
+    closer.addEventListener('abort', done, { once: true });
+    user?.addEventListener('abort', done, { once: true });
+    if (closer.aborted || user?.aborted) done();
+  });
+}
