@@ -20,8 +20,8 @@ export interface SubmitOptions {
 
 export interface ListGroupsOptions {
   limit?: number;
-  /** Paging: groups created before this group id. */
-  before?: string;
+  /** Paging: groups created before this time (the `createdAt` of the last group of the previous page). */
+  before?: number;
 }
 
 /**
@@ -75,7 +75,7 @@ export class Client {
   async listGroups(opts: ListGroupsOptions = {}): Promise<GroupView[]> {
     const q = new URLSearchParams();
     if (opts.limit !== undefined) q.set('limit', String(opts.limit));
-    if (opts.before !== undefined) q.set('before', opts.before);
+    if (opts.before !== undefined) q.set('before', String(opts.before));
     const query = q.size > 0 ? `?${q.toString()}` : '';
     const reply = await this.get<{ groups: GroupView[] }>(`/v1/groups${query}`);
     return reply.groups;

@@ -95,8 +95,8 @@ export class Group<R = unknown> {
       const path = `/finished?limit=${limit}&waitMs=${LONG_POLL_MS}${after}`;
       const page: FinishedPage = await this.request('GET', path, retry, undefined, true);
       for (const t of page.tasks) yield toOutcome<R>(t);
-      // `done` with an empty page: nothing finished after the cursor and nothing will.
-      if (page.done && page.tasks.length === 0) return;
+      // `done` is reported once the group is done and this page reached the end.
+      if (page.done) return;
       cursor = page.cursor;
     }
   }
