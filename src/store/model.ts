@@ -1,0 +1,469 @@
+/**
+ * An in-memory reference model of the Store contract, for tests only. It is
+ * written to be obviously right rather than fast (whole-table scans), and
+ * independently of the SQL stores, so that the property test in contract.ts
+ * can run the same random ticks through both and compare every answer.
+ * Not durable: `close()` keeps the data, so a reopened ModelStore is the same one.
+ */
+import { checkFence } from '../core/fence.js';
+import { nextGroupState } from '../core/group.js';
+import type { GroupInfo, TaskError, TaskState } from '../core/types.js';
+import type { EventView, TaskView } from '../protocol/http.js';
+import type {
+  AddOutcome,
+  AddTasks,
+  CancelOutcome,
+  ClaimedTask,
+  CreateOutcome,
+  Lease,
+  NewGroup,
+  ReadyTask,
+  RevokedRun,
+  RunOutcome,
+  SealOutcome,
+  Store,
+  TaskQuery,
+  Tick,
+  TickOutcome,
+  WorkerRecord,
+} from './store.js';
+
+export interface ModelTask {
+  taskId: number;
+  groupId: string;
+  index: number;
+  state: TaskState;
+  attempt: number;
+  workerId: string | null;
+  errors: number;
+  nodeFailures: number;
+  runAt: number;
+  priority: number;
+  input: string;
+  checkpoint: string | null;
+  value: string | null;
+  error: TaskError | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  seq: number | null;
+}
+
+const json = (v: unknown): string => JSON.stringify(v) ?? 'null';
+const clone = <T>(v: T): T => structuredClone(v);
+
+export class ModelStore implements Store {
+  readonly groups: GroupInfo[] = [];
+  readonly tasks: ModelTask[] = [];
+  private readonly workers = new Map<string, WorkerRecord>();
+  private readonly events: EventView[] = [];
+  private finishSeq = 0;
+
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  async commitTick(tick: Tick): Promise<TickOutcome> {
+    // All or nothing, like a transaction: work on a copy of the state.
+    const saved = clone({ g: this.groups, t: this.tasks, s: this.finishSeq });
+    try {
+      return new ModelTick(this, tick.now).run(tick);
+    } catch (err) {
+      this.groups.splice(0, this.groups.length, ...saved.g);
+      this.tasks.splice(0, this.tasks.length, ...saved.t);
+      this.finishSeq = saved.s;
+      throw err;
+    }
+  }
+
+  /** @internal for ModelTick */
+  nextSeq(): number {
+    return ++this.finishSeq;
+  }
+  /** @internal for ModelTick */
+  putWorker(w: WorkerRecord): void {
+    this.workers.set(w.workerId, clone(w));
+  }
+  /** @internal for ModelTick */
+  putEvent(e: EventView): void {
+    this.events.push(e);
+  }
+
+  async groupsWithPending(limit: number): Promise<string[]> {
+    return this.groups
+      .filter((g) => g.pending > 0 && g.state !== 'canceled')
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .slice(0, limit)
+      .map((g) => g.id);
+  }
+
+  async readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]> {
+    const out: ReadyTask[] = [];
+    for (const id of groupIds) {
+      const g = this.groups.find((x) => x.id === id);
+      if (!g) continue;
+      const ready = this.tasks
+        .filter((t) => t.groupId === id && t.state === 'pending' && t.runAt <= now)
+        .sort((a, b) => b.priority - a.priority || a.index - b.index)
+        .slice(0, perGroup);
+      for (const t of ready) {
+        const requires = [...g.options.requires];
+        out.push({
+          taskId: t.taskId,
+          groupId: id,
+          handler: g.handler,
+          priority: t.priority,
+          requires,
+        });
+      }
+    }
+    return out;
+  }
+
+  async nextRunAt(now: number): Promise<number | null> {
+    const times = this.tasks
+      .filter((t) => t.state === 'pending' && t.runAt > now)
+      .map((t) => t.runAt);
+    return times.length === 0 ? null : Math.min(...times);
+  }
+
+  async recover(): Promise<{ leases: Lease[]; workers: WorkerRecord[] }> {
+    const leases = this.tasks.filter((t) => t.state === 'running').map((t) => this.lease(t));
+    const workers = [...this.workers.values()]
+      .filter((w) => w.state !== 'dead' && w.state !== 'left')
+      .sort(byConnected)
+      .map(clone);
+    return { leases, workers };
+  }
+
+  /** @internal */
+  lease(t: ModelTask): Lease {
+    const g = this.groups.find((x) => x.id === t.groupId);
+    if (!g) throw new Error(`task ${t.taskId} has no group`);
+    return {
+      taskId: t.taskId,
+      groupId: t.groupId,
+      index: t.index,
+      handler: g.handler,
+      attempt: t.attempt,
+      workerId: t.workerId ?? '',
+      startedAt: t.startedAt ?? 0,
+      errors: t.errors,
+      nodeFailures: t.nodeFailures,
+      options: clone(g.options),
+    };
+  }
+
+  async getGroup(id: string): Promise<GroupInfo | null> {
+    const g = this.groups.find((x) => x.id === id);
+    return g ? clone(g) : null;
+  }
+
+  async listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]> {
+    const before = query.before;
+    return this.groups
+      .map((g, i) => ({ g, i }))
+      .filter(({ g }) => before === undefined || g.createdAt < before)
+      .sort((a, b) => b.g.createdAt - a.g.createdAt || b.i - a.i)
+      .slice(0, query.limit)
+      .map(({ g }) => clone(g));
+  }
+
+  async listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]> {
+    const after = query.after ?? -1;
+    return this.tasks
+      .filter((t) => t.groupId === groupId && t.index > after)
+      .filter((t) => query.state === undefined || t.state === query.state)
+      .sort((a, b) => a.index - b.index)
+      .slice(0, query.limit)
+      .map(view);
+  }
+
+  async finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]> {
+    return this.tasks
+      .filter((t) => t.groupId === groupId && t.seq !== null && t.seq > afterSeq)
+      .sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))
+      .slice(0, limit)
+      .map(view);
+  }
+
+  async listEvents(afterSeq: number, limit: number): Promise<EventView[]> {
+    return this.events
+      .filter((e) => e.seq > afterSeq)
+      .slice(0, limit)
+      .map(clone);
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    return [...this.workers.values()].sort(byConnected).map(clone);
+  }
+
+  /** @internal */
+  eventCount(): number {
+    return this.events.length;
+  }
+}
+
+function byConnected(a: WorkerRecord, b: WorkerRecord): number {
+  return (
+    a.connectedAt - b.connectedAt ||
+    (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0)
+  );
+}
+
+function view(t: ModelTask): TaskView {
+  const v: TaskView = {
+    taskId: t.taskId,
+    groupId: t.groupId,
+    index: t.index,
+    state: t.state,
+    attempt: t.attempt,
+    workerId: t.workerId,
+    startedAt: t.startedAt,
+    finishedAt: t.finishedAt,
+    seq: t.seq,
+  };
+  if (t.value !== null) v.value = JSON.parse(t.value);
+  if (t.error !== null) v.error = clone(t.error);
+  return v;
+}
+
+type Fenced = { taskId: number; attempt: number; workerId: string };
+
+/** One tick applied to the model, op by op, in the documented order. */
+class ModelTick {
+  private readonly changed: GroupInfo[] = [];
+  private readonly revoked: RevokedRun[] = [];
+
+  constructor(
+    private readonly m: ModelStore,
+    private readonly now: number,
+  ) {}
+
+  run(tick: Tick): TickOutcome {
+    const out: TickOutcome = {
+      createGroups: (tick.createGroups ?? []).map((g) => this.create(g)),
+      addTasks: (tick.addTasks ?? []).map((a) => this.add(a)),
+      seals: (tick.seals ?? []).map((id) => this.seal(id)),
+      cancels: (tick.cancels ?? []).map((id) => this.cancel(id)),
+      commits: (tick.commits ?? []).map((c) =>
+        this.fenced(c, (t) => this.finish(t, 'succeeded', { value: json(c.value) })),
+      ),
+      failures: (tick.failures ?? []).map((f) =>
+        this.fenced(f, (t) => {
+          if (f.nodeFailure) t.nodeFailures++;
+          else t.errors++;
+          t.error = clone(f.error);
+          if (f.retryAt !== null) return this.toPending(t, f.retryAt);
+          this.finish(t, 'failed', {});
+          const g = this.group(t.groupId);
+          if (g?.policy === 'failFast' && (g.state === 'open' || g.state === 'sealed')) {
+            this.cancelRest(g);
+            if (g.state === 'open') this.sealOpen(g);
+          }
+        }),
+      ),
+      requeues: (tick.requeues ?? []).map((r) =>
+        this.fenced(r, (t) => {
+          if (r.nodeFailure) t.nodeFailures++;
+          this.toPending(t, r.runAt);
+        }),
+      ),
+      checkpoints: (tick.checkpoints ?? []).map((c) =>
+        this.fenced(c, (t) => {
+          t.checkpoint = json(c.state);
+        }),
+      ),
+      claimed: [],
+      revoked: this.revoked,
+      changedGroups: [],
+    };
+    for (const w of tick.workers ?? []) this.m.putWorker(w);
+    for (const c of tick.claims ?? []) {
+      const t = this.m.tasks.find((x) => x.taskId === c.taskId);
+      if (!t || t.state !== 'pending' || t.runAt > this.now) continue;
+      t.state = 'running';
+      t.attempt++;
+      t.workerId = c.workerId;
+      t.startedAt = this.now;
+      this.bump(t.groupId, 'pending', 'running');
+      out.claimed.push(this.claimed(t));
+    }
+    for (const e of tick.events ?? []) {
+      this.m.putEvent({
+        seq: this.m.eventCount() + 1,
+        at: this.now,
+        type: e.type,
+        workerId: e.workerId ?? null,
+        groupId: e.groupId ?? null,
+        taskId: e.taskId ?? null,
+        ...(e.data === undefined ? {} : { data: clone(e.data) }),
+      });
+    }
+    out.changedGroups = this.changed.map(clone);
+    return out;
+  }
+
+  private claimed(t: ModelTask): ClaimedTask {
+    return {
+      ...this.m.lease(t),
+      input: JSON.parse(t.input),
+      checkpoint: t.checkpoint === null ? undefined : JSON.parse(t.checkpoint),
+    };
+  }
+
+  private group(id: string): GroupInfo | undefined {
+    return this.m.groups.find((g) => g.id === id);
+  }
+
+  private touch(g: GroupInfo): void {
+    const next = nextGroupState(g.state, g);
+    if (next !== g.state) {
+      g.state = next;
+      if (next === 'done') g.finishedAt = this.now;
+    }
+    if (!this.changed.includes(g)) this.changed.push(g);
+  }
+
+  private bump(
+    groupId: string,
+    from: keyof GroupInfo & TaskState,
+    to: keyof GroupInfo & TaskState,
+  ): void {
+    const g = this.group(groupId);
+    if (!g) throw new Error(`no group ${groupId}`);
+    g[from]--;
+    g[to]++;
+    this.touch(g);
+  }
+
+  private fenced(op: Fenced, apply: (t: ModelTask) => void): RunOutcome {
+    const t = this.m.tasks.find((x) => x.taskId === op.taskId);
+    if (!t) return 'stale';
+    const f = checkFence(t, op.attempt, op.workerId);
+    if (f !== 'ok') return f;
+    apply(t);
+    return 'applied';
+  }
+
+  private toPending(t: ModelTask, runAt: number): void {
+    t.state = 'pending';
+    t.runAt = runAt;
+    t.workerId = null;
+    this.bump(t.groupId, 'running', 'pending');
+  }
+
+  private finish(
+    t: ModelTask,
+    state: 'succeeded' | 'failed' | 'canceled',
+    f: { value?: string },
+  ): void {
+    const from = t.state as 'pending' | 'running';
+    t.state = state;
+    if (f.value !== undefined) t.value = f.value;
+    t.finishedAt = this.now;
+    t.seq = this.m.nextSeq();
+    this.bump(t.groupId, from, state);
+  }
+
+  private create(n: NewGroup): CreateOutcome {
+    const same =
+      n.idempotencyKey === null
+        ? undefined
+        : this.m.groups.find((g) => g.idempotencyKey === n.idempotencyKey);
+    if (same)
+      return { status: same.handler === n.handler ? 'existing' : 'conflict', group: clone(same) };
+    const g: GroupInfo = {
+      id: n.id,
+      handler: n.handler,
+      state: n.open ? 'open' : 'sealed',
+      policy: n.policy,
+      idempotencyKey: n.idempotencyKey,
+      createdAt: this.now,
+      sealedAt: n.open ? null : this.now,
+      finishedAt: null,
+      options: clone(n.options),
+      total: 0,
+      pending: 0,
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      canceled: 0,
+    };
+    this.m.groups.push(g);
+    this.append(g, n.inputs);
+    return { status: 'created', group: clone(g) };
+  }
+
+  private append(g: GroupInfo, inputs: unknown[]): void {
+    for (const input of inputs) {
+      this.m.tasks.push({
+        taskId: this.m.tasks.length + 1,
+        groupId: g.id,
+        index: g.total++,
+        state: 'pending',
+        attempt: 0,
+        workerId: null,
+        errors: 0,
+        nodeFailures: 0,
+        runAt: 0,
+        priority: g.options.priority,
+        input: json(input),
+        checkpoint: null,
+        value: null,
+        error: null,
+        startedAt: null,
+        finishedAt: null,
+        seq: null,
+      });
+      g.pending++;
+    }
+    this.touch(g);
+  }
+
+  private add(a: AddTasks): AddOutcome {
+    const g = this.group(a.groupId);
+    if (!g) return { status: 'not_found' };
+    const end = (a.offset ?? 0) + a.inputs.length;
+    if (a.offset !== null && a.offset < g.total && end <= g.total)
+      return { status: 'duplicate', group: clone(g) };
+    if (g.state !== 'open') return { status: 'sealed', group: clone(g) };
+    if (a.offset !== null && a.offset !== g.total)
+      return { status: 'offset_mismatch', group: clone(g) };
+    if (a.inputs.length > 0) this.append(g, a.inputs);
+    return { status: 'added', group: clone(g) };
+  }
+
+  private sealOpen(g: GroupInfo): void {
+    g.state = 'sealed';
+    g.sealedAt = this.now;
+    this.touch(g);
+  }
+
+  private seal(id: string): SealOutcome {
+    const g = this.group(id);
+    if (!g) return { status: 'not_found' };
+    if (g.state === 'open') this.sealOpen(g);
+    return { status: 'sealed', group: clone(g) };
+  }
+
+  /** Running tasks first, then pending ones, each in input order (the finishing order SQL gives). */
+  private cancelRest(g: GroupInfo): void {
+    const mine = this.m.tasks.filter((t) => t.groupId === g.id).sort((a, b) => a.index - b.index);
+    for (const t of mine.filter((x) => x.state === 'running')) {
+      this.revoked.push({ taskId: t.taskId, attempt: t.attempt, workerId: t.workerId ?? '' });
+      this.finish(t, 'canceled', {});
+    }
+    for (const t of mine.filter((x) => x.state === 'pending')) this.finish(t, 'canceled', {});
+  }
+
+  private cancel(id: string): CancelOutcome {
+    const g = this.group(id);
+    if (!g) return { status: 'not_found' };
+    if (g.state === 'open' || g.state === 'sealed') {
+      this.cancelRest(g);
+      g.state = 'canceled';
+      g.finishedAt = this.now;
+      this.touch(g);
+    }
+    return { status: 'canceled', group: clone(g) };
+  }
+}

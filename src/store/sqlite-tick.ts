@@ -1,0 +1,360 @@
+/**
+ * Applies one Tick inside an open SQLite transaction. Task rows are written as
+ * each op is applied; the touched groups are loaded once into memory, their
+ * counters and state changed there, and written back once per group at the end.
+ */
+import { nextGroupState } from '../core/group.js';
+import type { GroupInfo, TaskOptions } from '../core/types.js';
+import { groupFromRow, toJson, type GroupRow } from './sqlite-rows.js';
+import type { Statements } from './sqlite-statements.js';
+import type {
+  AddOutcome,
+  AddTasks,
+  CancelOutcome,
+  CheckpointOp,
+  ClaimOp,
+  ClaimedTask,
+  CommitOp,
+  CreateOutcome,
+  FailOp,
+  NewEvent,
+  NewGroup,
+  RequeueOp,
+  RevokedRun,
+  RunOutcome,
+  SealOutcome,
+  Tick,
+  TickOutcome,
+  WorkerRecord,
+} from './store.js';
+
+interface ClaimRow {
+  id: number;
+  group_id: string;
+  idx: number;
+  attempt: number;
+  errors: number;
+  node_failures: number;
+  input: string;
+  checkpoint: string | null;
+}
+
+type Counter = 'pending' | 'running' | 'succeeded' | 'failed' | 'canceled';
+
+export class TickApplier {
+  private readonly groups = new Map<string, GroupInfo | null>();
+  private readonly changed = new Set<GroupInfo>();
+  private readonly revoked: RevokedRun[] = [];
+  private readonly now: number;
+
+  constructor(
+    private readonly st: Statements,
+    private readonly tick: Tick,
+    /** The last finish_seq given; advanced as tasks become final. */
+    public finishSeq: number,
+  ) {
+    this.now = tick.now;
+  }
+
+  apply(): TickOutcome {
+    const t = this.tick;
+    const out: TickOutcome = {
+      createGroups: (t.createGroups ?? []).map((g) => this.create(g)),
+      addTasks: (t.addTasks ?? []).map((a) => this.add(a)),
+      seals: (t.seals ?? []).map((id) => this.seal(id)),
+      cancels: (t.cancels ?? []).map((id) => this.cancel(id)),
+      commits: (t.commits ?? []).map((c) => this.commit(c)),
+      failures: (t.failures ?? []).map((f) => this.fail(f)),
+      requeues: (t.requeues ?? []).map((r) => this.requeue(r)),
+      checkpoints: (t.checkpoints ?? []).map((c) => this.checkpoint(c)),
+      claimed: [],
+      revoked: this.revoked,
+      changedGroups: [],
+    };
+    for (const w of t.workers ?? []) this.worker(w);
+    for (const c of t.claims ?? []) {
+      const claimed = this.claim(c);
+      if (claimed) out.claimed.push(claimed);
+    }
+    for (const e of t.events ?? []) this.event(e);
+    for (const g of this.changed) {
+      this.st.updateGroup.run({
+        id: g.id,
+        state: g.state,
+        total: g.total,
+        pending: g.pending,
+        running: g.running,
+        succeeded: g.succeeded,
+        failed: g.failed,
+        canceled: g.canceled,
+        sealedAt: g.sealedAt,
+        finishedAt: g.finishedAt,
+      });
+      out.changedGroups.push(snapshot(g));
+    }
+    return out;
+  }
+
+  /** The group as it stands in this tick (loaded once), or null when unknown. */
+  private group(id: string): GroupInfo | null {
+    let g = this.groups.get(id);
+    if (g === undefined) {
+      const row = this.st.groupById.get(id) as GroupRow | undefined;
+      g = row ? groupFromRow(row) : null;
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  /** A group that a task row points at: it exists (foreign key). */
+  private groupOf(id: string): GroupInfo {
+    const g = this.group(id);
+    if (!g) throw new Error(`task of unknown group ${id}`);
+    return g;
+  }
+
+  /** Moves `n` tasks between counters, then lets the group take its next state. */
+  private move(g: GroupInfo, from: Counter | null, to: Counter, n = 1): void {
+    if (n === 0) return;
+    if (from) g[from] -= n;
+    else g.total += n;
+    g[to] += n;
+    this.settle(g);
+  }
+
+  private settle(g: GroupInfo): void {
+    const next = nextGroupState(g.state, g);
+    if (next !== g.state) {
+      g.state = next;
+      if (next === 'done') g.finishedAt = this.now;
+    }
+    this.changed.add(g);
+  }
+
+  private nextSeq(): number {
+    return ++this.finishSeq;
+  }
+
+  private create(n: NewGroup): CreateOutcome {
+    if (n.idempotencyKey !== null) {
+      const row = this.st.groupIdByKey.get(n.idempotencyKey) as { id: string } | undefined;
+      const existing = row ? this.group(row.id) : null;
+      if (existing) {
+        const status = existing.handler === n.handler ? 'existing' : 'conflict';
+        return { status, group: snapshot(existing) };
+      }
+    }
+    const g: GroupInfo = {
+      id: n.id,
+      handler: n.handler,
+      state: n.open ? 'open' : 'sealed',
+      policy: n.policy,
+      idempotencyKey: n.idempotencyKey,
+      createdAt: this.now,
+      sealedAt: n.open ? null : this.now,
+      finishedAt: null,
+      options: n.options,
+      total: 0,
+      pending: 0,
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      canceled: 0,
+    };
+    this.st.insertGroup.run({
+      id: g.id,
+      handler: g.handler,
+      state: g.state,
+      policy: g.policy,
+      idempotencyKey: g.idempotencyKey,
+      options: JSON.stringify(g.options),
+      createdAt: g.createdAt,
+      sealedAt: g.sealedAt,
+    });
+    this.groups.set(g.id, g);
+    this.insertTasks(g, n.inputs);
+    this.settle(g);
+    return { status: 'created', group: snapshot(g) };
+  }
+
+  private insertTasks(g: GroupInfo, inputs: unknown[]): void {
+    const priority = g.options.priority;
+    for (let i = 0; i < inputs.length; i++) {
+      this.st.insertTask.run(g.id, g.total + i, priority, toJson(inputs[i]));
+    }
+    this.move(g, null, 'pending', inputs.length);
+  }
+
+  private add(a: AddTasks): AddOutcome {
+    const g = this.group(a.groupId);
+    if (!g) return { status: 'not_found' };
+    const n = a.inputs.length;
+    if (a.offset !== null && a.offset < g.total && a.offset + n <= g.total) {
+      return { status: 'duplicate', group: snapshot(g) };
+    }
+    if (g.state !== 'open') return { status: 'sealed', group: snapshot(g) };
+    if (a.offset !== null && a.offset !== g.total) {
+      return { status: 'offset_mismatch', group: snapshot(g) };
+    }
+    this.insertTasks(g, a.inputs);
+    return { status: 'added', group: snapshot(g) };
+  }
+
+  private seal(id: string): SealOutcome {
+    const g = this.group(id);
+    if (!g) return { status: 'not_found' };
+    if (g.state === 'open') this.sealOpen(g);
+    return { status: 'sealed', group: snapshot(g) };
+  }
+
+  private sealOpen(g: GroupInfo): void {
+    g.state = 'sealed';
+    g.sealedAt = this.now;
+    this.settle(g);
+  }
+
+  private cancel(id: string): CancelOutcome {
+    const g = this.group(id);
+    if (!g) return { status: 'not_found' };
+    if (g.state === 'open' || g.state === 'sealed') {
+      this.cancelRest(g);
+      g.state = 'canceled';
+      g.finishedAt = this.now;
+      this.changed.add(g);
+    }
+    return { status: 'canceled', group: snapshot(g) };
+  }
+
+  /** Cancels every pending and running task of a group; running ones are revoked. */
+  private cancelRest(g: GroupInfo): void {
+    if (g.running > 0) {
+      const rows = this.st.cancelRunning.all({ now: this.now, seq: this.finishSeq, groupId: g.id });
+      const runs = (rows as { id: number; attempt: number; worker_id: string }[])
+        .map((r) => ({ taskId: r.id, attempt: r.attempt, workerId: r.worker_id }))
+        .sort((x, y) => x.taskId - y.taskId);
+      this.revoked.push(...runs);
+      this.finishSeq += runs.length;
+      this.move(g, 'running', 'canceled', runs.length);
+    }
+    if (g.pending > 0) {
+      const r = this.st.cancelPending.run({ now: this.now, seq: this.finishSeq, groupId: g.id });
+      this.finishSeq += r.changes;
+      this.move(g, 'pending', 'canceled', r.changes);
+    }
+  }
+
+  /** Why a fenced write did not apply. */
+  private miss(taskId: number): RunOutcome {
+    const row = this.st.taskState.get(taskId) as { state: string } | undefined;
+    const s = row?.state;
+    return s === 'succeeded' || s === 'failed' || s === 'canceled' ? 'already_final' : 'stale';
+  }
+
+  private commit(c: CommitOp): RunOutcome {
+    const seq = this.finishSeq + 1;
+    const row = this.st.commit.get({ ...fence(c), value: toJson(c.value), now: this.now, seq }) as
+      { group_id: string } | undefined;
+    if (!row) return this.miss(c.taskId);
+    this.nextSeq();
+    this.move(this.groupOf(row.group_id), 'running', 'succeeded');
+    return 'applied';
+  }
+
+  private fail(f: FailOp): RunOutcome {
+    const common = {
+      ...fence(f),
+      error: JSON.stringify(f.error),
+      errors: f.nodeFailure ? 0 : 1,
+      nodeFailures: f.nodeFailure ? 1 : 0,
+    };
+    if (f.retryAt !== null) {
+      const row = this.st.failRetry.get({ ...common, runAt: f.retryAt }) as
+        { group_id: string } | undefined;
+      if (!row) return this.miss(f.taskId);
+      this.move(this.groupOf(row.group_id), 'running', 'pending');
+      return 'applied';
+    }
+    const seq = this.finishSeq + 1;
+    const row = this.st.failFinal.get({ ...common, now: this.now, seq }) as
+      { group_id: string } | undefined;
+    if (!row) return this.miss(f.taskId);
+    this.nextSeq();
+    const g = this.groupOf(row.group_id);
+    this.move(g, 'running', 'failed');
+    if (g.policy === 'failFast' && (g.state === 'open' || g.state === 'sealed')) {
+      this.cancelRest(g);
+      if (g.state === 'open') this.sealOpen(g);
+    }
+    return 'applied';
+  }
+
+  private requeue(r: RequeueOp): RunOutcome {
+    const row = this.st.requeue.get({
+      ...fence(r),
+      runAt: r.runAt,
+      nodeFailures: r.nodeFailure ? 1 : 0,
+    }) as { group_id: string } | undefined;
+    if (!row) return this.miss(r.taskId);
+    this.move(this.groupOf(row.group_id), 'running', 'pending');
+    return 'applied';
+  }
+
+  private checkpoint(c: CheckpointOp): RunOutcome {
+    const r = this.st.checkpoint.run({ ...fence(c), checkpoint: toJson(c.state) });
+    return r.changes > 0 ? 'applied' : this.miss(c.taskId);
+  }
+
+  private worker(w: WorkerRecord): void {
+    this.st.upsertWorker.run({
+      ...w,
+      labels: JSON.stringify(w.labels),
+      handlers: JSON.stringify(w.handlers),
+    });
+  }
+
+  private claim(c: ClaimOp): ClaimedTask | null {
+    const row = this.st.claim.get({ taskId: c.taskId, workerId: c.workerId, now: this.now }) as
+      ClaimRow | undefined;
+    if (!row) return null;
+    const g = this.groupOf(row.group_id);
+    this.move(g, 'pending', 'running');
+    return {
+      taskId: row.id,
+      groupId: row.group_id,
+      index: row.idx,
+      handler: g.handler,
+      attempt: row.attempt,
+      workerId: c.workerId,
+      startedAt: this.now,
+      errors: row.errors,
+      nodeFailures: row.node_failures,
+      options: copyOptions(g.options),
+      input: JSON.parse(row.input),
+      checkpoint: row.checkpoint === null ? undefined : JSON.parse(row.checkpoint),
+    };
+  }
+
+  private event(e: NewEvent): void {
+    this.st.insertEvent.run({
+      at: this.now,
+      type: e.type,
+      workerId: e.workerId ?? null,
+      groupId: e.groupId ?? null,
+      taskId: e.taskId ?? null,
+      data: e.data === undefined ? null : JSON.stringify(e.data),
+    });
+  }
+}
+
+function fence(op: { taskId: number; attempt: number; workerId: string }) {
+  return { taskId: op.taskId, attempt: op.attempt, workerId: op.workerId };
+}
+
+function copyOptions(o: TaskOptions): TaskOptions {
+  return { ...o, requires: [...o.requires] };
+}
+
+/** A copy of the group as it is at this point of the tick. */
+function snapshot(g: GroupInfo): GroupInfo {
+  return { ...g, options: copyOptions(g.options) };
+}

@@ -1,0 +1,255 @@
+/**
+ * The embedded store: one SQLite file through better-sqlite3, in WAL mode with
+ * `synchronous=FULL` by default. The coordinator is the single writer; every
+ * method is one synchronous call (or transaction) wrapped in a promise.
+ */
+import Database from 'better-sqlite3';
+import { RegroupError } from '../core/errors.js';
+import type { GroupInfo, TaskOptions } from '../core/types.js';
+import type { EventView, TaskView } from '../protocol/http.js';
+import {
+  eventFromRow,
+  groupFromRow,
+  taskViewFromRow,
+  workerFromRow,
+  type EventRow,
+  type GroupRow,
+  type TaskViewRow,
+  type WorkerRow,
+} from './sqlite-rows.js';
+import { migrate } from './sqlite-schema.js';
+import { prepareStatements, type Statements } from './sqlite-statements.js';
+import { TickApplier } from './sqlite-tick.js';
+import type {
+  Lease,
+  ReadyTask,
+  Store,
+  TaskQuery,
+  Tick,
+  TickOutcome,
+  WorkerRecord,
+} from './store.js';
+
+export interface SqliteStoreOptions {
+  /** The database file (created when missing). */
+  path: string;
+  /** FULL (default) survives power loss; NORMAL in WAL mode may lose the last commits on power loss. */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** How long to wait for another connection's lock. Default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+/** The static part of a group that dispatch reads on every pass. */
+interface GroupStatic {
+  handler: string;
+  options: TaskOptions;
+}
+
+const STATIC_CACHE_MAX = 10_000;
+
+/** SQLite result codes that mean the write could not reach the disk. */
+function storageErrorCode(err: unknown): string | null {
+  if (!(err instanceof Database.SqliteError)) return null;
+  const { code } = err;
+  return code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') ? code : null;
+}
+
+export class SqliteStore implements Store {
+  private readonly path: string;
+  private readonly synchronous: 'FULL' | 'NORMAL';
+  private readonly busyTimeoutMs: number;
+  private conn: Database.Database | null = null;
+  private stmts: Statements | null = null;
+  private finishSeq = 0;
+  private readonly statics = new Map<string, GroupStatic>();
+
+  constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
+    this.synchronous = options.synchronous ?? 'FULL';
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  }
+
+  async open(): Promise<void> {
+    if (this.conn) return;
+    const db = new Database(this.path);
+    try {
+      db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal' && this.path !== ':memory:') {
+        throw new RegroupError('internal', `could not put ${this.path} in WAL mode (got ${mode})`);
+      }
+      db.pragma(`synchronous = ${this.synchronous}`);
+      db.pragma('foreign_keys = ON');
+      migrate(db, Date.now());
+      const st = prepareStatements(db);
+      this.finishSeq = (st.getFinishSeq.get() as { value: number }).value;
+      this.conn = db;
+      this.stmts = st;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    const db = this.conn;
+    this.conn = null;
+    this.stmts = null;
+    this.statics.clear();
+    db?.close();
+  }
+
+  /** The open connection, for tests and operations tooling (pragmas, backups). */
+  get database(): Database.Database {
+    if (!this.conn) throw new RegroupError('closed', 'the SQLite store is not open');
+    return this.conn;
+  }
+
+  private get st(): Statements {
+    if (!this.stmts) throw new RegroupError('closed', 'the SQLite store is not open');
+    return this.stmts;
+  }
+
+  async commitTick(tick: Tick): Promise<TickOutcome> {
+    const db = this.database;
+    const st = this.st;
+    const before = this.finishSeq;
+    const run = db.transaction(() => {
+      const applier = new TickApplier(st, tick, before);
+      const out = applier.apply();
+      if (applier.finishSeq !== before) st.setFinishSeq.run(applier.finishSeq);
+      return { out, finishSeq: applier.finishSeq };
+    });
+    try {
+      const { out, finishSeq } = run.immediate();
+      this.finishSeq = finishSeq;
+      return out;
+    } catch (err) {
+      const code = storageErrorCode(err);
+      if (code !== null) {
+        throw new RegroupError(
+          'storage_full',
+          `the tick was not committed: SQLite could not write ${this.path} (${code}); free disk space`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async groupsWithPending(limit: number): Promise<string[]> {
+    const rows = this.st.groupsWithPending.all('canceled', limit) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  async readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]> {
+    const out: ReadyTask[] = [];
+    for (const groupId of groupIds) {
+      const g = this.groupStatic(groupId);
+      if (!g) continue;
+      const rows = this.st.readyTasks.all(groupId, now, perGroup) as {
+        id: number;
+        priority: number;
+      }[];
+      for (const r of rows) {
+        out.push({
+          taskId: r.id,
+          groupId,
+          handler: g.handler,
+          priority: r.priority,
+          requires: [...g.options.requires],
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Handler and options never change after creation, so they are cached (bounded). */
+  private groupStatic(id: string): GroupStatic | null {
+    const hit = this.statics.get(id);
+    if (hit) return hit;
+    const row = this.st.groupStatic.get(id) as { handler: string; options: string } | undefined;
+    if (!row) return null;
+    if (this.statics.size >= STATIC_CACHE_MAX) this.statics.clear();
+    const g = { handler: row.handler, options: JSON.parse(row.options) as TaskOptions };
+    this.statics.set(id, g);
+    return g;
+  }
+
+  async nextRunAt(now: number): Promise<number | null> {
+    return (this.st.nextRunAt.get(now) as { t: number | null }).t;
+  }
+
+  async recover(): Promise<{ leases: Lease[]; workers: WorkerRecord[] }> {
+    const st = this.st;
+    const read = this.database.transaction(() => ({
+      leases: st.leases.all() as LeaseRow[],
+      workers: st.liveWorkers.all() as WorkerRow[],
+    }));
+    const { leases, workers } = read();
+    return { leases: leases.map(leaseFromRow), workers: workers.map(workerFromRow) };
+  }
+
+  async getGroup(id: string): Promise<GroupInfo | null> {
+    const row = this.st.groupById.get(id) as GroupRow | undefined;
+    return row ? groupFromRow(row) : null;
+  }
+
+  async listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]> {
+    const rows =
+      query.before === undefined
+        ? this.st.listGroups.all(query.limit)
+        : this.st.listGroupsBefore.all(query.before, query.limit);
+    return (rows as GroupRow[]).map(groupFromRow);
+  }
+
+  async listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]> {
+    const after = query.after ?? -1;
+    const rows =
+      query.state === undefined
+        ? this.st.listTasks.all(groupId, after, query.limit)
+        : this.st.listTasksInState.all(groupId, query.state, after, query.limit);
+    return (rows as TaskViewRow[]).map(taskViewFromRow);
+  }
+
+  async finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]> {
+    const rows = this.st.finishedTasks.all(groupId, afterSeq, limit) as TaskViewRow[];
+    return rows.map(taskViewFromRow);
+  }
+
+  async listEvents(afterSeq: number, limit: number): Promise<EventView[]> {
+    return (this.st.listEvents.all(afterSeq, limit) as EventRow[]).map(eventFromRow);
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    return (this.st.listWorkers.all() as WorkerRow[]).map(workerFromRow);
+  }
+}
+
+interface LeaseRow {
+  id: number;
+  group_id: string;
+  idx: number;
+  attempt: number;
+  worker_id: string;
+  started_at: number;
+  errors: number;
+  node_failures: number;
+  handler: string;
+  options: string;
+}
+
+function leaseFromRow(r: LeaseRow): Lease {
+  return {
+    taskId: r.id,
+    groupId: r.group_id,
+    index: r.idx,
+    handler: r.handler,
+    attempt: r.attempt,
+    workerId: r.worker_id,
+    startedAt: r.started_at,
+    errors: r.errors,
+    nodeFailures: r.node_failures,
+    options: JSON.parse(r.options) as TaskOptions,
+  };
+}
