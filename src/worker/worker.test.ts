@@ -11,7 +11,7 @@ import {
   type FakeConn,
   type FakeOptions,
   type Msg,
-} from './fake-coordinator.test-util.js';
+} from './fake-coordinator.test-helper.js';
 import type { Handler, WorkerOptions } from './options.js';
 import { Worker } from './worker.js';
 
@@ -33,6 +33,7 @@ function handlers(aborts: Aborts): Record<string, Handler> {
     },
     permLike: () => Promise.reject(Object.assign(new Error('marked'), { permanent: true })),
     throwsString: () => {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a handler may throw anything
       throw 'just a string';
     },
     bigint: () => 1n,
@@ -89,7 +90,7 @@ async function beats(fake: FakeCoordinator, conn: FakeConn, n = 2): Promise<void
   await waitUntil(() => fake.all('beat', conn).length >= start + n, `${n} beats`);
 }
 
-test('hello announces name, handlers, slots, labels; the token goes in the upgrade header', async (t) => {
+void test('hello announces name, handlers, slots, labels; the token goes in the upgrade header', async (t) => {
   const { fake, worker } = await setup(
     t,
     {},
@@ -120,7 +121,7 @@ test('hello announces name, handlers, slots, labels; the token goes in the upgra
   assert.deepEqual(welcomes, [{ workerId: 'w1', resumed: false }]);
 });
 
-test('results stay in the outbox until acked and are resent after a resumed reconnect', async (t) => {
+void test('results stay in the outbox until acked and are resent after a resumed reconnect', async (t) => {
   const { fake, worker } = await setup(t, { autoAck: false });
   await worker.start();
   const first = fake.last;
@@ -153,7 +154,7 @@ test('results stay in the outbox until acked and are resent after a resumed reco
   assert.equal(worker.workerId, 'w1');
 });
 
-test('welcome with resumed: false aborts running runs, drops the outbox and pending checkpoints', async (t) => {
+void test('welcome with resumed: false aborts running runs, drops the outbox and pending checkpoints', async (t) => {
   const { fake, worker, aborts } = await setup(t, { autoAck: false, autoSave: false });
   const revoked: unknown[] = [];
   worker.on('revoked', (e) => revoked.push(e));
@@ -179,7 +180,7 @@ test('welcome with resumed: false aborts running runs, drops the outbox and pend
   assert.deepEqual(about, []);
 });
 
-test('handler failures are reported with the right kind', async (t) => {
+void test('handler failures are reported with the right kind', async (t) => {
   const { fake, worker } = await setup(t, { maxResultBytes: 1000 });
   await worker.start();
   const names = [
@@ -221,7 +222,7 @@ test('handler failures are reported with the right kind', async (t) => {
   assert.equal(fake.all('result').length, 0);
 });
 
-test('timeoutMs aborts the signal, fails at once and ignores the late return', async (t) => {
+void test('timeoutMs aborts the signal, fails at once and ignores the late return', async (t) => {
   let returned = false;
   let reason: unknown;
   const fake = await FakeCoordinator.start();
@@ -252,7 +253,7 @@ test('timeoutMs aborts the signal, fails at once and ignores the late return', a
   assert.equal(fake.received.filter((r) => r.msg.taskId === 1).length, 1);
 });
 
-test('revoke aborts the run and nothing more is said about it', async (t) => {
+void test('revoke aborts the run and nothing more is said about it', async (t) => {
   const { fake, worker, aborts } = await setup(t);
   const revoked: unknown[] = [];
   worker.on('revoked', (e) => revoked.push(e));
@@ -280,7 +281,7 @@ test('revoke aborts the run and nothing more is said about it', async (t) => {
   );
 });
 
-test('messages of the same turn go out in one frame; a duplicate run is ignored', async (t) => {
+void test('messages of the same turn go out in one frame; a duplicate run is ignored', async (t) => {
   const { fake, worker } = await setup(t);
   await worker.start();
   fake.send([run(1, 'echo', 1), run(2, 'echo', 2), run(3, 'echo', 3), run(3, 'echo', 3)]);
@@ -298,14 +299,14 @@ test('messages of the same turn go out in one frame; a duplicate run is ignored'
   assert.equal(fake.all('result').length, 3);
 });
 
-test('beats at the rate the welcome gives', async (t) => {
+void test('beats at the rate the welcome gives', async (t) => {
   const { fake, worker } = await setup(t, { heartbeatMs: 20 });
   await worker.start();
   await beats(fake, fake.last, 5);
   assert.equal(fake.conns.length, 1);
 });
 
-test('silence from the coordinator makes the worker reconnect and resume', async (t) => {
+void test('silence from the coordinator makes the worker reconnect and resume', async (t) => {
   const { fake, worker } = await setup(t, { autoBeat: false, heartbeatMs: 20, deadAfterMs: 200 });
   const disconnected: unknown[] = [];
   worker.on('disconnected', (e) => disconnected.push(e));
@@ -317,7 +318,7 @@ test('silence from the coordinator makes the worker reconnect and resume', async
   assert.ok(fake.conns[0]?.closed);
 });
 
-test('an error from the coordinator is logged; when it closes, the worker reconnects', async (t) => {
+void test('an error from the coordinator is logged; when it closes, the worker reconnects', async (t) => {
   const { fake, worker, logs } = await setup(t);
   await worker.start();
   fake.send([{ t: 'error', code: 'protocol_error', message: 'nope' }]);
@@ -327,7 +328,7 @@ test('an error from the coordinator is logged; when it closes, the worker reconn
   assert.ok(logs.some((l) => l.level === 'warn' && /protocol_error: nope/.test(l.msg)));
 });
 
-test('malformed frames are logged and ignored', async (t) => {
+void test('malformed frames are logged and ignored', async (t) => {
   const { fake, worker, logs } = await setup(t);
   await worker.start();
   fake.sendRaw('not json');
@@ -338,7 +339,7 @@ test('malformed frames are logged and ignored', async (t) => {
   assert.equal(fake.conns.length, 1);
 });
 
-test('with several URLs, the worker tries them in turn', async (t) => {
+void test('with several URLs, the worker tries them in turn', async (t) => {
   const gone = await FakeCoordinator.start();
   await gone.close();
   const fake = await FakeCoordinator.start();
@@ -358,7 +359,7 @@ test('with several URLs, the worker tries them in turn', async (t) => {
   assert.equal(worker.workerId, 'w1');
 });
 
-test('close() aborts runs, closes the socket and does not reconnect', async (t) => {
+void test('close() aborts runs, closes the socket and does not reconnect', async (t) => {
   const { fake, worker, aborts } = await setup(t);
   const stopped: unknown[] = [];
   worker.on('stopped', (e) => stopped.push(e));

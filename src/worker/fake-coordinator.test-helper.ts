@@ -9,6 +9,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { WORKER_PATH } from '../protocol/worker.js';
 
 /** What the worker sent; loosely typed so tests can read any field. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Msg = Record<string, any> & { t: string };
 
 export interface FakeConn {
@@ -120,7 +121,7 @@ export class FakeCoordinator {
     this.conns.push(conn);
     ws.on('close', () => (conn.closed = true));
     ws.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as Msg[];
+      const frame = JSON.parse((data as Buffer).toString('utf8')) as Msg[];
       conn.frames.push(frame);
       for (const msg of frame) {
         this.received.push({ conn, msg });
