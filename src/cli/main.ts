@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+/** The `regroup` command line. Each command lives in its own file and is listed here. */
+import { Command, CommanderError } from 'commander';
+import { EXIT } from './common.js';
+import { statusCommand } from './status.js';
+import { submitCommand } from './submit.js';
+
+/** Every command of the CLI, one file each. */
+const commands: (() => Command)[] = [submitCommand, statusCommand];
+
+export function buildProgram(): Command {
+  const program = new Command('regroup')
+    .description('fault-tolerant distributed task runner')
+    .showHelpAfterError('(run with --help for usage)');
+  for (const make of commands) program.addCommand(make());
+  // Usage errors exit 2 like every other error of ours (commander's default is 1).
+  for (const cmd of [program, ...program.commands]) cmd.exitOverride();
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,129 @@
+import { Command, Option } from 'commander';
+import type { Client, Group, Outcome, TaskOptionsInput } from '../client/index.js';
+import {
+  EXIT,
+  integer,
+  makeClient,
+  reportError,
+  withConnectionOptions,
+  writeLines,
+  type ConnectionOptions,
+} from './common.js';
+import { RegroupError } from '../core/errors.js';
+import { readInputs } from './jsonl.js';
+import { createProgress } from './progress.js';
+
+interface SubmitFlags extends ConnectionOptions {
+  handler: string;
+  file?: string;
+  idempotencyKey?: string;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  policy?: 'collectAll' | 'failFast';
+  wait: boolean;
+}
+
+export function submitCommand(): Command {
+  const cmd = new Command('submit')
+    .description(
+      'submit a group: one task per JSON Lines input (--file or stdin); print the results as ' +
+        'JSON Lines in input order. Exit 0 when all succeeded, 1 when any failed, 2 on errors.',
+    )
+    .requiredOption('--handler <name>', 'handler to run (an export of the worker module)')
+    .option('--file <path.jsonl>', 'inputs, one JSON value per line (default: stdin)')
+    .option('--idempotency-key <key>', 'submitting again with this key returns the same group')
+    .option('--max-attempts <n>', 'attempts per task before it fails', integer(1))
+    .option('--timeout-ms <n>', 'abort a run after this long (0 = no limit)', integer(0))
+    .addOption(
+      new Option('--policy <policy>', 'on failure: collect all results or cancel the rest').choices(
+        ['collectAll', 'failFast'],
+      ),
+    )
+    .option('--no-wait', 'print the group id (with --json, the group) and exit');
+  withConnectionOptions(cmd).addHelpText(
+    'after',
+    '\nWith --json, each result line is the full outcome (taskId and attempt too) and errors ' +
+      'are JSON on stderr.',
+  );
+  return cmd.action(async (flags: SubmitFlags) => {
+    process.exitCode = await runSubmit(flags);
+  });
+}
+
+export async function runSubmit(flags: SubmitFlags): Promise<number> {
+  let client: Client | undefined;
+  try {
+    const inputs = await readInputs(flags.file);
+    client = makeClient(flags);
+    const options: TaskOptionsInput = {};
+    if (flags.maxAttempts !== undefined) options.maxAttempts = flags.maxAttempts;
+    if (flags.timeoutMs !== undefined) options.timeoutMs = flags.timeoutMs;
+    const group = await client.submit(flags.handler, inputs, {
+      ...(flags.idempotencyKey === undefined ? {} : { idempotencyKey: flags.idempotencyKey }),
+      ...(flags.policy === undefined ? {} : { policy: flags.policy }),
+      ...(Object.keys(options).length === 0 ? {} : { options }),
+    });
+    process.stderr.write(`group ${group.id}: ${inputs.length} tasks\n`);
+    if (!flags.wait) {
+      const out = flags.json ? JSON.stringify(await group.status()) : group.id;
+      process.stdout.write(`${out}\n`);
+      return EXIT.ok;
+    }
+    const stop = closeOnInterrupt(client, group.id);
+    const outcomes = await collect(group, inputs.length, flags.json === true).finally(stop);
+    await writeLines(
+      process.stdout,
+      outcomes.map((o) => resultLine(o, flags.json === true)),
+    );
+    return outcomes.every((o) => o.state === 'succeeded') ? EXIT.ok : EXIT.taskFailed;
+  } catch (e) {
+    // Closed here only by Ctrl-C (closeOnInterrupt): the conventional 128 + SIGINT.
+    if (e instanceof RegroupError && e.code === 'closed') return EXIT.interrupted;
+    return reportError(e, flags.json);
+  } finally {
+    client?.close();
+  }
+}
+
+/** Follows the group as its tasks finish (progress on stderr); returns the outcomes in input order. */
+async function collect(group: Group, total: number, quiet: boolean): Promise<Outcome[]> {
+  const progress = quiet ? undefined : createProgress(total);
+  const byIndex: Outcome[] = [];
+  let finished = 0;
+  let failed = 0;
+  try {
+    for await (const o of group.results()) {
+      if (byIndex[o.index] === undefined) finished++;
+      if (o.state !== 'succeeded') failed++;
+      byIndex[o.index] = o;
+      progress?.update(finished, failed);
+    }
+  } finally {
+    progress?.stop();
+  }
+  // The stream gives every task once; should it not (a group resubmitted by key
+  // with other inputs, say), the paged, input-ordered read is the authority.
+  const complete = byIndex.length === total && finished === total;
+  return complete ? byIndex : group.waitSettled();
+}
+
+/** `{"index":0,"state":"succeeded","value":1}`; with --json the whole outcome. */
+export function resultLine(o: Outcome, full: boolean): string {
+  if (full) return JSON.stringify(o);
+  const line: Record<string, unknown> = { index: o.index, state: o.state };
+  if (o.state === 'succeeded') line.value = o.value ?? null;
+  if (o.error !== undefined) line.error = o.error;
+  return JSON.stringify(line);
+}
+
+/** Ctrl-C stops waiting (the group keeps running on the coordinator). */
+function closeOnInterrupt(client: Client, groupId: string): () => void {
+  const onSigint = (): void => {
+    process.stderr.write(
+      `\nstopped waiting; group ${groupId} keeps running (regroup status ${groupId})\n`,
+    );
+    client.close();
+  };
+  process.once('SIGINT', onSigint);
+  return () => process.off('SIGINT', onSigint);
+}
