@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { encode, packFrames, parseCoordinatorFrame } from './wire.js';
+
+void test('a frame keeps its well-formed messages and names the malformed ones', () => {
+  const frame = JSON.stringify([
+    { t: 'beat' },
+    { t: 'ack', taskId: 1, attempt: 1, status: 'committed' },
+    { t: 'ack', taskId: 1, attempt: 0, status: 'committed' },
+    { t: 'run', taskId: 2, attempt: 1, groupId: 'g', index: 0, handler: 'h', timeoutMs: 0 },
+    { t: 'mystery' },
+    'text',
+  ]);
+  const parsed = parseCoordinatorFrame(frame);
+  assert.deepEqual(
+    parsed.messages.map((m) => m.t),
+    ['beat', 'ack'],
+  );
+  assert.equal(parsed.problems.length, 4);
+  assert.match(parsed.problems[2] ?? '', /^message 4: unknown message type "mystery"/);
+  assert.match(parseCoordinatorFrame('{').problems[0] ?? '', /not valid JSON/);
+  assert.match(parseCoordinatorFrame('{}').problems[0] ?? '', /not a JSON array/);
+});
+
+void test('__proto__ keys in a frame are dropped', () => {
+  const parsed = parseCoordinatorFrame(
+    '[{"t":"run","taskId":1,"attempt":1,"groupId":"g","index":0,"handler":"h","timeoutMs":0,"input":{"__proto__":{"x":1}}}]',
+  );
+  const input = (parsed.messages[0] as { input: object }).input;
+  assert.equal(Object.getPrototypeOf(input), Object.prototype);
+  assert.deepEqual(Object.keys(input), []);
+});
+
+void test('packFrames keeps order and cuts frames near the limit; a big message goes alone', () => {
+  const small = encode({ t: 'beat' });
+  const big = encode({ t: 'result', taskId: 1, attempt: 1, value: 'x'.repeat(100) });
+  const frames = packFrames([small, small, big, small], 40);
+  assert.deepEqual(
+    frames.map((f) => (JSON.parse(f) as { t: string }[]).map((m) => m.t)),
+    [['beat', 'beat'], ['result'], ['beat']],
+  );
+  assert.deepEqual(packFrames([small, small, small], 1 << 20), [
+    '[{"t":"beat"},{"t":"beat"},{"t":"beat"}]',
+  ]);
+  assert.deepEqual(packFrames([], 10), []);
+});
