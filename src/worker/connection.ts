@@ -37,6 +37,7 @@ export class Connection {
   #silence: NodeJS.Timeout | null = null;
   #beats: NodeJS.Timeout | null = null;
   #closedPromise: Promise<void>;
+  #lastError: string | null = null;
 
   constructor(o: ConnectionOptions, hooks: ConnectionHooks) {
     this.#o = o;
@@ -61,6 +62,7 @@ export class Connection {
     this.#ws.on('ping', () => this.#heard());
     this.#ws.on('pong', () => this.#heard());
     this.#ws.on('error', (e: Error) => {
+      this.#lastError = e.message;
       o.logger(this.#opened ? 'warn' : 'info', 'coordinator connection error', {
         url: o.url,
         error: e.message,
@@ -79,6 +81,11 @@ export class Connection {
 
   get url(): string {
     return this.#o.url;
+  }
+
+  /** The last socket error, e.g. `Unexpected server response: 401`. */
+  get lastError(): string | null {
+    return this.#lastError;
   }
 
   get isOpen(): boolean {

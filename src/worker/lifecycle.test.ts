@@ -212,3 +212,22 @@ void test('a worker that reconnects while draining says so in hello', async (t) 
   assert.equal(fake.all('bye', second).length, 1);
   assert.equal(fake.all('release').length, 0);
 });
+
+void test('a run that arrives while draining is still run', async (t) => {
+  const g = gate();
+  const { fake, worker } = await setup(t, { slow: () => g.wait, echo: (x: unknown) => x });
+  const started: number[] = [];
+  worker.on('run', (e) => started.push(e.taskId));
+  fake.send([run(1, 'slow', null)]);
+  await waitUntil(() => started.length === 1, 'the run');
+  const draining = worker.drain();
+  await fake.waitFor((m) => m.t === 'drain');
+  fake.send([run(2, 'echo', 'late')]);
+  assert.equal((await fake.waitFor((m) => m.t === 'result' && m.taskId === 2)).value, 'late');
+  g.open();
+  await draining;
+  assert.deepEqual(
+    fake.all('result').map((m) => m.taskId),
+    [2, 1],
+  );
+});

@@ -378,3 +378,22 @@ void test('close() aborts runs, closes the socket and does not reconnect', async
   assert.equal(fake.conns.length, 1);
   assert.equal(fake.all('bye').length, 0);
 });
+
+void test('close() before the first welcome rejects start() with closed', async () => {
+  const gone = await FakeCoordinator.start();
+  await gone.close();
+  const logs: string[] = [];
+  const worker = new Worker({
+    url: gone.url,
+    handlers: { echo: (x) => x },
+    reconnectMinMs: 10,
+    reconnectMaxMs: 20,
+    logger: (level, msg) => logs.push(`${level} ${msg}`),
+  });
+  const starting = worker.start();
+  await waitUntil(() => logs.filter((l) => /no connection/.test(l)).length >= 2, 'two tries');
+  assert.equal(worker.state, 'starting');
+  await worker.close();
+  await assert.rejects(starting, (e: unknown) => e instanceof RegroupError && e.code === 'closed');
+  assert.equal(worker.state, 'stopped');
+});

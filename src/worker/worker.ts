@@ -1,4 +1,5 @@
 import { RegroupError } from '../core/errors.js';
+import { DEFAULT_LIMITS } from '../protocol/limits.js';
 import {
   PROTOCOL_VERSION,
   type CoordinatorMessage,
@@ -9,14 +10,9 @@ import {
   type Welcome,
 } from '../protocol/worker.js';
 import { PendingCheckpoints } from './checkpoints.js';
-import { Connection } from './connection.js';
+import { CoordinatorLink } from './link.js';
 import { Events, type Listener, type WorkerEvent } from './events.js';
-import {
-  reconnectDelayMs,
-  resolveWorkerOptions,
-  type ResolvedWorkerOptions,
-  type WorkerOptions,
-} from './options.js';
+import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outbox, runKey } from './outbox.js';
 import { ActiveRun, encodeResult, failMessage, jsonOf, type RunEnd, type RunHost } from './run.js';
 import { encode, type Encoded } from './wire.js';
@@ -28,20 +24,13 @@ import { encode, type Encoded } from './wire.js';
  */
 export type WorkerLifecycle = 'starting' | 'running' | 'draining' | 'stopped';
 
-/** Silence allowed before the first welcome says how long deadAfterMs really is. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a drain waits for the coordinator to ack the last results before it leaves anyway. */
 const DRAIN_ACK_WAIT_MS = 5_000;
-/** Used until the first welcome gives the coordinator's limit. */
-const DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024;
-
-const BEAT = encode({ t: 'beat' });
 
 interface Session {
   workerId: string;
   token: string;
   maxResultBytes: number;
-  deadAfterMs: number;
 }
 
 /** Waits for `p`, at most `ms`; the timer does not outlive the wait. */
@@ -60,16 +49,11 @@ export class Worker implements RunHost {
   readonly options: ResolvedWorkerOptions;
   #state: WorkerLifecycle = 'starting';
   #session: Session | null = null;
-  #conn: Connection | null = null;
-  /** Welcomed on the current connection: only then do run messages go out. */
-  #ready = false;
+  readonly #link: CoordinatorLink;
   readonly #runs = new Map<string, ActiveRun>();
   readonly #outbox = new Outbox();
   readonly #checkpoints = new PendingCheckpoints();
   readonly #events: Events;
-  #urlIndex = 0;
-  #failures = 0;
-  #reconnectTimer: NodeJS.Timeout | null = null;
   #started: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | null =
     null;
   #draining: Promise<void> | null = null;
@@ -81,6 +65,11 @@ export class Worker implements RunHost {
     this.#events = new Events((event, e) =>
       this.#log('error', `a '${event}' listener threw`, { error: String(e) }),
     );
+    this.#link = new CoordinatorLink(this.options, {
+      hello: () => this.#hello(),
+      onMessage: (m) => this.#handle(m),
+      onDisconnected: (info) => this.#events.emit('disconnected', info),
+    });
   }
 
   get state(): WorkerLifecycle {
@@ -109,7 +98,7 @@ export class Worker implements RunHost {
     promise.catch(() => {}); // the caller gets the rejection; an unawaited start() must not crash
     this.#started = { promise, resolve, reject };
     if (this.#state === 'stopped') reject(new RegroupError('closed', 'the worker is stopped'));
-    else this.#connect();
+    else this.#link.connect();
     return promise;
   }
 
@@ -129,54 +118,7 @@ export class Worker implements RunHost {
     return this.#shutdown(new RegroupError('closed', 'the worker was closed'));
   }
 
-  // ---- connection ------------------------------------------------------------
-
-  #connect(): void {
-    this.#reconnectTimer = null;
-    if (this.#state === 'stopped') return;
-    const urls = this.options.urls;
-    const url = urls[this.#urlIndex % urls.length] ?? urls[0]!;
-    let welcomed = false;
-    const conn: Connection = new Connection(
-      {
-        url,
-        token: this.options.token,
-        deadAfterMs: this.#session?.deadAfterMs ?? HANDSHAKE_TIMEOUT_MS,
-        logger: this.options.logger,
-      },
-      {
-        onOpen: () => {
-          if (this.#conn === conn) conn.send(encode(this.#hello()));
-        },
-        onMessages: (messages) => {
-          for (const m of messages) {
-            if (this.#conn !== conn) return;
-            if (m.t === 'welcome') welcomed = true;
-            this.#handle(conn, m);
-          }
-        },
-        onClose: (info) => {
-          if (this.#conn !== conn) return;
-          this.#conn = null;
-          this.#ready = false;
-          if (info.opened) this.#events.emit('disconnected', { url, ...info });
-          if (this.#state === 'stopped') return;
-          if (!welcomed) {
-            this.#failures += 1;
-            this.#urlIndex += 1;
-          }
-          const delayMs = reconnectDelayMs(this.#failures, this.options, Math.random);
-          this.#log(welcomed ? 'warn' : 'info', 'disconnected from the coordinator; reconnecting', {
-            url,
-            code: info.code,
-            delayMs,
-          });
-          this.#reconnectTimer = setTimeout(() => this.#connect(), delayMs);
-        },
-      },
-    );
-    this.#conn = conn;
-  }
+  // ---- session ---------------------------------------------------------------
 
   #hello(): Hello {
     const o = this.options;
@@ -205,15 +147,15 @@ export class Worker implements RunHost {
   }
 
   #send(m: Encoded): void {
-    if (this.#ready) this.#conn?.send(m);
+    this.#link.send(m);
   }
 
   // ---- messages from the coordinator -----------------------------------------
 
-  #handle(conn: Connection, m: CoordinatorMessage): void {
+  #handle(m: CoordinatorMessage): void {
     switch (m.t) {
       case 'welcome':
-        this.#onWelcome(conn, m);
+        this.#onWelcome(m);
         return;
       case 'run':
         this.#onRun(m);
@@ -237,20 +179,17 @@ export class Worker implements RunHost {
     }
   }
 
-  #onWelcome(conn: Connection, w: Welcome): void {
+  /** The link has already marked the connection ready and started beating. */
+  #onWelcome(w: Welcome): void {
     if (!w.resumed) this.#loseSession();
     this.#session = {
       workerId: w.workerId,
       token: w.token,
       maxResultBytes: w.maxResultBytes,
-      deadAfterMs: w.deadAfterMs,
     };
-    this.#ready = true;
-    this.#failures = 0;
-    conn.startBeats(w.heartbeatMs, () => BEAT, w.deadAfterMs);
     if (w.resumed) {
-      for (const e of this.#outbox.entries()) conn.send(e.encoded);
-      for (const c of this.#checkpoints.messages()) conn.send(c);
+      for (const e of this.#outbox.entries()) this.#send(e.encoded);
+      for (const c of this.#checkpoints.messages()) this.#send(c);
     }
     if (this.#state === 'starting') this.#state = 'running';
     this.#started?.resolve();
@@ -314,22 +253,27 @@ export class Worker implements RunHost {
   // ---- RunHost: what runs ask of the worker ----------------------------------
 
   maxResultBytes(): number {
-    return this.#session?.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+    return this.#session?.maxResultBytes ?? DEFAULT_LIMITS.maxResultBytes;
   }
 
   finish(run: ActiveRun, end: RunEnd): void {
-    this.#runs.delete(runKey(run.ref.taskId, run.ref.attempt));
-    const entry = end.ok
-      ? this.#outbox.put({
-          ref: run.ref,
-          kind: 'result',
-          encoded: encodeResult(run.ref, end.valueJson),
-        })
-      : this.#outbox.put(failMessage(run.ref, end.error));
-    this.#send(entry.encoded);
-    if (!end.ok) this.#log('debug', 'run failed', { ...run.ref, error: end.error });
-    this.#events.emit('done', { ...run.ref, ok: end.ok });
-    this.#notifyRuns();
+    try {
+      this.#runs.delete(runKey(run.ref.taskId, run.ref.attempt));
+      const entry = end.ok
+        ? this.#outbox.put({
+            ref: run.ref,
+            kind: 'result',
+            encoded: encodeResult(run.ref, end.valueJson),
+          })
+        : this.#outbox.put(failMessage(run.ref, end.error));
+      this.#send(entry.encoded);
+      if (!end.ok) this.#log('debug', 'run failed', { ...run.ref, error: end.error });
+      this.#events.emit('done', { ...run.ref, ok: end.ok });
+      this.#notifyRuns();
+    } catch (e) {
+      // Called from a promise callback: a bug here must be logged, not become an unhandled rejection.
+      this.#log('error', 'worker bug while reporting a run', { ...run.ref, error: String(e) });
+    }
   }
 
   saveCheckpoint(run: ActiveRun, state: unknown): Promise<void> {
@@ -404,8 +348,6 @@ export class Worker implements RunHost {
   #shutdown(reason: RegroupError): Promise<void> {
     if (this.#stopping !== null) return this.#stopping;
     this.#state = 'stopped';
-    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
-    this.#reconnectTimer = null;
     const runs = [...this.#runs.values()];
     this.#runs.clear();
     for (const run of runs) run.end(reason);
@@ -413,11 +355,8 @@ export class Worker implements RunHost {
     this.#outbox.clear();
     this.#started?.reject(reason);
     this.#notifyRuns();
-    const conn = this.#conn;
-    this.#ready = false;
     this.#stopping = (async () => {
-      await conn?.close(1000, 'worker stopped');
-      this.#conn = null;
+      await this.#link.stop();
       this.#log('info', 'stopped', { reason: reason.message });
       this.#events.emit('stopped', {});
     })();

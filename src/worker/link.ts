@@ -1,0 +1,115 @@
+import type { CoordinatorMessage, Hello, Welcome } from '../protocol/worker.js';
+import { Connection } from './connection.js';
+import { reconnectDelayMs, type ResolvedWorkerOptions } from './options.js';
+import { encode, type Encoded } from './wire.js';
+
+/** Silence allowed before the first welcome says how long deadAfterMs really is. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const BEAT = encode({ t: 'beat' });
+
+export interface LinkHooks {
+  /** The hello to open each new connection with. */
+  hello(): Hello;
+  /** Every well-formed message of the current connection, welcome included, in order. */
+  onMessage(m: CoordinatorMessage): void;
+  onDisconnected(info: { url: string; code: number; reason: string }): void;
+}
+
+/**
+ * The worker's line to the coordinator, across reconnects: one Connection at
+ * a time, hello on open, beats after welcome, and reconnects with backoff and
+ * jitter, trying the URLs in turn, until stop(). Run messages go out only
+ * once the current connection has been welcomed.
+ */
+export class CoordinatorLink {
+  #conn: Connection | null = null;
+  #ready = false;
+  #stopped = false;
+  #urlIndex = 0;
+  #failures = 0;
+  #deadAfterMs = HANDSHAKE_TIMEOUT_MS;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly o: Pick<
+      ResolvedWorkerOptions,
+      'urls' | 'token' | 'reconnectMinMs' | 'reconnectMaxMs' | 'logger'
+    >,
+    private readonly hooks: LinkHooks,
+  ) {}
+
+  /** Welcomed on the current connection. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  connect(): void {
+    this.#timer = null;
+    if (this.#stopped || this.#conn !== null) return;
+    const urls = this.o.urls;
+    const url = urls[this.#urlIndex % urls.length] ?? urls[0] ?? '';
+    let welcomed = false;
+    const conn: Connection = new Connection(
+      { url, token: this.o.token, deadAfterMs: this.#deadAfterMs, logger: this.o.logger },
+      {
+        onOpen: () => {
+          if (this.#conn === conn) conn.send(encode(this.hooks.hello()));
+        },
+        onMessages: (messages) => {
+          for (const m of messages) {
+            if (this.#conn !== conn) return;
+            if (m.t === 'welcome') {
+              welcomed = true;
+              this.#welcomed(conn, m);
+            }
+            this.hooks.onMessage(m);
+          }
+        },
+        onClose: (info) => {
+          if (this.#conn !== conn) return;
+          this.#conn = null;
+          this.#ready = false;
+          if (info.opened) this.hooks.onDisconnected({ url, code: info.code, reason: info.reason });
+          if (this.#stopped) return;
+          if (!welcomed) {
+            this.#failures += 1;
+            this.#urlIndex += 1;
+          }
+          const delayMs = reconnectDelayMs(this.#failures, this.o, Math.random);
+          // A worker that cannot get in says so at once and then every tenth try, not on every one.
+          const loud = welcomed || this.#failures % 10 === 1;
+          this.o.logger(loud ? 'warn' : 'info', 'no connection to the coordinator; reconnecting', {
+            url,
+            code: info.code,
+            error: conn.lastError,
+            delayMs,
+          });
+          this.#timer = setTimeout(() => this.connect(), delayMs);
+        },
+      },
+    );
+    this.#conn = conn;
+  }
+
+  /** Sends on the current connection if it has been welcomed; otherwise drops `m`. */
+  send(m: Encoded): void {
+    if (this.#ready) this.#conn?.send(m);
+  }
+
+  /** No more reconnects; flushes what is queued and closes the socket. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#ready = false;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#conn?.close(1000, 'worker stopped');
+    this.#conn = null;
+  }
+
+  #welcomed(conn: Connection, w: Welcome): void {
+    this.#ready = true;
+    this.#failures = 0;
+    this.#deadAfterMs = w.deadAfterMs;
+    conn.startBeats(w.heartbeatMs, () => BEAT, w.deadAfterMs);
+  }
+}
