@@ -68,7 +68,7 @@ export function describeGroup(g: GroupView): string {
   const rows: [string, string][] = [
     ['group', g.id],
     ['handler', g.handler],
-    ['state', g.done ? `${g.state} (done)` : g.state],
+    ['state', g.done || g.state === 'done' ? g.state : `${g.state} (not done)`],
     ['policy', g.policy],
     ['total', String(g.total)],
     ['pending', String(g.pending)],
