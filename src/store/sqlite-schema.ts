@@ -35,8 +35,9 @@ export const MIGRATIONS: readonly string[] = [
     id            INTEGER PRIMARY KEY,
     group_id      TEXT NOT NULL REFERENCES groups (id),
     idx           INTEGER NOT NULL,
-    state         TEXT NOT NULL
-                  CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'canceled')),
+    -- pending | running | succeeded | failed | canceled. No CHECK constraint on
+    -- purpose: it more than halves the speed of the hot UPDATEs (claim, commit).
+    state         TEXT NOT NULL,
     attempt       INTEGER NOT NULL DEFAULT 0,
     worker_id     TEXT,
     errors        INTEGER NOT NULL DEFAULT 0,
@@ -56,10 +57,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_ready ON tasks (group_id, state, priority DESC, idx);
   -- finishedTasks: a group's final tasks in finishing order.
   CREATE INDEX tasks_finished ON tasks (group_id, finish_seq) WHERE finish_seq IS NOT NULL;
-  -- recover(): every running lease.
-  CREATE INDEX tasks_running ON tasks (worker_id) WHERE state = 'running';
-  -- nextRunAt: pending tasks waiting out a backoff.
-  CREATE INDEX tasks_run_at ON tasks (run_at) WHERE state = 'pending';
+  -- nextRunAt: pending tasks waiting out a backoff. New tasks have run_at 0 and
+  -- stay out of it, so claiming them does not touch this index. recover() finds
+  -- running leases through groups.running > 0 and tasks_ready: no index of its own.
+  CREATE INDEX tasks_run_at ON tasks (run_at) WHERE state = 'pending' AND run_at > 0;
 
   CREATE TABLE workers (
     worker_id    TEXT PRIMARY KEY,

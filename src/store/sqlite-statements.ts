@@ -2,12 +2,17 @@
 import type Database from 'better-sqlite3';
 import { TASK_VIEW_COLUMNS } from './sqlite-rows.js';
 
-/** The fence of every write about a run: running, that attempt, that worker. */
-const FENCE = `id = @taskId AND state = 'running' AND attempt = @attempt AND worker_id = @workerId`;
+/**
+ * The fence of every write about a run: running, that attempt, that worker.
+ * Its parameters are the last three: taskId, attempt, workerId. The hot
+ * statements take positional parameters: binding named ones costs about twice as much.
+ */
+const FENCE = `id = ? AND state = 'running' AND attempt = ? AND worker_id = ?`;
 
 const p = (sql: string) => sql;
 
-const SQL = {
+/** The SQL of every statement, by name (exported for the query-plan test). */
+export const SQL = {
   // Groups.
   groupById: p('SELECT * FROM groups WHERE id = ?'),
   groupIdByKey: p('SELECT id FROM groups WHERE idempotency_key = ?'),
@@ -35,29 +40,35 @@ const SQL = {
     `INSERT INTO tasks (group_id, idx, state, priority, input) VALUES (?, ?, 'pending', ?, ?)`,
   ),
   taskState: p('SELECT state FROM tasks WHERE id = ?'),
+  // (value, now, seq, ...fence)
   commit: p(
-    `UPDATE tasks SET state = 'succeeded', value = @value, finished_at = @now, finish_seq = @seq
+    `UPDATE tasks SET state = 'succeeded', value = ?, finished_at = ?, finish_seq = ?
        WHERE ${FENCE} RETURNING group_id`,
   ),
+  // (error, now, seq, errors, nodeFailures, ...fence)
   failFinal: p(
-    `UPDATE tasks SET state = 'failed', error = @error, finished_at = @now, finish_seq = @seq,
-         errors = errors + @errors, node_failures = node_failures + @nodeFailures
+    `UPDATE tasks SET state = 'failed', error = ?, finished_at = ?, finish_seq = ?,
+         errors = errors + ?, node_failures = node_failures + ?
        WHERE ${FENCE} RETURNING group_id`,
   ),
+  // (error, runAt, errors, nodeFailures, ...fence)
   failRetry: p(
-    `UPDATE tasks SET state = 'pending', error = @error, run_at = @runAt, worker_id = NULL,
-         errors = errors + @errors, node_failures = node_failures + @nodeFailures
+    `UPDATE tasks SET state = 'pending', error = ?, run_at = ?, worker_id = NULL,
+         errors = errors + ?, node_failures = node_failures + ?
        WHERE ${FENCE} RETURNING group_id`,
   ),
+  // (runAt, nodeFailures, ...fence)
   requeue: p(
-    `UPDATE tasks SET state = 'pending', run_at = @runAt, worker_id = NULL,
-         node_failures = node_failures + @nodeFailures
+    `UPDATE tasks SET state = 'pending', run_at = ?, worker_id = NULL,
+         node_failures = node_failures + ?
        WHERE ${FENCE} RETURNING group_id`,
   ),
-  checkpoint: p(`UPDATE tasks SET checkpoint = @checkpoint WHERE ${FENCE}`),
+  // (checkpoint, ...fence)
+  checkpoint: p(`UPDATE tasks SET checkpoint = ? WHERE ${FENCE}`),
+  // (workerId, now, taskId, now)
   claim: p(
-    `UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = @workerId, started_at = @now
-       WHERE id = @taskId AND state = 'pending' AND run_at <= @now
+    `UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?
+       WHERE id = ? AND state = 'pending' AND run_at <= ?
        RETURNING id, group_id, idx, attempt, errors, node_failures, input, checkpoint`,
   ),
   // Cancels every task of a group in one state, numbering finish_seq from @seq + 1 in input order.
@@ -81,12 +92,17 @@ const SQL = {
        WHERE group_id = ? AND state = 'pending' AND run_at <= ?
        ORDER BY priority DESC, idx LIMIT ?`,
   ),
-  nextRunAt: p(`SELECT min(run_at) AS t FROM tasks WHERE state = 'pending' AND run_at > ?`),
+  // The `run_at > 0` term lets SQLite use the partial index tasks_run_at (now >= 0).
+  nextRunAt: p(
+    `SELECT min(run_at) AS t FROM tasks WHERE state = 'pending' AND run_at > 0 AND run_at > ?`,
+  ),
+  // CROSS JOIN keeps groups the outer loop: groups with running > 0, then each one's
+  // running tasks through tasks_ready, never a pass over all tasks.
   leases: p(
     `SELECT t.id, t.group_id, t.idx, t.attempt, t.worker_id, t.started_at, t.errors,
          t.node_failures, g.handler, g.options
-       FROM tasks t JOIN groups g ON g.id = t.group_id
-       WHERE t.state = 'running' ORDER BY t.id`,
+       FROM groups g CROSS JOIN tasks t ON t.group_id = g.id AND t.state = 'running'
+       WHERE g.running > 0 ORDER BY t.id`,
   ),
   listTasks: p(
     `SELECT ${TASK_VIEW_COLUMNS} FROM tasks WHERE group_id = ? AND idx > ? ORDER BY idx LIMIT ?`,

@@ -39,6 +39,8 @@ interface ClaimRow {
   checkpoint: string | null;
 }
 
+type GroupIdRow = { group_id: string } | undefined;
+
 type Counter = 'pending' | 'running' | 'succeeded' | 'failed' | 'canceled';
 
 export class TickApplier {
@@ -252,8 +254,7 @@ export class TickApplier {
 
   private commit(c: CommitOp): RunOutcome {
     const seq = this.finishSeq + 1;
-    const row = this.st.commit.get({ ...fence(c), value: toJson(c.value), now: this.now, seq }) as
-      { group_id: string } | undefined;
+    const row = this.st.commit.get(toJson(c.value), this.now, seq, ...fence(c)) as GroupIdRow;
     if (!row) return this.miss(c.taskId);
     this.nextSeq();
     this.move(this.groupOf(row.group_id), 'running', 'succeeded');
@@ -261,22 +262,30 @@ export class TickApplier {
   }
 
   private fail(f: FailOp): RunOutcome {
-    const common = {
-      ...fence(f),
-      error: JSON.stringify(f.error),
-      errors: f.nodeFailure ? 0 : 1,
-      nodeFailures: f.nodeFailure ? 1 : 0,
-    };
+    const error = JSON.stringify(f.error);
+    const errors = f.nodeFailure ? 0 : 1;
+    const nodeFailures = f.nodeFailure ? 1 : 0;
     if (f.retryAt !== null) {
-      const row = this.st.failRetry.get({ ...common, runAt: f.retryAt }) as
-        { group_id: string } | undefined;
+      const row = this.st.failRetry.get(
+        error,
+        f.retryAt,
+        errors,
+        nodeFailures,
+        ...fence(f),
+      ) as GroupIdRow;
       if (!row) return this.miss(f.taskId);
       this.move(this.groupOf(row.group_id), 'running', 'pending');
       return 'applied';
     }
     const seq = this.finishSeq + 1;
-    const row = this.st.failFinal.get({ ...common, now: this.now, seq }) as
-      { group_id: string } | undefined;
+    const row = this.st.failFinal.get(
+      error,
+      this.now,
+      seq,
+      errors,
+      nodeFailures,
+      ...fence(f),
+    ) as GroupIdRow;
     if (!row) return this.miss(f.taskId);
     this.nextSeq();
     const g = this.groupOf(row.group_id);
@@ -289,18 +298,14 @@ export class TickApplier {
   }
 
   private requeue(r: RequeueOp): RunOutcome {
-    const row = this.st.requeue.get({
-      ...fence(r),
-      runAt: r.runAt,
-      nodeFailures: r.nodeFailure ? 1 : 0,
-    }) as { group_id: string } | undefined;
+    const row = this.st.requeue.get(r.runAt, r.nodeFailure ? 1 : 0, ...fence(r)) as GroupIdRow;
     if (!row) return this.miss(r.taskId);
     this.move(this.groupOf(row.group_id), 'running', 'pending');
     return 'applied';
   }
 
   private checkpoint(c: CheckpointOp): RunOutcome {
-    const r = this.st.checkpoint.run({ ...fence(c), checkpoint: toJson(c.state) });
+    const r = this.st.checkpoint.run(toJson(c.state), ...fence(c));
     return r.changes > 0 ? 'applied' : this.miss(c.taskId);
   }
 
@@ -313,8 +318,7 @@ export class TickApplier {
   }
 
   private claim(c: ClaimOp): ClaimedTask | null {
-    const row = this.st.claim.get({ taskId: c.taskId, workerId: c.workerId, now: this.now }) as
-      ClaimRow | undefined;
+    const row = this.st.claim.get(c.workerId, this.now, c.taskId, this.now) as ClaimRow | undefined;
     if (!row) return null;
     const g = this.groupOf(row.group_id);
     this.move(g, 'pending', 'running');
@@ -346,8 +350,13 @@ export class TickApplier {
   }
 }
 
-function fence(op: { taskId: number; attempt: number; workerId: string }) {
-  return { taskId: op.taskId, attempt: op.attempt, workerId: op.workerId };
+/** The fence parameters, in the order of FENCE in sqlite-statements.ts. */
+function fence(op: {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+}): [number, number, string] {
+  return [op.taskId, op.attempt, op.workerId];
 }
 
 function copyOptions(o: TaskOptions): TaskOptions {

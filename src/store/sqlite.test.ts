@@ -9,6 +9,7 @@ import { resolveTaskOptions } from '../core/options.js';
 import { storeContract, type StoreHarness } from './contract.js';
 import { ModelStore } from './model.js';
 import { SCHEMA_VERSION } from './sqlite-schema.js';
+import { SQL } from './sqlite-statements.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
 
@@ -157,19 +158,33 @@ void describe('SqliteStore', () => {
     await s.close();
   });
 
-  void it('readyTasks uses the dispatch index, not a scan of the group', async () => {
+  void it('no statement scans the whole tasks table, and the hot ones use the intended index', async () => {
     const s = new SqliteStore({ path: freshPath() });
     await s.open();
-    const plan = s.database
-      .prepare(
-        `EXPLAIN QUERY PLAN SELECT id, priority FROM tasks
-         WHERE group_id = ? AND state = 'pending' AND run_at <= ?
-         ORDER BY priority DESC, idx LIMIT ?`,
-      )
-      .all('g', 0, 10) as { detail: string }[];
-    const detail = plan.map((p) => p.detail).join('\n');
-    assert.match(detail, /USING INDEX tasks_ready/);
-    assert.doesNotMatch(detail, /TEMP B-TREE/);
+    const plan = (sql: string) => {
+      const bare = sql.replace(/@\w+/g, 'NULL').replace(/\?/g, 'NULL');
+      const rows = s.database.prepare(`EXPLAIN QUERY PLAN ${bare}`).all() as { detail: string }[];
+      return rows.map((r) => r.detail).join('\n');
+    };
+    for (const [name, sql] of Object.entries(SQL)) {
+      assert.doesNotMatch(plan(sql), /^SCAN (tasks|t)\b/m, `${name} scans tasks`);
+    }
+    const expect: [keyof typeof SQL, RegExp][] = [
+      ['claim', /USING INTEGER PRIMARY KEY/],
+      ['commit', /USING INTEGER PRIMARY KEY/],
+      ['failFinal', /USING INTEGER PRIMARY KEY/],
+      ['requeue', /USING INTEGER PRIMARY KEY/],
+      ['readyTasks', /USING INDEX tasks_ready/],
+      ['finishedTasks', /USING INDEX tasks_finished/],
+      ['nextRunAt', /USING (COVERING )?INDEX tasks_run_at/],
+      ['listTasks', /USING INDEX sqlite_autoindex_tasks_1/],
+      ['groupsWithPending', /USING INDEX groups_pending/],
+      ['leases', /SEARCH t USING INDEX tasks_ready \(group_id=\? AND state=\?\)/],
+    ];
+    for (const [name, re] of expect) assert.match(plan(SQL[name]), re, name);
+    for (const name of ['readyTasks', 'finishedTasks', 'listTasks'] as const) {
+      assert.doesNotMatch(plan(SQL[name]), /TEMP B-TREE/, `${name} sorts`);
+    }
     await s.close();
   });
 });
