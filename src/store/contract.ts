@@ -1184,6 +1184,8 @@ type AbstractOp =
 type Fault = 'none' | 'attempt' | 'worker';
 interface AbstractTick {
   dt: number;
+  /** Restart the store (close and reopen the same database) before this tick. */
+  reopen: boolean;
   ops: AbstractOp[];
 }
 
@@ -1230,7 +1232,11 @@ const abstractOp: fc.Arbitrary<AbstractOp> = fc.oneof(
 );
 
 const abstractTicks = fc.array(
-  fc.record({ dt: nat(200), ops: fc.array(abstractOp, { maxLength: 8 }) }),
+  fc.record({
+    dt: nat(200),
+    reopen: nat(9).map((n) => n === 0),
+    ops: fc.array(abstractOp, { maxLength: 8 }),
+  }),
   { minLength: 1, maxLength: 14 },
 );
 
@@ -1410,19 +1416,21 @@ function propertyRules(make: Make): void {
             const ids = { next: 0 };
             let now = 1000;
             let seen = new Map<number, TaskView>();
+            let store = h.store;
             for (const t of ticks) {
+              if (t.reopen) store = await h.reopen();
               now += t.dt;
               const tick = resolve(model, t, now, ids);
               const expected = await model.commitTick(tick);
-              const actual = await h.store.commitTick(tick);
+              const actual = await store.commitTick(tick);
               assert.deepEqual(actual, expected);
-              seen = await checkInvariants(h.store, model, seen, tick, actual);
+              seen = await checkInvariants(store, model, seen, tick, actual);
               const groupIds = model.groups.map((g) => g.id);
               assert.deepEqual(
-                await h.store.readyTasks(groupIds, now, 2),
+                await store.readyTasks(groupIds, now, 2),
                 await model.readyTasks(groupIds, now, 2),
               );
-              assert.equal(await h.store.nextRunAt(now), await model.nextRunAt(now));
+              assert.equal(await store.nextRunAt(now), await model.nextRunAt(now));
             }
           } finally {
             await h.cleanup();
