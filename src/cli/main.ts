@@ -4,9 +4,18 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from './common.js';
 import { statusCommand } from './status.js';
 import { submitCommand } from './submit.js';
+import { serverCommand } from './server.js';
+import { workerCommand } from './worker.js';
+import { demoCommand } from './demo.js';
 
 /** Every command of the CLI, one file each. */
-const commands: (() => Command)[] = [submitCommand, statusCommand];
+const commands: (() => Command)[] = [
+  serverCommand,
+  workerCommand,
+  submitCommand,
+  statusCommand,
+  demoCommand,
+];
 
 export function buildProgram(): Command {
   const program = new Command('regroup')

@@ -16,6 +16,7 @@ import {
   type ResolvedCoordinatorOptions,
 } from './options.js';
 import { Session, Sessions } from './sessions.js';
+import { Emitter, type CoordinatorEvents } from './emitter.js';
 import { WorkerGateway, type Conn } from './workers.js';
 
 export type CoordinatorLifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -25,6 +26,8 @@ export class Coordinator {
   readonly sessions = new Sessions();
   readonly engine: Engine;
   readonly gateway: WorkerGateway;
+  /** Typed events for embedders: committed, dispatched, workerDead, groupChanged. */
+  readonly events = new Emitter<CoordinatorEvents>();
   private readonly waiters = new Waiters();
   private readonly api: HttpApi;
   private server: Server | null = null;
@@ -40,6 +43,7 @@ export class Coordinator {
         this.gateway.afterTick(r.claimed, r.revoked);
         this.waiters.notify(r.changedGroups);
         for (const g of r.changedGroups) {
+          this.events.emit('groupChanged', g);
           if (g.state !== 'done') continue;
           const data = {
             total: g.total,
@@ -50,8 +54,8 @@ export class Coordinator {
           this.engine.event({ type: 'group.done', groupId: g.id, data });
         }
       },
-    });
-    this.gateway = new WorkerGateway(o, this.engine, this.sessions);
+    }, this.events);
+    this.gateway = new WorkerGateway(o, this.engine, this.sessions, this.events);
     this.api = new HttpApi(o, o.store, this.engine, this.sessions, this.waiters);
   }
 

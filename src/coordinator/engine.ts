@@ -21,6 +21,7 @@ import type {
 } from '../store/store.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
+import type { CoordinatorEvents, Emitter } from './emitter.js';
 
 export type OpKind =
   | 'createGroups'
@@ -94,6 +95,7 @@ export class Engine {
     private readonly store: Store,
     private readonly sessions: Sessions,
     private readonly hooks: EngineHooks,
+    private readonly emitter: Emitter<CoordinatorEvents>,
   ) {}
 
   /** Queues one op for the next tick; resolves with its outcome once committed. */
@@ -258,6 +260,11 @@ export class Engine {
       [tick.failures, outcome.failures, true],
       [tick.requeues, outcome.requeues, false],
     ] as const;
+    if (this.emitter.has('committed')) {
+      (tick.commits ?? []).forEach((c, i) => {
+        if (outcome.commits[i] === 'applied') this.emitter.emit('committed', { taskId: c.taskId, attempt: c.attempt, workerId: c.workerId });
+      });
+    }
     for (const [ops, results, finishes] of ended) {
       (ops ?? []).forEach((op, i) => {
         drop(op.taskId, op.attempt, op.workerId, finishes && results[i] === 'applied');

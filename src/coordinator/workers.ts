@@ -15,6 +15,7 @@ import type { ClaimedTask, RevokedRun, RunOutcome } from '../store/store.js';
 import type { Engine } from './engine.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import { Session, Sessions, newToken, newWorkerId, type Link } from './sessions.js';
+import type { CoordinatorEvents, Emitter } from './emitter.js';
 
 /** Per connection: the session it speaks for, once hello was answered. */
 export interface Conn {
@@ -33,6 +34,7 @@ export class WorkerGateway {
     private readonly o: ResolvedCoordinatorOptions,
     private readonly engine: Engine,
     readonly sessions: Sessions,
+    private readonly emitter: Emitter<CoordinatorEvents>,
   ) {}
 
   start(): void {
@@ -424,6 +426,7 @@ export class WorkerGateway {
       workerId: s.workerId,
       data: { name: s.name, reason, silentMs: now - s.lastSeenAt, requeued, poisoned },
     });
+    this.emitter.emit('workerDead', { workerId: s.workerId, name: s.name, reason, requeued, poisoned, at: now });
     this.o.logger('warn', 'worker dead', {
       workerId: s.workerId,
       name: s.name,
@@ -484,6 +487,7 @@ export class WorkerGateway {
         ...(c.checkpoint === undefined ? {} : { checkpoint: c.checkpoint }),
         timeoutMs: c.options.timeoutMs,
       });
+      this.emitter.emit('dispatched', { taskId: c.taskId, attempt: c.attempt, workerId: c.workerId, groupId: c.groupId });
       const r = this.requeuedAt.get(c.taskId);
       if (r) {
         this.requeuedAt.delete(c.taskId);

@@ -9,12 +9,17 @@ export interface Checker<T> {
   check(value: unknown): value is T;
 }
 
-/** Compiles a schema once; `parse` gives a clear, stable error for bad input. */
+/**
+ * Compiles a schema once, on first use (compiling costs start-up time that
+ * workers and clients, which never validate, should not pay); `parse` gives a
+ * clear, stable error for bad input.
+ */
 export function checker<S extends TSchema>(
   schema: S,
   code: ErrorCode = 'validation_failed',
 ): Checker<Static<S>> {
-  const v = Compile(schema);
+  let compiled: ReturnType<typeof Compile<S>> | null = null;
+  const v = { Check: (x: unknown) => (compiled ??= Compile(schema)).Check(x), Errors: (x: unknown) => (compiled ??= Compile(schema)).Errors(x) };
   return {
     schema,
     check: (value: unknown): value is Static<S> => v.Check(value),
@@ -29,15 +34,4 @@ export function checker<S extends TSchema>(
   };
 }
 
-/**
- * Parses JSON text without letting `__proto__` keys change any prototype:
- * JSON.parse makes them own properties, and we drop them so that no later
- * spread or Object.assign can turn them into prototype writes.
- */
-export function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text, (key, value: unknown) => (key === '__proto__' ? undefined : value));
-  } catch (e) {
-    throw new RegroupError('invalid_json', `${what} is not valid JSON: ${(e as Error).message}`);
-  }
-}
+export { parseJson } from './json.js';

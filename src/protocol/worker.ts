@@ -11,8 +11,7 @@
 import Type, { type Static } from 'typebox';
 import { checker } from './validate.js';
 
-export const PROTOCOL_VERSION = 1;
-export const WORKER_PATH = '/v1/worker';
+export { PROTOCOL_VERSION, WORKER_PATH } from './constants.js';
 
 const TaskId = Type.Integer({ minimum: 1 });
 const Attempt = Type.Integer({ minimum: 1 });

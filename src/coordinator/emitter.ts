@@ -1,0 +1,41 @@
+import type { GroupInfo } from '../core/types.js';
+
+/** What a coordinator tells its embedder (the demo, tests, later metrics and the dashboard). */
+export interface CoordinatorEvents {
+  /** A result was committed (the first and only time for that task). */
+  committed: { taskId: number; attempt: number; workerId: string };
+  /** Runs were sent to a worker. */
+  dispatched: { taskId: number; attempt: number; workerId: string; groupId: string };
+  /** A worker was declared dead; its runs went back to pending (or failed as poison). */
+  workerDead: { workerId: string; name: string; reason: string; requeued: number[]; poisoned: number[]; at: number };
+  groupChanged: GroupInfo;
+}
+
+type Fn<T> = (payload: T) => void;
+
+export class Emitter<E extends object> {
+  private readonly fns = new Map<keyof E, Set<Fn<never>>>();
+
+  on<K extends keyof E>(event: K, fn: Fn<E[K]>): () => void {
+    let set = this.fns.get(event);
+    if (!set) this.fns.set(event, (set = new Set()));
+    set.add(fn as Fn<never>);
+    return () => set.delete(fn as Fn<never>);
+  }
+
+  has(event: keyof E): boolean {
+    return (this.fns.get(event)?.size ?? 0) > 0;
+  }
+
+  emit<K extends keyof E>(event: K, payload: E[K]): void {
+    const set = this.fns.get(event);
+    if (!set) return;
+    for (const fn of set) {
+      try {
+        (fn as Fn<E[K]>)(payload);
+      } catch {
+        // A listener's error is its own; the coordinator goes on.
+      }
+    }
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The client API and the worker protocol against a real coordinator on a real
+ * SQLite file, in this process. Bad input gets a 4xx with a stable code and
+ * changes nothing; the worker protocol is fenced.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { Coordinator } from '../src/coordinator/index.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import { tempDir, until } from '../src/testing/procs.js';
+import type { CoordinatorMessage } from '../src/protocol/worker.js';
+
+let coordinator: Coordinator;
+let url: string;
+const tmp = tempDir();
+
+before(async () => {
+  coordinator = new Coordinator({
+    store: new SqliteStore({ path: join(tmp.dir, 'api.db') }),
+    port: 0,
+    limits: { maxBodyBytes: 64 * 1024, maxTasksPerRequest: 100, maxInputBytes: 1024 },
+  });
+  url = await coordinator.start();
+});
+after(async () => {
+  await coordinator.stop();
+  tmp.cleanup();
+});
+
+async function call(method: string, path: string, body?: string, type = 'application/json') {
+  const r = await fetch(url + path, { method, ...(body === undefined ? {} : { body, headers: { 'content-type': type } }) });
+  const text = await r.text();
+  return { status: r.status, body: JSON.parse(text) as { error?: { code: string; message: string } } & Record<string, unknown> };
+}
+
+async function groupCount(): Promise<number> {
+  const r = await call('GET', '/v1/groups?limit=1000');
+  return (r.body['groups'] as unknown[]).length;
+}
+
+describe('client API: bad input', () => {
+  const cases: [string, string, string, string | undefined, number, string, string?][] = [
+    ['malformed JSON', 'POST', '/v1/groups', '{"handler": "square", "inputs": [1,', 400, 'invalid_json'],
+    ['empty body', 'POST', '/v1/groups', '', 400, 'invalid_json'],
+    ['not an object', 'POST', '/v1/groups', '[1,2]', 400, 'validation_failed'],
+    ['wrong type of inputs', 'POST', '/v1/groups', '{"handler":"square","inputs":"1,2"}', 400, 'validation_failed'],
+    ['missing handler', 'POST', '/v1/groups', '{"inputs":[1]}', 400, 'validation_failed'],
+    ['bad handler name', 'POST', '/v1/groups', '{"handler":"../../etc","inputs":[1]}', 400, 'validation_failed'],
+    ['extra field', 'POST', '/v1/groups', '{"handler":"square","inputs":[1],"evil":true}', 400, 'validation_failed'],
+    ['bad option', 'POST', '/v1/groups', '{"handler":"square","inputs":[1],"options":{"maxAttempts":0}}', 400, 'validation_failed'],
+    ['wrong content type', 'POST', '/v1/groups', '{"handler":"square","inputs":[1]}', 415, 'unsupported_media_type', 'text/plain'],
+    ['too many tasks', 'POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: Array(101).fill(1) }), 413, 'too_many_tasks'],
+    ['oversize input', 'POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: ['x'.repeat(2000)] }), 413, 'input_too_large'],
+    ['oversize body', 'POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: ['x'.repeat(70 * 1024)] }), 413, 'body_too_large'],
+    ['unknown group', 'GET', '/v1/groups/g_nope', undefined, 404, 'group_not_found'],
+    ['add to unknown group', 'POST', '/v1/groups/g_nope/tasks', '{"inputs":[1]}', 404, 'group_not_found'],
+    ['cancel unknown group', 'POST', '/v1/groups/g_nope/cancel', undefined, 404, 'group_not_found'],
+    ['wait on unknown group', 'GET', '/v1/groups/g_nope/wait?timeoutMs=10', undefined, 404, 'group_not_found'],
+    ['bad query parameter', 'GET', '/v1/events?limit=abc', undefined, 400, 'validation_failed'],
+    ['unknown route', 'GET', '/v2/nothing', undefined, 404, 'not_found'],
+    ['wrong method', 'DELETE', '/v1/groups', undefined, 405, 'method_not_allowed'],
+    ['__proto__ key', 'POST', '/v1/groups', '{"handler":"square","inputs":[1],"__proto__":{"admin":true}}', 201, ''],
+  ];
+  for (const [name, method, path, body, status, code, type] of cases) {
+    it(`${name} -> ${status} ${code}`, async () => {
+      const groupsBefore = await groupCount();
+      const r = await call(method, path, body, type);
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      if (status >= 400) {
+        assert.equal(r.body.error?.code, code);
+        assert.ok((r.body.error?.message ?? '').length > 10, 'the message says what to fix');
+        assert.equal(await groupCount(), groupsBefore, 'nothing was created');
+      } else {
+        assert.equal(({} as Record<string, unknown>)['admin'], undefined, 'no prototype was polluted');
+      }
+      const health = await call('GET', '/healthz');
+      assert.equal(health.status, 200, 'the coordinator keeps running');
+    });
+  }
+
+  it('add, seal and idempotent submit behave', async () => {
+    const open = await call('POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: [1], open: true, idempotencyKey: 'k1' }));
+    assert.equal(open.status, 201);
+    const id = open.body['id'] as string;
+    const again = await call('POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: [1], open: true, idempotencyKey: 'k1' }));
+    assert.equal(again.status, 200);
+    assert.equal(again.body['id'], id);
+    const conflict = await call('POST', '/v1/groups', JSON.stringify({ handler: 'other', inputs: [], idempotencyKey: 'k1' }));
+    assert.equal(conflict.body.error?.code, 'idempotency_conflict');
+    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [2, 3], offset: 1 }))).body['total'], 3);
+    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [2, 3], offset: 1 }))).body['total'], 3, 'a repeated add is not applied twice');
+    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [9], offset: 7 }))).body.error?.code, 'offset_mismatch');
+    assert.equal((await call('POST', `/v1/groups/${id}/seal`)).body['state'], 'sealed');
+    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [4] }))).body.error?.code, 'group_sealed');
+    const canceled = await call('POST', `/v1/groups/${id}/cancel`);
+    assert.equal(canceled.body['state'], 'canceled');
+    assert.equal(canceled.body['done'], true);
+  });
+});
+
+/** A raw protocol peer, to send exactly what a misbehaving worker would. */
+class RawWorker {
+  readonly ws: WebSocket;
+  readonly inbox: CoordinatorMessage[] = [];
+  constructor(base: string) {
+    this.ws = new WebSocket(base.replace('http', 'ws') + '/v1/worker');
+    this.ws.on('message', (d) => this.inbox.push(...(JSON.parse(String(d)) as CoordinatorMessage[])));
+  }
+  async open(): Promise<void> {
+    await new Promise((r) => this.ws.once('open', r));
+  }
+  send(...m: unknown[]): void {
+    this.ws.send(JSON.stringify(m));
+  }
+  take<T extends CoordinatorMessage['t']>(t: T): Promise<Extract<CoordinatorMessage, { t: T }>> {
+    return until(`a ${t} message`, () => {
+      const i = this.inbox.findIndex((m) => m.t === t);
+      return i >= 0 ? (this.inbox.splice(i, 1)[0] as Extract<CoordinatorMessage, { t: T }>) : null;
+    });
+  }
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+describe('worker protocol: fencing and bad messages', () => {
+  it('answers bad frames with protocol_error and keeps the connection', async () => {
+    const w = new RawWorker(url);
+    await w.open();
+    w.ws.send('not json');
+    assert.equal((await w.take('error')).code, 'protocol_error');
+    w.send({ t: 'result', taskId: 1, attempt: 1 });
+    assert.equal((await w.take('error')).code, 'protocol_error');
+    w.send({ t: 'result', taskId: 1, attempt: 1, value: 1 });
+    assert.equal((await w.take('error')).code, 'session_unknown');
+    w.ws.send('[{"t":"hello","protocol":1,"name":"raw","handlers":["square"],"slots":1,"labels":[],"__proto__":{"x":1}}]');
+    const welcome = await w.take('welcome');
+    assert.match(welcome.workerId, /^w_/);
+    w.close();
+  });
+
+  it('a result for a run the worker does not hold is stale; a late duplicate is already_final', async () => {
+    const a = new RawWorker(url);
+    await a.open();
+    a.send({ t: 'hello', protocol: 1, name: 'a', handlers: ['fenceTest'], slots: 1, labels: [] });
+    await a.take('welcome');
+    const b = new RawWorker(url);
+    await b.open();
+    b.send({ t: 'hello', protocol: 1, name: 'b', handlers: ['other'], slots: 1, labels: [] });
+    await b.take('welcome');
+    const g = await call('POST', '/v1/groups', JSON.stringify({ handler: 'fenceTest', inputs: [7] }));
+    const run = await a.take('run');
+    assert.equal(run.input, 7);
+    assert.equal(run.attempt, 1);
+    b.send({ t: 'result', taskId: run.taskId, attempt: run.attempt, value: 'forged' });
+    assert.equal((await b.take('ack')).status, 'stale', 'another worker cannot report on a run it does not hold');
+    a.send({ t: 'result', taskId: run.taskId, attempt: run.attempt + 1, value: 'wrong attempt' });
+    assert.equal((await a.take('ack')).status, 'stale');
+    a.send({ t: 'result', taskId: run.taskId, attempt: run.attempt, value: 49 });
+    assert.equal((await a.take('ack')).status, 'committed');
+    a.send({ t: 'result', taskId: run.taskId, attempt: run.attempt, value: 50 });
+    assert.equal((await a.take('ack')).status, 'already_final');
+    const tasks = await call('GET', `/v1/groups/${g.body['id'] as string}/tasks`);
+    assert.equal((tasks.body['tasks'] as { value: unknown }[])[0]!.value, 49);
+    a.close();
+    b.close();
+  });
+});
