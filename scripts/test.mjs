@@ -2,7 +2,7 @@
 // Runs every compiled test file with node's test runner. Node 20's --test does
 // not expand globs, so the list is built here. Unit tests run first, then the
 // integration and fault tests under test/, one file at a time.
-import { readdirSync, statSync } from 'node:fs';
+import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -21,6 +21,9 @@ function find(dir) {
   }
   return out;
 }
+
+// Tests find their fixtures beside them, in source and compiled form alike.
+cpSync('test/fixtures', 'dist/test/fixtures', { recursive: true });
 
 const filter = process.argv.slice(2);
 let files = [...find('dist/src'), ...find('dist/test')];

@@ -30,9 +30,18 @@ after(async () => {
 });
 
 async function call(method: string, path: string, body?: string, type = 'application/json') {
-  const r = await fetch(url + path, { method, ...(body === undefined ? {} : { body, headers: { 'content-type': type } }) });
+  const r = await fetch(url + path, {
+    method,
+    ...(body === undefined ? {} : { body, headers: { 'content-type': type } }),
+  });
   const text = await r.text();
-  return { status: r.status, body: JSON.parse(text) as { error?: { code: string; message: string } } & Record<string, unknown> };
+  return {
+    status: r.status,
+    body: JSON.parse(text) as { error?: { code: string; message: string } } & Record<
+      string,
+      unknown
+    >,
+  };
 }
 
 async function groupCount(): Promise<number> {
@@ -42,26 +51,111 @@ async function groupCount(): Promise<number> {
 
 describe('client API: bad input', () => {
   const cases: [string, string, string, string | undefined, number, string, string?][] = [
-    ['malformed JSON', 'POST', '/v1/groups', '{"handler": "square", "inputs": [1,', 400, 'invalid_json'],
+    [
+      'malformed JSON',
+      'POST',
+      '/v1/groups',
+      '{"handler": "square", "inputs": [1,',
+      400,
+      'invalid_json',
+    ],
     ['empty body', 'POST', '/v1/groups', '', 400, 'invalid_json'],
     ['not an object', 'POST', '/v1/groups', '[1,2]', 400, 'validation_failed'],
-    ['wrong type of inputs', 'POST', '/v1/groups', '{"handler":"square","inputs":"1,2"}', 400, 'validation_failed'],
+    [
+      'wrong type of inputs',
+      'POST',
+      '/v1/groups',
+      '{"handler":"square","inputs":"1,2"}',
+      400,
+      'validation_failed',
+    ],
     ['missing handler', 'POST', '/v1/groups', '{"inputs":[1]}', 400, 'validation_failed'],
-    ['bad handler name', 'POST', '/v1/groups', '{"handler":"../../etc","inputs":[1]}', 400, 'validation_failed'],
-    ['extra field', 'POST', '/v1/groups', '{"handler":"square","inputs":[1],"evil":true}', 400, 'validation_failed'],
-    ['bad option', 'POST', '/v1/groups', '{"handler":"square","inputs":[1],"options":{"maxAttempts":0}}', 400, 'validation_failed'],
-    ['wrong content type', 'POST', '/v1/groups', '{"handler":"square","inputs":[1]}', 415, 'unsupported_media_type', 'text/plain'],
-    ['too many tasks', 'POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: Array(101).fill(1) }), 413, 'too_many_tasks'],
-    ['oversize input', 'POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: ['x'.repeat(2000)] }), 413, 'input_too_large'],
-    ['oversize body', 'POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: ['x'.repeat(70 * 1024)] }), 413, 'body_too_large'],
+    [
+      'bad handler name',
+      'POST',
+      '/v1/groups',
+      '{"handler":"../../etc","inputs":[1]}',
+      400,
+      'validation_failed',
+    ],
+    [
+      'extra field',
+      'POST',
+      '/v1/groups',
+      '{"handler":"square","inputs":[1],"evil":true}',
+      400,
+      'validation_failed',
+    ],
+    [
+      'bad option',
+      'POST',
+      '/v1/groups',
+      '{"handler":"square","inputs":[1],"options":{"maxAttempts":0}}',
+      400,
+      'validation_failed',
+    ],
+    [
+      'wrong content type',
+      'POST',
+      '/v1/groups',
+      '{"handler":"square","inputs":[1]}',
+      415,
+      'unsupported_media_type',
+      'text/plain',
+    ],
+    [
+      'too many tasks',
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'square', inputs: Array(101).fill(1) }),
+      413,
+      'too_many_tasks',
+    ],
+    [
+      'oversize input',
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'square', inputs: ['x'.repeat(2000)] }),
+      413,
+      'input_too_large',
+    ],
+    [
+      'oversize body',
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'square', inputs: ['x'.repeat(70 * 1024)] }),
+      413,
+      'body_too_large',
+    ],
     ['unknown group', 'GET', '/v1/groups/g_nope', undefined, 404, 'group_not_found'],
-    ['add to unknown group', 'POST', '/v1/groups/g_nope/tasks', '{"inputs":[1]}', 404, 'group_not_found'],
+    [
+      'add to unknown group',
+      'POST',
+      '/v1/groups/g_nope/tasks',
+      '{"inputs":[1]}',
+      404,
+      'group_not_found',
+    ],
     ['cancel unknown group', 'POST', '/v1/groups/g_nope/cancel', undefined, 404, 'group_not_found'],
-    ['wait on unknown group', 'GET', '/v1/groups/g_nope/wait?timeoutMs=10', undefined, 404, 'group_not_found'],
+    [
+      'wait on unknown group',
+      'GET',
+      '/v1/groups/g_nope/wait?timeoutMs=10',
+      undefined,
+      404,
+      'group_not_found',
+    ],
     ['bad query parameter', 'GET', '/v1/events?limit=abc', undefined, 400, 'validation_failed'],
     ['unknown route', 'GET', '/v2/nothing', undefined, 404, 'not_found'],
     ['wrong method', 'DELETE', '/v1/groups', undefined, 405, 'method_not_allowed'],
-    ['__proto__ key', 'POST', '/v1/groups', '{"handler":"square","inputs":[1],"__proto__":{"admin":true}}', 201, ''],
+    [
+      '__proto__ key',
+      'POST',
+      '/v1/groups',
+      '{"handler":"square","inputs":[1],"__proto__":{"admin":true}}',
+      201,
+      '',
+    ],
   ];
   for (const [name, method, path, body, status, code, type] of cases) {
     it(`${name} -> ${status} ${code}`, async () => {
@@ -73,7 +167,11 @@ describe('client API: bad input', () => {
         assert.ok((r.body.error?.message ?? '').length > 10, 'the message says what to fix');
         assert.equal(await groupCount(), groupsBefore, 'nothing was created');
       } else {
-        assert.equal(({} as Record<string, unknown>)['admin'], undefined, 'no prototype was polluted');
+        assert.equal(
+          ({} as Record<string, unknown>)['admin'],
+          undefined,
+          'no prototype was polluted',
+        );
       }
       const health = await call('GET', '/healthz');
       assert.equal(health.status, 200, 'the coordinator keeps running');
@@ -81,19 +179,48 @@ describe('client API: bad input', () => {
   }
 
   it('add, seal and idempotent submit behave', async () => {
-    const open = await call('POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: [1], open: true, idempotencyKey: 'k1' }));
+    const open = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'square', inputs: [1], open: true, idempotencyKey: 'k1' }),
+    );
     assert.equal(open.status, 201);
     const id = open.body['id'] as string;
-    const again = await call('POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: [1], open: true, idempotencyKey: 'k1' }));
+    const again = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'square', inputs: [1], open: true, idempotencyKey: 'k1' }),
+    );
     assert.equal(again.status, 200);
     assert.equal(again.body['id'], id);
-    const conflict = await call('POST', '/v1/groups', JSON.stringify({ handler: 'other', inputs: [], idempotencyKey: 'k1' }));
+    const conflict = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'other', inputs: [], idempotencyKey: 'k1' }),
+    );
     assert.equal(conflict.body.error?.code, 'idempotency_conflict');
-    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [2, 3], offset: 1 }))).body['total'], 3);
-    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [2, 3], offset: 1 }))).body['total'], 3, 'a repeated add is not applied twice');
-    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [9], offset: 7 }))).body.error?.code, 'offset_mismatch');
+    assert.equal(
+      (await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [2, 3], offset: 1 })))
+        .body['total'],
+      3,
+    );
+    assert.equal(
+      (await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [2, 3], offset: 1 })))
+        .body['total'],
+      3,
+      'a repeated add is not applied twice',
+    );
+    assert.equal(
+      (await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [9], offset: 7 })))
+        .body.error?.code,
+      'offset_mismatch',
+    );
     assert.equal((await call('POST', `/v1/groups/${id}/seal`)).body['state'], 'sealed');
-    assert.equal((await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [4] }))).body.error?.code, 'group_sealed');
+    assert.equal(
+      (await call('POST', `/v1/groups/${id}/tasks`, JSON.stringify({ inputs: [4] }))).body.error
+        ?.code,
+      'group_sealed',
+    );
     const canceled = await call('POST', `/v1/groups/${id}/cancel`);
     assert.equal(canceled.body['state'], 'canceled');
     assert.equal(canceled.body['done'], true);
@@ -106,7 +233,9 @@ class RawWorker {
   readonly inbox: CoordinatorMessage[] = [];
   constructor(base: string) {
     this.ws = new WebSocket(base.replace('http', 'ws') + '/v1/worker');
-    this.ws.on('message', (d) => this.inbox.push(...(JSON.parse(String(d)) as CoordinatorMessage[])));
+    this.ws.on('message', (d: Buffer) =>
+      this.inbox.push(...(JSON.parse(d.toString('utf8')) as CoordinatorMessage[])),
+    );
   }
   async open(): Promise<void> {
     await new Promise((r) => this.ws.once('open', r));
@@ -135,7 +264,9 @@ describe('worker protocol: fencing and bad messages', () => {
     assert.equal((await w.take('error')).code, 'protocol_error');
     w.send({ t: 'result', taskId: 1, attempt: 1, value: 1 });
     assert.equal((await w.take('error')).code, 'session_unknown');
-    w.ws.send('[{"t":"hello","protocol":1,"name":"raw","handlers":["square"],"slots":1,"labels":[],"__proto__":{"x":1}}]');
+    w.ws.send(
+      '[{"t":"hello","protocol":1,"name":"raw","handlers":["square"],"slots":1,"labels":[],"__proto__":{"x":1}}]',
+    );
     const welcome = await w.take('welcome');
     assert.match(welcome.workerId, /^w_/);
     w.close();
@@ -150,12 +281,20 @@ describe('worker protocol: fencing and bad messages', () => {
     await b.open();
     b.send({ t: 'hello', protocol: 1, name: 'b', handlers: ['other'], slots: 1, labels: [] });
     await b.take('welcome');
-    const g = await call('POST', '/v1/groups', JSON.stringify({ handler: 'fenceTest', inputs: [7] }));
+    const g = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'fenceTest', inputs: [7] }),
+    );
     const run = await a.take('run');
     assert.equal(run.input, 7);
     assert.equal(run.attempt, 1);
     b.send({ t: 'result', taskId: run.taskId, attempt: run.attempt, value: 'forged' });
-    assert.equal((await b.take('ack')).status, 'stale', 'another worker cannot report on a run it does not hold');
+    assert.equal(
+      (await b.take('ack')).status,
+      'stale',
+      'another worker cannot report on a run it does not hold',
+    );
     a.send({ t: 'result', taskId: run.taskId, attempt: run.attempt + 1, value: 'wrong attempt' });
     assert.equal((await a.take('ack')).status, 'stale');
     a.send({ t: 'result', taskId: run.taskId, attempt: run.attempt, value: 49 });

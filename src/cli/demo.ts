@@ -120,7 +120,7 @@ function startWorker(url: string, name: string, concurrency: number): Promise<Ch
   );
   return new Promise((resolve, reject) => {
     let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
       if (/joined as/.test(buf)) resolve(child);
     });

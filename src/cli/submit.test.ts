@@ -4,7 +4,10 @@ import { once } from 'node:events';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { FakeCoordinator } from '../client/fake-coordinator.test-helper.js';
 
-const MAIN = new URL('./main.ts', import.meta.url).pathname;
+// Runs from source under tsx or compiled under dist: spawn the same form.
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const MAIN = new URL(`./main${EXT}`, import.meta.url).pathname;
+const LOADER = EXT === '.ts' ? ['--import', 'tsx'] : [];
 
 interface Run {
   code: number | null;
@@ -14,7 +17,7 @@ interface Run {
 
 /** Runs the CLI; `onStart` may drive the fake coordinator while it runs. */
 async function cli(args: string[], stdin: string, onStart?: () => Promise<void>): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+  const child = spawn(process.execPath, [...LOADER, MAIN, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, REGROUP_URL: '', REGROUP_TOKEN: '' },
   });

@@ -116,7 +116,7 @@ void describe('Client retries, failover and close', () => {
 
   void it('close() leaves no handle open: a process waiting on a group exits by itself', async () => {
     const script = [
-      `import { Client } from ${JSON.stringify(new URL('./index.ts', import.meta.url).href)};`,
+      `import { Client } from ${JSON.stringify(new URL(import.meta.url.endsWith('.ts') ? './index.ts' : './index.js', import.meta.url).href)};`,
       'const client = new Client({ url: process.env.FAKE_URL });',
       "const group = await client.submit('square', [1]);",
       'setTimeout(() => client.close(), 100);',
@@ -124,7 +124,7 @@ void describe('Client retries, failover and close', () => {
     ].join('\n');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', script],
+      [...(import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : []), '--input-type=module', '-e', script],
       { env: { ...process.env, FAKE_URL: fake.url }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';

@@ -1,6 +1,6 @@
 import { ERROR_CODES, RegroupError, isErrorCode, type ErrorCode } from '../core/errors.js';
 import { backoffDelayMs } from '../core/retry.js';
-import { parseJson } from '../protocol/validate.js';
+import { parseJson } from '../protocol/json.js';
 import type { ResolvedClientOptions } from './options.js';
 
 export interface Request {

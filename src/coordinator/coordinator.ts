@@ -38,23 +38,29 @@ export class Coordinator {
   constructor(options: CoordinatorOptions) {
     this.options = resolveCoordinatorOptions(options);
     const o = this.options;
-    this.engine = new Engine(o, o.store, this.sessions, {
-      afterTick: (r) => {
-        this.gateway.afterTick(r.claimed, r.revoked);
-        this.waiters.notify(r.changedGroups);
-        for (const g of r.changedGroups) {
-          this.events.emit('groupChanged', g);
-          if (g.state !== 'done') continue;
-          const data = {
-            total: g.total,
-            succeeded: g.succeeded,
-            failed: g.failed,
-            canceled: g.canceled,
-          };
-          this.engine.event({ type: 'group.done', groupId: g.id, data });
-        }
+    this.engine = new Engine(
+      o,
+      o.store,
+      this.sessions,
+      {
+        afterTick: (r) => {
+          this.gateway.afterTick(r.claimed, r.revoked);
+          this.waiters.notify(r.changedGroups);
+          for (const g of r.changedGroups) {
+            this.events.emit('groupChanged', g);
+            if (g.state !== 'done') continue;
+            const data = {
+              total: g.total,
+              succeeded: g.succeeded,
+              failed: g.failed,
+              canceled: g.canceled,
+            };
+            this.engine.event({ type: 'group.done', groupId: g.id, data });
+          }
+        },
       },
-    }, this.events);
+      this.events,
+    );
     this.gateway = new WorkerGateway(o, this.engine, this.sessions, this.events);
     this.api = new HttpApi(o, o.store, this.engine, this.sessions, this.waiters);
   }

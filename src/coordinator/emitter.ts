@@ -7,7 +7,14 @@ export interface CoordinatorEvents {
   /** Runs were sent to a worker. */
   dispatched: { taskId: number; attempt: number; workerId: string; groupId: string };
   /** A worker was declared dead; its runs went back to pending (or failed as poison). */
-  workerDead: { workerId: string; name: string; reason: string; requeued: number[]; poisoned: number[]; at: number };
+  workerDead: {
+    workerId: string;
+    name: string;
+    reason: string;
+    requeued: number[];
+    poisoned: number[];
+    at: number;
+  };
   groupChanged: GroupInfo;
 }
 
@@ -19,8 +26,8 @@ export class Emitter<E extends object> {
   on<K extends keyof E>(event: K, fn: Fn<E[K]>): () => void {
     let set = this.fns.get(event);
     if (!set) this.fns.set(event, (set = new Set()));
-    set.add(fn as Fn<never>);
-    return () => set.delete(fn as Fn<never>);
+    set.add(fn);
+    return () => set.delete(fn);
   }
 
   has(event: keyof E): boolean {

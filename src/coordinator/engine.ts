@@ -262,7 +262,12 @@ export class Engine {
     ] as const;
     if (this.emitter.has('committed')) {
       (tick.commits ?? []).forEach((c, i) => {
-        if (outcome.commits[i] === 'applied') this.emitter.emit('committed', { taskId: c.taskId, attempt: c.attempt, workerId: c.workerId });
+        if (outcome.commits[i] === 'applied')
+          this.emitter.emit('committed', {
+            taskId: c.taskId,
+            attempt: c.attempt,
+            workerId: c.workerId,
+          });
       });
     }
     for (const [ops, results, finishes] of ended) {

@@ -426,7 +426,14 @@ export class WorkerGateway {
       workerId: s.workerId,
       data: { name: s.name, reason, silentMs: now - s.lastSeenAt, requeued, poisoned },
     });
-    this.emitter.emit('workerDead', { workerId: s.workerId, name: s.name, reason, requeued, poisoned, at: now });
+    this.emitter.emit('workerDead', {
+      workerId: s.workerId,
+      name: s.name,
+      reason,
+      requeued,
+      poisoned,
+      at: now,
+    });
     this.o.logger('warn', 'worker dead', {
       workerId: s.workerId,
       name: s.name,
@@ -487,7 +494,12 @@ export class WorkerGateway {
         ...(c.checkpoint === undefined ? {} : { checkpoint: c.checkpoint }),
         timeoutMs: c.options.timeoutMs,
       });
-      this.emitter.emit('dispatched', { taskId: c.taskId, attempt: c.attempt, workerId: c.workerId, groupId: c.groupId });
+      this.emitter.emit('dispatched', {
+        taskId: c.taskId,
+        attempt: c.attempt,
+        workerId: c.workerId,
+        groupId: c.groupId,
+      });
       const r = this.requeuedAt.get(c.taskId);
       if (r) {
         this.requeuedAt.delete(c.taskId);

@@ -19,12 +19,15 @@ export function checker<S extends TSchema>(
   code: ErrorCode = 'validation_failed',
 ): Checker<Static<S>> {
   let compiled: ReturnType<typeof Compile<S>> | null = null;
-  const v = { Check: (x: unknown) => (compiled ??= Compile(schema)).Check(x), Errors: (x: unknown) => (compiled ??= Compile(schema)).Errors(x) };
+  const v = {
+    Check: (x: unknown) => (compiled ??= Compile(schema)).Check(x),
+    Errors: (x: unknown) => (compiled ??= Compile(schema)).Errors(x),
+  };
   return {
     schema,
     check: (value: unknown): value is Static<S> => v.Check(value),
     parse(value: unknown, what: string): Static<S> {
-      if (v.Check(value)) return value as Static<S>;
+      if (v.Check(value)) return value;
       const errors = v.Errors(value);
       const first = errors[0];
       const where = first?.instancePath ? first.instancePath : '(root)';

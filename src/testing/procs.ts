@@ -68,7 +68,11 @@ export class Proc {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`${this.name}: no line matching ${re} within ${timeoutMs} ms; output:\n${this.out.slice(-30).join('\n')}`));
+        reject(
+          new Error(
+            `${this.name}: no line matching ${re} within ${timeoutMs} ms; output:\n${this.out.slice(-30).join('\n')}`,
+          ),
+        );
       }, timeoutMs);
       const done = (m: RegExpMatchArray): void => {
         clearTimeout(timer);
@@ -91,16 +95,44 @@ export class Proc {
 }
 
 /** Starts a coordinator; port 0 picks a free one (a restart passes the old port so workers and clients find it). */
-export async function startServer(db: string, o: { port?: number; extra?: string[] } = {}): Promise<{ proc: Proc; url: string; port: number }> {
-  const args = ['server', '--port', String(o.port ?? 0), '--db', db, '--log-level', 'warn', ...(o.extra ?? [])];
+export async function startServer(
+  db: string,
+  o: { port?: number; extra?: string[] } = {},
+): Promise<{ proc: Proc; url: string; port: number }> {
+  const args = [
+    'server',
+    '--port',
+    String(o.port ?? 0),
+    '--db',
+    db,
+    '--log-level',
+    'warn',
+    ...(o.extra ?? []),
+  ];
   const proc = new Proc('coordinator', args);
   const m = await proc.waitFor(/listening on (http:\/\/\S+)/);
   const url = m[1]!;
   return { proc, url, port: Number(new URL(url).port) };
 }
 
-export async function startWorker(url: string, handlers: string, name: string, extra: string[] = []): Promise<Proc> {
-  const proc = new Proc(name, ['worker', '--url', url, '--handlers', handlers, '--name', name, '--log-level', 'warn', ...extra]);
+export async function startWorker(
+  url: string,
+  handlers: string,
+  name: string,
+  extra: string[] = [],
+): Promise<Proc> {
+  const proc = new Proc(name, [
+    'worker',
+    '--url',
+    url,
+    '--handlers',
+    handlers,
+    '--name',
+    name,
+    '--log-level',
+    'warn',
+    ...extra,
+  ]);
   await proc.waitFor(/joined as (w_\w+)/);
   return proc;
 }
@@ -128,12 +160,18 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `fn` until it returns a truthy value, or fails after timeoutMs with `what`. */
-export async function until<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 15_000,
+  everyMs = 50,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (v) return v;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
 }

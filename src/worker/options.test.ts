@@ -26,7 +26,7 @@ void test('options resolve to defaults with every field set', () => {
   assert.equal(r.concurrency, DEFAULT_WORKER_OPTIONS.concurrency);
   assert.equal(r.drainTimeoutMs, 30_000);
   assert.equal(r.reconnectMinMs, 100);
-  assert.equal(r.reconnectMaxMs, 5000);
+  assert.equal(r.reconnectMaxMs, 1000);
   assert.equal(r.token, null);
   assert.match(r.name, /-\d+$/);
   assert.ok(Object.isFrozen(r) && Object.isFrozen(DEFAULT_WORKER_OPTIONS));

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { RegroupError } from '../core/errors.js';
-import { WORKER_PATH } from '../protocol/worker.js';
+import { WORKER_PATH } from '../protocol/constants.js';
 import type { TaskContext } from './run.js';
 
 /** A task handler: JSON input in, JSON-serializable value out. */
@@ -28,7 +28,7 @@ export interface WorkerOptions {
   drainTimeoutMs?: number;
   /** First reconnect delay. Default 100. */
   reconnectMinMs?: number;
-  /** Largest reconnect delay. Default 5000. */
+  /** Largest reconnect delay. Default 1000: well inside the coordinator's resume grace (deadAfterMs, 2 s), so a worker is back in time after a coordinator restart. */
   reconnectMaxMs?: number;
   /** Where log lines go. Default: warn and error to stderr. */
   logger?: Logger;
@@ -52,7 +52,7 @@ export const DEFAULT_WORKER_OPTIONS = Object.freeze({
   concurrency: 10,
   drainTimeoutMs: 30_000,
   reconnectMinMs: 100,
-  reconnectMaxMs: 5_000,
+  reconnectMaxMs: 1_000,
 });
 
 const NAME_MAX = 200;

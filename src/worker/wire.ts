@@ -3,7 +3,7 @@
  * protocol gives those messages as TypeScript types only, so they are checked
  * here by hand) and packs outgoing messages into frames.
  */
-import { parseJson } from '../protocol/validate.js';
+import { parseJson } from '../protocol/json.js';
 import type { CoordinatorMessage, WorkerMessage } from '../protocol/worker.js';
 
 export interface ParsedFrame {

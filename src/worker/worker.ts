@@ -1,7 +1,7 @@
 import { RegroupError } from '../core/errors.js';
 import { DEFAULT_LIMITS } from '../protocol/limits.js';
+import { PROTOCOL_VERSION } from '../protocol/constants.js';
 import {
-  PROTOCOL_VERSION,
   type CoordinatorMessage,
   type Hello,
   type Revoke,

@@ -1,0 +1,24 @@
+/** The public API of regroup. */
+export { Client, type SubmitOptions } from './client/index.js';
+export { Group, OpenGroup } from './client/group.js';
+export { GroupFailedError, type Outcome } from './client/outcome.js';
+export {
+  Worker,
+  loadHandlers,
+  type Handler,
+  type TaskContext,
+  type WorkerOptions,
+} from './worker/index.js';
+export { Coordinator, type CoordinatorOptions } from './coordinator/index.js';
+export { SqliteStore } from './store/sqlite.js';
+export type { Store } from './store/store.js';
+export { RegroupError, PermanentError, ERROR_CODES, type ErrorCode } from './core/errors.js';
+export type {
+  TaskError,
+  TaskOptions,
+  GroupPolicy,
+  TaskState,
+  GroupState,
+  Json,
+} from './core/types.js';
+export type { GroupView, TaskView, WorkerView, EventView } from './protocol/http.js';
