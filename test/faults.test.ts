@@ -213,6 +213,10 @@ describe('faults (real processes, SQLite file)', () => {
         assert.equal(now.seq, c.seq, `task ${c.taskId} not committed again`);
       }
       assert.ok((await events(url, 'coordinator.started')).length >= 2);
+      // Both workers came back within the resume grace and kept their sessions and leases.
+      const resumed = new Set((await events(url, 'worker.resumed')).map((e) => e.workerId));
+      assert.equal(resumed.size, 2, 'both workers resumed their sessions');
+      assert.equal((await events(url, 'worker.dead')).length, 0, 'no worker was declared dead');
     } finally {
       t.cleanup();
     }

@@ -11,6 +11,7 @@ import {
   emptyRequest,
   submitRequest,
   type GroupView,
+  type TaskView,
 } from '../protocol/http.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from './engine.js';
@@ -24,39 +25,54 @@ export function groupView(g: GroupInfo): GroupView {
   return { ...g, done: isGroupDone(g.state, g) };
 }
 
-/** Long-poll waiters, woken when a tick changed their group. */
+/**
+ * Long-poll waiters, woken when a tick changed their group. A long poll
+ * watches BEFORE it reads the group, so a change committed between the read
+ * and the wait is never missed (the watch has already fired).
+ */
 export class Waiters {
-  private readonly byGroup = new Map<string, Set<(g: GroupInfo) => void>>();
+  private readonly byGroup = new Map<string, Set<() => void>>();
 
-  wait(groupId: string, timeoutMs: number, signal: AbortSignal): Promise<GroupInfo | null> {
-    return new Promise((resolve) => {
-      const set = this.byGroup.get(groupId) ?? new Set();
-      this.byGroup.set(groupId, set);
-      const done = (g: GroupInfo | null): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        set.delete(fn);
-        if (set.size === 0) this.byGroup.delete(groupId);
-        resolve(g);
-      };
-      const fn = (g: GroupInfo): void => done(g);
-      const onAbort = (): void => done(null);
-      const timer = setTimeout(() => done(null), timeoutMs);
-      signal.addEventListener('abort', onAbort);
-      set.add(fn);
-    });
+  watch(groupId: string): { wait: (timeoutMs: number, signal: AbortSignal) => Promise<void>; cancel: () => void } {
+    let fired = false;
+    let wake: (() => void) | null = null;
+    const set = this.byGroup.get(groupId) ?? new Set();
+    this.byGroup.set(groupId, set);
+    const fn = (): void => {
+      fired = true;
+      wake?.();
+    };
+    set.add(fn);
+    const cancel = (): void => {
+      set.delete(fn);
+      if (set.size === 0 && this.byGroup.get(groupId) === set) this.byGroup.delete(groupId);
+    };
+    const wait = (timeoutMs: number, signal: AbortSignal): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          cancel();
+          resolve();
+        };
+        const timer = setTimeout(done, timeoutMs);
+        signal.addEventListener('abort', done);
+        wake = done;
+        if (fired || signal.aborted) done();
+      });
+    return { wait, cancel };
   }
 
   notify(groups: GroupInfo[]): void {
     for (const g of groups) {
       const set = this.byGroup.get(g.id);
-      if (set) for (const fn of [...set]) fn(g);
+      if (set) for (const fn of [...set]) fn();
     }
   }
 
   /** Wakes every waiter (shutdown). */
   wakeAll(): void {
-    for (const [, set] of this.byGroup) for (const fn of [...set]) fn(null as unknown as GroupInfo);
+    for (const [, set] of this.byGroup) for (const fn of [...set]) fn();
   }
 }
 
@@ -272,15 +288,23 @@ export class HttpApi {
   ): Promise<void> {
     const timeoutMs = intParam(q, 'timeoutMs', 30_000, 0, LONG_POLL_MAX_MS);
     const deadline = this.o.now() + timeoutMs;
-    let g = await this.mustGroup(id);
-    while (!isGroupDone(g.state, g) && !signal.aborted) {
+    for (;;) {
+      const watch = this.waiters.watch(id);
+      let g: GroupInfo;
+      try {
+        g = await this.mustGroup(id);
+      } catch (e) {
+        watch.cancel();
+        throw e;
+      }
       const left = deadline - this.o.now();
-      if (left <= 0) break;
-      const changed = await this.waiters.wait(id, left, signal);
-      if (changed === null) break;
-      g = changed;
+      if (isGroupDone(g.state, g) || left <= 0 || signal.aborted) {
+        watch.cancel();
+        sendJson(res, 200, groupView(g));
+        return;
+      }
+      await watch.wait(left, signal);
     }
-    sendJson(res, 200, groupView(g));
   }
 
   private async tasks(res: ServerResponse, id: string, q: URLSearchParams): Promise<void> {
@@ -314,17 +338,27 @@ export class HttpApi {
     const waitMs = intParam(q, 'waitMs', 0, 0, LONG_POLL_MAX_MS);
     const deadline = this.o.now() + waitMs;
     for (;;) {
-      const g = await this.mustGroup(id);
-      const tasks = await this.store.finishedTasks(id, after, limit);
+      const watch = this.waiters.watch(id);
+      let g: GroupInfo;
+      let tasks: TaskView[];
+      try {
+        g = await this.mustGroup(id);
+        tasks = await this.store.finishedTasks(id, after, limit);
+      } catch (e) {
+        watch.cancel();
+        throw e;
+      }
       const done = isGroupDone(g.state, g);
       const left = deadline - this.o.now();
       if (tasks.length > 0 || done || left <= 0 || signal.aborted) {
+        watch.cancel();
         const cursor = tasks.length > 0 ? (tasks[tasks.length - 1]!.seq ?? after) : after;
-        // `done` is only reported once the cursor has reached the end.
+        // The group is read before its tasks, so `done` is only reported once
+        // this page reached the end: every task of a done group is final.
         sendJson(res, 200, { tasks, cursor, done: done && tasks.length < limit });
         return;
       }
-      await this.waiters.wait(id, left, signal);
+      await watch.wait(left, signal);
     }
   }
 
