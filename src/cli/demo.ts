@@ -72,6 +72,7 @@ class Screen {
   private bar: cliProgress.SingleBar | null = null;
   private lastPlain = -1;
   private readonly started = Date.now();
+  private progressStart = 0;
 
   log(line: string): void {
     const t = ((Date.now() - this.started) / 1000).toFixed(2).padStart(6);
@@ -81,7 +82,8 @@ class Screen {
   }
 
   progress(done: number, total: number): void {
-    const rate = Math.round(done / Math.max(0.001, (Date.now() - this.started) / 1000));
+    if (this.progressStart === 0) this.progressStart = Date.now();
+    const rate = Math.round(done / Math.max(0.001, (Date.now() - this.progressStart) / 1000));
     if (this.multi) {
       this.bar ??= this.multi.create(total, 0, { rate: 0 });
       this.bar.update(done, { rate });
@@ -158,8 +160,11 @@ async function runDemo(f: DemoFlags): Promise<boolean> {
     commits.set(c.taskId, (commits.get(c.taskId) ?? 0) + 1),
   );
   coordinator.events.on('dispatched', (d) => {
-    if (killAt > 0 && requeued.includes(d.taskId) && !firstDispatchAfter.has(d.taskId))
-      firstDispatchAfter.set(d.taskId, Date.now() - killAt);
+    if (killAt === 0 || !requeued.includes(d.taskId) || firstDispatchAfter.has(d.taskId)) return;
+    firstDispatchAfter.set(d.taskId, Date.now() - killAt);
+    screen.log(
+      `task ${d.taskId} re-dispatched to ${coordinator.sessions.get(d.workerId)?.name ?? d.workerId} (attempt ${d.attempt}) ${((Date.now() - killAt) / 1000).toFixed(2)} s after the kill`,
+    );
   });
   coordinator.events.on('workerDead', (d) => {
     requeued = d.requeued;
