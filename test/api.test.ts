@@ -307,3 +307,85 @@ describe('worker protocol: fencing and bad messages', () => {
     b.close();
   });
 });
+
+describe('worker protocol: resume', () => {
+  async function hello(
+    w: RawWorker,
+    name: string,
+    handlers: string[],
+    extra: Record<string, unknown> = {},
+  ) {
+    w.send({ t: 'hello', protocol: 1, name, handlers, slots: 1, labels: [], ...extra });
+    return w.take('welcome');
+  }
+
+  it('a connection resumed within the grace keeps its lease; its result commits', async () => {
+    const a = new RawWorker(url);
+    await a.open();
+    const welcome = await hello(a, 'resumer', ['resumeTest']);
+    const g = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'resumeTest', inputs: [1] }),
+    );
+    const run = await a.take('run');
+    a.close();
+    const b = new RawWorker(url);
+    await b.open();
+    const again = await hello(b, 'resumer', ['resumeTest'], {
+      resume: { workerId: welcome.workerId, token: welcome.token },
+      held: [{ taskId: run.taskId, attempt: run.attempt }],
+    });
+    assert.equal(again.resumed, true);
+    assert.equal(again.workerId, welcome.workerId);
+    b.send({ t: 'result', taskId: run.taskId, attempt: run.attempt, value: 'kept' });
+    assert.equal((await b.take('ack')).status, 'committed');
+    const tasks = await call('GET', `/v1/groups/${g.body['id'] as string}/tasks`);
+    assert.deepEqual(
+      (tasks.body['tasks'] as { value: unknown; attempt: number }[]).map((t) => [
+        t.value,
+        t.attempt,
+      ]),
+      [['kept', 1]],
+    );
+    b.close();
+  });
+
+  it('a wrong resume token gets a new session; a lease the worker forgot goes back to pending', async () => {
+    const a = new RawWorker(url);
+    await a.open();
+    const welcome = await hello(a, 'forgetful', ['forgetTest']);
+    const g = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'forgetTest', inputs: [1] }),
+    );
+    const run = await a.take('run');
+    a.close();
+    const thief = new RawWorker(url);
+    await thief.open();
+    const stolen = await hello(thief, 'thief', ['other'], {
+      resume: { workerId: welcome.workerId, token: 'not-the-token' },
+    });
+    assert.equal(stolen.resumed, false);
+    assert.notEqual(stolen.workerId, welcome.workerId);
+    thief.close();
+    const b = new RawWorker(url);
+    await b.open();
+    const again = await hello(b, 'forgetful', ['forgetTest'], {
+      resume: { workerId: welcome.workerId, token: welcome.token },
+      held: [],
+    });
+    assert.equal(again.resumed, true);
+    // It no longer holds the run: the task goes back to pending and is dispatched again, attempt 2.
+    const rerun = await b.take('run');
+    assert.deepEqual([rerun.taskId, rerun.attempt], [run.taskId, 2]);
+    b.send({ t: 'result', taskId: run.taskId, attempt: 1, value: 'late' });
+    assert.equal((await b.take('ack')).status, 'stale');
+    b.send({ t: 'result', taskId: run.taskId, attempt: 2, value: 'second' });
+    assert.equal((await b.take('ack')).status, 'committed');
+    const tasks = await call('GET', `/v1/groups/${g.body['id'] as string}/tasks`);
+    assert.equal((tasks.body['tasks'] as { value: unknown }[])[0]!.value, 'second');
+    b.close();
+  });
+});
