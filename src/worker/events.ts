@@ -3,6 +3,8 @@ export interface WorkerEvents {
   welcome: { workerId: string; resumed: boolean };
   run: { taskId: number; attempt: number };
   done: { taskId: number; attempt: number; ok: boolean };
+  /** The coordinator answered a report: committed (this run's result is the result), already_final or stale. */
+  ack: { taskId: number; attempt: number; status: 'committed' | 'already_final' | 'stale' };
   revoked: { taskId: number; attempt: number; reason: string };
   disconnected: { url: string; code: number; reason: string };
   stopped: Record<string, never>;

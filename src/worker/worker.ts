@@ -161,8 +161,9 @@ export class Worker implements RunHost {
         this.#onRun(m);
         return;
       case 'ack':
-        if (this.#outbox.remove(m.taskId, m.attempt) && m.status !== 'committed') {
-          this.#log('info', `the coordinator answered ${m.status} to a report`, { ...m });
+        if (this.#outbox.remove(m.taskId, m.attempt)) {
+          if (m.status !== 'committed') this.#log('info', `the coordinator answered ${m.status} to a report`, { ...m });
+          this.#events.emit('ack', { taskId: m.taskId, attempt: m.attempt, status: m.status });
         }
         return;
       case 'saved':

@@ -1,0 +1,141 @@
+/**
+ * The history of a fault run: every process of the harness appends what it
+ * invoked and what came back, one JSON object per line, to its own file. The
+ * checker (checker.ts) reads all of them plus the final state of the store.
+ *
+ * Times are milliseconds since the epoch on this machine (all processes share
+ * its clock). `proc` names the writer: `client-1`, `worker-3`, `nemesis`.
+ */
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface Base {
+  /** When it happened (ms since epoch). */
+  t: number;
+  /** Who wrote it. */
+  proc: string;
+}
+
+/** A client asked for a group. `key` is its idempotency key: the same key is the same group. */
+export interface SubmitInvoke extends Base {
+  type: 'submit.invoke';
+  key: string;
+  handler: string;
+  inputs: unknown[];
+}
+/** The coordinator acknowledged the group: from now on it must never be lost. */
+export interface SubmitOk extends Base {
+  type: 'submit.ok';
+  key: string;
+  groupId: string;
+}
+/** The submit failed for good (after the client's own retries). The group may or may not exist. */
+export interface SubmitFail extends Base {
+  type: 'submit.fail';
+  key: string;
+  code: string;
+}
+/** A client's wait resolved: the outcomes it read, in input order. */
+export interface WaitOk extends Base {
+  type: 'wait.ok';
+  groupId: string;
+  outcomes: { index: number; taskId: number; state: string; value?: unknown }[];
+}
+/** A client gave up waiting (the run ended first). */
+export interface WaitFail extends Base {
+  type: 'wait.fail';
+  groupId: string;
+  code: string;
+}
+/** A worker started a run. */
+export interface RunStart extends Base {
+  type: 'run.start';
+  taskId: number;
+  attempt: number;
+  groupId: string;
+  index: number;
+}
+/** A run ended in the handler (before the result was reported). */
+export interface RunEnd extends Base {
+  type: 'run.end';
+  taskId: number;
+  attempt: number;
+  ok: boolean;
+  value?: unknown;
+}
+/** The coordinator answered a worker's report. `committed` means: this run's result is THE result. */
+export interface RunAck extends Base {
+  type: 'run.ack';
+  taskId: number;
+  attempt: number;
+  status: 'committed' | 'already_final' | 'stale';
+}
+/** The nemesis started or healed a fault. `target` names a process or link. */
+export interface FaultStart extends Base {
+  type: 'fault.start';
+  kind: FaultKind;
+  target: string;
+  /** The pid of a killed or stopped process, when there is one. */
+  pid?: number;
+}
+export interface FaultEnd extends Base {
+  type: 'fault.end';
+  kind: FaultKind;
+  target: string;
+}
+
+export type FaultKind =
+  | 'worker-kill'
+  | 'worker-stop'
+  | 'coordinator-kill'
+  | 'coordinator-kill-burst'
+  | 'partition-both'
+  | 'partition-in'
+  | 'partition-out'
+  | 'partition-flap'
+  | 'slow-link'
+  | 'lossy-link'
+  | 'lost-reply'
+  | 'disk-full';
+
+export type HistoryLine =
+  | SubmitInvoke
+  | SubmitOk
+  | SubmitFail
+  | WaitOk
+  | WaitFail
+  | RunStart
+  | RunEnd
+  | RunAck
+  | FaultStart
+  | FaultEnd;
+
+/** Appends to one process's history file. Synchronous, so a line is on disk before the process can be killed. */
+export class HistoryWriter {
+  constructor(
+    private readonly file: string,
+    private readonly proc: string,
+  ) {}
+
+  write(line: DistributiveOmit<HistoryLine, 't' | 'proc'>): void {
+    appendFileSync(this.file, JSON.stringify({ t: Date.now(), proc: this.proc, ...line }) + '\n');
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Reads every `*.jsonl` history file of a directory, merged and sorted by time. A torn last line (a kill mid-write) is skipped. */
+export function readHistory(dir: string): HistoryLine[] {
+  const lines: HistoryLine[] = [];
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()) {
+    for (const raw of readFileSync(join(dir, name), 'utf8').split('\n')) {
+      if (raw.trim() === '') continue;
+      try {
+        lines.push(JSON.parse(raw) as HistoryLine);
+      } catch {
+        // a line cut by SIGKILL
+      }
+    }
+  }
+  return lines.sort((a, b) => a.t - b.t);
+}
