@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from 'commander';
+import { RegroupError } from '../core/errors.js';
 /**
  * Log lines for the CLI: JSON Lines when the output is not a terminal (for
  * log search), short readable lines when it is. Only the CLI decides this.
@@ -8,7 +10,10 @@ const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 export function parseLevel(raw: string | undefined): Level {
   const l = (raw ?? 'info').toLowerCase();
   if (l === 'debug' || l === 'info' || l === 'warn' || l === 'error') return l;
-  throw new Error(`--log-level must be debug, info, warn or error (got "${raw}")`);
+  throw new RegroupError(
+    'bad_request',
+    `--log-level must be debug, info, warn or error (got "${raw}")`,
+  );
 }
 
 export function makeLogger(

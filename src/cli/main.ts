@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `regroup` command line. Each command lives in its own file and is listed here. */
 import { Command, CommanderError } from 'commander';
-import { EXIT } from './common.js';
+import { EXIT, reportError } from './common.js';
 import { statusCommand } from './status.js';
 import { submitCommand } from './submit.js';
 import { serverCommand } from './server.js';
@@ -31,8 +31,9 @@ async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {
-    if (!(e instanceof CommanderError)) throw e;
-    process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    // Commander already printed its own usage errors; anything else is one line with its code.
+    if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    else process.exitCode = reportError(e);
   }
 }
 

@@ -1,5 +1,8 @@
 import { isIP } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { loadOrCreateTokens } from './tokens.js';
+import { RegroupError } from '../core/errors.js';
 import { Command, Option } from 'commander';
 import { DEFAULT_PORT } from '../coordinator/options.js';
 import { DEFAULT_LIVENESS } from '../core/liveness.js';
@@ -7,6 +10,11 @@ import { DEFAULT_LIMITS } from '../protocol/limits.js';
 import { intOption, makeLogger, parseLevel } from './log.js';
 
 interface ServerFlags {
+  clientToken?: string;
+  workerToken?: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   port: number;
   host: string;
   db: string;
@@ -21,6 +29,60 @@ interface ServerFlags {
   maxMessageBytes: number;
   insecure?: boolean;
   logLevel: string;
+}
+
+interface Security {
+  clientToken: string | null;
+  workerToken: string | null;
+  tls: { cert: Buffer; key: Buffer } | null;
+  notes: string[];
+}
+
+/**
+ * Security defaults: loopback needs nothing; any other bind needs tokens
+ * (given, or generated into a 0600 file) unless --insecure says otherwise.
+ */
+export function resolveSecurity(f: ServerFlags): Security {
+  if ((f.tlsCert === undefined) !== (f.tlsKey === undefined))
+    throw new RegroupError('bad_request', '--tls-cert and --tls-key go together: give both');
+  const tls =
+    f.tlsCert && f.tlsKey ? { cert: readFileSync(f.tlsCert), key: readFileSync(f.tlsKey) } : null;
+  const notes: string[] = [];
+  let clientToken = f.clientToken ?? null;
+  let workerToken = f.workerToken ?? null;
+  if (!isLoopback(f.host) && clientToken === null && workerToken === null) {
+    if (f.insecure) {
+      notes.push(
+        `WARNING: listening on ${f.host} with no authentication (--insecure): anyone who can reach it can submit tasks and join as a worker.`,
+      );
+    } else {
+      const file = resolve(f.tokenFile ?? `${f.db}.tokens`);
+      let loaded;
+      try {
+        loaded = loadOrCreateTokens(file);
+      } catch (e) {
+        throw new RegroupError(
+          'unauthorized',
+          `refusing to bind ${f.host} without tokens: ${(e as Error).message} (or give --client-token and --worker-token, or --insecure on a trusted network)`,
+        );
+      }
+      clientToken = loaded.tokens.clientToken;
+      workerToken = loaded.tokens.workerToken;
+      notes.push(
+        `tokens ${loaded.created ? 'generated into' : 'read from'} ${file} (mode 0600): clients need clientToken, workers need workerToken`,
+      );
+    }
+  } else if (!isLoopback(f.host) && (clientToken === null || workerToken === null) && !f.insecure) {
+    throw new RegroupError(
+      'unauthorized',
+      `refusing to bind ${f.host} with only one token: give both --client-token and --worker-token (or --insecure)`,
+    );
+  }
+  if (!isLoopback(f.host) && tls === null)
+    notes.push(
+      `note: no TLS: tokens and data cross the network in clear text; use --tls-cert and --tls-key`,
+    );
+  return { clientToken, workerToken, tls, notes };
 }
 
 export function isLoopback(host: string): boolean {
@@ -88,16 +150,28 @@ export function serverCommand(): Command {
         .argParser(intOption('--max-message-bytes', 1))
         .default(DEFAULT_LIMITS.maxMessageBytes),
     )
-    .option('--insecure', 'allow binding a non-loopback address without authentication')
+    .addOption(
+      new Option('--client-token <token>', 'token clients must send (at least 16 characters)').env(
+        'REGROUP_CLIENT_TOKEN',
+      ),
+    )
+    .addOption(
+      new Option('--worker-token <token>', 'token workers must send (at least 16 characters)').env(
+        'REGROUP_WORKER_TOKEN',
+      ),
+    )
+    .option(
+      '--token-file <file>',
+      'where tokens are generated when the bind is not loopback and none are given (default <db>.tokens)',
+    )
+    .option('--tls-cert <file>', 'serve HTTPS/WSS with this certificate (PEM)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--insecure', 'allow a non-loopback bind with no authentication at all')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (f: ServerFlags) => {
       const logger = makeLogger(parseLevel(f.logLevel), 'coordinator');
-      if (!isLoopback(f.host) && !f.insecure) {
-        process.stderr.write(
-          `error [unauthorized]: refusing to bind ${f.host}: the API has no authentication yet, so only loopback addresses are allowed. Bind 127.0.0.1, or pass --insecure if the network is private and trusted.\n`,
-        );
-        process.exit(2);
-      }
+      const security = resolveSecurity(f);
+      for (const line of security.notes) process.stdout.write(line + '\n');
       // Loaded here, not at the top, so that other commands start fast.
       const { Coordinator } = await import('../coordinator/index.js');
       const { SqliteStore } = await import('../store/sqlite.js');
@@ -117,6 +191,9 @@ export function serverCommand(): Command {
           maxMessageBytes: f.maxMessageBytes,
         },
         logger,
+        clientToken: security.clientToken,
+        workerToken: security.workerToken,
+        tls: security.tls,
       });
       const url = await coordinator.start();
       process.stdout.write(`regroup coordinator listening on ${url} (db ${resolve(f.db)})\n`);

@@ -2,7 +2,9 @@
  * The coordinator: the only writer of task state. Serves the client API
  * (HTTP/JSON) and the worker protocol (WebSocket at /v1/worker) on one port.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { RegroupError } from '../core/errors.js';
@@ -17,6 +19,7 @@ import {
 } from './options.js';
 import { Session, Sessions } from './sessions.js';
 import { Emitter, type CoordinatorEvents } from './emitter.js';
+import { Auth } from './auth.js';
 import { WorkerGateway, type Conn } from './workers.js';
 
 export type CoordinatorLifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -30,6 +33,7 @@ export class Coordinator {
   readonly events = new Emitter<CoordinatorEvents>();
   private readonly waiters = new Waiters();
   private readonly api: HttpApi;
+  private readonly auth: Auth;
   private server: Server | null = null;
   private wss: WebSocketServer | null = null;
   state: CoordinatorLifecycle = 'stopped';
@@ -62,7 +66,8 @@ export class Coordinator {
       this.events,
     );
     this.gateway = new WorkerGateway(o, this.engine, this.sessions, this.events);
-    this.api = new HttpApi(o, o.store, this.engine, this.sessions, this.waiters);
+    this.auth = new Auth({ client: o.clientToken, worker: o.workerToken }, o.now);
+    this.api = new HttpApi(o, o.store, this.engine, this.sessions, this.waiters, this.auth);
   }
 
   /** Opens the store, restores leases and worker sessions, then listens. Resolves with the URL. */
@@ -71,19 +76,20 @@ export class Coordinator {
     this.state = 'starting';
     await o.store.open();
     await this.recover();
-    const server = createServer((req, res) => void this.api.handle(req, res));
+    const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void =>
+      void this.api.handle(req, res);
+    const server: Server = o.tls
+      ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, handler)
+      : createServer(handler);
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 70_000;
     server.requestTimeout = 0;
     const wss = new WebSocketServer({ noServer: true, maxPayload: o.limits.maxMessageBytes });
-    server.on('upgrade', (req, socket, head) => {
-      const path = new URL(req.url ?? '/', 'http://x').pathname;
-      if (path !== WORKER_PATH) {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-        return;
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => this.onWorkerSocket(ws));
-    });
+    server.on(
+      'upgrade',
+      (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+        void this.onUpgrade(wss, req, socket, head),
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(o.port, o.host, () => {
@@ -95,7 +101,7 @@ export class Coordinator {
     this.wss = wss;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    this.url = `http://${host}:${addr.port}`;
+    this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
     this.gateway.start();
     this.state = 'running';
     o.logger('info', 'coordinator listening', { url: this.url });
@@ -145,6 +151,31 @@ export class Coordinator {
         orphans: orphans.length,
       });
     }
+  }
+
+  /** Only the worker path upgrades, and only with the worker token when one is set. */
+  private async onUpgrade(
+    wss: WebSocketServer,
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path !== WORKER_PATH) {
+      refuseUpgrade(
+        socket,
+        new RegroupError('not_found', `WebSocket upgrades are served at ${WORKER_PATH} only`),
+      );
+      return;
+    }
+    try {
+      await this.auth.check(req, 'worker');
+    } catch (e) {
+      refuseUpgrade(socket, e as RegroupError);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => this.onWorkerSocket(ws));
   }
 
   private onWorkerSocket(ws: WebSocket): void {
@@ -201,4 +232,12 @@ export class Coordinator {
     await this.options.store.close();
     this.state = 'stopped';
   }
+}
+
+function refuseUpgrade(socket: Duplex, e: RegroupError): void {
+  const body = JSON.stringify(e.toWire());
+  const reason = e.status === 401 ? 'Unauthorized' : 'Not Found';
+  socket.end(
+    `HTTP/1.1 ${e.status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

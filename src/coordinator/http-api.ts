@@ -18,6 +18,7 @@ import type { Engine } from './engine.js';
 import { intParam, readJsonBody, sendError, sendJson } from './http-util.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
+import type { Auth } from './auth.js';
 
 const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
 
@@ -33,7 +34,10 @@ export function groupView(g: GroupInfo): GroupView {
 export class Waiters {
   private readonly byGroup = new Map<string, Set<() => void>>();
 
-  watch(groupId: string): { wait: (timeoutMs: number, signal: AbortSignal) => Promise<void>; cancel: () => void } {
+  watch(groupId: string): {
+    wait: (timeoutMs: number, signal: AbortSignal) => Promise<void>;
+    cancel: () => void;
+  } {
     let fired = false;
     let wake: (() => void) | null = null;
     const set = this.byGroup.get(groupId) ?? new Set();
@@ -93,6 +97,7 @@ export class HttpApi {
     private readonly engine: Engine,
     private readonly sessions: Sessions,
     private readonly waiters: Waiters,
+    private readonly auth: Auth,
   ) {
     const G = '/v1/groups/([A-Za-z0-9_-]{1,100})';
     this.route('GET', '^/healthz$', async (_q, res) => sendJson(res, 200, { ok: true }));
@@ -128,6 +133,8 @@ export class HttpApi {
     res.on('close', () => ac.abort());
     try {
       const url = new URL(req.url ?? '/', 'http://x');
+      // Liveness probes need no token; everything else is the client API.
+      if (url.pathname !== '/healthz') await this.auth.check(req, 'client');
       let pathMatched = false;
       for (const r of this.routes) {
         const m = r.re.exec(url.pathname);

@@ -18,6 +18,12 @@ export interface CoordinatorOptions {
   /** How often liveness is judged and backoff timers are checked. Default min(100, heartbeatMs / 5). */
   sweepMs?: number;
   logger?: Logger;
+  /** Bearer token clients must send to the HTTP API; null/absent = no client authentication. */
+  clientToken?: string | null;
+  /** Bearer token workers must send on the WebSocket upgrade; null/absent = no worker authentication. */
+  workerToken?: string | null;
+  /** Serve HTTPS and WSS with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer } | null;
   /** Injected for tests: the clock and the randomness (jitter). */
   now?: () => number;
   random?: () => number;
@@ -30,6 +36,9 @@ export interface ResolvedCoordinatorOptions extends LivenessOptions {
   limits: Limits;
   sweepMs: number;
   logger: Logger;
+  clientToken: string | null;
+  workerToken: string | null;
+  tls: { cert: string | Buffer; key: string | Buffer } | null;
   now: () => number;
   random: () => number;
 }
@@ -46,6 +55,14 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     if (!Number.isFinite(v) || v <= 0)
       throw new Error(`${name} must be a positive number of milliseconds, got ${v}`);
   }
+  for (const [name, t] of Object.entries({
+    clientToken: o.clientToken,
+    workerToken: o.workerToken,
+  })) {
+    if (t !== undefined && t !== null && (t.length < 16 || /\s/.test(t))) {
+      throw new Error(`${name} must be at least 16 characters without spaces`);
+    }
+  }
   if (deadAfterMs <= heartbeatMs) {
     throw new Error(
       `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,
@@ -61,6 +78,9 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     sweepMs: o.sweepMs ?? Math.max(10, Math.min(100, Math.floor(heartbeatMs / 5))),
     logger: o.logger ?? silentLogger,
+    clientToken: o.clientToken ?? null,
+    workerToken: o.workerToken ?? null,
+    tls: o.tls ?? null,
     now: o.now ?? Date.now,
     random: o.random ?? Math.random,
   };
