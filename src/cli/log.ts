@@ -43,7 +43,7 @@ export function intOption(flag: string, min = 0): (raw: string) => number {
   return (raw: string) => {
     const n = Number(raw);
     if (!Number.isInteger(n) || n < min)
-      throw new Error(`${flag} must be an integer >= ${min} (got "${raw}")`);
+      throw new InvalidArgumentError(`${flag} must be an integer >= ${min} (got "${raw}")`);
     return n;
   };
 }

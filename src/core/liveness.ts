@@ -45,9 +45,16 @@ export function canTakeWork(health: WorkerHealth): boolean {
   return health === 'alive';
 }
 
-/** The next time judgeWorker's answer can change for this session, so a shell can sleep until then. */
+/**
+ * The next time judgeWorker's answer can change for this session (whole
+ * milliseconds), so a shell can sleep until then. For a session already
+ * suspect it may lie in the past: the shell should take max(now, it).
+ */
 export function nextJudgementAt(s: SessionView, o: LivenessOptions): number {
-  const candidates = [s.lastSeenAt + o.deadAfterMs, s.lastSeenAt + o.heartbeatMs * 1.5 + 1];
+  const candidates = [
+    s.lastSeenAt + o.deadAfterMs,
+    Math.floor(s.lastSeenAt + o.heartbeatMs * 1.5) + 1,
+  ];
   if (s.closedAt !== null) candidates.push(s.closedAt + o.closeGraceMs);
   return Math.min(...candidates);
 }

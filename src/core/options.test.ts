@@ -92,3 +92,14 @@ void test('resolveTaskOptions: each given field wins, each missing one is the de
     { seed: SEED, numRuns: 300 },
   );
 });
+
+void test('resolveTaskOptions takes only the options themselves, never inherited names', () => {
+  const given = JSON.parse(
+    '{"__proto__": {"polluted": 1}, "toString": 5, "maxAttempts": 4}',
+  ) as Partial<TaskOptions>;
+  const o = resolveTaskOptions(given);
+  assert.equal(o.maxAttempts, 4);
+  assert.equal(Object.getPrototypeOf(o), Object.prototype);
+  assert.equal(Object.hasOwn(o, 'toString'), false);
+  assert.equal((o as unknown as Record<string, unknown>)['polluted'], undefined);
+});

@@ -6,7 +6,8 @@ export function resolveTaskOptions(given: Partial<TaskOptions> | undefined): Tas
   const o: TaskOptions = { ...DEFAULT_TASK_OPTIONS, requires: [...DEFAULT_TASK_OPTIONS.requires] };
   if (given) {
     for (const [k, v] of Object.entries(given)) {
-      if (v !== undefined && k in o) (o as unknown as Record<string, unknown>)[k] = v;
+      // Own keys of the defaults only: `toString` or `__proto__` are not options.
+      if (v !== undefined && Object.hasOwn(o, k)) (o as unknown as Record<string, unknown>)[k] = v;
     }
   }
   if (o.backoffMaxMs < o.backoffMs) {
