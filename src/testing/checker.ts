@@ -1,0 +1,466 @@
+/**
+ * The checker of fault runs: reads a history (history.ts) and the final state
+ * of the store, and names every way the run broke the guarantees of the README
+ * ("Guarantees, precisely"). A pure function: no clock, no I/O.
+ *
+ * Words used below:
+ * - an **acknowledged group** is a `submit.ok` (key -> groupId).
+ * - a **run** is `(taskId, attempt)`; its value is that of its `run.end`.
+ * - a **result commit** is a `run.ack` with status `committed` for a run that
+ *   did not end with `ok: false`. The coordinator also answers `committed` to
+ *   a failure report it applied (the task then retries or fails), so a
+ *   committed ack of a failed run is a **failure commit** and is not "the
+ *   result": several of them, then one result commit, is a normal retry.
+ * - values are compared as JSON (`undefined` is `null`, key order ignored).
+ *
+ * Anomalies (each finding is reported under exactly one kind, so that one
+ * fault in the system shows up as one kind; a missing group or task is only
+ * `lost`, never also `changed_after_read` or `wait_unresolved`):
+ * - **lost**: an acknowledged group is missing from the final state, or has
+ *   fewer tasks there than the inputs submitted under its key; or a result
+ *   commit's task is missing or not `succeeded` in the final state.
+ * - **committed_twice**: more than one result commit for one taskId (any
+ *   attempts, any workers, the same run acked twice included); two final tasks
+ *   sharing one `seq`; or one idempotency key acknowledged as two groups.
+ * - **stale_accepted**: a result commit for (taskId, attempt) whose final task
+ *   holds another attempt, or another value than that run's `run.end`; or, for
+ *   a task without any result commit in the history (its ack was lost with its
+ *   worker), a final value equal to that of a run answered `stale` and
+ *   different from the value of the run of the final attempt.
+ * - **changed_after_read**: an outcome of a `wait.ok` (index, state, value)
+ *   differs from that task in the final state.
+ * - **unexpected_result**: a succeeded task whose value is not
+ *   `expected(handler, input)`, the input being the `submit.invoke` input of
+ *   its group's key at its index. `expected` returning `undefined` skips it.
+ * - **wait_unresolved**: an acknowledged group with no `wait.ok` from any
+ *   client, or that is present but not done in the final state.
+ *
+ * Reassignment latency: for each `fault.start` of kind worker-kill or
+ * worker-stop at t0 on `target` (a worker's proc name), the runs that proc
+ * started after the previous kill/stop of the same target and before t0 and
+ * had not ended (no `run.end` from that proc) by t0. For each, the sample is
+ * the time from t0 to the first later `run.start` of that task by another proc
+ * or with a higher attempt (a restarted worker keeps its proc name). Runs
+ * never started again (a stopped worker that resumed and finished within the
+ * grace) count as `notRerun`. Percentiles are nearest-rank.
+ *
+ * Counters: `groups` is the acknowledged groups, `tasks` the final tasks in
+ * them, `faults` the `fault.start` lines by kind. `ok` is: no anomaly.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type {
+  FaultStart,
+  HistoryLine,
+  RunAck,
+  RunEnd,
+  RunStart,
+  SubmitInvoke,
+  WaitOk,
+} from './history.js';
+import type { EventView, GroupView, TaskView } from '../protocol/http.js';
+
+export interface FinalState {
+  groups: GroupView[];
+  tasks: TaskView[];
+  events: EventView[];
+}
+
+export interface CheckOptions {
+  /** The right result (tasks are deterministic); `undefined` = any result is right. */
+  expected: (handler: string, input: unknown) => unknown;
+}
+
+export const ANOMALY_KINDS = [
+  'lost',
+  'committed_twice',
+  'stale_accepted',
+  'changed_after_read',
+  'unexpected_result',
+  'wait_unresolved',
+] as const;
+export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
+
+export interface Anomaly {
+  kind: AnomalyKind;
+  detail: string;
+  taskId?: number;
+  groupId?: string;
+  key?: string;
+}
+
+export interface Reassignment {
+  samples: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  /** Interrupted runs whose task was never started again. */
+  notRerun: number;
+}
+
+export interface Report {
+  groups: number;
+  tasks: number;
+  /** fault.start count by kind. */
+  faults: Record<string, number>;
+  anomalies: Anomaly[];
+  counts: Record<AnomalyKind, number>;
+  reassignment: Reassignment;
+  ok: boolean;
+}
+
+/** The history and the final state, indexed once. */
+interface Index {
+  lines: HistoryLine[];
+  invokes: Map<string, SubmitInvoke>;
+  /** groupId -> the key it was acknowledged under. */
+  acked: Map<string, string>;
+  keyGroups: Map<string, Set<string>>;
+  /** `${taskId}/${attempt}` -> the first run.end of that run. */
+  ends: Map<string, RunEnd>;
+  acks: Map<number, RunAck[]>;
+  waits: Map<string, WaitOk[]>;
+  groups: Map<string, GroupView>;
+  tasks: Map<number, TaskView>;
+  tasksOf: Map<string, TaskView[]>;
+}
+
+type Add = (a: Anomaly) => void;
+
+const run = (taskId: number, attempt: number): string => `${taskId}/${attempt}`;
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
+
+/** Equal as JSON values. */
+export function sameValue(a: unknown, b: unknown): boolean {
+  const norm = (v: unknown): unknown => JSON.parse(JSON.stringify(v ?? null) ?? 'null');
+  return isDeepStrictEqual(norm(a), norm(b));
+}
+
+function index(history: HistoryLine[], final: FinalState): Index {
+  const ix: Index = {
+    lines: history
+      .map((l, i) => ({ l, i }))
+      .sort((a, b) => a.l.t - b.l.t || a.i - b.i)
+      .map((x) => x.l),
+    invokes: new Map(),
+    acked: new Map(),
+    keyGroups: new Map(),
+    ends: new Map(),
+    acks: new Map(),
+    waits: new Map(),
+    groups: new Map(final.groups.map((g) => [g.id, g])),
+    tasks: new Map(final.tasks.map((t) => [t.taskId, t])),
+    tasksOf: new Map(),
+  };
+  for (const t of final.tasks) push(ix.tasksOf, t.groupId, t);
+  for (const l of ix.lines) {
+    switch (l.type) {
+      case 'submit.invoke':
+        if (!ix.invokes.has(l.key)) ix.invokes.set(l.key, l);
+        break;
+      case 'submit.ok':
+        ix.acked.set(l.groupId, l.key);
+        ix.keyGroups.set(l.key, (ix.keyGroups.get(l.key) ?? new Set()).add(l.groupId));
+        break;
+      case 'run.end':
+        if (!ix.ends.has(run(l.taskId, l.attempt))) ix.ends.set(run(l.taskId, l.attempt), l);
+        break;
+      case 'run.ack':
+        push(ix.acks, l.taskId, l);
+        break;
+      case 'wait.ok':
+        push(ix.waits, l.groupId, l);
+        break;
+      case 'submit.fail':
+      case 'wait.fail':
+      case 'run.start':
+      case 'fault.start':
+      case 'fault.end':
+        break; // read where needed (reassignment) or not at all
+      default:
+        break; // a line of a newer format: ignored
+    }
+  }
+  return ix;
+}
+
+function checkGroups(ix: Index, add: Add): void {
+  for (const [groupId, key] of ix.acked) {
+    const group = ix.groups.get(groupId);
+    const submitted = ix.invokes.get(key)?.inputs.length ?? 0;
+    const have = ix.tasksOf.get(groupId)?.length ?? 0;
+    if (!group) {
+      add({
+        kind: 'lost',
+        groupId,
+        key,
+        detail: `group ${groupId} (key ${key}) was acknowledged and is missing from the final state`,
+      });
+    } else if (have < submitted) {
+      add({
+        kind: 'lost',
+        groupId,
+        key,
+        detail: `group ${groupId} (key ${key}) has ${have} of the ${submitted} tasks submitted`,
+      });
+    }
+    if (!ix.waits.has(groupId)) {
+      add({
+        kind: 'wait_unresolved',
+        groupId,
+        key,
+        detail: `no client's wait resolved for group ${groupId} (key ${key})`,
+      });
+    } else if (group && !group.done) {
+      add({
+        kind: 'wait_unresolved',
+        groupId,
+        key,
+        detail: `group ${groupId} (key ${key}) is ${group.state}, not done, in the final state`,
+      });
+    }
+  }
+  for (const [key, ids] of ix.keyGroups) {
+    if (ids.size > 1)
+      add({
+        kind: 'committed_twice',
+        key,
+        detail: `key ${key} was acknowledged as ${ids.size} groups: ${[...ids].join(', ')}`,
+      });
+  }
+}
+
+/** Result commits of a task: committed acks of runs that did not end in failure. */
+function resultCommits(ix: Index, taskId: number): RunAck[] {
+  return (ix.acks.get(taskId) ?? []).filter(
+    (a) => a.status === 'committed' && ix.ends.get(run(a.taskId, a.attempt))?.ok !== false,
+  );
+}
+
+function checkCommits(ix: Index, add: Add): void {
+  for (const taskId of ix.acks.keys()) {
+    const commits = resultCommits(ix, taskId);
+    if (commits.length > 1) {
+      const runs = commits.map((a) => `attempt ${a.attempt} by ${a.proc}`).join(', ');
+      add({
+        kind: 'committed_twice',
+        taskId,
+        detail: `task ${taskId} was committed ${commits.length} times: ${runs}`,
+      });
+    }
+    const task = ix.tasks.get(taskId);
+    for (const a of commits) {
+      const end = ix.ends.get(run(taskId, a.attempt));
+      const at = `task ${taskId} attempt ${a.attempt} (${a.proc}) was acked committed`;
+      if (task?.state !== 'succeeded') {
+        add({
+          kind: 'lost',
+          taskId,
+          detail: `${at} and is ${task ? task.state : 'missing'} in the final state`,
+        });
+      } else if (task.attempt !== a.attempt) {
+        add({
+          kind: 'stale_accepted',
+          taskId,
+          detail: `${at} and the final task holds attempt ${task.attempt}`,
+        });
+      } else if (end && !sameValue(end.value, task.value)) {
+        add({
+          kind: 'stale_accepted',
+          taskId,
+          detail: `${at} with ${JSON.stringify(end.value)} and the final value is ${JSON.stringify(task.value)}`,
+        });
+      }
+    }
+  }
+}
+
+/** A stale run's value accepted, for tasks whose committed ack is not in the history. */
+function checkStaleValues(ix: Index, add: Add): void {
+  for (const [taskId, acks] of ix.acks) {
+    const task = ix.tasks.get(taskId);
+    if (task?.state !== 'succeeded' || resultCommits(ix, taskId).length > 0) continue;
+    const winner = ix.ends.get(run(taskId, task.attempt));
+    if (!winner?.ok || sameValue(winner.value, task.value)) continue;
+    const loser = acks.find((a) => {
+      const end = ix.ends.get(run(taskId, a.attempt));
+      return (
+        a.status === 'stale' &&
+        a.attempt !== task.attempt &&
+        end?.ok &&
+        sameValue(end.value, task.value)
+      );
+    });
+    if (loser)
+      add({
+        kind: 'stale_accepted',
+        taskId,
+        detail: `task ${taskId} holds the value of attempt ${loser.attempt} (answered stale), not that of attempt ${task.attempt}`,
+      });
+  }
+}
+
+function checkSeqs(ix: Index, add: Add): void {
+  const bySeq = new Map<number, number[]>();
+  for (const t of ix.tasks.values()) if (t.seq != null) push(bySeq, t.seq, t.taskId);
+  for (const [seq, ids] of bySeq) {
+    if (ids.length > 1)
+      add({
+        kind: 'committed_twice',
+        taskId: ids[1],
+        detail: `tasks ${ids.join(', ')} share finishing seq ${seq}`,
+      });
+  }
+}
+
+function checkReads(ix: Index, add: Add): void {
+  for (const [groupId, waits] of ix.waits) {
+    for (const w of waits) {
+      for (const o of w.outcomes) {
+        const t = ix.tasks.get(o.taskId);
+        if (!t) continue; // missing: reported as lost
+        if (t.index === o.index && t.state === o.state && sameValue(t.value, o.value)) continue;
+        const read = `#${o.index} ${o.state} ${JSON.stringify(o.value)}`;
+        const now = `#${t.index} ${t.state} ${JSON.stringify(t.value)}`;
+        add({
+          kind: 'changed_after_read',
+          taskId: o.taskId,
+          groupId,
+          detail: `${w.proc} read task ${o.taskId} as ${read} at t=${w.t}; final: ${now}`,
+        });
+      }
+    }
+  }
+}
+
+function checkResults(ix: Index, add: Add, expected: CheckOptions['expected']): void {
+  for (const t of ix.tasks.values()) {
+    if (t.state !== 'succeeded') continue;
+    const key = ix.groups.get(t.groupId)?.idempotencyKey ?? ix.acked.get(t.groupId);
+    const invoke = key === undefined || key === null ? undefined : ix.invokes.get(key);
+    if (!invoke || t.index >= invoke.inputs.length) continue;
+    const want = expected(invoke.handler, invoke.inputs[t.index]);
+    if (want === undefined || sameValue(want, t.value)) continue;
+    add({
+      kind: 'unexpected_result',
+      taskId: t.taskId,
+      groupId: t.groupId,
+      key,
+      detail: `task ${t.taskId} (${invoke.handler} #${t.index}) is ${JSON.stringify(t.value)}, expected ${JSON.stringify(want)}`,
+    });
+  }
+}
+
+/** Nearest-rank percentile of sorted samples; null when there are none. */
+export function nearestRank(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1] ?? null;
+}
+
+const STOPS: readonly string[] = ['worker-kill', 'worker-stop'];
+
+/** The runs `proc` had started in (since, t0] and not ended by t0. */
+function interrupted(lines: HistoryLine[], proc: string, since: number, t0: number): RunStart[] {
+  const open = new Map<string, RunStart>();
+  for (const l of lines) {
+    if (l.t > t0) break;
+    if (l.proc !== proc || l.t <= since) continue;
+    if (l.type === 'run.start') open.set(run(l.taskId, l.attempt), l);
+    if (l.type === 'run.end') open.delete(run(l.taskId, l.attempt));
+  }
+  return [...open.values()];
+}
+
+export function reassignment(lines: HistoryLine[]): Reassignment {
+  const samples: number[] = [];
+  let notRerun = 0;
+  const last = new Map<string, number>();
+  const faults = lines.filter(
+    (l): l is FaultStart => l.type === 'fault.start' && STOPS.includes(l.kind),
+  );
+  for (const f of faults) {
+    for (const r of interrupted(lines, f.target, last.get(f.target) ?? -Infinity, f.t)) {
+      const again = lines.find(
+        (l) =>
+          l.type === 'run.start' &&
+          l.t >= f.t &&
+          l.taskId === r.taskId &&
+          (l.proc !== f.target || l.attempt > r.attempt),
+      );
+      if (again) samples.push(again.t - f.t);
+      else notRerun++;
+    }
+    last.set(f.target, f.t);
+  }
+  samples.sort((a, b) => a - b);
+  return {
+    samples: samples.length,
+    p50Ms: nearestRank(samples, 50),
+    p99Ms: nearestRank(samples, 99),
+    maxMs: samples.at(-1) ?? null,
+    notRerun,
+  };
+}
+
+/** Checks a fault run: see the definitions at the top of this file. */
+export function check(history: HistoryLine[], final: FinalState, options: CheckOptions): Report {
+  const ix = index(history, final);
+  const anomalies: Anomaly[] = [];
+  const add: Add = (a) => anomalies.push(a);
+  checkGroups(ix, add);
+  checkCommits(ix, add);
+  checkStaleValues(ix, add);
+  checkSeqs(ix, add);
+  checkReads(ix, add);
+  checkResults(ix, add, options.expected);
+  const counts = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<
+    AnomalyKind,
+    number
+  >;
+  for (const a of anomalies) counts[a.kind]++;
+  const faults: Record<string, number> = {};
+  for (const l of ix.lines)
+    if (l.type === 'fault.start') faults[l.kind] = (faults[l.kind] ?? 0) + 1;
+  let tasks = 0;
+  for (const id of ix.acked.keys()) tasks += ix.tasksOf.get(id)?.length ?? 0;
+  return {
+    groups: ix.acked.size,
+    tasks,
+    faults,
+    anomalies,
+    counts,
+    reassignment: reassignment(ix.lines),
+    ok: anomalies.length === 0,
+  };
+}
+
+const ms = (v: number | null): string => (v === null ? '-' : `${v} ms`);
+
+/** A short human table, one line per figure, then the first anomalies. */
+export function formatReport(r: Report, maxAnomalies = 20): string {
+  const rows: [string, string][] = [
+    ['groups', String(r.groups)],
+    ['tasks', String(r.tasks)],
+    ...Object.entries(r.faults)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, n]): [string, string] => [`fault ${k}`, String(n)]),
+    ['reassigned runs', String(r.reassignment.samples)],
+    ['reassignment p50', ms(r.reassignment.p50Ms)],
+    ['reassignment p99', ms(r.reassignment.p99Ms)],
+    ['reassignment max', ms(r.reassignment.maxMs)],
+    ['not rerun', String(r.reassignment.notRerun)],
+    ...ANOMALY_KINDS.map((k): [string, string] => [k, String(r.counts[k])]),
+    ['result', r.ok ? 'OK' : `FAIL (${r.anomalies.length} anomalies)`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  const out = rows.map(([k, v]) => k.padEnd(width) + v);
+  for (const a of r.anomalies.slice(0, maxAnomalies)) out.push(`  ${a.kind}: ${a.detail}`);
+  if (r.anomalies.length > maxAnomalies)
+    out.push(`  ... ${r.anomalies.length - maxAnomalies} more`);
+  return out.join('\n');
+}
