@@ -26,7 +26,8 @@ export function toOutcome<R>(t: TaskView): Outcome<R> {
   }
   const o: Outcome<R> = { index: t.index, taskId: t.taskId, state: t.state, attempt: t.attempt };
   if (t.state === 'succeeded') o.value = t.value as R;
-  if (t.error !== undefined) o.error = t.error;
+  // A task that succeeded after retries keeps its last error in the store; the outcome does not show it.
+  if (t.error !== undefined && t.state !== 'succeeded') o.error = t.error;
   return o;
 }
 

@@ -124,7 +124,12 @@ void describe('Client retries, failover and close', () => {
     ].join('\n');
     const child = spawn(
       process.execPath,
-      [...(import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : []), '--input-type=module', '-e', script],
+      [
+        ...(import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : []),
+        '--input-type=module',
+        '-e',
+        script,
+      ],
       { env: { ...process.env, FAKE_URL: fake.url }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';

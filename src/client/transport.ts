@@ -100,7 +100,7 @@ export function closedError(): RegroupError {
   return new RegroupError('closed', 'the client was closed');
 }
 
-/** The coordinator's error; retryable exactly when the status is 503. */
+/** The coordinator's error; retryable exactly when the status is 503 (unavailable) or 507 (storage full). */
 export function errorFromReply(status: number, text: string, base: string): RegroupError {
   let body: unknown = null;
   try {
@@ -112,7 +112,7 @@ export function errorFromReply(status: number, text: string, base: string): Regr
   const fallback = `HTTP ${status} from ${base}`;
   const code: ErrorCode = isErrorCode(wire?.code) ? wire.code : codeOfStatus(status);
   const message = RegroupError.fromWire(body, fallback).message;
-  return new RegroupError(code, message, { retryable: status === 503 });
+  return new RegroupError(code, message, { retryable: status === 503 || status === 507 });
 }
 
 function codeOfStatus(status: number): ErrorCode {

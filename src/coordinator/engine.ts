@@ -6,13 +6,14 @@
  * callers answered, the runs sent and the waiters woken.
  */
 import { RegroupError } from '../core/errors.js';
-import { planDispatch, rotate, type Candidate } from '../core/dispatch.js';
+import { planDispatch, rotate } from '../core/dispatch.js';
 import type { GroupInfo } from '../core/types.js';
 import type {
   ClaimOp,
   ClaimedTask,
   Lease,
   NewEvent,
+  ReadyTask,
   RevokedRun,
   Store,
   Tick,
@@ -87,6 +88,8 @@ export class Engine {
   private rr = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** Commits failed in a row; the retry waits longer each time (250 ms doubling, at most 5 s). */
+  private failedCommits = 0;
   private idle: (() => void)[] = [];
   ticks = 0;
 
@@ -147,10 +150,23 @@ export class Engine {
     }
   }
 
-  async stop(): Promise<void> {
-    await this.settle();
+  /**
+   * Commits what is queued, waiting at most `graceMs` (a store that keeps
+   * failing must not hold the shutdown forever); what is left is answered
+   * `shutting_down` (workers keep such reports in their outbox).
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settle(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    const err = new RegroupError(
+      'shutting_down',
+      'the coordinator stopped before this was committed; retry against it once it is back',
+    );
+    for (const k of OP_KINDS) for (const q of this.queue[k].splice(0)) q.reject(err);
+    for (const r of this.idle.splice(0)) r();
   }
 
   private hasWork(): boolean {
@@ -201,6 +217,7 @@ export class Engine {
         changedGroups: outcome.changedGroups,
       });
       if (outcome.claimed.length > 0) this.dispatchDirty = true;
+      this.failedCommits = 0;
     } catch (e) {
       this.onTickFailed(e, batch, workers, events);
       this.workerWaiters.unshift(...workerWaiters);
@@ -234,10 +251,14 @@ export class Engine {
     }
     for (const w of workers) if (!this.workers.has(w.workerId)) this.workers.set(w.workerId, w);
     this.events.unshift(...events);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.schedule();
-    }, 250);
+    this.failedCommits++;
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = null;
+        this.schedule();
+      },
+      Math.min(5000, 250 * 2 ** (this.failedCommits - 1)),
+    );
   }
 
   /** Updates the lease cache and the sessions from what was really committed. */
@@ -299,9 +320,13 @@ export class Engine {
       2000,
     );
     const ready = await this.store.readyTasks(order, now, perGroup);
-    const byGroup = new Map<string, Candidate[]>(order.map((id) => [id, []]));
+    const byGroup = new Map<string, ReadyTask[]>(order.map((id) => [id, []]));
     for (const t of ready) byGroup.get(t.groupId)?.push(t);
-    const plan = planDispatch([...byGroup.values()], credits);
+    // Round robin across groups; a group of higher priority is served earlier in each round.
+    const lists = [...byGroup.values()].sort(
+      (x, y) => (y[0]?.priority ?? 0) - (x[0]?.priority ?? 0),
+    );
+    const plan = planDispatch(lists, credits);
     return plan.map((a) => ({ taskId: a.taskId, workerId: a.workerId }));
   }
 

@@ -19,6 +19,7 @@ import { intParam, readJsonBody, sendError, sendJson } from './http-util.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
 import type { Auth } from './auth.js';
+import { jsonBytes } from './workers.js';
 
 const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
 
@@ -176,7 +177,7 @@ export class HttpApi {
       );
     }
     for (let i = 0; i < inputs.length; i++) {
-      const size = JSON.stringify(inputs[i] ?? null).length;
+      const size = jsonBytes(inputs[i] ?? null);
       if (size > maxInputBytes) {
         throw new RegroupError(
           'input_too_large',

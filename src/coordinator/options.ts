@@ -15,7 +15,7 @@ export interface CoordinatorOptions {
   deadAfterMs?: number;
   closeGraceMs?: number;
   limits?: Partial<Limits>;
-  /** How often liveness is judged and backoff timers are checked. Default min(100, heartbeatMs / 5). */
+  /** How often liveness is judged and ended backoffs are dispatched. Default heartbeatMs / 5, within 10..100 ms. */
   sweepMs?: number;
   logger?: Logger;
   /** Bearer token clients must send to the HTTP API; null/absent = no client authentication. */

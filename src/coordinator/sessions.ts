@@ -121,10 +121,9 @@ export function newToken(): string {
   return randomBytes(18).toString('base64url');
 }
 
-/** All live sessions, plus the ids of sessions declared dead (a resume with one of those is refused). */
+/** All live sessions. A session declared dead is forgotten, so a late resume with its id gets a new session. */
 export class Sessions {
   private readonly byId = new Map<string, Session>();
-  private readonly dead = new Set<string>();
 
   get(workerId: string): Session | undefined {
     return this.byId.get(workerId);
@@ -134,14 +133,8 @@ export class Sessions {
     this.byId.set(s.workerId, s);
   }
 
-  /** Forgets a session; `dead` remembers its id so a late resume gets a new session. */
-  remove(workerId: string, dead: boolean): void {
+  remove(workerId: string): void {
     this.byId.delete(workerId);
-    if (dead) this.dead.add(workerId);
-  }
-
-  wasDeclaredDead(workerId: string): boolean {
-    return this.dead.has(workerId);
   }
 
   all(): IterableIterator<Session> {

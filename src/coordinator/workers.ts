@@ -98,17 +98,7 @@ export class WorkerGateway {
         s.send({ t: 'beat' });
         return;
       case 'result':
-        this.report(
-          s,
-          m.taskId,
-          m.attempt,
-          this.engine.request('commits', {
-            taskId: m.taskId,
-            attempt: m.attempt,
-            workerId: s.workerId,
-            value: m.value ?? null,
-          }),
-        );
+        this.onResult(s, m.taskId, m.attempt, m.value);
         return;
       case 'fail':
         this.onFail(s, m.taskId, m.attempt, m.error);
@@ -131,15 +121,7 @@ export class WorkerGateway {
         this.onCheckpoint(s, m.taskId, m.attempt, m.seq, m.state);
         return;
       case 'drain':
-        if (!s.draining) {
-          s.draining = true;
-          void this.engine.recordWorker(s.record('draining', this.o.now()));
-          this.engine.event({
-            type: 'worker.draining',
-            workerId: s.workerId,
-            data: { name: s.name, running: s.leases.size },
-          });
-        }
+        this.startDrain(s);
         return;
       case 'bye':
         this.leave(s);
@@ -151,15 +133,35 @@ export class WorkerGateway {
     }
   }
 
-  private report(s: Session, taskId: number, attempt: number, p: Promise<RunOutcome>): void {
+  /** The worker stops taking tasks; its running ones finish (or are released). */
+  private startDrain(s: Session): void {
+    if (s.draining) return;
+    s.draining = true;
+    void this.engine.recordWorker(s.record('draining', this.o.now()));
+    this.engine.event({
+      type: 'worker.draining',
+      workerId: s.workerId,
+      data: { name: s.name, running: s.leases.size },
+    });
+  }
+
+  private report(
+    s: Session,
+    taskId: number,
+    attempt: number,
+    p: Promise<RunOutcome>,
+    onApplied?: () => void,
+  ): void {
     p.then(
-      (outcome) =>
+      (outcome) => {
         s.send({
           t: 'ack',
           taskId,
           attempt,
           status: outcome === 'applied' ? 'committed' : outcome,
-        }),
+        });
+        if (outcome === 'applied') onApplied?.();
+      },
       // Not acknowledged: the worker keeps it in its outbox; the engine retries storage failures itself.
       (e: unknown) =>
         this.o.logger('warn', 'report not committed', {
@@ -187,32 +189,35 @@ export class WorkerGateway {
         random: this.o.random,
       });
       if (d.kind === 'retry') retryAt = d.retryAt;
+    }
+    const op = { taskId, attempt, workerId: s.workerId, error, retryAt, nodeFailure: false };
+    this.report(s, taskId, attempt, this.engine.request('failures', op), () => {
+      // Logged only when it really happened (a stale report changes nothing).
       this.engine.event({
-        type: d.kind === 'retry' ? 'task.retried' : 'task.failed',
+        type: retryAt === null ? 'task.failed' : 'task.retried',
         workerId: s.workerId,
-        groupId: lease.groupId,
+        groupId: lease?.groupId ?? null,
         taskId,
         data: {
           attempt,
           error: error.message,
           kind: error.kind,
-          ...(d.kind === 'retry' ? { retryAt: d.retryAt } : {}),
+          ...(retryAt === null ? {} : { retryAt }),
         },
       });
+    });
+  }
+
+  /** A result larger than the limit is not stored: the run fails for good, saying which limit to raise. */
+  private onResult(s: Session, taskId: number, attempt: number, value: unknown): void {
+    const size = jsonBytes(value ?? null);
+    if (size > this.o.limits.maxResultBytes) {
+      const message = `the result is ${size} bytes of JSON; at most ${this.o.limits.maxResultBytes} (maxResultBytes): return less, or raise --max-result-bytes`;
+      this.onFail(s, taskId, attempt, { kind: 'permanent', message });
+      return;
     }
-    this.report(
-      s,
-      taskId,
-      attempt,
-      this.engine.request('failures', {
-        taskId,
-        attempt,
-        workerId: s.workerId,
-        error,
-        retryAt,
-        nodeFailure: false,
-      }),
-    );
+    const op = { taskId, attempt, workerId: s.workerId, value: value ?? null };
+    this.report(s, taskId, attempt, this.engine.request('commits', op));
   }
 
   private onCheckpoint(
@@ -222,7 +227,7 @@ export class WorkerGateway {
     seq: number,
     state: unknown,
   ): void {
-    const size = JSON.stringify(state ?? null).length;
+    const size = jsonBytes(state ?? null);
     if (size > this.o.limits.maxResultBytes) {
       s.send({ t: 'saved', taskId, attempt, seq, ok: false, code: 'input_too_large' });
       return;
@@ -316,7 +321,7 @@ export class WorkerGateway {
     s.slots = m.slots;
     s.handlers = new Set(m.handlers);
     s.labels = new Set(m.labels);
-    if (m.draining) s.draining = true;
+    if (m.draining && !s.draining) this.startDrain(s);
     s.send(this.welcome(s, true));
     // Reconcile: leases the worker no longer knows of were lost; runs it holds without a lease are revoked.
     const held = new Map((m.held ?? []).map((r) => [r.taskId, r.attempt]));
@@ -386,7 +391,7 @@ export class WorkerGateway {
    * to healthy workers follows in the next tick, at once.
    */
   declareDead(s: Session, now: number): void {
-    this.sessions.remove(s.workerId, true);
+    this.sessions.remove(s.workerId);
     s.link?.close(4000, 'declared dead: reconnect for a new session');
     s.link = null;
     const reason = s.closedAt !== null ? 'disconnected' : 'silent';
@@ -408,16 +413,22 @@ export class WorkerGateway {
           .catch(() => {});
       } else {
         poisoned.push(taskId);
-        this.engine.event({
-          type: 'task.poisoned',
-          workerId: s.workerId,
-          groupId: lease.groupId,
-          taskId,
-          data: { error: d.error.message },
-        });
+        const groupId = lease.groupId;
         void this.engine
           .request('failures', { ...ref, error: d.error, retryAt: null, nodeFailure: true })
-          .catch(() => {});
+          .then(
+            (outcome) => {
+              if (outcome === 'applied')
+                this.engine.event({
+                  type: 'task.poisoned',
+                  workerId: s.workerId,
+                  groupId,
+                  taskId,
+                  data: { error: d.error.message },
+                });
+            },
+            () => {},
+          );
       }
     }
     void this.engine.recordWorker(s.record('dead', now));
@@ -446,7 +457,7 @@ export class WorkerGateway {
   /** A drained worker says bye: it leaves; anything it still holds goes back without counting against the tasks. */
   private leave(s: Session): void {
     const now = this.o.now();
-    this.sessions.remove(s.workerId, true);
+    this.sessions.remove(s.workerId);
     for (const taskId of s.leases) {
       const lease = this.engine.leases.get(taskId);
       if (lease)
@@ -517,4 +528,9 @@ export class WorkerGateway {
         .get(r.workerId)
         ?.send({ t: 'revoke', taskId: r.taskId, attempt: r.attempt, reason: 'canceled' });
   }
+}
+
+/** Size of a value as the UTF-8 bytes of its JSON, the unit every limit is stated in. */
+export function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? 'null', 'utf8');
 }

@@ -34,7 +34,7 @@ void test('the table: spot checks of statuses and retryability', () => {
     ['unsupported_media_type', 415, false],
     ['group_sealed', 409, false],
     ['stale_attempt', 409, false],
-    ['internal', 500, true],
+    ['internal', 500, false],
     ['unavailable', 503, true],
     ['not_leader', 503, true],
     ['storage_full', 507, true],
@@ -49,11 +49,11 @@ void test('the table: spot checks of statuses and retryability', () => {
 
 void test('RegroupError: retryable can be overridden; cause is kept', () => {
   const cause = new Error('disk');
-  const e = new RegroupError('internal', 'x', { cause, retryable: false });
+  const e = new RegroupError('unavailable', 'x', { cause, retryable: false });
   assert.equal(e.retryable, false);
   assert.equal(e.cause, cause);
   assert.equal(new RegroupError('bad_request', 'x', { retryable: true }).retryable, true);
-  assert.equal(new RegroupError('internal', 'x', {}).retryable, true);
+  assert.equal(new RegroupError('unavailable', 'x', {}).retryable, true);
 });
 
 void test('toWire: { error: { code, message } } and nothing else', () => {

@@ -26,7 +26,7 @@ export const ERROR_CODES = {
   shutting_down: { status: 503, retryable: true },
   not_leader: { status: 503, retryable: true },
   storage_full: { status: 507, retryable: true },
-  internal: { status: 500, retryable: true },
+  internal: { status: 500, retryable: false },
   // Worker protocol and task outcomes (not HTTP, but the same table).
   protocol_error: { status: 400, retryable: false },
   session_unknown: { status: 409, retryable: false },

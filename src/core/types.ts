@@ -52,11 +52,11 @@ export interface TaskOptions {
   timeoutMs: number;
   /** Deaths of workers running this task before it fails as poison. Default 3. */
   maxNodeFailures: number;
-  /** Higher runs first within its group. Default 0. */
+  /** Groups with a higher priority are served first in each round-robin round. Default 0. */
   priority: number;
   /** Worker labels a task needs; a task goes only to workers having all of them. */
   requires: string[];
-  /** First retry delay; doubles each retry, with full jitter. Default 200 ms. */
+  /** First retry delay; doubles each retry, with equal jitter (half fixed, half random). Default 200 ms. */
   backoffMs: number;
   /** Upper bound of the retry delay. Default 30 s. */
   backoffMaxMs: number;
