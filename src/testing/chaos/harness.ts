@@ -1,0 +1,121 @@
+/**
+ * A fault run, end to end: start the cluster, let the client submit groups
+ * while the nemesis works, heal everything, wait for every group, read the
+ * final state and check the history against it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EventView, GroupView, TaskView } from '../../protocol/http.js';
+import { check, formatReport, type Report } from '../checker.js';
+import { readHistory } from '../history.js';
+import { netnsAvailable } from '../netns.js';
+import { CLIENT_MAIN, Cluster, writeJson } from './cluster.js';
+import { expected } from './handlers.js';
+import { FAULT_KINDS, Nemesis } from './nemesis.js';
+
+export interface ChaosOptions {
+  seed: number;
+  /** Length of the fault phase. */
+  minutes: number;
+  workers?: number;
+  concurrency?: number;
+  /** Faults injected at once. */
+  lanes?: number;
+  /** After the faults are healed, how long groups may take to finish. */
+  settleMs?: number;
+  /** Keep the run's directory (histories, database) for inspection. */
+  keep?: boolean;
+  /** Fail instead of falling back when network namespaces are not available. */
+  requireNetns?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  report: Report;
+  dir: string;
+  faults: Record<string, number>;
+  elapsedMs: number;
+  netns: boolean;
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const r = await fetch(url);
+  if (r.status !== 200) throw new Error(`GET ${url}: ${r.status} ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+/** Everything the store holds, read through the API (the same for any store). */
+async function finalState(url: string): Promise<{ groups: GroupView[]; tasks: TaskView[]; events: EventView[] }> {
+  const groups: GroupView[] = [];
+  let before: number | undefined;
+  for (;;) {
+    const page = await getJson<{ groups: GroupView[] }>(`${url}/v1/groups?limit=1000${before === undefined ? '' : `&before=${before}`}`);
+    groups.push(...page.groups);
+    if (page.groups.length < 1000) break;
+    before = page.groups[page.groups.length - 1]!.createdAt;
+  }
+  const tasks: TaskView[] = [];
+  for (const g of groups) {
+    let after = -1;
+    for (;;) {
+      const page = await getJson<{ tasks: TaskView[]; next: number | null }>(`${url}/v1/groups/${g.id}/tasks?after=${after}&limit=5000`);
+      tasks.push(...page.tasks);
+      if (page.next === null) break;
+      after = page.next;
+    }
+  }
+  const events: EventView[] = [];
+  let seq = 0;
+  for (;;) {
+    const page = await getJson<{ events: EventView[] }>(`${url}/v1/events?after=${seq}&limit=1000`);
+    events.push(...page.events);
+    if (page.events.length < 1000) break;
+    seq = page.events[page.events.length - 1]!.seq;
+  }
+  return { groups, tasks, events };
+}
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const log = o.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), `regroup-chaos-${o.seed}-`));
+  const ns = await netnsAvailable();
+  if (!ns.ok && o.requireNetns) throw new Error(`network namespaces are needed for partition faults: ${ns.why}`);
+  if (!ns.ok) log(`chaos: no network namespaces (${ns.why}); partitions are emulated by proxy blackholes`);
+  const cluster = new Cluster({ dir, seed: o.seed, workers: o.workers ?? 4, concurrency: o.concurrency ?? 8, diskBytes: 256 * 1024 * 1024, netns: ns.ok, log });
+  let report: Report | null = null;
+  let faults: Record<string, number> = {};
+  try {
+    await cluster.start();
+    log(`chaos: seed ${o.seed}, ${cluster.workers.length} workers, coordinator ${cluster.url}, run dir ${dir}`);
+    const faultUntil = Date.now() + o.minutes * 60_000;
+    const settleMs = o.settleMs ?? 120_000;
+    // About 100 tasks/s of 50-500 ms: most of the 4 x 8 slots are busy, so faults hit running tasks.
+    const params = { seed: o.seed, submitUntil: faultUntil, waitUntil: faultUntil + settleMs, minTasks: 50, maxTasks: 250, everyMs: 1500, maxGroups: 100_000 };
+    const client = spawn(process.execPath, [CLIENT_MAIN, cluster.clientUrl, join(cluster.historyDir, 'client-1.jsonl'), 'client-1', JSON.stringify(params)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const clientDone = new Promise<number | null>((r) => client.once('exit', r));
+    const nemesis = new Nemesis(cluster, { seed: o.seed, lanes: o.lanes ?? 5, until: faultUntil, deadAfterMs: 2000, log });
+    const progress = setInterval(() => log(`chaos: ${Math.round((Date.now() - started) / 1000)} s, faults so far ${Object.values(nemesis.counts).reduce((a, b) => a + b, 0)}`), 30_000);
+    await nemesis.run();
+    clearInterval(progress);
+    faults = nemesis.counts;
+    log(`chaos: fault phase over (${Object.values(faults).reduce((a, b) => a + b, 0)} faults); healing`);
+    await cluster.healAll();
+    const code = await clientDone;
+    log(`chaos: client finished (exit ${code}); reading the final state`);
+    const final = await finalState(cluster.url);
+    report = check(readHistory(cluster.historyDir), final, { expected });
+    writeJson(join(dir, 'report.json'), { seed: o.seed, minutes: o.minutes, faults, report });
+    return { report, dir, faults, elapsedMs: Date.now() - started, netns: ns.ok };
+  } finally {
+    await cluster.stop().catch((e: unknown) => log(`chaos: stop failed: ${(e as Error).message}`));
+    if (!o.keep && report?.ok) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function formatChaos(r: ChaosResult): string {
+  const kinds = FAULT_KINDS.map((k) => `${k} ${r.faults[k] ?? 0}`).join(', ');
+  return `faults by kind: ${kinds}\n${formatReport(r.report)}\nelapsed ${(r.elapsedMs / 1000).toFixed(0)} s${r.report.ok ? '' : `; histories kept in ${r.dir}`}`;
+}

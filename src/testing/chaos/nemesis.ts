@@ -1,0 +1,196 @@
+/**
+ * The nemesis: from one seed, several lanes inject faults concurrently until
+ * the deadline. Kinds come from a shuffled deck, so every kind is injected
+ * early and often; a fault takes a free target (a process or a link is under
+ * at most one fault at a time), applies, holds, heals, and logs both ends to
+ * the history.
+ */
+import { mulberry32 } from '../proxy.js';
+import type { FaultKind } from '../history.js';
+import { HistoryWriter } from '../history.js';
+import type { Cluster } from './cluster.js';
+
+export const FAULT_KINDS: readonly FaultKind[] = [
+  'worker-kill',
+  'worker-stop',
+  'coordinator-kill',
+  'coordinator-kill-burst',
+  'partition-both',
+  'partition-in',
+  'partition-out',
+  'partition-flap',
+  'slow-link',
+  'lossy-link',
+  'lost-reply',
+  'disk-full',
+];
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface NemesisOptions {
+  seed: number;
+  lanes: number;
+  until: number;
+  /** Dead-after of the coordinator: a stop must outlast it. */
+  deadAfterMs: number;
+  log: (line: string) => void;
+}
+
+export class Nemesis {
+  private readonly random: () => number;
+  private deck: FaultKind[] = [];
+  private readonly busy = new Set<string>();
+  readonly counts: Record<string, number> = {};
+  private readonly history: HistoryWriter;
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly o: NemesisOptions,
+  ) {
+    this.random = mulberry32(o.seed ^ 0x9e3779b9);
+    this.history = new HistoryWriter(`${cluster.historyDir}/nemesis.jsonl`, 'nemesis');
+  }
+
+  private between(min: number, max: number): number {
+    return Math.round(min + this.random() * (max - min));
+  }
+
+  private draw(): FaultKind {
+    if (this.deck.length === 0) {
+      this.deck = [...FAULT_KINDS];
+      for (let i = this.deck.length - 1; i > 0; i--) {
+        const j = Math.floor(this.random() * (i + 1));
+        [this.deck[i], this.deck[j]] = [this.deck[j]!, this.deck[i]!];
+      }
+    }
+    return this.deck.shift()!;
+  }
+
+  async run(): Promise<void> {
+    await Promise.all(Array.from({ length: this.o.lanes }, (_, lane) => this.lane(lane)));
+  }
+
+  private async lane(lane: number): Promise<void> {
+    await sleep(lane * 300);
+    while (Date.now() < this.o.until) {
+      const kind = this.draw();
+      const target = this.pickTarget(kind);
+      if (target === null) {
+        this.deck.push(kind);
+        await sleep(50);
+        continue;
+      }
+      this.busy.add(target.lock);
+      try {
+        await this.inject(kind, target.name, target.index);
+        this.counts[kind] = (this.counts[kind] ?? 0) + 1;
+      } catch (e) {
+        this.o.log(`nemesis: ${kind} on ${target.name} failed: ${(e as Error).message}`);
+      } finally {
+        this.busy.delete(target.lock);
+      }
+      await sleep(this.between(50, 400));
+    }
+  }
+
+  /** Coordinator kills and a full disk share one lock: a restart needs disk space. */
+  private pickTarget(kind: FaultKind): { name: string; index: number; lock: string } | null {
+    if (kind === 'coordinator-kill' || kind === 'coordinator-kill-burst' || kind === 'disk-full') {
+      return this.busy.has('coordinator') ? null : { name: 'coordinator', index: -1, lock: 'coordinator' };
+    }
+    const linkFault = kind === 'slow-link' || kind === 'lossy-link' || kind === 'lost-reply';
+    const n = this.cluster.workers.length;
+    const options: { name: string; index: number; lock: string }[] = [];
+    for (let i = 0; i < n; i++) {
+      const name = `worker-${i}`;
+      if (!this.busy.has(name)) options.push({ name, index: i, lock: name });
+    }
+    if (linkFault && !this.busy.has('client')) options.push({ name: 'client', index: -1, lock: 'client' });
+    if (options.length === 0) return null;
+    return options[Math.floor(this.random() * options.length)]!;
+  }
+
+  private async inject(kind: FaultKind, target: string, i: number): Promise<void> {
+    const c = this.cluster;
+    const start = (pid?: number): void => this.history.write({ type: 'fault.start', kind, target, ...(pid ? { pid } : {}) });
+    const end = (): void => this.history.write({ type: 'fault.end', kind, target });
+    const proxy = target === 'client' ? c.clientProxy! : c.workerProxies[i]!;
+    switch (kind) {
+      case 'worker-kill': {
+        const pid = c.workers[i]!.child?.pid;
+        start(pid);
+        await c.kill(c.workers[i]!);
+        await sleep(this.between(100, 1500));
+        await c.startWorker(i);
+        break;
+      }
+      case 'worker-stop': {
+        const child = c.workers[i]!.child!;
+        start(child.pid);
+        child.kill('SIGSTOP');
+        await sleep(this.between(this.o.deadAfterMs + 300, this.o.deadAfterMs + 2000));
+        child.kill('SIGCONT');
+        break;
+      }
+      case 'coordinator-kill':
+        start(c.coordinator.child?.pid);
+        await c.kill(c.coordinator);
+        await sleep(this.between(50, 1000));
+        await c.startCoordinator();
+        break;
+      case 'coordinator-kill-burst':
+        start(c.coordinator.child?.pid);
+        for (let k = 0; k < 3; k++) {
+          await c.kill(c.coordinator);
+          await sleep(this.between(20, 300));
+          await c.startCoordinator();
+          await sleep(this.between(100, 600));
+        }
+        break;
+      case 'partition-both':
+      case 'partition-in':
+      case 'partition-out':
+        start();
+        await c.partition(i, kind === 'partition-both' ? 'both' : kind === 'partition-in' ? 'in' : 'out');
+        await sleep(this.between(500, 4000));
+        await c.healPartition(i);
+        break;
+      case 'partition-flap': {
+        start();
+        const stopAt = Date.now() + this.between(1500, 4000);
+        while (Date.now() < stopAt) {
+          await c.partition(i, 'both');
+          await sleep(this.between(100, 600));
+          await c.healPartition(i);
+          await sleep(this.between(100, 600));
+        }
+        break;
+      }
+      case 'slow-link':
+        start();
+        proxy.slow({ delayMs: this.between(50, 600), jitterMs: 100 });
+        await sleep(this.between(1000, 4000));
+        proxy.heal();
+        break;
+      case 'lossy-link':
+        start();
+        proxy.lossy({ cutProbability: 0.02 + this.random() * 0.1 });
+        await sleep(this.between(1000, 3000));
+        proxy.heal();
+        break;
+      case 'lost-reply':
+        start();
+        proxy.loseReplies({ count: this.between(1, 3) });
+        await sleep(this.between(500, 2000));
+        proxy.heal();
+        break;
+      case 'disk-full':
+        start();
+        c.fillDisk();
+        await sleep(this.between(500, 2500));
+        c.freeDisk();
+        break;
+    }
+    end();
+  }
+}
