@@ -10,14 +10,34 @@ import { FAULT_KINDS } from '../src/testing/chaos/nemesis.js';
 
 const seed = Number(process.env['REGROUP_CHAOS_SEED'] ?? 20261126);
 
-it(`fault run (seed ${seed}): 200+ faults of every kind, checker clean`, { timeout: 9 * 60_000 }, async () => {
-  const result = await runChaos({ seed, minutes: 3, requireNetns: process.env['CI'] !== undefined, log: () => {} });
-  process.stdout.write(formatChaos(result) + '\n');
-  const total = Object.values(result.faults).reduce((a, b) => a + b, 0);
-  assert.ok(total >= 200, `only ${total} faults were injected`);
-  for (const kind of FAULT_KINDS) assert.ok((result.faults[kind] ?? 0) > 0, `no ${kind} fault was injected`);
-  const c = result.report.counts;
-  assert.deepEqual([c.lost, c.committed_twice, c.stale_accepted, c.wait_unresolved], [0, 0, 0, 0], 'lost, committed twice, stale accepted, unresolved');
-  assert.ok(result.report.ok, result.report.anomalies.slice(0, 10).map((a) => `${a.kind}: ${a.detail}`).join('\n'));
-  assert.ok(result.report.groups > 0 && result.report.tasks > 0);
-});
+it(
+  `fault run (seed ${seed}): 200+ faults of every kind, checker clean`,
+  { timeout: 9 * 60_000 },
+  async () => {
+    const result = await runChaos({
+      seed,
+      minutes: 3,
+      requireNetns: process.env['CI'] !== undefined,
+      log: () => {},
+    });
+    process.stdout.write(formatChaos(result) + '\n');
+    const total = Object.values(result.faults).reduce((a, b) => a + b, 0);
+    assert.ok(total >= 200, `only ${total} faults were injected`);
+    for (const kind of FAULT_KINDS)
+      assert.ok((result.faults[kind] ?? 0) > 0, `no ${kind} fault was injected`);
+    const c = result.report.counts;
+    assert.deepEqual(
+      [c.lost, c.committed_twice, c.stale_accepted, c.wait_unresolved],
+      [0, 0, 0, 0],
+      'lost, committed twice, stale accepted, unresolved',
+    );
+    assert.ok(
+      result.report.ok,
+      result.report.anomalies
+        .slice(0, 10)
+        .map((a) => `${a.kind}: ${a.detail}`)
+        .join('\n'),
+    );
+    assert.ok(result.report.groups > 0 && result.report.tasks > 0);
+  },
+);

@@ -445,7 +445,7 @@ export class WsFuzz {
     switch (s.k) {
       case 'frame': {
         let msgs = s.msgs.map((m) => this.render(m));
-        // Bug 3: what follows a hello with a wrong protocol in the same frame is still processed.
+        // Bug 3 (fixed): what follows a hello with a wrong protocol in the same frame is ignored.
         const cut = closingHello(msgs, this.bound !== null);
         if (cut >= 0 && !INCLUDE_KNOWN_BUGS) msgs = msgs.slice(0, cut + 1);
         for (const m of s.msgs.slice(0, msgs.length))

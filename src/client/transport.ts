@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ERROR_CODES, RegroupError, isErrorCode, type ErrorCode } from '../core/errors.js';
 import { backoffDelayMs } from '../core/retry.js';
 import { parseJson } from '../protocol/json.js';
@@ -28,7 +29,10 @@ export class Transport {
   private current = 0;
   private readonly closer = new AbortController();
 
-  constructor(private readonly options: ResolvedClientOptions) {}
+  constructor(private readonly options: ResolvedClientOptions) {
+    // Every request in flight listens for close(); many concurrent waits are normal, not a leak.
+    setMaxListeners(0, this.closer.signal);
+  }
 
   get closed(): boolean {
     return this.closer.signal.aborted;

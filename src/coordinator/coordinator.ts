@@ -10,6 +10,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { RegroupError } from '../core/errors.js';
 import { parseJson } from '../protocol/validate.js';
 import { WORKER_PATH, workerFrame, type CoordinatorMessage } from '../protocol/worker.js';
+import { requestUrl } from './http-util.js';
 import { Engine } from './engine.js';
 import { HttpApi, Waiters } from './http-api.js';
 import {
@@ -129,15 +130,7 @@ export class Coordinator {
       if (s) s.leases.add(l.taskId);
       else {
         orphans.push(l.taskId);
-        void this.engine
-          .request('requeues', {
-            taskId: l.taskId,
-            attempt: l.attempt,
-            workerId: l.workerId,
-            nodeFailure: false,
-            runAt: now,
-          })
-          .catch(() => {});
+        this.engine.requeue({ taskId: l.taskId, attempt: l.attempt, workerId: l.workerId }, false);
       }
     }
     this.engine.event({
@@ -161,18 +154,16 @@ export class Coordinator {
     head: Buffer,
   ): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path !== WORKER_PATH) {
-      refuseUpgrade(
-        socket,
-        new RegroupError('not_found', `WebSocket upgrades are served at ${WORKER_PATH} only`),
-      );
-      return;
-    }
     try {
+      if (requestUrl(req.url).pathname !== WORKER_PATH) {
+        throw new RegroupError('not_found', `WebSocket upgrades are served at ${WORKER_PATH} only`);
+      }
       await this.auth.check(req, 'worker');
     } catch (e) {
-      refuseUpgrade(socket, e as RegroupError);
+      refuseUpgrade(
+        socket,
+        e instanceof RegroupError ? e : new RegroupError('bad_request', String(e)),
+      );
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => this.onWorkerSocket(ws));
@@ -236,7 +227,7 @@ export class Coordinator {
 
 function refuseUpgrade(socket: Duplex, e: RegroupError): void {
   const body = JSON.stringify(e.toWire());
-  const reason = e.status === 401 ? 'Unauthorized' : 'Not Found';
+  const reason = e.status === 401 ? 'Unauthorized' : e.status === 404 ? 'Not Found' : 'Bad Request';
   socket.end(
     `HTTP/1.1 ${e.status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );

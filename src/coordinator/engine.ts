@@ -116,6 +116,23 @@ export class Engine {
     });
   }
 
+  /**
+   * Hands a run back to pending (fenced, in the next tick). Fire and forget:
+   * a stale answer means the run already ended, which is what we wanted.
+   */
+  requeue(
+    run: { taskId: number; attempt: number; workerId: string },
+    nodeFailure: boolean,
+    runAt = this.o.now(),
+  ): void {
+    this.request('requeues', { ...run, nodeFailure, runAt }).catch((e: unknown) =>
+      this.o.logger('warn', 'requeue not committed', {
+        taskId: run.taskId,
+        err: (e as Error).message,
+      }),
+    );
+  }
+
   /** Writes a worker's record in the next tick (state changes only, not beats); resolves once committed. */
   recordWorker(r: WorkerRecord): Promise<void> {
     this.workers.set(r.workerId, r);
@@ -337,16 +354,6 @@ export class Engine {
 }
 
 function stripPayload(c: ClaimedTask): Lease {
-  return {
-    taskId: c.taskId,
-    groupId: c.groupId,
-    index: c.index,
-    handler: c.handler,
-    attempt: c.attempt,
-    workerId: c.workerId,
-    startedAt: c.startedAt,
-    errors: c.errors,
-    nodeFailures: c.nodeFailures,
-    options: c.options,
-  };
+  const { input: _input, checkpoint: _checkpoint, ...lease } = c;
+  return lease;
 }

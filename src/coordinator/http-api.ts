@@ -15,7 +15,7 @@ import {
 } from '../protocol/http.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from './engine.js';
-import { intParam, readJsonBody, sendError, sendJson } from './http-util.js';
+import { intParam, readJsonBody, requestUrl, sendError, sendJson } from './http-util.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
 import type { Auth } from './auth.js';
@@ -133,7 +133,7 @@ export class HttpApi {
     const ac = new AbortController();
     res.on('close', () => ac.abort());
     try {
-      const url = new URL(req.url ?? '/', 'http://x');
+      const url = requestUrl(req.url);
       // Liveness probes need no token; everything else is the client API.
       if (url.pathname !== '/healthz') await this.auth.check(req, 'client');
       let pathMatched = false;

@@ -58,6 +58,18 @@ function tooLarge(maxBytes: number): RegroupError {
   );
 }
 
+/** Parses a request target; one that is not a valid URL path (`//`, `//@`) is a 404, never a crash. */
+export function requestUrl(raw: string | undefined): URL {
+  try {
+    return new URL(raw ?? '/', 'http://x');
+  } catch {
+    throw new RegroupError(
+      'not_found',
+      `no route for "${String(raw).slice(0, 100)}"; see docs/protocol.md for the API`,
+    );
+  }
+}
+
 /** An integer query parameter within [min, max], or the default; anything else is a clear 400. */
 export function intParam(
   q: URLSearchParams,

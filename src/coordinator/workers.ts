@@ -50,9 +50,11 @@ export class WorkerGateway {
 
   /** A frame arrived on a connection. Bad messages get an `error` message; the connection stays. */
   onFrame(conn: Conn, messages: unknown[]): void {
+    if (conn.closed) return;
     const s = conn.session;
     if (s) s.lastSeenAt = this.o.now();
     for (const raw of messages) {
+      if (conn.closed) return;
       let m: WorkerMessage;
       try {
         m = workerMessage.parse(raw, 'worker message');
@@ -272,6 +274,7 @@ export class WorkerGateway {
           `protocol ${m.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}: upgrade the worker or the coordinator`,
         ),
       );
+      conn.closed = true; // nothing more from this connection counts, not even the rest of this frame
       conn.link.close(1002, 'protocol version');
       return;
     }
@@ -329,15 +332,10 @@ export class WorkerGateway {
       const lease = this.engine.leases.get(taskId);
       if (!lease) continue;
       if (held.get(taskId) !== lease.attempt) {
-        void this.engine
-          .request('requeues', {
-            taskId,
-            attempt: lease.attempt,
-            workerId: s.workerId,
-            nodeFailure: false,
-            runAt: now,
-          })
-          .catch(() => {});
+        this.engine.requeue(
+          { taskId: taskId, attempt: lease.attempt, workerId: s.workerId },
+          false,
+        );
       }
     }
     for (const [taskId, attempt] of held) {
@@ -408,9 +406,7 @@ export class WorkerGateway {
       if (d.kind === 'requeue') {
         requeued.push(taskId);
         this.requeuedAt.set(taskId, { at: now, from: s.name });
-        void this.engine
-          .request('requeues', { ...ref, nodeFailure: true, runAt: now })
-          .catch(() => {});
+        this.engine.requeue(ref, true);
       } else {
         poisoned.push(taskId);
         const groupId = lease.groupId;
@@ -461,15 +457,10 @@ export class WorkerGateway {
     for (const taskId of s.leases) {
       const lease = this.engine.leases.get(taskId);
       if (lease)
-        void this.engine
-          .request('requeues', {
-            taskId,
-            attempt: lease.attempt,
-            workerId: s.workerId,
-            nodeFailure: false,
-            runAt: now,
-          })
-          .catch(() => {});
+        this.engine.requeue(
+          { taskId: taskId, attempt: lease.attempt, workerId: s.workerId },
+          false,
+        );
     }
     void this.engine.recordWorker(s.record('left', now));
     this.engine.event({ type: 'worker.left', workerId: s.workerId, data: { name: s.name } });
@@ -483,15 +474,7 @@ export class WorkerGateway {
     for (const c of claimed) {
       const s = this.sessions.get(c.workerId);
       if (!s || s.link === null) {
-        void this.engine
-          .request('requeues', {
-            taskId: c.taskId,
-            attempt: c.attempt,
-            workerId: c.workerId,
-            nodeFailure: false,
-            runAt: now,
-          })
-          .catch(() => {});
+        this.engine.requeue({ taskId: c.taskId, attempt: c.attempt, workerId: c.workerId }, false);
         continue;
       }
       s.send({

@@ -87,7 +87,10 @@ export class Nemesis {
       } catch (e) {
         this.o.log(`nemesis: ${kind} on ${target.name} failed: ${(e as Error).message}`);
       } finally {
-        this.busy.delete(target.lock);
+        // A target rests after a fault: a coordinator restarted every second
+        // would measure only restarts (each gives workers a new resume grace).
+        const rest = target.lock === 'coordinator' ? this.between(3000, 8000) : this.between(300, 1500);
+        setTimeout(() => this.busy.delete(target.lock), rest);
       }
       await sleep(this.between(50, 400));
     }
