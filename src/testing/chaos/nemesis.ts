@@ -55,15 +55,32 @@ export class Nemesis {
     return Math.round(min + this.random() * (max - min));
   }
 
-  private draw(): FaultKind {
-    if (this.deck.length === 0) {
-      this.deck = [...FAULT_KINDS];
-      for (let i = this.deck.length - 1; i > 0; i--) {
-        const j = Math.floor(this.random() * (i + 1));
-        [this.deck[i], this.deck[j]] = [this.deck[j]!, this.deck[i]!];
+  private shuffled(): FaultKind[] {
+    const deck = [...FAULT_KINDS];
+    for (let i = deck.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [deck[i], deck[j]] = [deck[j]!, deck[i]!];
+    }
+    return deck;
+  }
+
+  /**
+   * The first kind in the deck whose target is free, with that target. Kinds
+   * waiting for a busy target (the resting coordinator) stay in the deck and
+   * go first once it is free; a new shuffled deck is added when the deck is
+   * short, so the other targets never wait for them.
+   */
+  private draw(): { kind: FaultKind; target: { name: string; index: number; lock: string } } | null {
+    if (this.deck.length < FAULT_KINDS.length) this.deck.push(...this.shuffled());
+    for (let k = 0; k < this.deck.length; k++) {
+      const kind = this.deck[k]!;
+      const target = this.pickTarget(kind);
+      if (target !== null) {
+        this.deck.splice(k, 1);
+        return { kind, target };
       }
     }
-    return this.deck.shift()!;
+    return null;
   }
 
   async run(): Promise<void> {
@@ -73,13 +90,12 @@ export class Nemesis {
   private async lane(lane: number): Promise<void> {
     await sleep(lane * 300);
     while (Date.now() < this.o.until) {
-      const kind = this.draw();
-      const target = this.pickTarget(kind);
-      if (target === null) {
-        this.deck.push(kind);
+      const next = this.draw();
+      if (next === null) {
         await sleep(50);
         continue;
       }
+      const { kind, target } = next;
       this.busy.add(target.lock);
       try {
         await this.inject(kind, target.name, target.index);
