@@ -105,6 +105,8 @@ export interface Report {
   anomalies: Anomaly[];
   counts: Record<AnomalyKind, number>;
   reassignment: Reassignment;
+  /** The same, for worker kills (detected by the closed connection) and stops (detected by silence) apart. */
+  reassignmentByKind: { 'worker-kill': Reassignment; 'worker-stop': Reassignment };
   ok: boolean;
 }
 
@@ -376,7 +378,8 @@ function interrupted(lines: HistoryLine[], proc: string, since: number, t0: numb
   return [...open.values()];
 }
 
-export function reassignment(lines: HistoryLine[]): Reassignment {
+/** `only`: samples of that fault kind alone (the intervals still follow every kill and stop). */
+export function reassignment(lines: HistoryLine[], only?: FaultStart['kind']): Reassignment {
   const samples: number[] = [];
   let notRerun = 0;
   const last = new Map<string, number>();
@@ -384,7 +387,10 @@ export function reassignment(lines: HistoryLine[]): Reassignment {
     (l): l is FaultStart => l.type === 'fault.start' && STOPS.includes(l.kind),
   );
   for (const f of faults) {
-    for (const r of interrupted(lines, f.target, last.get(f.target) ?? -Infinity, f.t)) {
+    const counted = only === undefined || f.kind === only;
+    for (const r of counted
+      ? interrupted(lines, f.target, last.get(f.target) ?? -Infinity, f.t)
+      : []) {
       const again = lines.find(
         (l) =>
           l.type === 'run.start' &&
@@ -435,6 +441,10 @@ export function check(history: HistoryLine[], final: FinalState, options: CheckO
     anomalies,
     counts,
     reassignment: reassignment(ix.lines),
+    reassignmentByKind: {
+      'worker-kill': reassignment(ix.lines, 'worker-kill'),
+      'worker-stop': reassignment(ix.lines, 'worker-stop'),
+    },
     ok: anomalies.length === 0,
   };
 }
@@ -454,6 +464,14 @@ export function formatReport(r: Report, maxAnomalies = 20): string {
     ['reassignment p99', ms(r.reassignment.p99Ms)],
     ['reassignment max', ms(r.reassignment.maxMs)],
     ['not rerun', String(r.reassignment.notRerun)],
+    [
+      'after worker-kill p50/p99',
+      `${ms(r.reassignmentByKind['worker-kill'].p50Ms)} / ${ms(r.reassignmentByKind['worker-kill'].p99Ms)} (${r.reassignmentByKind['worker-kill'].samples} runs)`,
+    ],
+    [
+      'after worker-stop p50/p99',
+      `${ms(r.reassignmentByKind['worker-stop'].p50Ms)} / ${ms(r.reassignmentByKind['worker-stop'].p99Ms)} (${r.reassignmentByKind['worker-stop'].samples} runs)`,
+    ],
     ...ANOMALY_KINDS.map((k): [string, string] => [k, String(r.counts[k])]),
     ['result', r.ok ? 'OK' : `FAIL (${r.anomalies.length} anomalies)`],
   ];

@@ -127,7 +127,9 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** Reads every `*.jsonl` history file of a directory, merged and sorted by time. A torn last line (a kill mid-write) is skipped. */
 export function readHistory(dir: string): HistoryLine[] {
   const lines: HistoryLine[] = [];
-  for (const name of readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((n) => n.endsWith('.jsonl'))
+    .sort()) {
     for (const raw of readFileSync(join(dir, name), 'utf8').split('\n')) {
       if (raw.trim() === '') continue;
       try {

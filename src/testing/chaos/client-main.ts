@@ -30,24 +30,47 @@ if (!url || !file || !proc || !raw) {
 const p = JSON.parse(raw) as ClientParams;
 const history = new HistoryWriter(file, proc);
 const random = mulberry32(p.seed);
-const client = new Client({ url, token: process.env['REGROUP_TOKEN'], reconnectForMs: 60_000, retryMaxMs: 500 });
+const client = new Client({
+  url,
+  token: process.env['REGROUP_TOKEN'],
+  reconnectForMs: 60_000,
+  retryMaxMs: 500,
+});
 const waits: Promise<void>[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function one(g: number): Promise<void> {
   const n = p.minTasks + Math.floor(random() * (p.maxTasks - p.minTasks + 1));
-  const inputs: ChaosInput[] = Array.from({ length: n }, (_, i) => ({ g, i, ms: 50 + Math.floor(random() * 450) }));
+  const inputs: ChaosInput[] = Array.from({ length: n }, (_, i) => ({
+    g,
+    i,
+    ms: 50 + Math.floor(random() * 450),
+  }));
   const key = `chaos-${p.seed}-${g}`;
   history.write({ type: 'submit.invoke', key, handler: 'chaosTask', inputs });
   let groupId: string;
   try {
-    const group = await client.submit('chaosTask', inputs, { idempotencyKey: key, options: { maxAttempts: 5, backoffMs: 50, maxNodeFailures: 10 } });
+    const group = await client.submit('chaosTask', inputs, {
+      idempotencyKey: key,
+      options: { maxAttempts: 5, backoffMs: 50, maxNodeFailures: 10 },
+    });
     groupId = group.id;
     history.write({ type: 'submit.ok', key, groupId });
     waits.push(
       group.waitSettled().then(
-        (outcomes) => history.write({ type: 'wait.ok', groupId, outcomes: outcomes.map((o) => ({ index: o.index, taskId: o.taskId, state: o.state, value: o.value })) }),
-        (e: { code?: string }) => history.write({ type: 'wait.fail', groupId, code: e.code ?? 'unknown' }),
+        (outcomes) =>
+          history.write({
+            type: 'wait.ok',
+            groupId,
+            outcomes: outcomes.map((o) => ({
+              index: o.index,
+              taskId: o.taskId,
+              state: o.state,
+              value: o.value,
+            })),
+          }),
+        (e: { code?: string }) =>
+          history.write({ type: 'wait.fail', groupId, code: e.code ?? 'unknown' }),
       ),
     );
   } catch (e) {

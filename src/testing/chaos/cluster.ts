@@ -5,7 +5,15 @@
  * stopped, cut and restarted by the nemesis.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +45,13 @@ export async function freePort(): Promise<number> {
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output: ${buf.slice(-2000)}`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(`no line matching ${re} within ${timeoutMs} ms; output: ${buf.slice(-2000)}`),
+        ),
+      timeoutMs,
+    );
     const on = (d: Buffer): void => {
       buf += d.toString();
       if (re.test(buf)) {
@@ -105,20 +119,33 @@ export class Cluster {
     for (let i = 0; i < this.o.workers; i++) {
       let listenHost = '127.0.0.1';
       if (this.net) listenHost = (await this.net.addHost(`w${i}`)).gatewayIp;
-      const proxy = new FaultyProxy({ listenHost, targetHost: '127.0.0.1', targetPort: this.port, seed: this.o.seed * 100 + i });
+      const proxy = new FaultyProxy({
+        listenHost,
+        targetHost: '127.0.0.1',
+        targetPort: this.port,
+        seed: this.o.seed * 100 + i,
+      });
       const addr = await proxy.start();
       this.workerProxies.push(proxy);
       this.workerUrls.push(`http://${addr.host}:${addr.port}`);
       this.workers.push({ name: `worker-${i}`, child: null, stopped: false });
       await this.startWorker(i);
     }
-    this.clientProxy = new FaultyProxy({ targetHost: '127.0.0.1', targetPort: this.port, seed: this.o.seed * 100 + 99 });
+    this.clientProxy = new FaultyProxy({
+      targetHost: '127.0.0.1',
+      targetPort: this.port,
+      seed: this.o.seed * 100 + 99,
+    });
     const a = await this.clientProxy.start();
     this.clientUrl = `http://${a.host}:${a.port}`;
   }
 
   async startCoordinator(): Promise<void> {
-    const child = spawn(process.execPath, [CLI, 'server', '--port', String(this.port), '--db', this.db, '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'server', '--port', String(this.port), '--db', this.db, '--log-level', 'error'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.coordinator.child = child;
     this.coordinator.stopped = false;
     child.stderr?.on('data', (d: Buffer) => this.o.log(`coordinator: ${d.toString().trim()}`));
@@ -127,8 +154,16 @@ export class Cluster {
 
   async startWorker(i: number): Promise<void> {
     const m = this.workers[i]!;
-    const args = [WORKER_MAIN, this.workerUrls[i]!, join(this.historyDir, `${m.name}.jsonl`), m.name, String(this.o.concurrency)];
-    const child = this.net ? this.net.spawnIn(`w${i}`, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [
+      WORKER_MAIN,
+      this.workerUrls[i]!,
+      join(this.historyDir, `${m.name}.jsonl`),
+      m.name,
+      String(this.o.concurrency),
+    ];
+    const child = this.net
+      ? this.net.spawnIn(`w${i}`, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     m.child = child;
     m.stopped = false;
     await waitForLine(child, /joined as|resumed as/, 30_000);

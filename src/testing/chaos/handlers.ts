@@ -36,7 +36,8 @@ export async function chaosTask(input: ChaosInput, ctx: TaskContext): Promise<st
       reject(ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error('aborted'));
     });
   });
-  if (ctx.attempt === 1 && failsFirst(input)) throw new Error(`planned failure of ${input.g}:${input.i}`);
+  if (ctx.attempt === 1 && failsFirst(input))
+    throw new Error(`planned failure of ${input.g}:${input.i}`);
   return expectedValue(input);
 }
 

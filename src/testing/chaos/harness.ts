@@ -47,11 +47,15 @@ async function getJson<T>(url: string): Promise<T> {
 }
 
 /** Everything the store holds, read through the API (the same for any store). */
-async function finalState(url: string): Promise<{ groups: GroupView[]; tasks: TaskView[]; events: EventView[] }> {
+async function finalState(
+  url: string,
+): Promise<{ groups: GroupView[]; tasks: TaskView[]; events: EventView[] }> {
   const groups: GroupView[] = [];
   let before: number | undefined;
   for (;;) {
-    const page = await getJson<{ groups: GroupView[] }>(`${url}/v1/groups?limit=1000${before === undefined ? '' : `&before=${before}`}`);
+    const page = await getJson<{ groups: GroupView[] }>(
+      `${url}/v1/groups?limit=1000${before === undefined ? '' : `&before=${before}`}`,
+    );
     groups.push(...page.groups);
     if (page.groups.length < 1000) break;
     before = page.groups[page.groups.length - 1]!.createdAt;
@@ -60,7 +64,9 @@ async function finalState(url: string): Promise<{ groups: GroupView[]; tasks: Ta
   for (const g of groups) {
     let after = -1;
     for (;;) {
-      const page = await getJson<{ tasks: TaskView[]; next: number | null }>(`${url}/v1/groups/${g.id}/tasks?after=${after}&limit=5000`);
+      const page = await getJson<{ tasks: TaskView[]; next: number | null }>(
+        `${url}/v1/groups/${g.id}/tasks?after=${after}&limit=5000`,
+      );
       tasks.push(...page.tasks);
       if (page.next === null) break;
       after = page.next;
@@ -82,26 +88,70 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), `regroup-chaos-${o.seed}-`));
   const ns = await netnsAvailable();
-  if (!ns.ok && o.requireNetns) throw new Error(`network namespaces are needed for partition faults: ${ns.why}`);
-  if (!ns.ok) log(`chaos: no network namespaces (${ns.why}); partitions are emulated by proxy blackholes`);
-  const cluster = new Cluster({ dir, seed: o.seed, workers: o.workers ?? 4, concurrency: o.concurrency ?? 8, diskBytes: 256 * 1024 * 1024, netns: ns.ok, log });
+  if (!ns.ok && o.requireNetns)
+    throw new Error(`network namespaces are needed for partition faults: ${ns.why}`);
+  if (!ns.ok)
+    log(`chaos: no network namespaces (${ns.why}); partitions are emulated by proxy blackholes`);
+  const cluster = new Cluster({
+    dir,
+    seed: o.seed,
+    workers: o.workers ?? 5,
+    concurrency: o.concurrency ?? 8,
+    diskBytes: 256 * 1024 * 1024,
+    netns: ns.ok,
+    log,
+  });
   let report: Report | null = null;
   let faults: Record<string, number> = {};
   try {
     await cluster.start();
-    log(`chaos: seed ${o.seed}, ${cluster.workers.length} workers, coordinator ${cluster.url}, run dir ${dir}`);
+    log(
+      `chaos: seed ${o.seed}, ${cluster.workers.length} workers, coordinator ${cluster.url}, run dir ${dir}`,
+    );
     const faultUntil = Date.now() + o.minutes * 60_000;
     const settleMs = o.settleMs ?? 120_000;
     // About 100 tasks/s of 50-500 ms: most of the 4 x 8 slots are busy, so faults hit running tasks.
-    const params = { seed: o.seed, submitUntil: faultUntil, waitUntil: faultUntil + settleMs, minTasks: 50, maxTasks: 250, everyMs: 1500, maxGroups: 100_000 };
-    const client = spawn(process.execPath, [CLIENT_MAIN, cluster.clientUrl, join(cluster.historyDir, 'client-1.jsonl'), 'client-1', JSON.stringify(params)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const params = {
+      seed: o.seed,
+      submitUntil: faultUntil,
+      waitUntil: faultUntil + settleMs,
+      minTasks: 50,
+      maxTasks: 250,
+      everyMs: 1500,
+      maxGroups: 100_000,
+    };
+    const client = spawn(
+      process.execPath,
+      [
+        CLIENT_MAIN,
+        cluster.clientUrl,
+        join(cluster.historyDir, 'client-1.jsonl'),
+        'client-1',
+        JSON.stringify(params),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const clientDone = new Promise<number | null>((r) => client.once('exit', r));
-    const nemesis = new Nemesis(cluster, { seed: o.seed, lanes: o.lanes ?? 5, until: faultUntil, deadAfterMs: 2000, log });
-    const progress = setInterval(() => log(`chaos: ${Math.round((Date.now() - started) / 1000)} s, faults so far ${Object.values(nemesis.counts).reduce((a, b) => a + b, 0)}`), 30_000);
+    const nemesis = new Nemesis(cluster, {
+      seed: o.seed,
+      lanes: o.lanes ?? 8,
+      until: faultUntil,
+      deadAfterMs: 2000,
+      log,
+    });
+    const progress = setInterval(
+      () =>
+        log(
+          `chaos: ${Math.round((Date.now() - started) / 1000)} s, faults so far ${Object.values(nemesis.counts).reduce((a, b) => a + b, 0)}`,
+        ),
+      30_000,
+    );
     await nemesis.run();
     clearInterval(progress);
     faults = nemesis.counts;
-    log(`chaos: fault phase over (${Object.values(faults).reduce((a, b) => a + b, 0)} faults); healing`);
+    log(
+      `chaos: fault phase over (${Object.values(faults).reduce((a, b) => a + b, 0)} faults); healing`,
+    );
     await cluster.healAll();
     const code = await clientDone;
     log(`chaos: client finished (exit ${code}); reading the final state`);

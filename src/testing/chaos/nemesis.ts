@@ -70,7 +70,10 @@ export class Nemesis {
    * go first once it is free; a new shuffled deck is added when the deck is
    * short, so the other targets never wait for them.
    */
-  private draw(): { kind: FaultKind; target: { name: string; index: number; lock: string } } | null {
+  private draw(): {
+    kind: FaultKind;
+    target: { name: string; index: number; lock: string };
+  } | null {
     if (this.deck.length < FAULT_KINDS.length) this.deck.push(...this.shuffled());
     for (let k = 0; k < this.deck.length; k++) {
       const kind = this.deck[k]!;
@@ -105,7 +108,8 @@ export class Nemesis {
       } finally {
         // A target rests after a fault: a coordinator restarted every second
         // would measure only restarts (each gives workers a new resume grace).
-        const rest = target.lock === 'coordinator' ? this.between(3000, 8000) : this.between(300, 1500);
+        const rest =
+          target.lock === 'coordinator' ? this.between(3000, 8000) : this.between(300, 1500);
         setTimeout(() => this.busy.delete(target.lock), rest);
       }
       await sleep(this.between(50, 400));
@@ -115,7 +119,9 @@ export class Nemesis {
   /** Coordinator kills and a full disk share one lock: a restart needs disk space. */
   private pickTarget(kind: FaultKind): { name: string; index: number; lock: string } | null {
     if (kind === 'coordinator-kill' || kind === 'coordinator-kill-burst' || kind === 'disk-full') {
-      return this.busy.has('coordinator') ? null : { name: 'coordinator', index: -1, lock: 'coordinator' };
+      return this.busy.has('coordinator')
+        ? null
+        : { name: 'coordinator', index: -1, lock: 'coordinator' };
     }
     const linkFault = kind === 'slow-link' || kind === 'lossy-link' || kind === 'lost-reply';
     const n = this.cluster.workers.length;
@@ -124,14 +130,16 @@ export class Nemesis {
       const name = `worker-${i}`;
       if (!this.busy.has(name)) options.push({ name, index: i, lock: name });
     }
-    if (linkFault && !this.busy.has('client')) options.push({ name: 'client', index: -1, lock: 'client' });
+    if (linkFault && !this.busy.has('client'))
+      options.push({ name: 'client', index: -1, lock: 'client' });
     if (options.length === 0) return null;
     return options[Math.floor(this.random() * options.length)]!;
   }
 
   private async inject(kind: FaultKind, target: string, i: number): Promise<void> {
     const c = this.cluster;
-    const start = (pid?: number): void => this.history.write({ type: 'fault.start', kind, target, ...(pid ? { pid } : {}) });
+    const start = (pid?: number): void =>
+      this.history.write({ type: 'fault.start', kind, target, ...(pid ? { pid } : {}) });
     const end = (): void => this.history.write({ type: 'fault.end', kind, target });
     const proxy = target === 'client' ? c.clientProxy! : c.workerProxies[i]!;
     switch (kind) {
@@ -170,7 +178,10 @@ export class Nemesis {
       case 'partition-in':
       case 'partition-out':
         start();
-        await c.partition(i, kind === 'partition-both' ? 'both' : kind === 'partition-in' ? 'in' : 'out');
+        await c.partition(
+          i,
+          kind === 'partition-both' ? 'both' : kind === 'partition-in' ? 'in' : 'out',
+        );
         await sleep(this.between(500, 4000));
         await c.healPartition(i);
         break;

@@ -16,7 +16,13 @@ if (!url || !file || !proc) {
 const history = new HistoryWriter(file, proc);
 
 async function logged(input: ChaosInput, ctx: TaskContext): Promise<string> {
-  history.write({ type: 'run.start', taskId: ctx.taskId, attempt: ctx.attempt, groupId: ctx.groupId, index: ctx.index });
+  history.write({
+    type: 'run.start',
+    taskId: ctx.taskId,
+    attempt: ctx.attempt,
+    groupId: ctx.groupId,
+    index: ctx.index,
+  });
   try {
     const value = await chaosTask(input, ctx);
     history.write({ type: 'run.end', taskId: ctx.taskId, attempt: ctx.attempt, ok: true, value });
@@ -35,7 +41,11 @@ const worker = new Worker({
   token: process.env['REGROUP_WORKER_TOKEN'],
   logger: () => {},
 });
-worker.on('ack', (a) => history.write({ type: 'run.ack', taskId: a.taskId, attempt: a.attempt, status: a.status }));
-worker.on('welcome', ({ workerId, resumed }) => process.stdout.write(`${proc} ${resumed ? 'resumed' : 'joined'} as ${workerId}\n`));
+worker.on('ack', (a) =>
+  history.write({ type: 'run.ack', taskId: a.taskId, attempt: a.attempt, status: a.status }),
+);
+worker.on('welcome', ({ workerId, resumed }) =>
+  process.stdout.write(`${proc} ${resumed ? 'resumed' : 'joined'} as ${workerId}\n`),
+);
 process.on('SIGTERM', () => void worker.close().then(() => process.exit(0)));
 await worker.start();
