@@ -65,16 +65,18 @@ export class Nemesis {
   }
 
   /**
-   * The first kind in the deck whose target is free, with that target. Kinds
-   * waiting for a busy target (the resting coordinator) stay in the deck and
-   * go first once it is free; a new shuffled deck is added when the deck is
-   * short, so the other targets never wait for them.
+   * The first kind in the deck whose target is free, with that target. The
+   * deck holds every kind once, in a seeded order; a kind drawn goes back at
+   * the end (in a new shuffled order with the others missing), so kinds take
+   * turns, and a kind waiting for a busy target (the resting coordinator)
+   * keeps its place without holding up the others.
    */
   private draw(): {
     kind: FaultKind;
     target: { name: string; index: number; lock: string };
   } | null {
-    if (this.deck.length < FAULT_KINDS.length) this.deck.push(...this.shuffled());
+    const missing = this.shuffled().filter((k) => !this.deck.includes(k));
+    this.deck.push(...missing);
     for (let k = 0; k < this.deck.length; k++) {
       const kind = this.deck[k]!;
       const target = this.pickTarget(kind);
