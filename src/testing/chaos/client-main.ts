@@ -20,6 +20,12 @@ export interface ClientParams {
   everyMs: number;
   /** Largest number of groups. */
   maxGroups: number;
+  /**
+   * Groups submitted and not yet resolved, at most: a closed loop, so the
+   * backlog stays bounded however much the faults slow the fleet down, and
+   * every group can finish once the faults are healed.
+   */
+  maxInFlight: number;
 }
 
 const [url, file, proc, raw] = process.argv.slice(2);
@@ -37,6 +43,7 @@ const client = new Client({
   retryMaxMs: 500,
 });
 const waits: Promise<void>[] = [];
+let inFlight = 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function one(g: number): Promise<void> {
@@ -56,22 +63,26 @@ async function one(g: number): Promise<void> {
     });
     groupId = group.id;
     history.write({ type: 'submit.ok', key, groupId });
+    inFlight++;
     waits.push(
-      group.waitSettled().then(
-        (outcomes) =>
-          history.write({
-            type: 'wait.ok',
-            groupId,
-            outcomes: outcomes.map((o) => ({
-              index: o.index,
-              taskId: o.taskId,
-              state: o.state,
-              value: o.value,
-            })),
-          }),
-        (e: { code?: string }) =>
-          history.write({ type: 'wait.fail', groupId, code: e.code ?? 'unknown' }),
-      ),
+      group
+        .waitSettled()
+        .finally(() => inFlight--)
+        .then(
+          (outcomes) =>
+            history.write({
+              type: 'wait.ok',
+              groupId,
+              outcomes: outcomes.map((o) => ({
+                index: o.index,
+                taskId: o.taskId,
+                state: o.state,
+                value: o.value,
+              })),
+            }),
+          (e: { code?: string }) =>
+            history.write({ type: 'wait.fail', groupId, code: e.code ?? 'unknown' }),
+        ),
     );
   } catch (e) {
     history.write({ type: 'submit.fail', key, code: (e as { code?: string }).code ?? 'unknown' });
@@ -80,6 +91,8 @@ async function one(g: number): Promise<void> {
 
 const deadline = setTimeout(() => client.close(), Math.max(0, p.waitUntil - Date.now()));
 for (let g = 0; g < p.maxGroups && Date.now() < p.submitUntil; g++) {
+  while (inFlight >= p.maxInFlight && Date.now() < p.submitUntil) await sleep(100);
+  if (Date.now() >= p.submitUntil) break;
   await one(g);
   await sleep(p.everyMs * (0.5 + random()));
 }

@@ -110,7 +110,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     );
     const faultUntil = Date.now() + o.minutes * 60_000;
     const settleMs = o.settleMs ?? 120_000;
-    // About 100 tasks/s of 50-500 ms: most of the 4 x 8 slots are busy, so faults hit running tasks.
+    // Up to about 100 tasks/s of 50-500 ms, so most of the 5 x 8 slots are busy and faults
+    // hit running tasks; at most 8 groups in flight, so the backlog stays bounded.
     const params = {
       seed: o.seed,
       submitUntil: faultUntil,
@@ -119,6 +120,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       maxTasks: 250,
       everyMs: 1500,
       maxGroups: 100_000,
+      maxInFlight: 8,
     };
     const client = spawn(
       process.execPath,
@@ -154,6 +156,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     );
     await cluster.healAll();
     const code = await clientDone;
+    // No worker may commit while the final state is read: the snapshot must be one moment.
+    for (const w of cluster.workers) await cluster.kill(w);
     log(`chaos: client finished (exit ${code}); reading the final state`);
     const final = await finalState(cluster.url);
     report = check(readHistory(cluster.historyDir), final, { expected });
