@@ -237,4 +237,14 @@ export interface Store {
   finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]>;
   listEvents(afterSeq: number, limit: number): Promise<EventView[]>;
   listWorkers(): Promise<WorkerRecord[]>;
+
+  /**
+   * Stores shared by several coordinators (PostgreSQL) only. Called when this
+   * coordinator becomes leader with the epoch it took: from then on every
+   * commitTick checks, inside its transaction and under a share lock on the
+   * epoch row, that the epoch is still this one, and throws `not_leader`
+   * (writing nothing) when a newer leader took over. Also reloads whatever the
+   * store caches across ticks (finish_seq), since another leader wrote since.
+   */
+  beginTerm?(epoch: number): Promise<void>;
 }
