@@ -28,8 +28,11 @@ export interface RetryPolicy {
 export class Transport {
   private current = 0;
   private readonly closer = new AbortController();
+  /** The coordinators to try: the configured ones, plus leaders that standbys named. */
+  private readonly urls: string[];
 
   constructor(private readonly options: ResolvedClientOptions) {
+    this.urls = [...options.urls];
     // Every request in flight listens for close(); many concurrent waits are normal, not a leak.
     setMaxListeners(0, this.closer.signal);
   }
@@ -45,12 +48,21 @@ export class Transport {
 
   async call<T>(req: Request, retry: RetryPolicy): Promise<T> {
     const started = Date.now();
-    const urls = this.options.urls.length;
+    let redirects = 0;
     for (let failures = 1; ; failures++) {
       try {
         return (await this.once(req, retry.signal)) as T;
       } catch (e) {
         if (!(e instanceof RegroupError) || !e.retryable) throw e;
+        // A standby named the leader: go there at once (a few times in a row at most).
+        const leader = e instanceof LeaderRedirect ? this.indexOf(e.leader) : -1;
+        if (leader >= 0 && leader !== this.current && redirects < 3) {
+          redirects++;
+          failures--;
+          this.current = leader;
+          continue;
+        }
+        const urls = this.urls.length;
         this.current = (this.current + 1) % urls;
         if (failures % urls !== 0) continue;
         const delay = backoffDelayMs(
@@ -66,7 +78,7 @@ export class Transport {
 
   private async once(req: Request, userSignal: AbortSignal | undefined): Promise<unknown> {
     throwIfAborted(this.closer.signal, userSignal);
-    const base = this.options.urls[this.current] ?? '';
+    const base = this.urls[this.current] ?? '';
     const timeoutMs = req.timeoutMs ?? this.options.requestTimeoutMs;
     const ctl = new AbortController();
     const unlink = link(ctl, this.closer.signal, userSignal);
@@ -79,7 +91,12 @@ export class Transport {
         signal: ctl.signal,
       });
       const text = await res.text();
-      if (!res.ok) throw errorFromReply(res.status, text, base);
+      if (!res.ok) {
+        const err = errorFromReply(res.status, text, base);
+        const leader = res.headers.get('regroup-leader');
+        if (err.code === 'not_leader' && leader) throw new LeaderRedirect(err, leader);
+        throw err;
+      }
       return parseJson(text, `reply of ${req.method} ${base}${req.path}`);
     } catch (e) {
       if (e instanceof RegroupError) throw e;
@@ -92,11 +109,31 @@ export class Transport {
     }
   }
 
+  /** The index of a coordinator URL, added to the list when it is new. */
+  private indexOf(url: string): number {
+    const u = url.replace(/\/+$/, '');
+    if (!/^https?:\/\//.test(u)) return -1;
+    const i = this.urls.indexOf(u);
+    if (i >= 0) return i;
+    this.urls.push(u);
+    return this.urls.length - 1;
+  }
+
   private headers(hasBody: boolean): Record<string, string> {
     const h: Record<string, string> = { accept: 'application/json' };
     if (hasBody) h['content-type'] = 'application/json';
     if (this.options.token !== null) h.authorization = `Bearer ${this.options.token}`;
     return h;
+  }
+}
+
+/** `not_leader` from a standby that named the leader. */
+class LeaderRedirect extends RegroupError {
+  constructor(
+    e: RegroupError,
+    readonly leader: string,
+  ) {
+    super('not_leader', e.message, { retryable: true });
   }
 }
 

@@ -10,7 +10,6 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { RegroupError } from '../core/errors.js';
 import { parseJson } from '../protocol/validate.js';
 import { WORKER_PATH, workerFrame, type CoordinatorMessage } from '../protocol/worker.js';
-import { requestUrl } from './http-util.js';
 import { Engine } from './engine.js';
 import { HttpApi, Waiters } from './http-api.js';
 import {
@@ -22,27 +21,27 @@ import { Session, Sessions } from './sessions.js';
 import { Emitter, type CoordinatorEvents } from './emitter.js';
 import { Auth } from './auth.js';
 import { WorkerGateway, type Conn } from './workers.js';
+import type { LeaderState, Leadership } from '../store/leadership.js';
+import { requestUrl, sendError } from './http-util.js';
 
 export type CoordinatorLifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
 
-export class Coordinator {
-  readonly options: ResolvedCoordinatorOptions;
+/** The header a standby puts on its `not_leader` answers: where the leader is. */
+export const LEADER_HEADER = 'regroup-leader';
+
+/**
+ * What one term of leadership holds in memory: sessions, lease cache, queued
+ * ops. A coordinator without Leadership (SQLite) has one term for its whole
+ * life; with Leadership, each takeover starts a fresh term from the store and
+ * a step-down throws the old one away.
+ */
+class Term {
   readonly sessions = new Sessions();
   readonly engine: Engine;
   readonly gateway: WorkerGateway;
-  /** Typed events for embedders: committed, dispatched, workerDead, groupChanged. */
-  readonly events = new Emitter<CoordinatorEvents>();
-  private readonly waiters = new Waiters();
-  private readonly api: HttpApi;
-  private readonly auth: Auth;
-  private server: Server | null = null;
-  private wss: WebSocketServer | null = null;
-  state: CoordinatorLifecycle = 'stopped';
-  url = '';
+  readonly api: HttpApi;
 
-  constructor(options: CoordinatorOptions) {
-    this.options = resolveCoordinatorOptions(options);
-    const o = this.options;
+  constructor(c: Coordinator, o: ResolvedCoordinatorOptions, waiters: Waiters, auth: Auth) {
     this.engine = new Engine(
       o,
       o.store,
@@ -50,9 +49,9 @@ export class Coordinator {
       {
         afterTick: (r) => {
           this.gateway.afterTick(r.claimed, r.revoked);
-          this.waiters.notify(r.changedGroups);
+          waiters.notify(r.changedGroups);
           for (const g of r.changedGroups) {
-            this.events.emit('groupChanged', g);
+            c.events.emit('groupChanged', g);
             if (g.state !== 'done') continue;
             const data = {
               total: g.total,
@@ -63,22 +62,75 @@ export class Coordinator {
             this.engine.event({ type: 'group.done', groupId: g.id, data });
           }
         },
+        notLeader: (e) => c.leadershipLost(e.message),
       },
-      this.events,
+      c.events,
     );
-    this.gateway = new WorkerGateway(o, this.engine, this.sessions, this.events);
-    this.auth = new Auth({ client: o.clientToken, worker: o.workerToken }, o.now);
-    this.api = new HttpApi(o, o.store, this.engine, this.sessions, this.waiters, this.auth);
+    this.gateway = new WorkerGateway(o, this.engine, this.sessions, c.events);
+    this.api = new HttpApi(o, o.store, this.engine, this.sessions, waiters, auth);
+  }
+}
+
+export class Coordinator {
+  readonly options: ResolvedCoordinatorOptions;
+  /** Typed events for embedders: committed, dispatched, workerDead, groupChanged, role. */
+  readonly events = new Emitter<CoordinatorEvents>();
+  private readonly waiters = new Waiters();
+  private readonly auth: Auth;
+  private readonly leadership: Leadership | null;
+  /** The current term; null while standing by. */
+  private term: Term | null = null;
+  private server: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  state: CoordinatorLifecycle = 'stopped';
+  url = '';
+  /** Leader or standby, and where the leader is. Without Leadership: always leader. */
+  role: LeaderState = { role: 'standby', epoch: null, leaderUrl: null, leaderId: null };
+
+  constructor(options: CoordinatorOptions) {
+    this.options = resolveCoordinatorOptions(options);
+    this.leadership = this.options.leadership;
+    this.auth = new Auth(
+      { client: this.options.clientToken, worker: this.options.workerToken },
+      this.options.now,
+    );
   }
 
-  /** Opens the store, restores leases and worker sessions, then listens. Resolves with the URL. */
+  /** The current term's parts. Throw while standing by: use `role` first. */
+  get engine(): Engine {
+    return this.mustTerm().engine;
+  }
+  get gateway(): WorkerGateway {
+    return this.mustTerm().gateway;
+  }
+  get sessions(): Sessions {
+    return this.mustTerm().sessions;
+  }
+
+  private mustTerm(): Term {
+    if (!this.term) throw this.notLeader();
+    return this.term;
+  }
+
+  private notLeader(): RegroupError {
+    const where = this.role.leaderUrl
+      ? `the leader is at ${this.role.leaderUrl}`
+      : 'no leader is known yet; retry shortly';
+    return new RegroupError('not_leader', `this coordinator is a standby: ${where}`);
+  }
+
+  /**
+   * Opens the store and listens. Without Leadership it then restores leases
+   * and worker sessions and leads; with Leadership it campaigns and answers
+   * as a standby until it leads. Resolves with the URL.
+   */
   async start(): Promise<string> {
     const o = this.options;
     this.state = 'starting';
     await o.store.open();
-    await this.recover();
+    if (!this.leadership) await this.takeOffice(null);
     const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void =>
-      void this.api.handle(req, res);
+      this.onRequest(req, res);
     const server: Server = o.tls
       ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, handler)
       : createServer(handler);
@@ -103,47 +155,141 @@ export class Coordinator {
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
-    this.gateway.start();
     this.state = 'running';
     o.logger('info', 'coordinator listening', { url: this.url });
+    if (this.leadership) {
+      const me = { id: o.coordinatorId, url: o.advertiseUrl ?? this.url };
+      this.leadership.start(me, (s) => this.onLeaderState(s));
+    }
     return this.url;
   }
 
+  /** Called by Leadership, one call at a time. */
+  private async onLeaderState(s: LeaderState): Promise<void> {
+    if (this.state !== 'running') return;
+    const was = this.role.role;
+    if (
+      s.role === 'leader' &&
+      s.epoch !== null &&
+      (was !== 'leader' || s.epoch !== this.role.epoch)
+    ) {
+      if (this.term) await this.leaveOffice('a new term began');
+      try {
+        await this.options.store.beginTerm?.(s.epoch);
+        await this.takeOffice(s);
+      } catch (e) {
+        this.options.logger('error', 'could not take office; standing by again', {
+          err: (e as Error).message,
+        });
+        if (this.term) await this.leaveOffice('taking office failed');
+        this.role = { role: 'standby', epoch: null, leaderUrl: null, leaderId: null };
+        this.leadership?.lost(`taking office failed: ${(e as Error).message}`);
+        return;
+      }
+    } else if (s.role === 'standby') {
+      if (this.term) await this.leaveOffice('another coordinator leads');
+      this.role = s;
+    } else {
+      this.role = s;
+      return;
+    }
+    if (s.role !== was) {
+      this.options.logger('info', `role: ${s.role}`, {
+        epoch: s.epoch,
+        leader: s.leaderUrl,
+      });
+    }
+    this.events.emit('role', { ...this.role });
+  }
+
+  /** The store refused a write because a newer leader exists. */
+  leadershipLost(reason: string): void {
+    this.options.logger('warn', 'lost the leadership', { reason });
+    this.leadership?.lost(reason);
+  }
+
+  /** Starts a term: leases and worker sessions come from the store. */
+  private async takeOffice(s: LeaderState | null): Promise<void> {
+    const term = new Term(this, this.options, this.waiters, this.auth);
+    await this.recover(term);
+    this.term = term;
+    term.gateway.start();
+    this.role = s ?? { role: 'leader', epoch: null, leaderUrl: null, leaderId: null };
+  }
+
+  /** Ends a term: workers are sent away (they come back through the leader), queued ops are answered `shutting_down`. */
+  private async leaveOffice(reason: string): Promise<void> {
+    const term = this.term;
+    if (!term) return;
+    this.term = null;
+    this.role = { role: 'standby', epoch: null, leaderUrl: null, leaderId: null };
+    this.options.logger('warn', 'stepping down', { reason });
+    term.gateway.stop();
+    this.waiters.wakeAll();
+    await term.engine.stop(0);
+  }
+
   /**
-   * After a restart the leases are still in the store. Each worker that held
-   * one gets deadAfterMs to resume its session before it is declared dead.
+   * After a restart or a takeover the leases are still in the store. Each
+   * worker that held one gets deadAfterMs to resume its session before it is
+   * declared dead, so its runs keep running and are not run twice.
    */
-  private async recover(): Promise<void> {
+  private async recover(term: Term): Promise<void> {
     const o = this.options;
     const { leases, workers } = await o.store.recover();
     const now = o.now();
-    this.engine.restore(leases);
+    term.engine.restore(leases);
     for (const w of workers) {
       if (w.state === 'dead' || w.state === 'left') continue;
       const s = new Session({ ...w, now, recorded: w.state === 'draining' ? 'draining' : 'alive' });
       s.draining = w.state === 'draining';
-      this.sessions.add(s);
+      term.sessions.add(s);
     }
     const orphans: number[] = [];
     for (const l of leases) {
-      const s = this.sessions.get(l.workerId);
+      const s = term.sessions.get(l.workerId);
       if (s) s.leases.add(l.taskId);
       else {
         orphans.push(l.taskId);
-        this.engine.requeue({ taskId: l.taskId, attempt: l.attempt, workerId: l.workerId }, false);
+        term.engine.requeue({ taskId: l.taskId, attempt: l.attempt, workerId: l.workerId }, false);
       }
     }
-    this.engine.event({
+    term.engine.event({
       type: 'coordinator.started',
-      data: { leases: leases.length, workers: this.sessions.size, orphans: orphans.length },
+      data: { leases: leases.length, workers: term.sessions.size, orphans: orphans.length },
     });
     if (leases.length > 0 || workers.length > 0) {
       o.logger('info', 'recovered state', {
         leases: leases.length,
-        workers: this.sessions.size,
+        workers: term.sessions.size,
         orphans: orphans.length,
       });
     }
+  }
+
+  private onRequest(req: IncomingMessage, res: import('node:http').ServerResponse): void {
+    let path = '';
+    try {
+      path = requestUrl(req.url).pathname;
+    } catch {
+      // An unparsable target: the API answers it (404).
+    }
+    // Liveness needs no token and says which role this coordinator has.
+    if (path === '/healthz' && req.method === 'GET') {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const r = this.role;
+      res.end(JSON.stringify({ ok: true, role: r.role, epoch: r.epoch, leader: r.leaderUrl }));
+      return;
+    }
+    const term = this.term;
+    if (term) {
+      void term.api.handle(req, res);
+      return;
+    }
+    req.resume();
+    if (this.role.leaderUrl) res.setHeader(LEADER_HEADER, this.role.leaderUrl);
+    sendError(res, this.notLeader());
   }
 
   /** Only the worker path upgrades, and only with the worker token when one is set. */
@@ -159,17 +305,20 @@ export class Coordinator {
         throw new RegroupError('not_found', `WebSocket upgrades are served at ${WORKER_PATH} only`);
       }
       await this.auth.check(req, 'worker');
+      if (!this.term) throw this.notLeader();
     } catch (e) {
       refuseUpgrade(
         socket,
         e instanceof RegroupError ? e : new RegroupError('bad_request', String(e)),
+        e instanceof RegroupError && e.code === 'not_leader' ? this.role.leaderUrl : null,
       );
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => this.onWorkerSocket(ws));
+    const term = this.term;
+    wss.handleUpgrade(req, socket, head, (ws) => this.onWorkerSocket(ws, term));
   }
 
-  private onWorkerSocket(ws: WebSocket): void {
+  private onWorkerSocket(ws: WebSocket, term: Term): void {
     const conn: Conn = {
       link: {
         send: (messages: CoordinatorMessage[]) => {
@@ -200,9 +349,9 @@ export class Coordinator {
         ]);
         return;
       }
-      this.gateway.onFrame(conn, frame);
+      term.gateway.onFrame(conn, frame);
     });
-    ws.on('close', () => this.gateway.onClose(conn));
+    ws.on('close', () => term.gateway.onClose(conn));
     ws.on('error', (e) => this.options.logger('warn', 'worker socket error', { err: e.message }));
   }
 
@@ -210,9 +359,12 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
-    this.gateway.stop();
+    await this.leadership?.stop();
+    const term = this.term;
+    term?.gateway.stop();
     this.waiters.wakeAll();
-    await this.engine.stop();
+    await term?.engine.stop();
+    this.term = null;
     for (const ws of this.wss?.clients ?? []) ws.terminate();
     this.wss?.close();
     await new Promise<void>((resolve) => {
@@ -225,10 +377,18 @@ export class Coordinator {
   }
 }
 
-function refuseUpgrade(socket: Duplex, e: RegroupError): void {
+function refuseUpgrade(socket: Duplex, e: RegroupError, leaderUrl: string | null): void {
   const body = JSON.stringify(e.toWire());
-  const reason = e.status === 401 ? 'Unauthorized' : e.status === 404 ? 'Not Found' : 'Bad Request';
+  const reason =
+    e.status === 401
+      ? 'Unauthorized'
+      : e.status === 404
+        ? 'Not Found'
+        : e.status === 503
+          ? 'Service Unavailable'
+          : 'Bad Request';
+  const leader = leaderUrl ? `${LEADER_HEADER}: ${leaderUrl}\r\n` : '';
   socket.end(
-    `HTTP/1.1 ${e.status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${e.status} ${reason}\r\nConnection: close\r\n${leader}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

@@ -1,4 +1,5 @@
 import type { GroupInfo } from '../core/types.js';
+import type { LeaderState } from '../store/leadership.js';
 
 /** What a coordinator tells its embedder (the demo, tests, later metrics and the dashboard). */
 export interface CoordinatorEvents {
@@ -16,6 +17,8 @@ export interface CoordinatorEvents {
     at: number;
   };
   groupChanged: GroupInfo;
+  /** This coordinator became leader or standby (PostgreSQL with several coordinators). */
+  role: LeaderState;
 }
 
 type Fn<T> = (payload: T) => void;

@@ -73,6 +73,8 @@ function emptyQueue(): Queue {
 export interface EngineHooks {
   /** A tick committed: these runs were claimed (send them), revoked (tell the workers), groups changed (wake waiters). */
   afterTick(r: { claimed: ClaimedTask[]; revoked: RevokedRun[]; changedGroups: GroupInfo[] }): void;
+  /** The store refused the tick because a newer leader took over: this engine must stop. */
+  notLeader?(e: RegroupError): void;
 }
 
 export class Engine {
@@ -258,6 +260,13 @@ export class Engine {
         : new RegroupError('internal', `store commit failed: ${(e as Error).message}`, {
             cause: e,
           });
+    if (err.code === 'not_leader') {
+      // Nothing of this tick was written and nothing may be: a newer leader owns the store.
+      for (const k of OP_KINDS) for (const q of batch[k]) q.reject(err);
+      this.stopped = true;
+      this.hooks.notLeader?.(err);
+      return;
+    }
     this.o.logger('error', 'tick commit failed; retrying worker reports shortly', {
       code: err.code,
       err: err.message,

@@ -1,5 +1,7 @@
 import { DEFAULT_LIVENESS, type LivenessOptions } from '../core/liveness.js';
 import { DEFAULT_LIMITS, type Limits } from '../protocol/limits.js';
+import { randomBytes } from 'node:crypto';
+import type { Leadership } from '../store/leadership.js';
 import type { Store } from '../store/store.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -24,6 +26,15 @@ export interface CoordinatorOptions {
   workerToken?: string | null;
   /** Serve HTTPS and WSS with this certificate and key (PEM). */
   tls?: { cert: string | Buffer; key: string | Buffer } | null;
+  /**
+   * Several coordinators on one store (PostgreSQL): how they elect a leader.
+   * Absent: this coordinator always leads (SQLite).
+   */
+  leadership?: Leadership | null;
+  /** This coordinator's id among the coordinators of one store. Default: random. */
+  coordinatorId?: string;
+  /** The URL other machines reach this coordinator at, told to clients and workers by standbys. Default: the URL it listens on. */
+  advertiseUrl?: string | null;
   /** Injected for tests: the clock and the randomness (jitter). */
   now?: () => number;
   random?: () => number;
@@ -39,6 +50,9 @@ export interface ResolvedCoordinatorOptions extends LivenessOptions {
   clientToken: string | null;
   workerToken: string | null;
   tls: { cert: string | Buffer; key: string | Buffer } | null;
+  leadership: Leadership | null;
+  coordinatorId: string;
+  advertiseUrl: string | null;
   now: () => number;
   random: () => number;
 }
@@ -81,6 +95,9 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     clientToken: o.clientToken ?? null,
     workerToken: o.workerToken ?? null,
     tls: o.tls ?? null,
+    leadership: o.leadership ?? null,
+    coordinatorId: o.coordinatorId ?? 'c_' + randomBytes(6).toString('hex'),
+    advertiseUrl: o.advertiseUrl ?? null,
     now: o.now ?? Date.now,
     random: o.random ?? Math.random,
   };

@@ -9,8 +9,11 @@ export const FRAME_SOFT_LIMIT_BYTES = 1024 * 1024;
 export interface ConnectionHooks {
   onOpen(): void;
   onMessages(messages: CoordinatorMessage[]): void;
-  /** Called once, whether the socket ever opened or not. */
-  onClose(info: { opened: boolean; code: number; reason: string }): void;
+  /**
+   * Called once, whether the socket ever opened or not. `leader`: the upgrade
+   * was refused by a standby coordinator that named the leader's URL.
+   */
+  onClose(info: { opened: boolean; code: number; reason: string; leader: string | null }): void;
 }
 
 export interface ConnectionOptions {
@@ -38,6 +41,7 @@ export class Connection {
   #beats: NodeJS.Timeout | null = null;
   #closedPromise: Promise<void>;
   #lastError: string | null = null;
+  #leader: string | null = null;
 
   constructor(o: ConnectionOptions, hooks: ConnectionHooks) {
     this.#o = o;
@@ -59,10 +63,18 @@ export class Connection {
       }
       if (parsed.messages.length > 0) this.#guard(() => hooks.onMessages(parsed.messages));
     });
+    // A refused upgrade: a standby names the leader in a header (see coordinator.ts LEADER_HEADER).
+    this.#ws.on('unexpected-response', (_req, res) => {
+      const leader = res.headers['regroup-leader'];
+      this.#leader = typeof leader === 'string' && leader.length > 0 ? leader : null;
+      res.resume();
+      this.#ws.terminate();
+      this.#lastError = `Unexpected server response: ${res.statusCode ?? 0}`;
+    });
     this.#ws.on('ping', () => this.#heard());
     this.#ws.on('pong', () => this.#heard());
     this.#ws.on('error', (e: Error) => {
-      this.#lastError = e.message;
+      if (this.#lastError === null || this.#opened) this.#lastError = e.message;
       o.logger(this.#opened ? 'warn' : 'info', 'coordinator connection error', {
         url: o.url,
         error: e.message,
@@ -74,7 +86,12 @@ export class Connection {
       this.#queue = [];
       closed();
       this.#guard(() =>
-        hooks.onClose({ opened: this.#opened, code, reason: reason.toString('utf8') }),
+        hooks.onClose({
+          opened: this.#opened,
+          code,
+          reason: reason.toString('utf8'),
+          leader: this.#leader,
+        }),
       );
     });
   }

@@ -1,6 +1,6 @@
 import type { CoordinatorMessage, Hello, Welcome } from '../protocol/worker.js';
 import { Connection } from './connection.js';
-import { reconnectDelayMs, type ResolvedWorkerOptions } from './options.js';
+import { reconnectDelayMs, workerUrl, type ResolvedWorkerOptions } from './options.js';
 import { encode, type Encoded } from './wire.js';
 
 /** Silence allowed before the first welcome says how long deadAfterMs really is. */
@@ -29,6 +29,10 @@ export class CoordinatorLink {
   #failures = 0;
   #deadAfterMs = HANDSHAKE_TIMEOUT_MS;
   #timer: NodeJS.Timeout | null = null;
+  /** The leader a standby named: the next connection goes there. */
+  #redirect: string | null = null;
+  /** Redirects followed in a row without a welcome (a loop of stale answers must not spin). */
+  #redirects = 0;
 
   constructor(
     private readonly o: Pick<
@@ -47,7 +51,8 @@ export class CoordinatorLink {
     this.#timer = null;
     if (this.#stopped || this.#conn !== null) return;
     const urls = this.o.urls;
-    const url = urls[this.#urlIndex % urls.length] ?? urls[0] ?? '';
+    const url = this.#redirect ?? urls[this.#urlIndex % urls.length] ?? urls[0] ?? '';
+    this.#redirect = null;
     let welcomed = false;
     const conn: Connection = new Connection(
       { url, token: this.o.token, deadAfterMs: this.#deadAfterMs, logger: this.o.logger },
@@ -71,6 +76,19 @@ export class CoordinatorLink {
           this.#ready = false;
           if (info.opened) this.hooks.onDisconnected({ url, code: info.code, reason: info.reason });
           if (this.#stopped) return;
+          if (info.leader !== null && !welcomed && this.#redirects < 3) {
+            const to = toWorkerUrl(info.leader);
+            if (to !== null && to !== url) {
+              this.#redirects += 1;
+              this.#redirect = to;
+              this.o.logger('info', 'the coordinator is a standby; going to the leader', {
+                url,
+                leader: to,
+              });
+              this.#timer = setTimeout(() => this.connect(), 0);
+              return;
+            }
+          }
           if (!welcomed) {
             this.#failures += 1;
             this.#urlIndex += 1;
@@ -109,7 +127,17 @@ export class CoordinatorLink {
   #welcomed(conn: Connection, w: Welcome): void {
     this.#ready = true;
     this.#failures = 0;
+    this.#redirects = 0;
     this.#deadAfterMs = w.deadAfterMs;
     conn.startBeats(w.heartbeatMs, () => BEAT, w.deadAfterMs);
+  }
+}
+
+/** The worker URL of a leader's advertised URL, or null when it is not one. */
+function toWorkerUrl(leader: string): string | null {
+  try {
+    return workerUrl(leader);
+  } catch {
+    return null;
   }
 }
