@@ -36,7 +36,8 @@ export interface Logged {
  * What happens to the next request: a canned error reply; `drop` applies the
  * request but closes the socket unanswered; `pass` handles it normally.
  */
-export type Injection = { status: number; code: string } | 'drop' | 'pass';
+export type Injection =
+  { status: number; code: string; headers?: Record<string, string> } | 'drop' | 'pass';
 
 interface FakeGroup {
   view: Omit<
@@ -155,7 +156,10 @@ export class FakeCoordinator {
       authorization: req.headers.authorization,
     });
     const injected = this.inject.shift();
-    if (typeof injected === 'object') return send(res, injected.status, err(injected.code));
+    if (typeof injected === 'object') {
+      for (const [k, v] of Object.entries(injected.headers ?? {})) res.setHeader(k, v);
+      return send(res, injected.status, err(injected.code));
+    }
     if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) {
       return send(res, 401, err('unauthorized'));
     }

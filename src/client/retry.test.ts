@@ -81,6 +81,50 @@ void describe('Client retries, failover and close', () => {
     assert.ok(fake.requests.length > before);
   });
 
+  void it('goes straight to the leader a standby names, even one it was not given', async () => {
+    const standby = new FakeCoordinator();
+    await standby.start();
+    try {
+      standby.inject.push({
+        status: 503,
+        code: 'not_leader',
+        headers: { 'regroup-leader': fake.url + '/' },
+      });
+      const c = client({ url: [standby.url], retryMinMs: 60_000, retryMaxMs: 60_000 });
+      const group = await c.submit('square', [1]);
+      assert.equal(standby.requests.length, 1);
+      assert.equal(fake.requests.length, 1, 'no backoff: the leader got the retry at once');
+      await group.status();
+      assert.equal(standby.requests.length, 1, 'it stays with the leader');
+    } finally {
+      await standby.stop();
+    }
+  });
+
+  void it('a loop of standbys naming each other ends in backoff, not a spin', async () => {
+    const x = new FakeCoordinator();
+    const y = new FakeCoordinator();
+    await x.start();
+    await y.start();
+    try {
+      for (let i = 0; i < 50; i++) {
+        x.inject.push({ status: 503, code: 'not_leader', headers: { 'regroup-leader': y.url } });
+        y.inject.push({ status: 503, code: 'not_leader', headers: { 'regroup-leader': x.url } });
+      }
+      const c = client({ url: [x.url], retryMinMs: 50, retryMaxMs: 50 });
+      const started = Date.now();
+      const done = c.submit('square', [1]).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      c.close();
+      await done;
+      const requests = x.requests.length + y.requests.length;
+      assert.ok(requests < 40, `${requests} requests in ${Date.now() - started} ms`);
+    } finally {
+      await x.stop();
+      await y.stop();
+    }
+  });
+
   void it('fails over to the next URL and sticks to the one that answers', async () => {
     const other = new FakeCoordinator();
     await other.start();
