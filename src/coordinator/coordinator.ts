@@ -225,6 +225,8 @@ export class Coordinator {
     this.role = { role: 'standby', epoch: null, leaderUrl: null, leaderId: null };
     this.options.logger('warn', 'stepping down', { reason });
     term.gateway.stop();
+    // Connections that have not said hello yet belong to the old term too.
+    for (const ws of this.wss?.clients ?? []) ws.close(1001, 'coordinator stepped down');
     this.waiters.wakeAll();
     await term.engine.stop(0);
   }
@@ -288,8 +290,14 @@ export class Coordinator {
       return;
     }
     req.resume();
-    if (this.role.leaderUrl) res.setHeader(LEADER_HEADER, this.role.leaderUrl);
-    sendError(res, this.notLeader());
+    // A standby checks the token too: only clients learn where the leader is.
+    this.auth.check(req, 'client').then(
+      () => {
+        if (this.role.leaderUrl) res.setHeader(LEADER_HEADER, this.role.leaderUrl);
+        sendError(res, this.notLeader());
+      },
+      (e: unknown) => sendError(res, e),
+    );
   }
 
   /** Only the worker path upgrades, and only with the worker token when one is set. */
