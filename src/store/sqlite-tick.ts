@@ -1,10 +1,10 @@
 /**
  * Applies one Tick inside an open SQLite transaction. Task rows are written as
- * each op is applied; the touched groups are loaded once into memory, their
- * counters and state changed there, and written back once per group at the end.
+ * each op is applied; the touched groups are loaded once into memory (see
+ * tick-groups.ts), their counters and state changed there, and written back
+ * once per group at the end.
  */
-import { nextGroupState } from '../core/group.js';
-import type { GroupInfo, TaskOptions } from '../core/types.js';
+import type { GroupInfo } from '../core/types.js';
 import { groupFromRow, toJson, type GroupRow } from './sqlite-rows.js';
 import type { Statements } from './sqlite-statements.js';
 import type {
@@ -27,6 +27,7 @@ import type {
   TickOutcome,
   WorkerRecord,
 } from './store.js';
+import { addVerdict, copyOptions, failsFast, isLive, snapshot, TickGroups } from './tick-groups.js';
 
 interface ClaimRow {
   id: number;
@@ -41,11 +42,8 @@ interface ClaimRow {
 
 type GroupIdRow = { group_id: string } | undefined;
 
-type Counter = 'pending' | 'running' | 'succeeded' | 'failed' | 'canceled';
-
 export class TickApplier {
-  private readonly groups = new Map<string, GroupInfo | null>();
-  private readonly changed = new Set<GroupInfo>();
+  private readonly groups: TickGroups;
   private readonly revoked: RevokedRun[] = [];
   private readonly now: number;
 
@@ -56,6 +54,7 @@ export class TickApplier {
     public finishSeq: number,
   ) {
     this.now = tick.now;
+    this.groups = new TickGroups(tick.now);
   }
 
   apply(): TickOutcome {
@@ -79,7 +78,7 @@ export class TickApplier {
       if (claimed) out.claimed.push(claimed);
     }
     for (const e of t.events ?? []) this.event(e);
-    for (const g of this.changed) {
+    for (const g of this.groups.changed()) {
       this.st.updateGroup.run({
         id: g.id,
         state: g.state,
@@ -103,7 +102,7 @@ export class TickApplier {
     if (g === undefined) {
       const row = this.st.groupById.get(id) as GroupRow | undefined;
       g = row ? groupFromRow(row) : null;
-      this.groups.set(id, g);
+      this.groups.put(id, g);
     }
     return g;
   }
@@ -113,24 +112,6 @@ export class TickApplier {
     const g = this.group(id);
     if (!g) throw new Error(`task of unknown group ${id}`);
     return g;
-  }
-
-  /** Moves `n` tasks between counters, then lets the group take its next state. */
-  private move(g: GroupInfo, from: Counter | null, to: Counter, n = 1): void {
-    if (n === 0) return;
-    if (from) g[from] -= n;
-    else g.total += n;
-    g[to] += n;
-    this.settle(g);
-  }
-
-  private settle(g: GroupInfo): void {
-    const next = nextGroupState(g.state, g);
-    if (next !== g.state) {
-      g.state = next;
-      if (next === 'done') g.finishedAt = this.now;
-    }
-    this.changed.add(g);
   }
 
   private nextSeq(): number {
@@ -146,23 +127,7 @@ export class TickApplier {
         return { status, group: snapshot(existing) };
       }
     }
-    const g: GroupInfo = {
-      id: n.id,
-      handler: n.handler,
-      state: n.open ? 'open' : 'sealed',
-      policy: n.policy,
-      idempotencyKey: n.idempotencyKey,
-      createdAt: this.now,
-      sealedAt: n.open ? null : this.now,
-      finishedAt: null,
-      options: n.options,
-      total: 0,
-      pending: 0,
-      running: 0,
-      succeeded: 0,
-      failed: 0,
-      canceled: 0,
-    };
+    const g = this.groups.create(n);
     this.st.insertGroup.run({
       id: g.id,
       handler: g.handler,
@@ -173,9 +138,8 @@ export class TickApplier {
       createdAt: g.createdAt,
       sealedAt: g.sealedAt,
     });
-    this.groups.set(g.id, g);
     this.insertTasks(g, n.inputs);
-    this.settle(g);
+    this.groups.settle(g);
     return { status: 'created', group: snapshot(g) };
   }
 
@@ -184,20 +148,14 @@ export class TickApplier {
     for (let i = 0; i < inputs.length; i++) {
       this.st.insertTask.run(g.id, g.total + i, priority, toJson(inputs[i]));
     }
-    this.move(g, null, 'pending', inputs.length);
+    this.groups.move(g, null, 'pending', inputs.length);
   }
 
   private add(a: AddTasks): AddOutcome {
     const g = this.group(a.groupId);
     if (!g) return { status: 'not_found' };
-    const n = a.inputs.length;
-    if (a.offset !== null && a.offset < g.total && a.offset + n <= g.total) {
-      return { status: 'duplicate', group: snapshot(g) };
-    }
-    if (g.state !== 'open') return { status: 'sealed', group: snapshot(g) };
-    if (a.offset !== null && a.offset !== g.total) {
-      return { status: 'offset_mismatch', group: snapshot(g) };
-    }
+    const verdict = addVerdict(g, a);
+    if (verdict !== 'added') return { status: verdict, group: snapshot(g) };
     this.insertTasks(g, a.inputs);
     return { status: 'added', group: snapshot(g) };
   }
@@ -205,24 +163,16 @@ export class TickApplier {
   private seal(id: string): SealOutcome {
     const g = this.group(id);
     if (!g) return { status: 'not_found' };
-    if (g.state === 'open') this.sealOpen(g);
+    if (g.state === 'open') this.groups.seal(g);
     return { status: 'sealed', group: snapshot(g) };
-  }
-
-  private sealOpen(g: GroupInfo): void {
-    g.state = 'sealed';
-    g.sealedAt = this.now;
-    this.settle(g);
   }
 
   private cancel(id: string): CancelOutcome {
     const g = this.group(id);
     if (!g) return { status: 'not_found' };
-    if (g.state === 'open' || g.state === 'sealed') {
+    if (isLive(g)) {
       this.cancelRest(g);
-      g.state = 'canceled';
-      g.finishedAt = this.now;
-      this.changed.add(g);
+      this.groups.endCanceled(g);
     }
     return { status: 'canceled', group: snapshot(g) };
   }
@@ -236,12 +186,12 @@ export class TickApplier {
         .sort((x, y) => x.taskId - y.taskId);
       this.revoked.push(...runs);
       this.finishSeq += runs.length;
-      this.move(g, 'running', 'canceled', runs.length);
+      this.groups.move(g, 'running', 'canceled', runs.length);
     }
     if (g.pending > 0) {
       const r = this.st.cancelPending.run({ now: this.now, seq: this.finishSeq, groupId: g.id });
       this.finishSeq += r.changes;
-      this.move(g, 'pending', 'canceled', r.changes);
+      this.groups.move(g, 'pending', 'canceled', r.changes);
     }
   }
 
@@ -257,7 +207,7 @@ export class TickApplier {
     const row = this.st.commit.get(toJson(c.value), this.now, seq, ...fence(c)) as GroupIdRow;
     if (!row) return this.miss(c.taskId);
     this.nextSeq();
-    this.move(this.groupOf(row.group_id), 'running', 'succeeded');
+    this.groups.move(this.groupOf(row.group_id), 'running', 'succeeded');
     return 'applied';
   }
 
@@ -274,7 +224,7 @@ export class TickApplier {
         ...fence(f),
       ) as GroupIdRow;
       if (!row) return this.miss(f.taskId);
-      this.move(this.groupOf(row.group_id), 'running', 'pending');
+      this.groups.move(this.groupOf(row.group_id), 'running', 'pending');
       return 'applied';
     }
     const seq = this.finishSeq + 1;
@@ -289,10 +239,10 @@ export class TickApplier {
     if (!row) return this.miss(f.taskId);
     this.nextSeq();
     const g = this.groupOf(row.group_id);
-    this.move(g, 'running', 'failed');
-    if (g.policy === 'failFast' && (g.state === 'open' || g.state === 'sealed')) {
+    this.groups.move(g, 'running', 'failed');
+    if (failsFast(g)) {
       this.cancelRest(g);
-      if (g.state === 'open') this.sealOpen(g);
+      if (g.state === 'open') this.groups.seal(g);
     }
     return 'applied';
   }
@@ -300,7 +250,7 @@ export class TickApplier {
   private requeue(r: RequeueOp): RunOutcome {
     const row = this.st.requeue.get(r.runAt, r.nodeFailure ? 1 : 0, ...fence(r)) as GroupIdRow;
     if (!row) return this.miss(r.taskId);
-    this.move(this.groupOf(row.group_id), 'running', 'pending');
+    this.groups.move(this.groupOf(row.group_id), 'running', 'pending');
     return 'applied';
   }
 
@@ -321,7 +271,7 @@ export class TickApplier {
     const row = this.st.claim.get(c.workerId, this.now, c.taskId, this.now) as ClaimRow | undefined;
     if (!row) return null;
     const g = this.groupOf(row.group_id);
-    this.move(g, 'pending', 'running');
+    this.groups.move(g, 'pending', 'running');
     return {
       taskId: row.id,
       groupId: row.group_id,
@@ -357,13 +307,4 @@ function fence(op: {
   workerId: string;
 }): [number, number, string] {
   return [op.taskId, op.attempt, op.workerId];
-}
-
-function copyOptions(o: TaskOptions): TaskOptions {
-  return { ...o, requires: [...o.requires] };
-}
-
-/** A copy of the group as it is at this point of the tick. */
-function snapshot(g: GroupInfo): GroupInfo {
-  return { ...g, options: copyOptions(g.options) };
 }
