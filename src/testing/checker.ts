@@ -182,6 +182,7 @@ function index(history: HistoryLine[], final: FinalState): Index {
       case 'run.start':
       case 'fault.start':
       case 'fault.end':
+      case 'failover':
         break; // read where needed (reassignment) or not at all
       default:
         break; // a line of a newer format: ignored

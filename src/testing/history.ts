@@ -5,6 +5,7 @@
  *
  * Times are milliseconds since the epoch on this machine (all processes share
  * its clock). `proc` names the writer: `client-1`, `worker-3`, `nemesis`.
+ * Readers skip line types they do not know.
  */
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,6 +84,23 @@ export interface FaultEnd extends Base {
   kind: FaultKind;
   target: string;
 }
+/**
+ * PostgreSQL mode: after a fault on the leader (`kind`, on `target`), a
+ * coordinator with a newer epoch answered as leader `ms` after the fault
+ * began (its /healthz says leader and it served a read). `leader` is null and
+ * `ms` the time waited when none did within the harness's limit.
+ */
+export interface Failover extends Base {
+  type: 'failover';
+  kind: FaultKind;
+  target: string;
+  /** The leader's epoch before the fault. */
+  from: number;
+  /** The new leader's epoch; null on a timeout. */
+  epoch: number | null;
+  leader: string | null;
+  ms: number;
+}
 
 export type FaultKind =
   | 'worker-kill'
@@ -96,7 +114,12 @@ export type FaultKind =
   | 'slow-link'
   | 'lossy-link'
   | 'lost-reply'
-  | 'disk-full';
+  | 'disk-full'
+  // PostgreSQL mode: several coordinators, one leading.
+  | 'leader-kill'
+  | 'leader-stop'
+  | 'leader-db-cut'
+  | 'standby-kill';
 
 export type HistoryLine =
   | SubmitInvoke
@@ -108,7 +131,8 @@ export type HistoryLine =
   | RunEnd
   | RunAck
   | FaultStart
-  | FaultEnd;
+  | FaultEnd
+  | Failover;
 
 /** Appends to one process's history file. Synchronous, so a line is on disk before the process can be killed. */
 export class HistoryWriter {

@@ -1,7 +1,7 @@
 /**
  * The client process of a fault run: submits groups of chaosTask tasks while
  * the nemesis works, waits for every group, and writes what it asked and what
- * it got to its history. argv: <url> <history file> <proc name> <params JSON>
+ * it got to its history. argv: <url[,url...]> <history file> <proc name> <params JSON>
  */
 import { Client } from '../../client/index.js';
 import { mulberry32 } from '../proxy.js';
@@ -30,14 +30,16 @@ export interface ClientParams {
 
 const [url, file, proc, raw] = process.argv.slice(2);
 if (!url || !file || !proc || !raw) {
-  process.stderr.write('usage: client-main <url> <history file> <proc name> <params JSON>\n');
+  process.stderr.write(
+    'usage: client-main <url[,url...]> <history file> <proc name> <params JSON>\n',
+  );
   process.exit(2);
 }
 const p = JSON.parse(raw) as ClientParams;
 const history = new HistoryWriter(file, proc);
 const random = mulberry32(p.seed);
 const client = new Client({
-  url,
+  url: url.split(','),
   token: process.env['REGROUP_TOKEN'],
   reconnectForMs: 60_000,
   retryMaxMs: 500,

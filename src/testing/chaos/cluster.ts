@@ -1,10 +1,27 @@
 /**
- * The processes and links of a fault run: one coordinator (SQLite on a small
- * tmpfs), N workers (each in its own network namespace, behind its own fault
- * proxy), one client (behind a proxy). Everything here can be killed,
+ * The processes and links of a fault run. Everything here can be killed,
  * stopped, cut and restarted by the nemesis.
+ *
+ * - SQLite mode: one coordinator on a small tmpfs.
+ * - PostgreSQL mode: several coordinators on one schema (pg-coordinators.ts),
+ *   each behind its own database proxy.
+ *
+ * SQLite mode: N workers, each in its own network namespace (when we may
+ * make them; partitions are then iptables rules) behind its own fault proxy;
+ * one client behind its own proxy.
+ *
+ * PostgreSQL mode: N workers on loopback, each with its own fault proxy to
+ * every coordinator (partitions are those proxies' blackholes); the client
+ * with its own proxy to every coordinator. A standby names the leader by the
+ * one URL the leader advertises, the same for everybody, so each coordinator
+ * advertises a router (router.ts) that sends each connection through the
+ * proxy of the process that opened it. Workers and the client are given the
+ * routers' URLs too: the first connection and a redirect take the same path.
+ * Network namespaces are not used there: inside one, 127.0.0.1 is the
+ * namespace's own, and a leader's URL would have to mean a different
+ * address in every namespace.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -14,82 +31,54 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaultyProxy } from '../proxy.js';
 import { TestNet } from '../netns.js';
 import { CLI } from '../procs.js';
+import { freePort, isUp, killMember, waitForLine, type Member } from './members.js';
+import { PgCoordinators, type PgOptions } from './pg-coordinators.js';
+import { Router } from './router.js';
+
+export { freePort, type Member } from './members.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 export const CLIENT_MAIN = fileURLToPath(new URL('./client-main.js', import.meta.url));
-
-export interface Member {
-  name: string;
-  child: ChildProcess | null;
-  /** Exit is expected (we killed it). */
-  stopped: boolean;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(
-      () =>
-        reject(
-          new Error(`no line matching ${re} within ${timeoutMs} ms; output: ${buf.slice(-2000)}`),
-        ),
-      timeoutMs,
-    );
-    const on = (d: Buffer): void => {
-      buf += d.toString();
-      if (re.test(buf)) {
-        clearTimeout(timer);
-        child.stdout?.off('data', on);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before ${re}; output: ${buf.slice(-2000)}`));
-    });
-  });
-}
 
 export interface ClusterOptions {
   dir: string;
   seed: number;
   workers: number;
   concurrency: number;
-  /** Size of the tmpfs holding the database. */
+  /** Size of the tmpfs holding the database (SQLite mode). */
   diskBytes: number;
-  /** Use network namespaces (root); otherwise workers run on loopback and partitions are proxy blackholes. */
+  /**
+   * SQLite mode: use network namespaces (root); otherwise workers run on
+   * loopback and partitions are proxy blackholes (always so in PostgreSQL mode).
+   */
   netns: boolean;
+  /** PostgreSQL mode; absent: one coordinator on SQLite. */
+  postgres?: PgOptions;
   log: (line: string) => void;
 }
 
 export class Cluster {
+  /** SQLite mode's coordinator. */
   readonly coordinator: Member = { name: 'coordinator', child: null, stopped: false };
+  readonly pg: PgCoordinators | null;
   readonly workers: Member[] = [];
-  readonly workerProxies: FaultyProxy[] = [];
-  readonly workerUrls: string[] = [];
-  clientProxy: FaultyProxy | null = null;
-  /** Where the client connects: through its own fault proxy. */
-  clientUrl = '';
+  /** Per worker: its proxies, one per coordinator. */
+  readonly workerProxies: FaultyProxy[][] = [];
+  /** Per worker: the coordinator URLs it is given. */
+  readonly workerUrls: string[][] = [];
+  /** The client's proxies, one per coordinator. */
+  readonly clientProxies: FaultyProxy[] = [];
+  /** Where the client connects: through its own fault proxies (via the routers in PostgreSQL mode). */
+  clientUrls: string[] = [];
+  /** PostgreSQL mode: the URL each coordinator advertises. */
+  readonly routers: Router[] = [];
   net: TestNet | null = null;
+  /** SQLite mode's coordinator port. */
   port = 0;
   readonly disk: string;
   readonly historyDir: string;
@@ -98,8 +87,10 @@ export class Cluster {
   constructor(readonly o: ClusterOptions) {
     this.disk = join(o.dir, 'disk');
     this.historyDir = join(o.dir, 'history');
+    this.pg = o.postgres ? new PgCoordinators(o.postgres, o.dir, o.seed) : null;
   }
 
+  /** SQLite mode: the coordinator, direct. */
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
@@ -108,36 +99,100 @@ export class Cluster {
     return join(this.disk, 'chaos.db');
   }
 
+  /** Direct URLs of the coordinators (no proxy). */
+  get coordinatorUrls(): string[] {
+    return this.pg ? this.pg.ports.map((_, k) => this.pg!.direct(k)) : [this.url];
+  }
+
   async start(): Promise<void> {
-    mkdirSync(this.disk, { recursive: true });
     mkdirSync(this.historyDir, { recursive: true });
+    if (this.pg) await this.startPostgres();
+    else await this.startSqlite();
+  }
+
+  /** Mounts the tmpfs, starts the coordinator, the client's proxy, the workers and theirs. */
+  private async startSqlite(): Promise<void> {
+    mkdirSync(this.disk, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${this.o.diskBytes}`, 'tmpfs', this.disk]);
     this.mounted = true;
     this.port = await freePort();
     await this.startCoordinator();
+    const client = await this.startProxies([this.port], '127.0.0.1', this.o.seed * 100 + 99);
+    this.clientProxies.push(...client.proxies);
+    this.clientUrls = client.urls;
     if (this.o.netns) this.net = TestNet.create(`rg${this.o.seed % 10000}`);
     for (let i = 0; i < this.o.workers; i++) {
       let listenHost = '127.0.0.1';
       if (this.net) listenHost = (await this.net.addHost(`w${i}`)).gatewayIp;
-      const proxy = new FaultyProxy({
-        listenHost,
-        targetHost: '127.0.0.1',
-        targetPort: this.port,
-        seed: this.o.seed * 100 + i,
-      });
-      const addr = await proxy.start();
-      this.workerProxies.push(proxy);
-      this.workerUrls.push(`http://${addr.host}:${addr.port}`);
+      const own = await this.startProxies([this.port], listenHost, this.o.seed * 100 + i);
+      this.workerProxies.push(own.proxies);
+      this.workerUrls.push(own.urls);
       this.workers.push({ name: `worker-${i}`, child: null, stopped: false });
       await this.startWorker(i);
     }
-    this.clientProxy = new FaultyProxy({
-      targetHost: '127.0.0.1',
-      targetPort: this.port,
-      seed: this.o.seed * 100 + 99,
-    });
-    const a = await this.clientProxy.start();
-    this.clientUrl = `http://${a.host}:${a.port}`;
+  }
+
+  /**
+   * Proxies (the client's, each worker's, to every coordinator) and routers
+   * first, since each coordinator advertises its router; then the
+   * coordinators, all at once; once one leads, the workers.
+   */
+  private async startPostgres(): Promise<void> {
+    const pg = this.pg!;
+    const n = this.o.postgres!.coordinators;
+    await pg.check();
+    await pg.prepare();
+    const client = await this.startProxies(pg.ports, '127.0.0.1', this.o.seed * 100 + 99);
+    this.clientProxies.push(...client.proxies);
+    const own: string[][] = [];
+    for (let i = 0; i < this.o.workers; i++) {
+      const p = await this.startProxies(pg.ports, '127.0.0.1', this.o.seed * 100 + i * n);
+      this.workerProxies.push(p.proxies);
+      own.push(p.urls);
+      this.workers.push({ name: `worker-${i}`, child: null, stopped: false });
+    }
+    const urls: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const routes = this.workers.map((m, i) => {
+        const to = new URL(own[i]![k]!);
+        return { pid: () => m.child?.pid, host: to.hostname, port: Number(to.port) };
+      });
+      const to = new URL(client.urls[k]!);
+      const router = new Router(() => routes, { host: to.hostname, port: Number(to.port) });
+      urls.push(`http://127.0.0.1:${await router.start()}`);
+      this.routers.push(router);
+    }
+    this.clientUrls = urls;
+    await pg.startAll(urls);
+    const leader = await pg.awaitLeader({ timeoutMs: 30_000 });
+    if (!leader) throw new Error('no coordinator became leader within 30 s of the start');
+    this.o.log(`chaos: coordinator-${leader.k} leads (epoch ${leader.epoch})`);
+    for (let i = 0; i < this.o.workers; i++) {
+      this.workerUrls.push(urls);
+      await this.startWorker(i);
+    }
+  }
+
+  /** One fault proxy to each port, listening on `host`. */
+  private async startProxies(
+    ports: number[],
+    host: string,
+    seed: number,
+  ): Promise<{ proxies: FaultyProxy[]; urls: string[] }> {
+    const proxies: FaultyProxy[] = [];
+    const urls: string[] = [];
+    for (const [k, port] of ports.entries()) {
+      const proxy = new FaultyProxy({
+        listenHost: host,
+        targetHost: '127.0.0.1',
+        targetPort: port,
+        seed: seed + k,
+      });
+      const a = await proxy.start();
+      proxies.push(proxy);
+      urls.push(`http://${a.host}:${a.port}`);
+    }
+    return { proxies, urls };
   }
 
   async startCoordinator(): Promise<void> {
@@ -148,7 +203,7 @@ export class Cluster {
     );
     this.coordinator.child = child;
     this.coordinator.stopped = false;
-    child.stderr?.on('data', (d: Buffer) => this.o.log(`coordinator: ${d.toString().trim()}`));
+    child.stderr.on('data', (d: Buffer) => this.o.log(`coordinator: ${d.toString().trim()}`));
     await waitForLine(child, /listening on/, 30_000);
   }
 
@@ -156,7 +211,7 @@ export class Cluster {
     const m = this.workers[i]!;
     const args = [
       WORKER_MAIN,
-      this.workerUrls[i]!,
+      this.workerUrls[i]!.join(','),
       join(this.historyDir, `${m.name}.jsonl`),
       m.name,
       String(this.o.concurrency),
@@ -170,27 +225,24 @@ export class Cluster {
   }
 
   /** SIGKILL and wait for the exit. */
-  async kill(m: Member): Promise<number | undefined> {
-    const c = m.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return undefined;
-    m.stopped = true;
-    const pid = c.pid;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGCONT');
-    c.kill('SIGKILL');
-    await exited;
-    return pid;
+  kill(m: Member): Promise<number | undefined> {
+    return killMember(m);
   }
 
-  /** Partition one worker: iptables in its namespace, or the proxy's blackhole without namespaces. */
+  /** Partition one worker: iptables in its namespace, or its proxies' blackholes without namespaces. */
   async partition(i: number, dir: 'both' | 'in' | 'out'): Promise<void> {
     if (this.net) await this.net.partition(`w${i}`, dir);
-    else this.workerProxies[i]!.blackhole(true);
+    else for (const p of this.workerProxies[i]!) p.blackhole(true);
   }
 
   async healPartition(i: number): Promise<void> {
     if (this.net) await this.net.heal(`w${i}`);
-    else this.workerProxies[i]!.blackhole(false);
+    else for (const p of this.workerProxies[i]!) p.blackhole(false);
+  }
+
+  /** The proxies of a link: a worker's (by index) or the client's (index -1). */
+  linkProxies(i: number): FaultyProxy[] {
+    return i < 0 ? this.clientProxies : this.workerProxies[i]!;
   }
 
   /** Fills the tmpfs under the database, leaving `leaveBytes`. Returns the filler's size. */
@@ -214,30 +266,48 @@ export class Cluster {
   }
 
   freeDisk(): void {
-    rmSync(join(this.disk, 'filler'), { force: true });
+    if (this.mounted) rmSync(join(this.disk, 'filler'), { force: true });
   }
 
-  /** Heals every fault and brings every process back. */
+  /** Heals every fault and brings every process back; in PostgreSQL mode, waits for a leader. */
   async healAll(): Promise<void> {
     this.freeDisk();
-    for (const p of this.workerProxies) p.heal();
-    this.clientProxy?.heal();
+    this.pg?.healLinks();
+    for (const p of [...this.workerProxies.flat(), ...this.clientProxies]) p.heal();
     for (let i = 0; i < this.workers.length; i++) {
       await this.healPartition(i);
-      const c = this.workers[i]!.child;
-      c?.kill('SIGCONT');
-      if (!c || c.exitCode !== null || c.signalCode !== null) await this.startWorker(i);
+      this.workers[i]!.child?.kill('SIGCONT');
+      if (!isUp(this.workers[i]!)) await this.startWorker(i);
     }
-    const cc = this.coordinator.child;
-    cc?.kill('SIGCONT');
-    if (!cc || cc.exitCode !== null || cc.signalCode !== null) await this.startCoordinator();
+    if (this.pg) {
+      await this.pg.bringBack();
+      const leader = await this.pg.awaitLeader({ timeoutMs: 60_000 });
+      if (!leader) throw new Error('no coordinator leads 60 s after every fault was healed');
+      return;
+    }
+    this.coordinator.child?.kill('SIGCONT');
+    if (!isUp(this.coordinator)) await this.startCoordinator();
   }
 
+  /** A coordinator that serves the API now (the leader in PostgreSQL mode), direct. */
+  async servingUrl(): Promise<string> {
+    if (!this.pg) return this.url;
+    const leader = await this.pg.awaitLeader({ timeoutMs: 60_000 });
+    if (!leader) throw new Error('no coordinator leads: the final state cannot be read');
+    return this.pg.direct(leader.k);
+  }
+
+  /** Kills everything, removes the namespaces, the tmpfs, the schema; throws the first failure at the end. */
   async stop(): Promise<void> {
-    for (const m of [...this.workers, this.coordinator]) await this.kill(m).catch(() => undefined);
-    for (const p of this.workerProxies) await p.stop();
-    await this.clientProxy?.stop();
-    await this.net?.destroy();
+    const failures: Error[] = [];
+    const keep = (e: unknown): void => {
+      failures.push(e instanceof Error ? e : new Error(String(e)));
+    };
+    for (const m of [...this.workers, this.coordinator]) await killMember(m).catch(keep);
+    await this.pg?.stop().catch(keep);
+    for (const r of this.routers) await r.stop();
+    for (const p of [...this.workerProxies.flat(), ...this.clientProxies]) await p.stop();
+    await this.net?.destroy().catch(keep);
     if (this.mounted) {
       try {
         execFileSync('umount', [this.disk]);
@@ -246,6 +316,7 @@ export class Cluster {
       }
       this.mounted = false;
     }
+    if (failures[0]) throw failures[0];
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * A fault run, end to end: start the cluster, let the client submit groups
  * while the nemesis works, heal everything, wait for every group, read the
- * final state and check the history against it.
+ * final state and check the history against it. On SQLite (one coordinator)
+ * or PostgreSQL (several coordinators, one leading; leader faults and
+ * failover times).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,8 +14,22 @@ import { check, formatReport, type Report } from '../checker.js';
 import { readHistory } from '../history.js';
 import { netnsAvailable } from '../netns.js';
 import { CLIENT_MAIN, Cluster, writeJson } from './cluster.js';
+import { formatFailovers, summarizeFailovers, type FailoverSummary } from './failover.js';
 import { expected } from './handlers.js';
-import { FAULT_KINDS, Nemesis } from './nemesis.js';
+import { FAULT_KINDS, Nemesis, PG_FAULT_KINDS } from './nemesis.js';
+import { chaosSchema } from './pg-coordinators.js';
+
+/** The default database of PostgreSQL mode (the CLI and tests pass REGROUP_PG_URL). */
+export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface PostgresChaosOptions {
+  /** Default DEFAULT_PG_URL. A fresh schema is made for the run and dropped after it. */
+  url?: string;
+  /** Coordinator processes; default 3. */
+  coordinators?: number;
+  /** The leader's lease (`regroup server --lease-ms`); default 4000. */
+  leaseMs?: number;
+}
 
 export interface ChaosOptions {
   seed: number;
@@ -27,15 +43,20 @@ export interface ChaosOptions {
   settleMs?: number;
   /** Keep the run's directory (histories, database) for inspection. */
   keep?: boolean;
-  /** Fail instead of falling back when network namespaces are not available. */
+  /** SQLite mode: fail instead of falling back when network namespaces are not available. */
   requireNetns?: boolean;
+  /** PostgreSQL mode; absent: SQLite. */
+  postgres?: PostgresChaosOptions;
   log?: (line: string) => void;
 }
 
 export interface ChaosResult {
+  store: 'sqlite' | 'postgres';
   report: Report;
   dir: string;
   faults: Record<string, number>;
+  /** PostgreSQL mode: time from each fault on the leader until a new leader answered. */
+  failover: FailoverSummary | null;
   elapsedMs: number;
   netns: boolean;
 }
@@ -87,8 +108,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), `regroup-chaos-${o.seed}-`));
-  const ns = await netnsAvailable();
-  if (!ns.ok && o.requireNetns)
+  const pg = o.postgres;
+  // PostgreSQL mode runs workers on loopback (see cluster.ts for why).
+  const ns = pg
+    ? { ok: false, why: 'PostgreSQL mode runs workers on loopback' }
+    : await netnsAvailable();
+  if (!ns.ok && o.requireNetns && !pg)
     throw new Error(`network namespaces are needed for partition faults: ${ns.why}`);
   if (!ns.ok)
     log(`chaos: no network namespaces (${ns.why}); partitions are emulated by proxy blackholes`);
@@ -99,6 +124,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     concurrency: o.concurrency ?? 8,
     diskBytes: 256 * 1024 * 1024,
     netns: ns.ok,
+    ...(pg
+      ? {
+          postgres: {
+            url: pg.url ?? DEFAULT_PG_URL,
+            schema: chaosSchema(o.seed),
+            coordinators: pg.coordinators ?? 3,
+            leaseMs: pg.leaseMs ?? 4000,
+          },
+        }
+      : {}),
     log,
   });
   let report: Report | null = null;
@@ -106,7 +141,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   try {
     await cluster.start();
     log(
-      `chaos: seed ${o.seed}, ${cluster.workers.length} workers, coordinator ${cluster.url}, run dir ${dir}`,
+      `chaos: seed ${o.seed}, ${cluster.workers.length} workers, coordinators ${cluster.coordinatorUrls.join(' ')}${pg ? ` (PostgreSQL schema ${chaosSchema(o.seed)})` : ''}, run dir ${dir}`,
     );
     const faultUntil = Date.now() + o.minutes * 60_000;
     const settleMs = o.settleMs ?? 120_000;
@@ -126,7 +161,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       process.execPath,
       [
         CLIENT_MAIN,
-        cluster.clientUrl,
+        cluster.clientUrls.join(','),
         join(cluster.historyDir, 'client-1.jsonl'),
         'client-1',
         JSON.stringify(params),
@@ -139,6 +174,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       lanes: o.lanes ?? 8,
       until: faultUntil,
       deadAfterMs: 2000,
+      // A failover already takes seconds; PostgreSQL mode rests its coordinators less.
+      ...(pg ? { coordinatorRestMs: [1500, 4000] as [number, number] } : {}),
       log,
     });
     const progress = setInterval(
@@ -159,10 +196,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // No worker may commit while the final state is read: the snapshot must be one moment.
     for (const w of cluster.workers) await cluster.kill(w);
     log(`chaos: client finished (exit ${code}); reading the final state`);
-    const final = await finalState(cluster.url);
-    report = check(readHistory(cluster.historyDir), final, { expected });
-    writeJson(join(dir, 'report.json'), { seed: o.seed, minutes: o.minutes, faults, report });
-    return { report, dir, faults, elapsedMs: Date.now() - started, netns: ns.ok };
+    const final = await finalState(await cluster.servingUrl());
+    const history = readHistory(cluster.historyDir);
+    report = check(history, final, { expected });
+    const failover = pg ? summarizeFailovers(history) : null;
+    writeJson(join(dir, 'report.json'), {
+      seed: o.seed,
+      minutes: o.minutes,
+      store: pg ? 'postgres' : 'sqlite',
+      faults,
+      report,
+      failover,
+    });
+    return {
+      store: pg ? 'postgres' : 'sqlite',
+      report,
+      dir,
+      faults,
+      failover,
+      elapsedMs: Date.now() - started,
+      netns: ns.ok,
+    };
   } finally {
     await cluster.stop().catch((e: unknown) => log(`chaos: stop failed: ${(e as Error).message}`));
     if (!o.keep && report?.ok) rmSync(dir, { recursive: true, force: true });
@@ -170,6 +224,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 }
 
 export function formatChaos(r: ChaosResult): string {
-  const kinds = FAULT_KINDS.map((k) => `${k} ${r.faults[k] ?? 0}`).join(', ');
-  return `faults by kind: ${kinds}\n${formatReport(r.report)}\nelapsed ${(r.elapsedMs / 1000).toFixed(0)} s${r.report.ok ? '' : `; histories kept in ${r.dir}`}`;
+  const all = r.store === 'postgres' ? PG_FAULT_KINDS : FAULT_KINDS;
+  const kinds = all.map((k) => `${k} ${r.faults[k] ?? 0}`).join(', ');
+  return [
+    `store: ${r.store}; faults by kind: ${kinds}`,
+    formatReport(r.report),
+    ...(r.failover ? formatFailovers(r.failover) : []),
+    `elapsed ${(r.elapsedMs / 1000).toFixed(0)} s${r.report.ok ? '' : `; histories kept in ${r.dir}`}`,
+  ].join('\n');
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * `npm run chaos -- --seed <n> --minutes <m>`: one fault run; prints the
- * checker's report and exits non-zero on any anomaly.
+ * `npm run chaos -- --seed <n> --minutes <m> [--store postgres]`: one fault
+ * run; prints the checker's report and exits non-zero on any anomaly.
  */
 import { Command, Option } from 'commander';
-import { formatChaos, runChaos } from './harness.js';
+import { DEFAULT_PG_URL, formatChaos, runChaos } from './harness.js';
 
 const positive =
   (flag: string) =>
@@ -34,6 +34,27 @@ const program = new Command('chaos')
   .addOption(
     new Option('--lanes <n>', 'faults injected at once').argParser(positive('--lanes')).default(8),
   )
+  .addOption(
+    new Option('--store <kind>', 'sqlite: one coordinator; postgres: several, one leading')
+      .choices(['sqlite', 'postgres'])
+      .default('sqlite'),
+  )
+  .option('--postgres', 'the same as --store postgres')
+  .addOption(
+    new Option('--postgres-url <url>', 'PostgreSQL database (a fresh schema per run)')
+      .env('REGROUP_PG_URL')
+      .default(DEFAULT_PG_URL),
+  )
+  .addOption(
+    new Option('--coordinators <n>', 'PostgreSQL mode: coordinator processes')
+      .argParser(positive('--coordinators'))
+      .default(3),
+  )
+  .addOption(
+    new Option('--lease-ms <n>', "PostgreSQL mode: the leader's lease")
+      .argParser(positive('--lease-ms'))
+      .default(4000),
+  )
   .option('--keep', 'keep the run directory (histories, database, report.json)')
   .option('--require-netns', 'fail when network namespaces are not available');
 
@@ -45,7 +66,13 @@ const f = program.opts<{
   lanes: number;
   keep?: boolean;
   requireNetns?: boolean;
+  store: 'sqlite' | 'postgres';
+  postgres?: boolean;
+  postgresUrl: string;
+  coordinators: number;
+  leaseMs: number;
 }>();
+const pg = f.store === 'postgres' || f.postgres === true;
 const result = await runChaos({
   seed: f.seed,
   minutes: f.minutes,
@@ -53,6 +80,9 @@ const result = await runChaos({
   lanes: f.lanes,
   keep: f.keep === true,
   requireNetns: f.requireNetns === true,
+  ...(pg
+    ? { postgres: { url: f.postgresUrl, coordinators: f.coordinators, leaseMs: f.leaseMs } }
+    : {}),
 });
 process.stdout.write(formatChaos(result) + '\n');
 process.exit(result.report.ok ? 0 : 1);

@@ -3,13 +3,32 @@
  * the deadline. Kinds come from a shuffled deck, so every kind is injected
  * early and often; a fault takes a free target (a process or a link is under
  * at most one fault at a time), applies, holds, heals, and logs both ends to
- * the history.
+ * the history. In PostgreSQL mode the coordinator faults are those of
+ * leader-faults.ts and there is no disk to fill.
  */
 import { mulberry32 } from '../proxy.js';
 import type { FaultKind } from '../history.js';
 import { HistoryWriter } from '../history.js';
 import type { Cluster } from './cluster.js';
+import { LEADER_FAULT_KINDS, LeaderFaults, isLeaderFault } from './leader-faults.js';
 
+/** Faults on workers and links, the same in both modes. */
+const LINK_FAULT_KINDS: readonly FaultKind[] = [
+  'worker-kill',
+  'worker-stop',
+  'partition-both',
+  'partition-in',
+  'partition-out',
+  'partition-flap',
+  'slow-link',
+  'lossy-link',
+  'lost-reply',
+];
+
+/** PostgreSQL mode: workers, links, and the coordinators (leader-faults.ts). */
+export const PG_FAULT_KINDS: readonly FaultKind[] = [...LINK_FAULT_KINDS, ...LEADER_FAULT_KINDS];
+
+/** SQLite mode. */
 export const FAULT_KINDS: readonly FaultKind[] = [
   'worker-kill',
   'worker-stop',
@@ -33,6 +52,8 @@ export interface NemesisOptions {
   until: number;
   /** Dead-after of the coordinator: a stop must outlast it. */
   deadAfterMs: number;
+  /** How long the coordinators rest after a fault; default 3-8 s. */
+  coordinatorRestMs?: [number, number];
   log: (line: string) => void;
 }
 
@@ -42,6 +63,8 @@ export class Nemesis {
   private readonly busy = new Set<string>();
   readonly counts: Record<string, number> = {};
   private readonly history: HistoryWriter;
+  readonly kinds: readonly FaultKind[];
+  private readonly leaders: LeaderFaults | null;
 
   constructor(
     private readonly cluster: Cluster,
@@ -49,6 +72,8 @@ export class Nemesis {
   ) {
     this.random = mulberry32(o.seed ^ 0x9e3779b9);
     this.history = new HistoryWriter(`${cluster.historyDir}/nemesis.jsonl`, 'nemesis');
+    this.kinds = cluster.pg ? PG_FAULT_KINDS : FAULT_KINDS;
+    this.leaders = cluster.pg ? new LeaderFaults(cluster) : null;
   }
 
   private between(min: number, max: number): number {
@@ -56,7 +81,7 @@ export class Nemesis {
   }
 
   private shuffled(): FaultKind[] {
-    const deck = [...FAULT_KINDS];
+    const deck = [...this.kinds];
     for (let i = deck.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
       [deck[i], deck[j]] = [deck[j]!, deck[i]!];
@@ -110,17 +135,22 @@ export class Nemesis {
       } finally {
         // A target rests after a fault: a coordinator restarted every second
         // would measure only restarts (each gives workers a new resume grace).
+        const [min, max] = this.o.coordinatorRestMs ?? [3000, 8000];
         const rest =
-          target.lock === 'coordinator' ? this.between(3000, 8000) : this.between(300, 1500);
+          target.lock === 'coordinator' ? this.between(min, max) : this.between(300, 1500);
         setTimeout(() => this.busy.delete(target.lock), rest);
       }
       await sleep(this.between(50, 400));
     }
   }
 
-  /** Coordinator kills and a full disk share one lock: a restart needs disk space. */
+  /**
+   * Coordinator kills and a full disk share one lock: a restart needs disk
+   * space. In PostgreSQL mode every coordinator fault takes that lock: one at
+   * a time, so each failover is measured alone.
+   */
   private pickTarget(kind: FaultKind): { name: string; index: number; lock: string } | null {
-    if (kind === 'coordinator-kill' || kind === 'coordinator-kill-burst' || kind === 'disk-full') {
+    if (kind === 'disk-full' || isLeaderFault(kind)) {
       return this.busy.has('coordinator')
         ? null
         : { name: 'coordinator', index: -1, lock: 'coordinator' };
@@ -140,10 +170,29 @@ export class Nemesis {
 
   private async inject(kind: FaultKind, target: string, i: number): Promise<void> {
     const c = this.cluster;
-    const start = (pid?: number): void =>
+    const start = (pid?: number, on = target): void => {
+      target = on;
       this.history.write({ type: 'fault.start', kind, target, ...(pid ? { pid } : {}) });
+    };
     const end = (): void => this.history.write({ type: 'fault.end', kind, target });
-    const proxy = target === 'client' ? c.clientProxy! : c.workerProxies[i]!;
+    if (this.leaders && isLeaderFault(kind)) {
+      let started = false;
+      try {
+        await this.leaders.inject(kind, {
+          between: (min, max) => this.between(min, max),
+          random: this.random,
+          history: this.history,
+          start: (on, pid) => {
+            started = true;
+            start(pid, on);
+          },
+        });
+      } finally {
+        if (started) end();
+      }
+      return;
+    }
+    const proxies = c.linkProxies(target === 'client' ? -1 : i);
     switch (kind) {
       case 'worker-kill': {
         const pid = c.workers[i]!.child?.pid;
@@ -198,30 +247,41 @@ export class Nemesis {
         }
         break;
       }
-      case 'slow-link':
+      case 'slow-link': {
         start();
-        proxy.slow({ delayMs: this.between(50, 600), jitterMs: 100 });
+        const delayMs = this.between(50, 600);
+        for (const p of proxies) p.slow({ delayMs, jitterMs: 100 });
         await sleep(this.between(1000, 4000));
-        proxy.heal();
+        for (const p of proxies) p.heal();
         break;
-      case 'lossy-link':
+      }
+      case 'lossy-link': {
         start();
-        proxy.lossy({ cutProbability: 0.02 + this.random() * 0.1 });
+        const cutProbability = 0.02 + this.random() * 0.1;
+        for (const p of proxies) p.lossy({ cutProbability });
         await sleep(this.between(1000, 3000));
-        proxy.heal();
+        for (const p of proxies) p.heal();
         break;
-      case 'lost-reply':
+      }
+      case 'lost-reply': {
         start();
-        proxy.loseReplies({ count: this.between(1, 3) });
+        const count = this.between(1, 3);
+        for (const p of proxies) p.loseReplies({ count });
         await sleep(this.between(500, 2000));
-        proxy.heal();
+        for (const p of proxies) p.heal();
         break;
+      }
       case 'disk-full':
         start();
         c.fillDisk();
         await sleep(this.between(500, 2500));
         c.freeDisk();
         break;
+      case 'leader-kill':
+      case 'leader-stop':
+      case 'leader-db-cut':
+      case 'standby-kill':
+        throw new Error(`${kind} needs PostgreSQL mode`);
     }
     end();
   }

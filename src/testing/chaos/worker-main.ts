@@ -1,7 +1,7 @@
 /**
  * A worker process of a fault run: the real Worker runtime running
  * `chaosTask`, writing every run start, end and acknowledgement to its history.
- * argv: <url> <history file> <proc name> <concurrency>
+ * argv: <url[,url...]> <history file> <proc name> [concurrency]
  */
 import { Worker } from '../../worker/index.js';
 import { HistoryWriter } from '../history.js';
@@ -10,7 +10,9 @@ import type { TaskContext } from '../../worker/index.js';
 
 const [url, file, proc, concurrency] = process.argv.slice(2);
 if (!url || !file || !proc) {
-  process.stderr.write('usage: worker-main <url> <history file> <proc name> [concurrency]\n');
+  process.stderr.write(
+    'usage: worker-main <url[,url...]> <history file> <proc name> [concurrency]\n',
+  );
   process.exit(2);
 }
 const history = new HistoryWriter(file, proc);
@@ -34,7 +36,7 @@ async function logged(input: ChaosInput, ctx: TaskContext): Promise<string> {
 }
 
 const worker = new Worker({
-  url,
+  url: url.split(','),
   handlers: { chaosTask: logged },
   concurrency: Number(concurrency ?? 8),
   name: proc,
