@@ -1,0 +1,143 @@
+/**
+ * Every SQL statement of PostgresStore, by name. Each runs as a named
+ * (prepared) statement: parsed and planned once per connection. Batches pass
+ * one array per column and unnest them, so a tick costs a few round trips
+ * whatever its size.
+ */
+import type pg from 'pg';
+import { TASK_VIEW_COLUMNS } from './sqlite-rows.js';
+
+/** The fence of every write about a run, against the op row `c`: running, that attempt, that worker. */
+const FENCE = `t.id = c.id AND t.state = 'running' AND t.attempt = c.attempt AND t.worker_id = c.worker`;
+
+export const SQL = {
+  // Groups.
+  lockGroups: `SELECT * FROM groups WHERE id = ANY($1::text[]) OR idempotency_key = ANY($2::text[])
+     FOR UPDATE`,
+  lockGroupsById: `SELECT * FROM groups WHERE id = ANY($1::text[]) FOR UPDATE`,
+  insertGroups: `INSERT INTO groups (id, handler, state, policy, idempotency_key, options, created_at, sealed_at)
+     SELECT n.id, n.handler, n.state, n.policy, n.key, n.options, $1, n.sealed_at
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+            WITH ORDINALITY AS n(id, handler, state, policy, key, options, sealed_at, ord)
+      ORDER BY n.ord`,
+  // Every changed group, and finish_seq with them ($11; it only moves when groups change).
+  updateGroups: `WITH m AS (UPDATE meta SET value = $11 WHERE key = 'finish_seq' AND value <> $11)
+     UPDATE groups g SET state = c.state, total = c.total, pending = c.pending, running = c.running,
+         succeeded = c.succeeded, failed = c.failed, canceled = c.canceled,
+         sealed_at = c.sealed_at, finished_at = c.finished_at
+       FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[],
+                   $8::int[], $9::bigint[], $10::bigint[])
+            AS c(id, state, total, pending, running, succeeded, failed, canceled, sealed_at, finished_at)
+      WHERE g.id = c.id`,
+  groupById: 'SELECT * FROM groups WHERE id = $1',
+  groupStatics: 'SELECT id, handler, options FROM groups WHERE id = ANY($1::text[])',
+  groupsWithPending: `SELECT id FROM groups WHERE pending > 0 AND state <> 'canceled'
+     ORDER BY created_at, rowid LIMIT $1`,
+  listGroups: 'SELECT * FROM groups ORDER BY created_at DESC, rowid DESC LIMIT $1',
+  listGroupsBefore: `SELECT * FROM groups WHERE created_at < $1
+     ORDER BY created_at DESC, rowid DESC LIMIT $2`,
+
+  // Tasks: writes.
+  insertTasks: `INSERT INTO tasks (group_id, idx, state, priority, input)
+     SELECT n.group_id, n.idx, 'pending', n.priority, n.input
+       FROM unnest($1::text[], $2::int[], $3::int[], $4::text[])
+            WITH ORDINALITY AS n(group_id, idx, priority, input, ord)
+      ORDER BY n.ord`,
+  // The tasks that the run ops of a tick name, as they are before those ops.
+  lockRunTasks: `SELECT id, group_id, state, attempt, worker_id FROM tasks
+     WHERE id = ANY($1::bigint[]) FOR UPDATE`,
+  commits: `UPDATE tasks t SET state = 'succeeded', value = c.value, finished_at = $1, finish_seq = c.seq
+       FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::bigint[])
+            AS c(id, attempt, worker, value, seq)
+      WHERE ${FENCE}`,
+  // A retried failure (seq null) goes back to pending; a final one is failed with its seq.
+  failures: `UPDATE tasks t SET state = CASE WHEN c.seq IS NULL THEN 'pending' ELSE 'failed' END,
+         error = c.error, run_at = COALESCE(c.run_at, t.run_at),
+         worker_id = CASE WHEN c.seq IS NULL THEN NULL ELSE t.worker_id END,
+         errors = t.errors + c.errors, node_failures = t.node_failures + c.node_failures,
+         finished_at = CASE WHEN c.seq IS NULL THEN t.finished_at ELSE $1 END,
+         finish_seq = COALESCE(c.seq, t.finish_seq)
+       FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::int[],
+                   $8::int[], $9::bigint[])
+            AS c(id, attempt, worker, error, run_at, errors, node_failures, seq)
+      WHERE ${FENCE}`,
+  requeues: `UPDATE tasks t SET state = 'pending', run_at = c.run_at, worker_id = NULL,
+         node_failures = t.node_failures + c.node_failures
+       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], $5::int[])
+            AS c(id, attempt, worker, run_at, node_failures)
+      WHERE ${FENCE}`,
+  checkpoints: `UPDATE tasks t SET checkpoint = c.checkpoint
+       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[])
+            AS c(id, attempt, worker, checkpoint)
+      WHERE ${FENCE}`,
+  // Cancels every running, then every pending task of a group, each in input
+  // order, numbering finish_seq from $3 + 1 (cancel and failFast).
+  cancelRest: `UPDATE tasks t SET state = 'canceled', finished_at = $2, finish_seq = $3 + c.rn
+       FROM (SELECT id, was, row_number() OVER (ORDER BY was <> 'running', idx) AS rn
+               FROM (SELECT id, idx, state AS was FROM tasks WHERE group_id = $1 AND state = 'running'
+                     UNION ALL
+                     SELECT id, idx, state FROM tasks WHERE group_id = $1 AND state = 'pending') AS x
+            ) AS c
+      WHERE t.id = c.id
+      RETURNING t.id, t.attempt, t.worker_id, c.was`,
+  // Claims the first of each task (the caller dedupes) that is pending and due;
+  // a row another transaction holds is skipped, not waited for.
+  claims: `WITH c AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[]) AS u(id, worker, ord)),
+     free AS (SELECT t.id FROM tasks t
+               WHERE t.id = ANY($1::bigint[]) AND t.state = 'pending' AND t.run_at <= $4
+               FOR UPDATE SKIP LOCKED)
+     UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, worker_id = c.worker, started_at = $4
+       FROM c, free
+      WHERE t.id = c.id AND t.id = free.id
+      RETURNING t.id, t.group_id, t.idx, t.attempt, t.worker_id, t.errors, t.node_failures, t.input,
+                t.checkpoint, c.ord`,
+
+  // Tasks: reads.
+  taskStates: 'SELECT id, state FROM tasks WHERE id = ANY($1::bigint[])',
+  readyTasks: `SELECT g.id AS group_id, r.id, r.priority
+       FROM unnest($1::text[]) WITH ORDINALITY AS g(id, ord)
+       CROSS JOIN LATERAL (
+         SELECT id, priority, idx FROM tasks
+          WHERE group_id = g.id AND state = 'pending' AND run_at <= $2
+          ORDER BY priority DESC, idx LIMIT $3) AS r
+      ORDER BY g.ord, r.priority DESC, r.idx`,
+  nextRunAt: `SELECT min(run_at) AS t FROM tasks WHERE state = 'pending' AND run_at > 0 AND run_at > $1`,
+  leases: `SELECT t.id, t.group_id, t.idx, t.attempt, t.worker_id, t.started_at, t.errors,
+         t.node_failures, g.handler, g.options
+       FROM groups g JOIN tasks t ON t.group_id = g.id AND t.state = 'running'
+      WHERE g.running > 0 ORDER BY t.id`,
+  listTasks: `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+     WHERE group_id = $1 AND idx > $2 ORDER BY idx LIMIT $3`,
+  listTasksInState: `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+     WHERE group_id = $1 AND state = $2 AND idx > $3 ORDER BY idx LIMIT $4`,
+  finishedTasks: `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+     WHERE group_id = $1 AND finish_seq > $2 ORDER BY finish_seq LIMIT $3`,
+
+  // Workers and events.
+  upsertWorkers: `INSERT INTO workers (worker_id, name, token, state, slots, labels, handlers, connected_at, seen_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+                          $7::text[], $8::bigint[], $9::bigint[])
+     ON CONFLICT (worker_id) DO UPDATE SET name = excluded.name, token = excluded.token,
+       state = excluded.state, slots = excluded.slots, labels = excluded.labels,
+       handlers = excluded.handlers, connected_at = excluded.connected_at, seen_at = excluded.seen_at`,
+  liveWorkers: `SELECT * FROM workers WHERE state NOT IN ('dead', 'left')
+     ORDER BY connected_at, worker_id`,
+  listWorkers: 'SELECT * FROM workers ORDER BY connected_at, worker_id',
+  insertEvents: `INSERT INTO events (at, type, worker_id, group_id, task_id, data)
+     SELECT $1, e.type, e.worker_id, e.group_id, e.task_id, e.data
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+            WITH ORDINALITY AS e(type, worker_id, group_id, task_id, data, ord)
+      ORDER BY e.ord`,
+  listEvents: 'SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2',
+
+  // Meta and leadership.
+  getFinishSeq: `SELECT value FROM meta WHERE key = 'finish_seq'`,
+  epoch: 'SELECT epoch FROM leader WHERE id = 1 FOR SHARE',
+} as const;
+
+export type StatementName = keyof typeof SQL;
+
+/** A named statement with its values, as `pg` takes it. */
+export function stmt(name: StatementName, values: unknown[]): pg.QueryConfig {
+  return { name: `regroup_${name}`, text: SQL[name], values };
+}

@@ -1,0 +1,391 @@
+/**
+ * The shared store: PostgreSQL through a `pg.Pool`. Several coordinators may
+ * open the same schema; one leads (postgres-leader.ts) and only its ticks
+ * write, which `beginTerm` enforces with the epoch of its term.
+ *
+ * Ticks run one at a time, each in one transaction on one pool connection
+ * (postgres-tick.ts); reads run on the other connections.
+ */
+import pg from 'pg';
+import { RegroupError } from '../core/errors.js';
+import type { GroupInfo, TaskOptions } from '../core/types.js';
+import type { EventView, TaskView } from '../protocol/http.js';
+import { describeTarget, isConnectionError, toStoreError } from './postgres-errors.js';
+import { checkSchemaName, migrate } from './postgres-schema.js';
+import { stmt, type StatementName } from './postgres-sql.js';
+import { emptyOutcome, isEmptyTick, PgTickApplier } from './postgres-tick.js';
+import {
+  eventFromRow,
+  groupFromRow,
+  taskViewFromRow,
+  workerFromRow,
+  type EventRow,
+  type GroupRow,
+  type TaskViewRow,
+  type WorkerRow,
+} from './sqlite-rows.js';
+import type {
+  Lease,
+  ReadyTask,
+  Store,
+  TaskQuery,
+  Tick,
+  TickOutcome,
+  WorkerRecord,
+} from './store.js';
+
+export interface PostgresStoreOptions {
+  /** A node-postgres connection string: `postgres://user@host:5432/db`. */
+  url: string;
+  /** The schema of the tables, created at open. `[a-z_][a-z0-9_]*`. Default 'regroup'. */
+  schema?: string;
+  /** Connections in the pool. Default 4. */
+  poolSize?: number;
+  /** application_name of every connection; a coordinator passes `regroup:<coordinatorId>`. Default 'regroup'. */
+  applicationName?: string;
+  /** A query without an answer after this long fails (client side), so a cut connection never hangs. Default 10000. */
+  queryTimeoutMs?: number;
+  /** Connecting (or waiting for a free pool connection) longer than this fails. Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+const DEFAULTS = Object.freeze({
+  schema: 'regroup',
+  poolSize: 4,
+  applicationName: 'regroup',
+  queryTimeoutMs: 10_000,
+  connectTimeoutMs: 5_000,
+});
+
+/** The server ends a transaction left idle this long (a coordinator that stalled mid-tick). */
+const IDLE_IN_TRANSACTION_MS = 30_000;
+
+const INT8_OID = 20;
+
+/**
+ * bigint columns (ids, times, seq) as JS numbers. They stay far below 2^53;
+ * one that does not is an error, not a silently rounded number.
+ */
+function parseInt8(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`bigint ${text} is beyond 2^53`);
+  return n;
+}
+
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary'
+      ? parseInt8
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+interface GroupStatic {
+  handler: string;
+  options: TaskOptions;
+}
+
+const STATIC_CACHE_MAX = 10_000;
+
+export class PostgresStore implements Store {
+  private readonly o: Required<PostgresStoreOptions>;
+  /** Where the store is, for messages (no credentials). */
+  private readonly where: string;
+  private pool: pg.Pool | null = null;
+  /** The last finish_seq given; null when unknown (loaded by the next tick). */
+  private finishSeq: number | null = null;
+  /** The epoch of this coordinator's term (beginTerm); null: no fencing. */
+  private epoch: number | null = null;
+  /** Ticks run one after another. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly statics = new Map<string, GroupStatic>();
+
+  constructor(options: PostgresStoreOptions) {
+    this.o = { ...DEFAULTS, ...stripUndefined(options), url: options.url };
+    checkSchemaName(this.o.schema);
+    this.where = describeTarget(this.o.url, this.o.schema);
+  }
+
+  async open(): Promise<void> {
+    if (this.pool) return;
+    const o = this.o;
+    const pool = new pg.Pool({
+      connectionString: o.url,
+      max: o.poolSize,
+      application_name: o.applicationName,
+      options: `-c search_path=${o.schema}`,
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+      query_timeout: o.queryTimeoutMs,
+      connectionTimeoutMillis: o.connectTimeoutMs,
+      keepAlive: true,
+      types,
+    });
+    // An idle connection that breaks is dropped by the pool; the next query
+    // opens a new one. A connection in use reports through its query.
+    pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client, o.schema, Date.now());
+        client.release();
+      } catch (err) {
+        client.release(true);
+        throw err;
+      }
+      this.finishSeq = await this.loadFinishSeq(pool);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw toStoreError(err, 'could not open the store', this.where);
+    }
+    this.pool = pool;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    this.statics.clear();
+    this.epoch = null;
+    await this.chain.catch(() => {});
+    await pool?.end();
+  }
+
+  /** The pool, for tests and operations tooling. */
+  get connections(): pg.Pool {
+    if (!this.pool) throw new RegroupError('closed', 'the PostgreSQL store is not open');
+    return this.pool;
+  }
+
+  get schema(): string {
+    return this.o.schema;
+  }
+
+  async beginTerm(epoch: number): Promise<void> {
+    const pool = this.connections;
+    await this.serial(async () => {
+      this.epoch = epoch;
+      this.finishSeq = null;
+      try {
+        this.finishSeq = await this.loadFinishSeq(pool);
+      } catch (err) {
+        // The first tick of the term loads it then.
+        throw toStoreError(err, 'could not begin the term', this.where);
+      }
+    });
+  }
+
+  async commitTick(tick: Tick): Promise<TickOutcome> {
+    const pool = this.connections;
+    if (isEmptyTick(tick)) return emptyOutcome();
+    return this.serial(() => this.runTick(pool, tick));
+  }
+
+  /** Runs `fn` after every tick before it has settled. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async runTick(pool: pg.Pool, tick: Tick): Promise<TickOutcome> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw toStoreError(err, 'the tick was not committed', this.where);
+    }
+    try {
+      // One round trip: BEGIN, the epoch check, and finish_seq when it is not known.
+      const begin = ['BEGIN'];
+      if (this.epoch !== null) begin.push('SELECT epoch FROM leader WHERE id = 1 FOR SHARE');
+      if (this.finishSeq === null) begin.push(`SELECT value FROM meta WHERE key = 'finish_seq'`);
+      const res: pg.QueryResult | pg.QueryResult[] = await client.query(begin.join('; '));
+      const results = Array.isArray(res) ? res : [res];
+      let at = 1;
+      if (this.epoch !== null) this.checkEpoch(results[at++]);
+      const start =
+        this.finishSeq ?? (results[at]?.rows[0] as { value: number } | undefined)?.value ?? 0;
+      const applier = new PgTickApplier(client, tick, start);
+      const out = await applier.apply();
+      await client.query('COMMIT');
+      this.finishSeq = applier.finishSeq;
+      client.release();
+      return out;
+    } catch (err) {
+      // Unknown now whether the tick committed (a lost COMMIT reply): the next tick reloads.
+      this.finishSeq = null;
+      // A broken connection is thrown away at once: a ROLLBACK on it would only wait out the timeout.
+      const usable =
+        !isConnectionError(err) &&
+        (await client.query('ROLLBACK').then(
+          () => true,
+          () => false,
+        ));
+      client.release(usable ? undefined : true);
+      throw toStoreError(err, 'the tick was not committed', this.where);
+    }
+  }
+
+  private checkEpoch(r: pg.QueryResult | undefined): void {
+    const current = (r?.rows[0] as { epoch: number } | undefined)?.epoch;
+    if (current !== this.epoch) {
+      throw new RegroupError(
+        'not_leader',
+        `another coordinator leads now (epoch ${current} > ${this.epoch}); this one stopped writing`,
+      );
+    }
+  }
+
+  private async loadFinishSeq(pool: pg.Pool): Promise<number> {
+    const r = await pool.query<{ value: number }>(stmt('getFinishSeq', []));
+    return r.rows[0]?.value ?? 0;
+  }
+
+  /** One statement on any pool connection, errors mapped. */
+  private async rows<R>(name: StatementName, values: unknown[]): Promise<R[]> {
+    const pool = this.connections;
+    try {
+      return (await pool.query(stmt(name, values))).rows as R[];
+    } catch (err) {
+      throw toStoreError(err, `could not read the store (${name})`, this.where);
+    }
+  }
+
+  async groupsWithPending(limit: number): Promise<string[]> {
+    const rows = await this.rows<{ id: string }>('groupsWithPending', [limit]);
+    return rows.map((r) => r.id);
+  }
+
+  async readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]> {
+    if (groupIds.length === 0) return [];
+    await this.loadStatics(groupIds);
+    const rows = await this.rows<{ group_id: string; id: number; priority: number }>('readyTasks', [
+      groupIds,
+      now,
+      perGroup,
+    ]);
+    const out: ReadyTask[] = [];
+    for (const r of rows) {
+      const g = this.statics.get(r.group_id);
+      if (!g) continue;
+      out.push({
+        taskId: r.id,
+        groupId: r.group_id,
+        handler: g.handler,
+        priority: r.priority,
+        requires: [...g.options.requires],
+      });
+    }
+    return out;
+  }
+
+  /** Handler and options never change after creation, so they are cached (bounded). */
+  private async loadStatics(ids: string[]): Promise<void> {
+    const missing = [...new Set(ids)].filter((id) => !this.statics.has(id));
+    if (missing.length === 0) return;
+    const rows = await this.rows<{ id: string; handler: string; options: string }>('groupStatics', [
+      missing,
+    ]);
+    if (this.statics.size + rows.length > STATIC_CACHE_MAX) this.statics.clear();
+    for (const r of rows) {
+      this.statics.set(r.id, {
+        handler: r.handler,
+        options: JSON.parse(r.options) as TaskOptions,
+      });
+    }
+  }
+
+  async nextRunAt(now: number): Promise<number | null> {
+    const rows = await this.rows<{ t: number | null }>('nextRunAt', [now]);
+    return rows[0]?.t ?? null;
+  }
+
+  /** Leases and workers from one snapshot (REPEATABLE READ). */
+  async recover(): Promise<{ leases: Lease[]; workers: WorkerRecord[] }> {
+    const pool = this.connections;
+    let client: pg.PoolClient | null = null;
+    try {
+      client = await pool.connect();
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const leases = (await client.query(stmt('leases', []))).rows as LeaseRow[];
+      const workers = (await client.query(stmt('liveWorkers', []))).rows as WorkerRow[];
+      await client.query('COMMIT');
+      client.release();
+      return { leases: leases.map(leaseFromRow), workers: workers.map(workerFromRow) };
+    } catch (err) {
+      client?.release(true);
+      throw toStoreError(err, 'could not read the store (recover)', this.where);
+    }
+  }
+
+  async getGroup(id: string): Promise<GroupInfo | null> {
+    const [row] = await this.rows<GroupRow>('groupById', [id]);
+    return row ? groupFromRow(row) : null;
+  }
+
+  async listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]> {
+    const rows =
+      query.before === undefined
+        ? await this.rows<GroupRow>('listGroups', [query.limit])
+        : await this.rows<GroupRow>('listGroupsBefore', [query.before, query.limit]);
+    return rows.map(groupFromRow);
+  }
+
+  async listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]> {
+    const after = query.after ?? -1;
+    const rows =
+      query.state === undefined
+        ? await this.rows<TaskViewRow>('listTasks', [groupId, after, query.limit])
+        : await this.rows<TaskViewRow>('listTasksInState', [
+            groupId,
+            query.state,
+            after,
+            query.limit,
+          ]);
+    return rows.map(taskViewFromRow);
+  }
+
+  async finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]> {
+    const rows = await this.rows<TaskViewRow>('finishedTasks', [groupId, afterSeq, limit]);
+    return rows.map(taskViewFromRow);
+  }
+
+  async listEvents(afterSeq: number, limit: number): Promise<EventView[]> {
+    return (await this.rows<EventRow>('listEvents', [afterSeq, limit])).map(eventFromRow);
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    return (await this.rows<WorkerRow>('listWorkers', [])).map(workerFromRow);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+interface LeaseRow {
+  id: number;
+  group_id: string;
+  idx: number;
+  attempt: number;
+  worker_id: string;
+  started_at: number;
+  errors: number;
+  node_failures: number;
+  handler: string;
+  options: string;
+}
+
+function leaseFromRow(r: LeaseRow): Lease {
+  return {
+    taskId: r.id,
+    groupId: r.group_id,
+    index: r.idx,
+    handler: r.handler,
+    attempt: r.attempt,
+    workerId: r.worker_id,
+    startedAt: r.started_at,
+    errors: r.errors,
+    nodeFailures: r.node_failures,
+    options: JSON.parse(r.options) as TaskOptions,
+  };
+}
