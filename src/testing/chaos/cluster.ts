@@ -38,7 +38,7 @@ import { TestNet } from '../netns.js';
 import { CLI } from '../procs.js';
 import { freePort, isUp, killMember, waitForLine, type Member } from './members.js';
 import { PgCoordinators, type PgOptions } from './pg-coordinators.js';
-import { Router } from './router.js';
+import { Router, type Route } from './router.js';
 
 export { freePort, type Member } from './members.js';
 
@@ -77,6 +77,8 @@ export class Cluster {
   clientUrls: string[] = [];
   /** PostgreSQL mode: the URL each coordinator advertises. */
   readonly routers: Router[] = [];
+  /** The client process, once the harness started it (the routers send its connections its way). */
+  clientPid: number | null = null;
   net: TestNet | null = null;
   /** SQLite mode's coordinator port. */
   port = 0;
@@ -153,12 +155,14 @@ export class Cluster {
     }
     const urls: string[] = [];
     for (let k = 0; k < n; k++) {
-      const routes = this.workers.map((m, i) => {
+      const routes: Route[] = this.workers.map((m, i) => {
         const to = new URL(own[i]![k]!);
         return { pid: () => m.child?.pid, host: to.hostname, port: Number(to.port) };
       });
       const to = new URL(client.urls[k]!);
-      const router = new Router(() => routes, { host: to.hostname, port: Number(to.port) });
+      const mine = { host: to.hostname, port: Number(to.port) };
+      routes.push({ pid: () => this.clientPid, ...mine });
+      const router = new Router(() => routes, mine);
       urls.push(`http://127.0.0.1:${await router.start()}`);
       this.routers.push(router);
     }
@@ -243,6 +247,21 @@ export class Cluster {
   /** The proxies of a link: a worker's (by index) or the client's (index -1). */
   linkProxies(i: number): FaultyProxy[] {
     return i < 0 ? this.clientProxies : this.workerProxies[i]!;
+  }
+
+  /**
+   * Connections through each worker's proxies and the client's; in
+   * PostgreSQL mode also those the routers could not place (their process
+   * was gone before the router saw them).
+   */
+  linkStats(): { workers: number[]; client: number; routed: number; unrouted: number } {
+    const sum = (ps: FaultyProxy[]): number => ps.reduce((n, p) => n + p.stats.connections, 0);
+    return {
+      workers: this.workerProxies.map(sum),
+      client: sum(this.clientProxies),
+      routed: this.routers.reduce((n, r) => n + r.routed, 0),
+      unrouted: this.routers.reduce((n, r) => n + r.unrouted, 0),
+    };
   }
 
   /** Fills the tmpfs under the database, leaving `leaveBytes`. Returns the filler's size. */

@@ -47,10 +47,10 @@ const ms = (v: number | null): string => (v === null ? '-' : `${v} ms`);
 /** Lines for the run summary. */
 export function formatFailovers(s: FailoverSummary): string[] {
   const row = (name: string, f: FailoverFigures): string =>
-    `${name.padEnd(27)}${ms(f.p50Ms)} / ${ms(f.p99Ms)} (max ${ms(f.maxMs)}, ${f.samples} failovers)`;
+    `${name.padEnd(34)}${ms(f.p50Ms)} / ${ms(f.p99Ms)} (max ${ms(f.maxMs)}, ${f.samples} failovers)`;
   return [
     row('new leader after, p50/p99', s),
     ...Object.entries(s.byKind).map(([k, f]) => row(`  after ${k}`, f)),
-    `${'failover timeouts'.padEnd(27)}${s.timeouts}`,
+    `${'failover timeouts'.padEnd(34)}${s.timeouts}`,
   ];
 }

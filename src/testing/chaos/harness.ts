@@ -57,6 +57,8 @@ export interface ChaosResult {
   faults: Record<string, number>;
   /** PostgreSQL mode: time from each fault on the leader until a new leader answered. */
   failover: FailoverSummary | null;
+  /** Connections through each link's proxies (see Cluster.linkStats). */
+  links: ReturnType<Cluster['linkStats']>;
   elapsedMs: number;
   netns: boolean;
 }
@@ -168,6 +170,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
+    cluster.clientPid = client.pid ?? null;
     const clientDone = new Promise<number | null>((r) => client.once('exit', r));
     const nemesis = new Nemesis(cluster, {
       seed: o.seed,
@@ -200,6 +203,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const history = readHistory(cluster.historyDir);
     report = check(history, final, { expected });
     const failover = pg ? summarizeFailovers(history) : null;
+    const links = cluster.linkStats();
     writeJson(join(dir, 'report.json'), {
       seed: o.seed,
       minutes: o.minutes,
@@ -207,6 +211,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       faults,
       report,
       failover,
+      links,
     });
     return {
       store: pg ? 'postgres' : 'sqlite',
@@ -214,6 +219,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       dir,
       faults,
       failover,
+      links,
       elapsedMs: Date.now() - started,
       netns: ns.ok,
     };
@@ -230,6 +236,7 @@ export function formatChaos(r: ChaosResult): string {
     `store: ${r.store}; faults by kind: ${kinds}`,
     formatReport(r.report),
     ...(r.failover ? formatFailovers(r.failover) : []),
+    `connections: workers ${r.links.workers.join(' ')}, client ${r.links.client}${r.store === 'postgres' ? `; routed ${r.links.routed}, unrouted ${r.links.unrouted}` : ''}`,
     `elapsed ${(r.elapsedMs / 1000).toFixed(0)} s${r.report.ok ? '' : `; histories kept in ${r.dir}`}`,
   ].join('\n');
 }

@@ -196,8 +196,26 @@ export class PgCoordinators {
   }
 
   /**
-   * Polls until a leader (with an epoch above `newerThan`, when given) answers
-   * /healthz as leader and serves a read. Resolves with it and the time it was
+   * The first coordinator to say it leads with an epoch above `epoch`, without
+   * waiting for the slow ones (a stopped coordinator answers nothing at all).
+   */
+  private firstNewer(epoch: number): Promise<Leader | null> {
+    return new Promise((resolve) => {
+      let pending = this.members.length;
+      for (const k of this.members.keys()) {
+        void this.health(k).then((h) => {
+          if (h?.role === 'leader' && h.epoch !== null && h.epoch > epoch)
+            resolve({ k, epoch: h.epoch });
+          if (--pending === 0) resolve(null);
+        });
+      }
+    });
+  }
+
+  /**
+   * Polls until a leader answers /healthz as leader and serves a read. With
+   * `newerThan`, one with a newer epoch, as soon as it answers; without, the
+   * newest of all who say they lead. Resolves with it and the time it was
    * seen, or null after `timeoutMs`.
    */
   async awaitLeader(o: {
@@ -206,9 +224,9 @@ export class PgCoordinators {
   }): Promise<(Leader & { at: number }) | null> {
     const deadline = Date.now() + o.timeoutMs;
     while (Date.now() < deadline) {
-      const l = await this.leader();
-      if (l && (o.newerThan === undefined || l.epoch > o.newerThan) && (await this.serves(l.k)))
-        return { ...l, at: Date.now() };
+      const l =
+        o.newerThan === undefined ? await this.leader() : await this.firstNewer(o.newerThan);
+      if (l && (await this.serves(l.k))) return { ...l, at: Date.now() };
       await sleep(50);
     }
     return null;

@@ -10,8 +10,9 @@
  * partitions to hold. Every process shares one loopback (PostgreSQL mode
  * runs workers without network namespaces), so the router tells them apart
  * by who owns the connecting socket: the socket's inode in /proc/net/tcp,
- * then that inode among each worker's open descriptors. Linux only, like the
- * rest of the harness. A connection of no known worker goes the client's way.
+ * then that inode among each process's open descriptors. Linux only, like
+ * the rest of the harness. A connection of no known process (its process
+ * died before it was accepted) goes the fallback way and is counted.
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
@@ -67,10 +68,12 @@ export class Router {
   private server: net.Server | null = null;
   private readonly open = new Set<Socket>();
   port = 0;
-  /** Connections no route claimed (sent the default way). */
-  unclaimed = 0;
+  /** Connections sent by route. */
+  routed = 0;
+  /** Connections of no known process (sent the fallback way). */
+  unrouted = 0;
 
-  /** `routes`: one per worker; `fallback`: everyone else (the client). */
+  /** `routes`: one per process (each worker, the client); `fallback`: any other connection. */
   constructor(
     private readonly routes: () => readonly Route[],
     private readonly fallback: { host: string; port: number },
@@ -101,7 +104,8 @@ export class Router {
             const pid = r.pid();
             return typeof pid === 'number' && owns(pid, inode);
           });
-    if (!route) this.unclaimed++;
+    if (route) this.routed++;
+    else this.unrouted++;
     const to = route ?? this.fallback;
     const up = net.connect({ host: to.host, port: to.port });
     this.open.add(up);
