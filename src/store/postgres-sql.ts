@@ -80,15 +80,16 @@ export const SQL = {
             ) AS c
       WHERE t.id = c.id
       RETURNING t.id, t.attempt, t.worker_id, c.was`,
-  // Claims the first of each task (the caller dedupes) that is pending and due;
-  // a row another transaction holds is skipped, not waited for.
+  // Claims the first claim of each task (the caller dedupes) whose task is
+  // pending and due; a row another transaction holds is skipped, not waited
+  // for. The state test is on the locked row (f), not on t: a test of
+  // t.state = 'pending' would let the planner scan the whole of tasks_ready
+  // instead of the primary key when its statistics lag behind the table.
   claims: `WITH c AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[]) AS u(id, worker, ord)),
-     free AS (SELECT t.id FROM tasks t
-               WHERE t.id = ANY($1::bigint[]) AND t.state = 'pending' AND t.run_at <= $4
-               FOR UPDATE SKIP LOCKED)
+     f AS (SELECT id, state, run_at FROM tasks WHERE id = ANY($1::bigint[]) FOR UPDATE SKIP LOCKED)
      UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, worker_id = c.worker, started_at = $4
-       FROM c, free
-      WHERE t.id = c.id AND t.id = free.id
+       FROM c JOIN f ON f.id = c.id
+      WHERE t.id = c.id AND f.state = 'pending' AND f.run_at <= $4
       RETURNING t.id, t.group_id, t.idx, t.attempt, t.worker_id, t.errors, t.node_failures, t.input,
                 t.checkpoint, c.ord`,
 

@@ -217,6 +217,33 @@ void describe('PostgresStore', () => {
     );
   });
 
+  void it('keeps JSON values exactly: NUL characters, astral and lone surrogates, deep nesting', async () => {
+    await withStore(async (s) => {
+      const input = {
+        nul: 'a\u0000b',
+        emoji: '😀',
+        lone: '\ud800',
+        deep: [[[{ x: [1.5, -0, 1e300] }]]],
+      };
+      await s.commitTick({ now: 1, createGroups: [{ ...group('g', 0), inputs: [input] }] });
+      const [t] = await s.readyTasks(['g'], 1, 1);
+      assert.ok(t);
+      const out = await s.commitTick({ now: 2, claims: [{ taskId: t.taskId, workerId: 'w' }] });
+      assert.deepEqual(out.claimed[0]?.input, JSON.parse(JSON.stringify(input)));
+      const value = { ...input, quote: '"\\{},NULL' };
+      await s.commitTick({
+        now: 3,
+        commits: [{ taskId: t.taskId, attempt: 1, workerId: 'w', value }],
+        events: [{ type: 'NULL', data: value }],
+      });
+      const [v] = await s.listTasks('g', { limit: 1 });
+      assert.deepEqual(v?.value, JSON.parse(JSON.stringify(value)));
+      const [e] = await s.listEvents(0, 1);
+      assert.equal(e?.type, 'NULL');
+      assert.deepEqual(e?.data, JSON.parse(JSON.stringify(value)));
+    });
+  });
+
   void it('advisory lock keys are signed 64-bit integers, one per schema and purpose', () => {
     const keys = [
       lockKey('regroup', 'migrate'),

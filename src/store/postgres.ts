@@ -91,6 +91,7 @@ export class PostgresStore implements Store {
   /** Where the store is, for messages (no credentials). */
   private readonly where: string;
   private pool: pg.Pool | null = null;
+  private opening: Promise<void> | null = null;
   /** The last finish_seq given; null when unknown (loaded by the next tick). */
   private finishSeq: number | null = null;
   /** The epoch of this coordinator's term (beginTerm); null: no fencing. */
@@ -107,12 +108,21 @@ export class PostgresStore implements Store {
 
   async open(): Promise<void> {
     if (this.pool) return;
+    this.opening ??= this.connect().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  private async connect(): Promise<void> {
     const o = this.o;
     const pool = new pg.Pool({
       connectionString: o.url,
       max: o.poolSize,
       application_name: o.applicationName,
-      options: `-c search_path=${o.schema}`,
+      // Custom plans always: a generic plan guesses 10 elements for every array
+      // parameter and joins 500-element batches in quadratic nested loops.
+      options: `-c search_path=${o.schema} -c plan_cache_mode=force_custom_plan`,
       idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
       query_timeout: o.queryTimeoutMs,
       connectionTimeoutMillis: o.connectTimeoutMs,
