@@ -4,13 +4,21 @@
  * write, which `beginTerm` enforces with the epoch of its term.
  *
  * Ticks run one at a time, each in one transaction on one pool connection
- * (postgres-tick.ts); reads run on the other connections.
+ * (postgres-tick.ts); reads run on the other connections. Columns are named
+ * as in SQLite and bigint is read as number (postgres-pool.ts), so rows map to
+ * store types with the functions of sqlite-rows.ts.
  */
 import pg from 'pg';
 import { RegroupError } from '../core/errors.js';
 import type { GroupInfo, TaskOptions } from '../core/types.js';
 import type { EventView, TaskView } from '../protocol/http.js';
 import { describeTarget, isConnectionError, toStoreError } from './postgres-errors.js';
+import {
+  createPool,
+  resolveOptions,
+  type PostgresStoreOptions,
+  type ResolvedPostgresStoreOptions,
+} from './postgres-pool.js';
 import { checkSchemaName, migrate } from './postgres-schema.js';
 import { stmt, type StatementName } from './postgres-sql.js';
 import { emptyOutcome, isEmptyTick, PgTickApplier } from './postgres-tick.js';
@@ -34,50 +42,7 @@ import type {
   WorkerRecord,
 } from './store.js';
 
-export interface PostgresStoreOptions {
-  /** A node-postgres connection string: `postgres://user@host:5432/db`. */
-  url: string;
-  /** The schema of the tables, created at open. `[a-z_][a-z0-9_]*`. Default 'regroup'. */
-  schema?: string;
-  /** Connections in the pool. Default 4. */
-  poolSize?: number;
-  /** application_name of every connection; a coordinator passes `regroup:<coordinatorId>`. Default 'regroup'. */
-  applicationName?: string;
-  /** A query without an answer after this long fails (client side), so a cut connection never hangs. Default 10000. */
-  queryTimeoutMs?: number;
-  /** Connecting (or waiting for a free pool connection) longer than this fails. Default 5000. */
-  connectTimeoutMs?: number;
-}
-
-const DEFAULTS = Object.freeze({
-  schema: 'regroup',
-  poolSize: 4,
-  applicationName: 'regroup',
-  queryTimeoutMs: 10_000,
-  connectTimeoutMs: 5_000,
-});
-
-/** The server ends a transaction left idle this long (a coordinator that stalled mid-tick). */
-const IDLE_IN_TRANSACTION_MS = 30_000;
-
-const INT8_OID = 20;
-
-/**
- * bigint columns (ids, times, seq) as JS numbers. They stay far below 2^53;
- * one that does not is an error, not a silently rounded number.
- */
-function parseInt8(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`bigint ${text} is beyond 2^53`);
-  return n;
-}
-
-const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID && format !== 'binary'
-      ? parseInt8
-      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-};
+export type { PostgresStoreOptions };
 
 interface GroupStatic {
   handler: string;
@@ -87,7 +52,7 @@ interface GroupStatic {
 const STATIC_CACHE_MAX = 10_000;
 
 export class PostgresStore implements Store {
-  private readonly o: Required<PostgresStoreOptions>;
+  private readonly o: ResolvedPostgresStoreOptions;
   /** Where the store is, for messages (no credentials). */
   private readonly where: string;
   private pool: pg.Pool | null = null;
@@ -101,7 +66,7 @@ export class PostgresStore implements Store {
   private readonly statics = new Map<string, GroupStatic>();
 
   constructor(options: PostgresStoreOptions) {
-    this.o = { ...DEFAULTS, ...stripUndefined(options), url: options.url };
+    this.o = resolveOptions(options);
     checkSchemaName(this.o.schema);
     this.where = describeTarget(this.o.url, this.o.schema);
   }
@@ -116,23 +81,7 @@ export class PostgresStore implements Store {
 
   private async connect(): Promise<void> {
     const o = this.o;
-    const pool = new pg.Pool({
-      connectionString: o.url,
-      max: o.poolSize,
-      application_name: o.applicationName,
-      // Custom plans always: a generic plan guesses 10 elements for every array
-      // parameter and joins 500-element batches in quadratic nested loops.
-      options: `-c search_path=${o.schema} -c plan_cache_mode=force_custom_plan`,
-      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
-      query_timeout: o.queryTimeoutMs,
-      connectionTimeoutMillis: o.connectTimeoutMs,
-      keepAlive: true,
-      types,
-    });
-    // An idle connection that breaks is dropped by the pool; the next query
-    // opens a new one. A connection in use reports through its query.
-    pool.on('error', () => {});
-    pool.on('connect', (client) => client.on('error', () => {}));
+    const pool = createPool(o);
     try {
       const client = await pool.connect();
       try {
@@ -366,10 +315,6 @@ export class PostgresStore implements Store {
   async listWorkers(): Promise<WorkerRecord[]> {
     return (await this.rows<WorkerRow>('listWorkers', [])).map(workerFromRow);
   }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 interface LeaseRow {
