@@ -29,6 +29,11 @@ interface ServerFlags {
   maxMessageBytes: number;
   insecure?: boolean;
   logLevel: string;
+  postgres?: string;
+  pgSchema: string;
+  advertiseUrl?: string;
+  coordinatorId?: string;
+  leaseMs: number;
 }
 
 interface Security {
@@ -43,6 +48,22 @@ interface Security {
  * (given, or generated into a 0600 file) unless --insecure says otherwise.
  */
 export function resolveSecurity(f: ServerFlags): Security {
+  if (f.postgres !== undefined && !isLoopback(f.host)) {
+    // Several coordinators answer the same clients and workers: they must agree on tokens and addresses.
+    if (f.advertiseUrl === undefined) {
+      throw new RegroupError(
+        'bad_request',
+        `with --postgres and --host ${f.host}, give --advertise-url (the URL clients and workers reach this coordinator at): standbys send them there`,
+      );
+    }
+    const given = f.clientToken !== undefined && f.workerToken !== undefined;
+    if (!given && f.tokenFile === undefined && !f.insecure) {
+      throw new RegroupError(
+        'unauthorized',
+        'with --postgres on a network address, every coordinator needs the same tokens: give --client-token and --worker-token (or REGROUP_CLIENT_TOKEN/REGROUP_WORKER_TOKEN), or --token-file naming one file copied to every coordinator',
+      );
+    }
+  }
   if ((f.tlsCert === undefined) !== (f.tlsKey === undefined))
     throw new RegroupError('bad_request', '--tls-cert and --tls-key go together: give both');
   const tls =
@@ -105,6 +126,29 @@ export function serverCommand(): Command {
       '127.0.0.1',
     )
     .option('--db <file>', 'SQLite database file', 'regroup.db')
+    .addOption(
+      new Option(
+        '--postgres <url>',
+        'use PostgreSQL instead of SQLite (postgres://user@host:5432/db); several coordinators on one database elect a leader',
+      ).env('REGROUP_POSTGRES_URL'),
+    )
+    .option('--pg-schema <name>', 'PostgreSQL schema of the tables', 'regroup')
+    .option(
+      '--advertise-url <url>',
+      'the URL clients and workers reach this coordinator at (standbys send them to the leader by it); default: the listening URL',
+    )
+    .option(
+      '--coordinator-id <id>',
+      'this coordinator among those of one database (default: random)',
+    )
+    .addOption(
+      new Option(
+        '--lease-ms <n>',
+        'PostgreSQL leader lease: a leader that cannot renew it steps down',
+      )
+        .argParser(intOption('--lease-ms', 1500))
+        .default(4000),
+    )
     .addOption(
       new Option('--synchronous <mode>', 'SQLite synchronous mode')
         .choices(['FULL', 'NORMAL'])
@@ -174,10 +218,12 @@ export function serverCommand(): Command {
       for (const line of security.notes) process.stdout.write(line + '\n');
       // Loaded here, not at the top, so that other commands start fast.
       const { Coordinator } = await import('../coordinator/index.js');
-      const { SqliteStore } = await import('../store/sqlite.js');
-      const store = new SqliteStore({ path: resolve(f.db), synchronous: f.synchronous });
+      const { store, leadership, coordinatorId, where } = await openStore(f, logger);
       const coordinator = new Coordinator({
         store,
+        leadership,
+        coordinatorId,
+        advertiseUrl: f.advertiseUrl ?? null,
         host: f.host,
         port: f.port,
         heartbeatMs: f.heartbeatMs,
@@ -195,8 +241,20 @@ export function serverCommand(): Command {
         workerToken: security.workerToken,
         tls: security.tls,
       });
+      // The role is printed as soon as it is known and again at every change.
+      let printed = '';
+      coordinator.events.on('role', (r) => {
+        const line =
+          r.role === 'leader'
+            ? `role: leader (epoch ${r.epoch ?? '-'})`
+            : `role: standby (${r.leaderUrl ? `leader at ${r.leaderUrl}` : 'no leader known yet'})`;
+        if (line === printed) return;
+        printed = line;
+        process.stdout.write(line + '\n');
+      });
       const url = await coordinator.start();
-      process.stdout.write(`regroup coordinator listening on ${url} (db ${resolve(f.db)})\n`);
+      process.stdout.write(`regroup coordinator listening on ${url} (${where})\n`);
+      if (!leadership) process.stdout.write('role: leader\n');
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) process.exit(1);
@@ -213,4 +271,57 @@ export function serverCommand(): Command {
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });
+}
+
+async function openStore(
+  f: ServerFlags,
+  logger: ReturnType<typeof makeLogger>,
+): Promise<{
+  store: import('../store/store.js').Store;
+  leadership: import('../store/leadership.js').Leadership | null;
+  coordinatorId: string | undefined;
+  where: string;
+}> {
+  if (f.postgres === undefined) {
+    const { SqliteStore } = await import('../store/sqlite.js');
+    const path = resolve(f.db);
+    return {
+      store: new SqliteStore({ path, synchronous: f.synchronous }),
+      leadership: null,
+      coordinatorId: f.coordinatorId,
+      where: `db ${path}`,
+    };
+  }
+  const { randomBytes } = await import('node:crypto');
+  const { PostgresStore } = await import('../store/postgres.js');
+  const { PostgresLeadership } = await import('../store/postgres-leader.js');
+  const coordinatorId = f.coordinatorId ?? 'c_' + randomBytes(6).toString('hex');
+  const applicationName = `regroup:${coordinatorId}`;
+  const store = new PostgresStore({ url: f.postgres, schema: f.pgSchema, applicationName });
+  const leadership = new PostgresLeadership({
+    url: f.postgres,
+    schema: f.pgSchema,
+    applicationName,
+    leaseMs: f.leaseMs,
+    marginMs: Math.min(1000, Math.floor(f.leaseMs / 4)),
+    renewMs: Math.min(1000, Math.floor(f.leaseMs / 4)),
+    logger,
+  });
+  return {
+    store,
+    leadership,
+    coordinatorId,
+    where: `PostgreSQL ${redactUrl(f.postgres)} schema ${f.pgSchema}, coordinator ${coordinatorId}`,
+  };
+}
+
+/** The connection URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
 }

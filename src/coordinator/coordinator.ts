@@ -62,7 +62,7 @@ class Term {
             this.engine.event({ type: 'group.done', groupId: g.id, data });
           }
         },
-        notLeader: (e) => c.leadershipLost(e.message),
+        termEnded: (e) => c.leadershipLost(`${e.code}: ${e.message}`),
       },
       c.events,
     );
@@ -127,7 +127,18 @@ export class Coordinator {
   async start(): Promise<string> {
     const o = this.options;
     this.state = 'starting';
-    await o.store.open();
+    // With several coordinators, an unreachable database is a reason to stand
+    // by and keep trying, not to exit: the others may be just as cut off.
+    let opened = true;
+    try {
+      await o.store.open();
+    } catch (e) {
+      if (!this.leadership || !(e instanceof RegroupError) || !e.retryable) throw e;
+      opened = false;
+      o.logger('warn', 'the store cannot be opened yet; standing by and retrying', {
+        err: e.message,
+      });
+    }
     if (!this.leadership) await this.takeOffice(null);
     const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void =>
       this.onRequest(req, res);
@@ -159,9 +170,32 @@ export class Coordinator {
     o.logger('info', 'coordinator listening', { url: this.url });
     if (this.leadership) {
       const me = { id: o.coordinatorId, url: o.advertiseUrl ?? this.url };
-      this.leadership.start(me, (s) => this.onLeaderState(s));
+      const campaign = (): void => this.leadership?.start(me, (s) => this.onLeaderState(s));
+      if (opened) campaign();
+      else void this.openLater(campaign);
     }
     return this.url;
+  }
+
+  /** Retries opening the store every second until it opens (then campaigns) or the coordinator stops. */
+  private async openLater(then: () => void): Promise<void> {
+    this.events.emit('role', { ...this.role });
+    for (let n = 1; this.state === 'running'; n++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      if (this.state !== 'running') return;
+      try {
+        await this.options.store.open();
+        this.options.logger('info', 'the store is open', { tries: n });
+        then();
+        return;
+      } catch (e) {
+        if (n % 10 === 1)
+          this.options.logger('warn', 'the store still cannot be opened', {
+            err: (e as Error).message,
+            tries: n,
+          });
+      }
+    }
   }
 
   /** Called by Leadership, one call at a time. */
@@ -367,12 +401,13 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
-    await this.leadership?.stop();
     const term = this.term;
     term?.gateway.stop();
     this.waiters.wakeAll();
+    // The last tick commits while this coordinator still holds office, then it lets go.
     await term?.engine.stop();
     this.term = null;
+    await this.leadership?.stop();
     for (const ws of this.wss?.clients ?? []) ws.terminate();
     this.wss?.close();
     await new Promise<void>((resolve) => {

@@ -73,8 +73,11 @@ function emptyQueue(): Queue {
 export interface EngineHooks {
   /** A tick committed: these runs were claimed (send them), revoked (tell the workers), groups changed (wake waiters). */
   afterTick(r: { claimed: ClaimedTask[]; revoked: RevokedRun[]; changedGroups: GroupInfo[] }): void;
-  /** The store refused the tick because a newer leader took over: this engine must stop. */
-  notLeader?(e: RegroupError): void;
+  /**
+   * The term is over: the store refused the tick (a newer leader took over),
+   * or on a shared store its outcome is unknown. This engine has stopped.
+   */
+  termEnded?(e: RegroupError): void;
 }
 
 export class Engine {
@@ -260,11 +263,14 @@ export class Engine {
         : new RegroupError('internal', `store commit failed: ${(e as Error).message}`, {
             cause: e,
           });
-    if (err.code === 'not_leader') {
-      // Nothing of this tick was written and nothing may be: a newer leader owns the store.
+    if (err.code === 'not_leader' || (err.code === 'unavailable' && this.o.leadership)) {
+      // not_leader: a newer leader owns the store. unavailable on a shared store:
+      // the commit may or may not have happened (a lost COMMIT reply), so this
+      // term's lease cache can no longer be trusted; the next term recovers
+      // from the store, and workers resume and reconcile what they hold.
       for (const k of OP_KINDS) for (const q of batch[k]) q.reject(err);
       this.stopped = true;
-      this.hooks.notLeader?.(err);
+      this.hooks.termEnded?.(err);
       return;
     }
     this.o.logger('error', 'tick commit failed; retrying worker reports shortly', {

@@ -77,6 +77,28 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
       throw new Error(`${name} must be at least 16 characters without spaces`);
     }
   }
+  if (o.coordinatorId !== undefined && !/^[A-Za-z0-9_.-]{1,48}$/.test(o.coordinatorId)) {
+    throw new Error(
+      `coordinatorId must be 1 to 48 letters, digits, '.', '_' or '-', got ${JSON.stringify(o.coordinatorId)}`,
+    );
+  }
+  if (o.advertiseUrl !== undefined && o.advertiseUrl !== null) {
+    let u: URL | null = null;
+    try {
+      u = new URL(o.advertiseUrl);
+    } catch {
+      // reported below
+    }
+    if (
+      !u ||
+      (u.protocol !== 'http:' && u.protocol !== 'https:') ||
+      /^0\.0\.0\.0$|^\[::\]$/.test(u.hostname)
+    ) {
+      throw new Error(
+        `advertiseUrl must be an http(s) URL other machines can reach, e.g. http://10.0.0.5:7070; got ${JSON.stringify(o.advertiseUrl)}`,
+      );
+    }
+  }
   if (deadAfterMs <= heartbeatMs) {
     throw new Error(
       `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,

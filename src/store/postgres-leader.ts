@@ -176,6 +176,13 @@ export class PostgresLeadership implements Leadership {
           leader: row.holder,
           pid: row.pid,
         });
+        // The lock goes with the session, a moment later: try again now, not a poll later.
+        await new Promise((r) => setTimeout(r, 50));
+        const again = await c.query<{ got: boolean }>(
+          'SELECT pg_try_advisory_lock($1::bigint) AS got',
+          [this.key],
+        );
+        if (again.rows[0]?.got === true) return this.takeOver(c);
       }
     }
     const live = row.expired === false && row.holder !== null;
