@@ -222,7 +222,7 @@ export class PgTickApplier implements RunContext {
     return { status: 'sealed', group: snapshot(g) };
   }
 
-  /** Groups first (the tasks reference them), then tasks, ids in op order. */
+  /** The new groups, then their tasks, ids in op order. */
   private async insertNew(): Promise<void> {
     if (this.newGroups[0]?.length) await this.rows('insertGroups', [this.now, ...this.newGroups]);
     if (this.newTasks[0]?.length) await this.rows('insertTasks', this.newTasks);
