@@ -10,7 +10,14 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadavg, machine, peerVersions, postgresVersion, redisVersion, regroupVersion } from './lib/machine.mjs';
+import {
+  loadavg,
+  machine,
+  peerVersions,
+  postgresVersion,
+  redisVersion,
+  regroupVersion,
+} from './lib/machine.mjs';
 import { RESULTS_DIR } from './lib/paths.mjs';
 import { installExitHandlers, killAll, liveCount } from './lib/procs.mjs';
 import { renderText, summarizeScenario, targets } from './lib/report.mjs';
@@ -26,6 +33,7 @@ const USAGE = `usage: node run.mjs [options]
   --quick                   small sizes, for the smoke test
   --out FILE                JSON file (default bench/results/<timestamp>.json)
   --max-minutes M           bound of the whole invocation (default 60; --quick 5)
+  --temp-dir DIR            where the run's databases and logs go (default the system's temp dir)
   --postgres URL            default postgres://postgres@127.0.0.1:5432/test
   --redis HOST:PORT         default 127.0.0.1:6379`;
 
@@ -40,6 +48,7 @@ function parse(argv) {
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       'max-minutes': { type: 'string' },
+      'temp-dir': { type: 'string' },
       postgres: { type: 'string' },
       redis: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -49,9 +58,16 @@ function parse(argv) {
     console.log(USAGE);
     process.exit(0);
   }
-  const list = (s, all) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : all);
+  const list = (s, all) =>
+    s
+      ? s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : all;
   const scenarios = list(values.scenarios, ['a', 'b', 'c', 'd', 'e', 'f']);
-  for (const s of scenarios) if (!'abcdef'.includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}\n${USAGE}`);
+  for (const s of scenarios)
+    if (!'abcdef'.includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}\n${USAGE}`);
   const systems = list(values.systems, DEFAULT_SYSTEMS);
   for (const s of systems) if (!SYSTEMS[s]) throw new Error(`unknown system ${s}\n${USAGE}`);
   const int = (v, d, what) => {
@@ -69,6 +85,7 @@ function parse(argv) {
     kills: values.kills === undefined ? null : int(values.kills, 20, '--kills'),
     out: values.out ?? join(RESULTS_DIR, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
     maxMinutes: Number(values['max-minutes'] ?? (values.quick ? 5 : 60)),
+    tempDir: values['temp-dir'] ?? os.tmpdir(),
     pgUrl: values.postgres ?? 'postgres://postgres@127.0.0.1:5432/test',
     redis: { host: redisHost, port: Number(redisPort ?? 6379) },
   };
@@ -96,7 +113,8 @@ async function main() {
   if (opts.kills !== null) sizes.c.kills = opts.kills;
   const started = now();
   const deadline = started + opts.maxMinutes * 60_000;
-  const tempDir = mkdtempSync(join(os.tmpdir(), 'regroup-bench-'));
+  mkdirSync(opts.tempDir, { recursive: true });
+  const tempDir = mkdtempSync(join(opts.tempDir, 'regroup-bench-'));
   const runId = Math.random().toString(36).slice(2, 8);
   let counter = 0;
   const loaded = new Map();
@@ -128,7 +146,7 @@ async function main() {
     command: ['node', 'bench/run.mjs', ...process.argv.slice(2)].join(' '),
     startedAt: new Date().toISOString(),
     finishedAt: null,
-    options: { ...opts, out: undefined },
+    options: { ...opts, out: undefined, tempDir: undefined },
     machine: machine(),
     loadavgStart: loadavg(),
     loadavgEnd: null,
@@ -145,7 +163,8 @@ async function main() {
 
   mkdirSync(dirname(opts.out), { recursive: true });
   const save = () => {
-    for (const [k, sc] of Object.entries(results.scenarios)) sc.summary = summarizeScenario(k, sc.runs);
+    for (const [k, sc] of Object.entries(results.scenarios))
+      sc.summary = summarizeScenario(k, sc.runs);
     results.targets = targets(results);
     writeFileSync(opts.out, JSON.stringify(results, null, 2) + '\n');
   };
@@ -156,7 +175,10 @@ async function main() {
     cleaned = true;
     killAll();
     for (const sys of loaded.values()) {
-      if (sys.sweep) await withTimeout(sys.sweep(ctx), 15_000, `${sys.label} sweep`).catch((e) => log(`sweep: ${errorText(e)}`));
+      if (sys.sweep)
+        await withTimeout(sys.sweep(ctx), 15_000, `${sys.label} sweep`).catch((e) =>
+          log(`sweep: ${errorText(e)}`),
+        );
     }
     if (needsPg) await sweepPg(ctx).catch((e) => log(`sweep PostgreSQL: ${errorText(e)}`));
     rmSync(tempDir, { recursive: true, force: true });
@@ -188,10 +210,14 @@ async function main() {
         // Alternate: each run starts with another system.
         const order = systems.map((_, i) => systems[(i + r) % systems.length]);
         for (const sys of order) {
-          const variants = key === 'c' && !sys.error ? sys.failoverVariants(s) : [{ name: 'defaults', settings: 'defaults', kills: s.kills }];
+          const variants =
+            key === 'c' && !sys.error
+              ? sys.failoverVariants(s)
+              : [{ name: 'defaults', settings: 'defaults', kills: s.kills }];
           for (const variant of variants) {
             const rec = { system: sys.name, run: r + 1 };
-            if (key === 'c') Object.assign(rec, { variant: variant.name, settings: variant.settings });
+            if (key === 'c')
+              Object.assign(rec, { variant: variant.name, settings: variant.settings });
             sc.runs.push(rec);
             if (sys.error) {
               rec.error = sys.error;
@@ -206,11 +232,24 @@ async function main() {
               rec.error = `not run: the invocation's bound of ${opts.maxMinutes} min was reached`;
               continue;
             }
-            log(`${key} run ${r + 1}/${runs}: ${sys.label}${key === 'c' ? ` (${variant.name})` : ''}`);
+            log(
+              `${key} run ${r + 1}/${runs}: ${sys.label}${key === 'c' ? ` (${variant.name})` : ''}`,
+            );
             const t = now();
             try {
-              const fn = { a: S.throughput, b: S.throughput, c: S.failover, d: S.latency, e: S.bigGroup, f: S.idleWorkers }[key];
-              const out = await withTimeout(fn(sys, ctx, s, variant), Math.min(runBound(key, s, variant), left), `${key} ${sys.label}`);
+              const fn = {
+                a: S.throughput,
+                b: S.throughput,
+                c: S.failover,
+                d: S.latency,
+                e: S.bigGroup,
+                f: S.idleWorkers,
+              }[key];
+              const out = await withTimeout(
+                fn(sys, ctx, s, variant),
+                Math.min(runBound(key, s, variant), left),
+                `${key} ${sys.label}`,
+              );
               Object.assign(rec, out);
             } catch (e) {
               rec.error = errorText(e);
@@ -242,7 +281,9 @@ async function sweepPg(ctx) {
   const c = new pg.Client({ connectionString: ctx.pgUrl, connectionTimeoutMillis: 5000 });
   await c.connect();
   try {
-    const r = await c.query('select nspname from pg_namespace where nspname like $1', [`${ctx.pgSchemaPrefix}%`]);
+    const r = await c.query('select nspname from pg_namespace where nspname like $1', [
+      `${ctx.pgSchemaPrefix}%`,
+    ]);
     for (const row of r.rows) await c.query(`drop schema if exists "${row.nspname}" cascade`);
   } finally {
     await c.end();

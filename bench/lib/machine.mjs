@@ -7,7 +7,11 @@ import { BENCH_DIR, ROOT_DIR } from './paths.mjs';
 
 function sh(cmd, args) {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+    return execFileSync(cmd, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+    }).trim();
   } catch {
     return null;
   }
@@ -65,7 +69,10 @@ export async function postgresVersion(url) {
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
     await c.connect();
     try {
-      const r = await c.query('select version() as v, current_setting($1) as sc, current_setting($2) as fs', ['synchronous_commit', 'fsync']);
+      const r = await c.query(
+        'select version() as v, current_setting($1) as sc, current_setting($2) as fs',
+        ['synchronous_commit', 'fsync'],
+      );
       return `${r.rows[0].v.split(' on ')[0]} (synchronous_commit=${r.rows[0].sc}, fsync=${r.rows[0].fs})`;
     } finally {
       await c.end();
@@ -80,7 +87,12 @@ export function redisVersion(host, port) {
   const info = sh('redis-cli', ['-h', host, '-p', String(port), 'info', 'server']);
   const v = info && /redis_version:(\S+)/.exec(info)?.[1];
   if (!v) return null;
-  const save = sh('redis-cli', ['-h', host, '-p', String(port), 'config', 'get', 'save'])?.split('\n')[1] ?? '?';
-  const aof = sh('redis-cli', ['-h', host, '-p', String(port), 'config', 'get', 'appendonly'])?.split('\n')[1] ?? '?';
+  const save =
+    sh('redis-cli', ['-h', host, '-p', String(port), 'config', 'get', 'save'])?.split('\n')[1] ??
+    '?';
+  const aof =
+    sh('redis-cli', ['-h', host, '-p', String(port), 'config', 'get', 'appendonly'])?.split(
+      '\n',
+    )[1] ?? '?';
   return `${v} (save "${save}", appendonly ${aof})`;
 }

@@ -30,7 +30,9 @@ export function installExitHandlers(onSignal) {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
       killAll();
-      Promise.resolve(onSignal?.(sig)).finally(() => process.exit(128 + (sig === 'SIGINT' ? 2 : 15)));
+      Promise.resolve(onSignal?.(sig)).finally(() =>
+        process.exit(128 + (sig === 'SIGINT' ? 2 : 15)),
+      );
     });
   }
 }
@@ -40,7 +42,15 @@ export function installExitHandlers(onSignal) {
  * file (when given) and a short tail kept for error messages.
  * `ipc: true` opens a channel for process.send in the child.
  */
-export function startProcess({ cmd = process.execPath, args, label, logFile, ipc = false, env, cwd }) {
+export function startProcess({
+  cmd = process.execPath,
+  args,
+  label,
+  logFile,
+  ipc = false,
+  env,
+  cwd,
+}) {
   const child = spawn(cmd, args, {
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
@@ -92,7 +102,9 @@ export function startProcess({ cmd = process.execPath, args, label, logFile, ipc
         if (exitInfo) return reject(exitedError(h, exitInfo, what));
         const timer = setTimeout(() => {
           off();
-          reject(new Error(`${label}: no ${what} within ${timeoutMs} ms; last output:\n${h.tail()}`));
+          reject(
+            new Error(`${label}: no ${what} within ${timeoutMs} ms; last output:\n${h.tail()}`),
+          );
         }, timeoutMs);
         const off = h.onLine((line) => {
           const m = re.exec(line);
@@ -117,7 +129,9 @@ export function startProcess({ cmd = process.execPath, args, label, logFile, ipc
         const timer = setTimeout(() => {
           off();
           offExit();
-          reject(new Error(`${label}: no ${what} within ${timeoutMs} ms; last output:\n${h.tail()}`));
+          reject(
+            new Error(`${label}: no ${what} within ${timeoutMs} ms; last output:\n${h.tail()}`),
+          );
         }, timeoutMs);
         const off = h.onMessage((m) => {
           if (pred(m)) {

@@ -38,7 +38,8 @@ async function withEnv(sys, ctx, options, fn) {
 export async function throughput(sys, ctx, s) {
   return withEnv(sys, ctx, sys.throughputOptions?.(s) ?? {}, async (env) => {
     const started = [];
-    for (let i = 0; i < s.workers; i++) started.push(env.spawnWorker({ concurrency: s.concurrency, workers: s.workers }));
+    for (let i = 0; i < s.workers; i++)
+      started.push(env.spawnWorker({ concurrency: s.concurrency, workers: s.workers }));
     await Promise.all(started);
     const load = ctx.loadavg();
     const t0 = now();
@@ -64,8 +65,10 @@ export async function latency(sys, ctx, s) {
   return withEnv(sys, ctx, sys.latencyOptions?.(s) ?? {}, async (env) => {
     await env.spawnWorker({ concurrency: s.concurrency, workers: 1 });
     const load = ctx.loadavg();
+    // Warm-up: at most a tenth of the time bound, so that slow systems still get measured.
+    const warmEnd = now() + s.capS * 100;
+    for (let i = 0; i < s.warmup && now() < warmEnd; i++) await env.roundTrip(i);
     const deadline = now() + s.capS * 1000;
-    for (let i = 0; i < s.warmup && now() < deadline; i++) await env.roundTrip(i);
     const ms = [];
     for (let i = 0; i < s.roundTrips && now() < deadline; i++) {
       const t = now();
@@ -108,7 +111,11 @@ export async function failover(sys, ctx, s, variant) {
       );
       try {
         const h = await env.submitHold(key);
-        const first = await waitFor(() => starts[0], 30_000, `${sys.label}: the hold task did not start`);
+        const first = await waitFor(
+          () => starts[0],
+          30_000,
+          `${sys.label}: the hold task did not start`,
+        );
         await sleep(s.settleMs);
         const victim = first.w;
         const survivor = pool.find((w) => w !== victim);
@@ -121,11 +128,15 @@ export async function failover(sys, ctx, s, variant) {
         );
         if (!again) {
           notRecovered++;
-          ctx.log(`${sys.label} ${variant.name}: kill ${k + 1}: not started again within ${s.capS} s`);
+          ctx.log(
+            `${sys.label} ${variant.name}: kill ${k + 1}: not started again within ${s.capS} s`,
+          );
           break;
         }
         samplesMs.push(again.at - tKill);
-        ctx.log(`${sys.label} ${variant.name}: kill ${k + 1}/${kills}: ${round(again.at - tKill, 1)} ms`);
+        ctx.log(
+          `${sys.label} ${variant.name}: kill ${k + 1}/${kills}: ${round(again.at - tKill, 1)} ms`,
+        );
         survivor.send({ release: key });
         await withTimeout(h.done(), 30_000, `${sys.label}: the result of the held task`);
         await victim.exited;
@@ -168,7 +179,8 @@ async function waitFor(get, timeoutMs, what) {
 export async function bigGroup(sys, ctx, s) {
   return withEnv(sys, ctx, {}, async (env) => {
     const started = [];
-    for (let i = 0; i < s.workers; i++) started.push(env.spawnWorker({ concurrency: s.concurrency, workers: s.workers }));
+    for (let i = 0; i < s.workers; i++)
+      started.push(env.spawnWorker({ concurrency: s.concurrency, workers: s.workers }));
     await Promise.all(started);
     const pid = env.coordinatorPid;
     const base = memory(pid);
@@ -180,7 +192,8 @@ export async function bigGroup(sys, ctx, s) {
       if (!m) return;
       maxRss = Math.max(maxRss, m.rssMiB ?? 0);
       const t = (now() - t0) / 1000;
-      if (timeline.length === 0 || t - timeline[timeline.length - 1].s >= 5) timeline.push({ s: round(t, 1), rssMiB: round(m.rssMiB, 1) });
+      if (timeline.length === 0 || t - timeline[timeline.length - 1].s >= 5)
+        timeline.push({ s: round(t, 1), rssMiB: round(m.rssMiB, 1) });
     }, s.sampleMs);
     const load = ctx.loadavg();
     let doneAtS = null;
@@ -232,7 +245,8 @@ export async function idleWorkers(sys, ctx, s) {
   return withEnv(sys, ctx, {}, async (env) => {
     const per = Math.ceil(s.workers / s.processes);
     const procs = [];
-    for (let left = s.workers; left > 0; left -= per) procs.push(env.spawnIdleWorkers(Math.min(per, left)));
+    for (let left = s.workers; left > 0; left -= per)
+      procs.push(env.spawnIdleWorkers(Math.min(per, left)));
     const handles = await Promise.all(procs);
     await sleep(s.settleS * 1000);
     const pid = env.coordinatorPid;
@@ -244,7 +258,8 @@ export async function idleWorkers(sys, ctx, s) {
     const c1 = cpuSeconds(pid);
     const w1 = handles.map((h) => cpuSeconds(h.pid));
     const seconds = (now() - t0) / 1000;
-    if (c0 === null || c1 === null) throw new Error('cannot read /proc/<pid>/stat of the coordinator');
+    if (c0 === null || c1 === null)
+      throw new Error('cannot read /proc/<pid>/stat of the coordinator');
     const workerCpu = w1.reduce((a, x, i) => a + (x ?? 0) - (w0[i] ?? 0), 0);
     return {
       workers: s.workers,

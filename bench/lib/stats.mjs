@@ -2,7 +2,9 @@
 
 /** Nearest-rank percentile (p in 0..100) of numbers; null for none. */
 export function percentile(values, p) {
-  const xs = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b);
+  const xs = values
+    .filter((v) => typeof v === 'number' && Number.isFinite(v))
+    .sort((a, b) => a - b);
   if (xs.length === 0) return null;
   const rank = Math.max(1, Math.ceil((p / 100) * xs.length));
   return xs[Math.min(rank, xs.length) - 1];
@@ -10,7 +12,9 @@ export function percentile(values, p) {
 
 /** The median (mean of the middle two for an even count); null for none. */
 export function median(values) {
-  const xs = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b);
+  const xs = values
+    .filter((v) => typeof v === 'number' && Number.isFinite(v))
+    .sort((a, b) => a - b);
   if (xs.length === 0) return null;
   const m = xs.length >> 1;
   return xs.length % 2 ? xs[m] : (xs[m - 1] + xs[m]) / 2;

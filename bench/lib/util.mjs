@@ -10,7 +10,10 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export function withTimeout(promise, ms, what) {
   let timer;
   const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what}: not within ${Math.round(ms / 1000)} s`)), ms);
+    timer = setTimeout(
+      () => reject(new TimeoutError(`${what}: not within ${Math.round(ms / 1000)} s`)),
+      ms,
+    );
   });
   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }

@@ -35,7 +35,9 @@ export async function loadSystem(name) {
       create: (ctx, opts) => mod.create(ctx, { ...def.options, ...opts }),
       throughputOptions: mod.throughputOptions,
       latencyOptions: mod.latencyOptions,
-      failoverVariants: mod.failoverVariants ?? ((s) => [{ name: 'defaults', kills: s.kills, settings: 'defaults', options: {} }]),
+      failoverVariants:
+        mod.failoverVariants ??
+        ((s) => [{ name: 'defaults', kills: s.kills, settings: 'defaults', options: {} }]),
       version: () => mod.version?.() ?? null,
       sweep: mod.sweep,
       error: null,

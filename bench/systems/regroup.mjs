@@ -14,15 +14,30 @@ const IDLE = join(WORKERS_DIR, 'regroup-idle.mjs');
 let clientModule = null;
 async function loadClient() {
   if (!existsSync(REGROUP_CLI)) {
-    throw new Error(`regroup is not built (${REGROUP_CLI} is missing): run \`npm run build\` at the root`);
+    throw new Error(
+      `regroup is not built (${REGROUP_CLI} is missing): run \`npm run build\` at the root`,
+    );
   }
-  clientModule ??= await import(pathToFileURL(join(ROOT_DIR, 'dist', 'src', 'client', 'index.js')).href);
+  clientModule ??= await import(
+    pathToFileURL(join(ROOT_DIR, 'dist', 'src', 'client', 'index.js')).href
+  );
   return clientModule;
 }
 
 export function version() {
   const pkg = JSON.parse(readFileSync(join(ROOT_DIR, 'package.json'), 'utf8'));
   return pkg.version;
+}
+
+export function failoverVariants(s) {
+  return [
+    {
+      name: 'defaults',
+      settings: 'heartbeat 0.5 s, dead after 2 s, close grace 0.5 s (defaults)',
+      kills: s.kills,
+      options: {},
+    },
+  ];
 }
 
 /**
@@ -62,7 +77,18 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
     /** A `regroup worker` process; resolves once the coordinator has welcomed it. */
     async spawnWorker({ concurrency }) {
       const w = startProcess({
-        args: [REGROUP_CLI, 'worker', '--url', env.url, '--handlers', HANDLERS, '--concurrency', String(concurrency), '--log-level', 'warn'],
+        args: [
+          REGROUP_CLI,
+          'worker',
+          '--url',
+          env.url,
+          '--handlers',
+          HANDLERS,
+          '--concurrency',
+          String(concurrency),
+          '--log-level',
+          'warn',
+        ],
         label: 'regroup worker',
         logFile: join(dir, `regroup-worker-${id}.log`),
         ipc: true,
@@ -95,7 +121,8 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
           const timer = setTimeout(() => ac.abort(new Error('cap')), Math.max(0, deadline - now()));
           try {
             const results = await group.wait({ signal: ac.signal });
-            if (results.length !== n) throw new Error(`wait() gave ${results.length} results for ${n} tasks`);
+            if (results.length !== n)
+              throw new Error(`wait() gave ${results.length} results for ${n} tasks`);
             return { done: n };
           } catch (e) {
             if (!ac.signal.aborted) throw e;

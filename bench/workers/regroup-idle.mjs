@@ -6,7 +6,9 @@ import { ROOT_DIR } from '../lib/paths.mjs';
 
 const [url, countText] = process.argv.slice(2);
 const count = Number(countText);
-const { Worker } = await import(pathToFileURL(join(ROOT_DIR, 'dist', 'src', 'worker', 'index.js')).href);
+const { Worker } = await import(
+  pathToFileURL(join(ROOT_DIR, 'dist', 'src', 'worker', 'index.js')).href
+);
 const workers = [];
 for (let i = 0; i < count; i++) {
   const w = new Worker({
