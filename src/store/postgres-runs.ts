@@ -16,7 +16,7 @@
 import { checkFence } from '../core/fence.js';
 import type { GroupInfo, TaskState } from '../core/types.js';
 import type { StatementName } from './postgres-sql.js';
-import { toJson } from './sqlite-rows.js';
+import { toJson } from './rows.js';
 import type { CheckpointOp, CommitOp, FailOp, RequeueOp, RunOutcome, Tick } from './store.js';
 import { failsFast, type TickGroups } from './tick-groups.js';
 

@@ -5,7 +5,7 @@
  * whatever its size.
  */
 import type pg from 'pg';
-import { TASK_VIEW_COLUMNS } from './sqlite-rows.js';
+import { TASK_VIEW_COLUMNS } from './rows.js';
 
 /** The fence of every write about a run, against the op row `c`: running, that attempt, that worker. */
 const FENCE = `t.id = c.id AND t.state = 'running' AND t.attempt = c.attempt AND t.worker_id = c.worker`;

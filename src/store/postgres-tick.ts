@@ -14,7 +14,7 @@ import { RegroupError } from '../core/errors.js';
 import type { GroupInfo } from '../core/types.js';
 import { applyRunOps, type EndPlan, type RunContext } from './postgres-runs.js';
 import { stmt, type StatementName } from './postgres-sql.js';
-import { groupFromRow, toJson, type GroupRow } from './sqlite-rows.js';
+import { groupFromRow, toJson, type GroupRow } from './rows.js';
 import type {
   AddOutcome,
   AddTasks,

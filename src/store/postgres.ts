@@ -31,7 +31,9 @@ import {
   type GroupRow,
   type TaskViewRow,
   type WorkerRow,
-} from './sqlite-rows.js';
+  leaseFromRow,
+  type LeaseRow,
+} from './rows.js';
 import type {
   Lease,
   ReadyTask,
@@ -315,32 +317,4 @@ export class PostgresStore implements Store {
   async listWorkers(): Promise<WorkerRecord[]> {
     return (await this.rows<WorkerRow>('listWorkers', [])).map(workerFromRow);
   }
-}
-
-interface LeaseRow {
-  id: number;
-  group_id: string;
-  idx: number;
-  attempt: number;
-  worker_id: string;
-  started_at: number;
-  errors: number;
-  node_failures: number;
-  handler: string;
-  options: string;
-}
-
-function leaseFromRow(r: LeaseRow): Lease {
-  return {
-    taskId: r.id,
-    groupId: r.group_id,
-    index: r.idx,
-    handler: r.handler,
-    attempt: r.attempt,
-    workerId: r.worker_id,
-    startedAt: r.started_at,
-    errors: r.errors,
-    nodeFailures: r.node_failures,
-    options: JSON.parse(r.options) as TaskOptions,
-  };
 }

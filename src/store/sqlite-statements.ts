@@ -1,6 +1,6 @@
 /** Every SQL statement of SqliteStore, prepared once per open connection. */
 import type Database from 'better-sqlite3';
-import { TASK_VIEW_COLUMNS } from './sqlite-rows.js';
+import { TASK_VIEW_COLUMNS } from './rows.js';
 
 /**
  * The fence of every write about a run: running, that attempt, that worker.

@@ -5,7 +5,7 @@
  * once per group at the end.
  */
 import type { GroupInfo } from '../core/types.js';
-import { groupFromRow, toJson, type GroupRow } from './sqlite-rows.js';
+import { groupFromRow, toJson, type GroupRow } from './rows.js';
 import type { Statements } from './sqlite-statements.js';
 import type {
   AddOutcome,

@@ -16,7 +16,9 @@ import {
   type GroupRow,
   type TaskViewRow,
   type WorkerRow,
-} from './sqlite-rows.js';
+  leaseFromRow,
+  type LeaseRow,
+} from './rows.js';
 import { migrate } from './sqlite-schema.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { TickApplier } from './sqlite-tick.js';
@@ -224,32 +226,4 @@ export class SqliteStore implements Store {
   async listWorkers(): Promise<WorkerRecord[]> {
     return (this.st.listWorkers.all() as WorkerRow[]).map(workerFromRow);
   }
-}
-
-interface LeaseRow {
-  id: number;
-  group_id: string;
-  idx: number;
-  attempt: number;
-  worker_id: string;
-  started_at: number;
-  errors: number;
-  node_failures: number;
-  handler: string;
-  options: string;
-}
-
-function leaseFromRow(r: LeaseRow): Lease {
-  return {
-    taskId: r.id,
-    groupId: r.group_id,
-    index: r.idx,
-    handler: r.handler,
-    attempt: r.attempt,
-    workerId: r.worker_id,
-    startedAt: r.started_at,
-    errors: r.errors,
-    nodeFailures: r.node_failures,
-    options: JSON.parse(r.options) as TaskOptions,
-  };
 }

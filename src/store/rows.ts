@@ -1,4 +1,4 @@
-/** Rows as better-sqlite3 returns them, and their mapping to store types. */
+/** Rows as both stores return them (the columns are named alike), and their mapping to store types. */
 import type {
   GroupInfo,
   GroupPolicy,
@@ -8,7 +8,7 @@ import type {
   TaskState,
 } from '../core/types.js';
 import type { EventView, TaskView } from '../protocol/http.js';
-import type { WorkerRecord, WorkerRecordState } from './store.js';
+import type { Lease, WorkerRecord, WorkerRecordState } from './store.js';
 
 export interface GroupRow {
   id: string;
@@ -156,4 +156,33 @@ export function eventFromRow(r: EventRow): EventView {
   };
   if (r.data !== null) view.data = JSON.parse(r.data);
   return view;
+}
+
+/** A running lease as both stores read it (tasks joined with their group's handler and options). */
+export interface LeaseRow {
+  id: number;
+  group_id: string;
+  idx: number;
+  attempt: number;
+  worker_id: string;
+  started_at: number;
+  errors: number;
+  node_failures: number;
+  handler: string;
+  options: string;
+}
+
+export function leaseFromRow(r: LeaseRow): Lease {
+  return {
+    taskId: r.id,
+    groupId: r.group_id,
+    index: r.idx,
+    handler: r.handler,
+    attempt: r.attempt,
+    workerId: r.worker_id,
+    startedAt: r.started_at,
+    errors: r.errors,
+    nodeFailures: r.node_failures,
+    options: JSON.parse(r.options) as TaskOptions,
+  };
 }
