@@ -144,6 +144,8 @@ async function main() {
   const results = {
     tool: 'regroup bench',
     command: ['node', 'bench/run.mjs', ...process.argv.slice(2)].join(' '),
+    // Set when started through `npm run bench` (or bench:smoke) at the root.
+    npmScript: process.env.npm_lifecycle_event ?? null,
     startedAt: new Date().toISOString(),
     finishedAt: null,
     options: { ...opts, out: undefined, tempDir: undefined },

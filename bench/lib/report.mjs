@@ -41,6 +41,8 @@ export function summarizeScenario(key, runs) {
         ...base,
         p50Ms: summarize(good.map((r) => r.p50Ms)),
         p99Ms: summarize(good.map((r) => r.p99Ms)),
+        submitP50Ms: summarize(good.map((r) => r.submitP50Ms)),
+        resultP50Ms: summarize(good.map((r) => r.resultP50Ms)),
         roundTrips: good.reduce((a, r) => a + r.roundTrips, 0),
       };
     } else if (key === 'c') {
@@ -108,6 +110,7 @@ export function tables(results) {
         spreadText(s.p50Ms, 2),
         num(s.p99Ms.median, 2),
         spreadText(s.p99Ms, 2),
+        `${num(s.submitP50Ms.median, 2)} + ${num(s.resultP50Ms.median, 2)}`,
         `${s.runs}/${s.runs + s.failed}`,
         [
           ok(sc.runs, sys).some((r) => r.capped)
@@ -129,6 +132,7 @@ export function tables(results) {
           'min–max',
           'p99 ms (median)',
           'min–max',
+          'p50 submit + result ms',
           'runs',
           'notes',
         ],

@@ -7,7 +7,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BENCH_DIR, WORKERS_DIR } from '../lib/paths.mjs';
 import { startProcess, stopProcess } from '../lib/procs.mjs';
-import { pollUntil } from '../lib/util.mjs';
+import { now, pollUntil } from '../lib/util.mjs';
 
 const WORKER = join(WORKERS_DIR, 'bullmq-worker.mjs');
 const CHUNK = 1000;
@@ -80,7 +80,9 @@ export async function create(ctx, { workerOptions = {} } = {}) {
     },
     async roundTrip(i) {
       const job = await queue.add('noop', i);
+      const submitted = now();
       await job.waitUntilFinished(events);
+      return submitted;
     },
     async submitHold(key) {
       const job = await queue.add('hold', { key });

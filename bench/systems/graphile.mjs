@@ -108,7 +108,9 @@ export async function create(ctx, {} = {}) {
     },
     async roundTrip(i) {
       const job = await utils.addJob('noop', { i });
+      const submitted = now();
       await gone(job.id, 1, 60_000);
+      return submitted;
     },
     async submitHold(key) {
       const job = await utils.addJob('hold', { key });

@@ -129,7 +129,9 @@ export async function create(ctx, { bossOptions = {}, queueOptions = {}, workOpt
     // No result notification either: the job's state is polled every millisecond.
     async roundTrip(i) {
       const jobId = await boss.send(QUEUE, { i });
+      const submitted = now();
       await completed(jobId, 1, 60_000);
+      return submitted;
     },
     async submitHold(key) {
       const jobId = await boss.send(QUEUE, { hold: key });

@@ -138,8 +138,10 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
     /** One task submitted and its result received. */
     async roundTrip(i) {
       const group = await client.submit('noop', [i]);
+      const submitted = now();
       const [r] = await group.wait();
       if (r !== null) throw new Error(`unexpected result ${JSON.stringify(r)}`);
+      return submitted;
     },
     /** Submits one `hold` task; `done()` waits for its result. */
     async submitHold(key) {
