@@ -369,7 +369,9 @@ export class Harness {
     if (this.checks++ % 10 !== 0) return;
     const h = await this.request({ method: 'GET', path: '/healthz' });
     assert.equal(h.status, 200, `${what}: /healthz answers`);
-    assert.deepEqual(JSON.parse(h.text), { ok: true });
+    const body = JSON.parse(h.text) as { ok: unknown; role: unknown };
+    assert.equal(body.ok, true);
+    assert.equal(body.role, 'leader');
     this.watch.check(what);
   }
 }

@@ -167,6 +167,14 @@ export class Coordinator {
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
     this.state = 'running';
+    if (!this.leadership) {
+      this.role = {
+        role: 'leader',
+        epoch: null,
+        leaderUrl: o.advertiseUrl ?? this.url,
+        leaderId: o.coordinatorId,
+      };
+    }
     o.logger('info', 'coordinator listening', { url: this.url });
     if (this.leadership) {
       const me = { id: o.coordinatorId, url: o.advertiseUrl ?? this.url };
