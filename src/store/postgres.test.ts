@@ -335,6 +335,26 @@ void describe('PostgresStore', () => {
     }
   });
 
+  void it('a read whose pooled session was ended (a takeover, a restart) is tried again on a fresh one', async () => {
+    await withStore(
+      async (s) => {
+        await s.commitTick({ now: 1, createGroups: [group('g', 2)] });
+        // Warm the pool, then end every session of this store, as a new leader does.
+        await Promise.all([s.getGroup('g'), s.getGroup('g'), s.listWorkers()]);
+        const ended = await sql<{ n: number }>(
+          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+            WHERE application_name = 'regroup:ended' AND pid <> pg_backend_pid()`,
+        );
+        assert.ok((ended[0]?.n ?? 0) > 0, 'sessions were ended');
+        // At once: the pool has not yet heard that its idle connections died.
+        const g = await s.getGroup('g');
+        assert.equal(g?.total, 2);
+        assert.equal((await s.listTasks('g', { limit: 10 })).length, 2);
+      },
+      { applicationName: 'regroup:ended' },
+    );
+  });
+
   void it('ticks called at once run one after another', async () => {
     await withStore(async (s) => {
       await s.commitTick({ now: 1, createGroups: [group('g', 40)] });

@@ -201,13 +201,22 @@ export class PostgresStore implements Store {
     return r.rows[0]?.value ?? 0;
   }
 
-  /** One statement on any pool connection, errors mapped. */
+  /**
+   * One statement on any pool connection, errors mapped. A read that met a
+   * broken connection (a session ended by a takeover, a server restart) is
+   * tried again, up to once per pooled connection (each may be dead): reads
+   * change nothing, so that is safe.
+   */
   private async rows<R>(name: StatementName, values: unknown[]): Promise<R[]> {
     const pool = this.connections;
-    try {
-      return (await pool.query(stmt(name, values))).rows as R[];
-    } catch (err) {
-      throw toStoreError(err, `could not read the store (${name})`, this.where);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await pool.query(stmt(name, values))).rows as R[];
+      } catch (err) {
+        if (attempt > this.o.poolSize || !sessionEnded(err)) {
+          throw toStoreError(err, `could not read the store (${name})`, this.where);
+        }
+      }
     }
   }
 
@@ -317,4 +326,12 @@ export class PostgresStore implements Store {
   async listWorkers(): Promise<WorkerRecord[]> {
     return (await this.rows<WorkerRow>('listWorkers', [])).map(workerFromRow);
   }
+}
+
+/** The connection's session was ended under it (not a timeout: those are not worth a second wait). */
+function sessionEnded(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (code === '57P01' || code === '57P02' || code === 'ECONNRESET' || code === 'EPIPE')
+    return true;
+  return err instanceof Error && /Connection terminated unexpectedly/.test(err.message);
 }
