@@ -335,7 +335,7 @@ void describe('PostgresStore', () => {
     }
   });
 
-  void it('a read whose pooled session was ended (a takeover, a restart) is tried again on a fresh one', async () => {
+  void it('a read whose pooled session was ended (a takeover, a restart) (or a tick that had not begun) is tried again on a fresh one', async () => {
     await withStore(
       async (s) => {
         await s.commitTick({ now: 1, createGroups: [group('g', 2)] });
@@ -350,6 +350,14 @@ void describe('PostgresStore', () => {
         const g = await s.getGroup('g');
         assert.equal(g?.total, 2);
         assert.equal((await s.listTasks('g', { limit: 10 })).length, 2);
+        // A tick on a session ended before it began is taken by another connection too.
+        await Promise.all([s.getGroup('g'), s.getGroup('g'), s.listWorkers()]);
+        await sql(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE application_name = 'regroup:ended' AND pid <> pg_backend_pid()`,
+        );
+        const out = await s.commitTick({ now: 2, seals: ['g'], events: [{ type: 'e' }] });
+        assert.equal(out.seals[0]?.status, 'sealed');
       },
       { applicationName: 'regroup:ended' },
     );

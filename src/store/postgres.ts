@@ -147,8 +147,9 @@ export class PostgresStore implements Store {
     return run;
   }
 
-  private async runTick(pool: pg.Pool, tick: Tick): Promise<TickOutcome> {
+  private async runTick(pool: pg.Pool, tick: Tick, attempt = 1): Promise<TickOutcome> {
     let client: pg.PoolClient;
+    let begun = false;
     try {
       client = await pool.connect();
     } catch (err) {
@@ -160,6 +161,7 @@ export class PostgresStore implements Store {
       if (this.epoch !== null) begin.push('SELECT epoch FROM leader WHERE id = 1 FOR SHARE');
       if (this.finishSeq === null) begin.push(`SELECT value FROM meta WHERE key = 'finish_seq'`);
       const res: pg.QueryResult | pg.QueryResult[] = await client.query(begin.join('; '));
+      begun = true;
       const results = Array.isArray(res) ? res : [res];
       let at = 1;
       if (this.epoch !== null) this.checkEpoch(results[at++]);
@@ -182,6 +184,11 @@ export class PostgresStore implements Store {
           () => false,
         ));
       client.release(usable ? undefined : true);
+      // A pooled session that was ended before this tick began wrote nothing:
+      // take another connection (each pooled one may be dead).
+      if (!begun && sessionEnded(err) && attempt <= this.o.poolSize) {
+        return this.runTick(pool, tick, attempt + 1);
+      }
       throw toStoreError(err, 'the tick was not committed', this.where);
     }
   }
