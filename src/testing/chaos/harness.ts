@@ -5,8 +5,8 @@
  * or PostgreSQL (several coordinators, one leading; leader faults and
  * failover times).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventView, GroupView, TaskView } from '../../protocol/http.js';
@@ -35,6 +35,12 @@ export interface ChaosOptions {
   seed: number;
   /** Length of the fault phase. */
   minutes: number;
+  /**
+   * Go on past `minutes` (up to `maxMinutes`) until every kind has been
+   * injected this many times.
+   */
+  minEachKind?: number;
+  maxMinutes?: number;
   workers?: number;
   concurrency?: number;
   /** Faults injected at once. */
@@ -55,6 +61,8 @@ export interface ChaosResult {
   report: Report;
   dir: string;
   faults: Record<string, number>;
+  /** Faults that threw midway (a process that would not restart, no leader to target...), by kind. */
+  failed: Record<string, number>;
   /** PostgreSQL mode: time from each fault on the leader until a new leader answered. */
   failover: FailoverSummary | null;
   /** Connections through each link's proxies (see Cluster.linkStats). */
@@ -107,9 +115,15 @@ async function finalState(
 }
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
-  const log = o.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), `regroup-chaos-${o.seed}-`));
+  // Every line also goes to harness.log in the run directory (kept when a run fails).
+  const logFile = join(dir, 'harness.log');
+  const out = o.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const log = (line: string): void => {
+    out(line);
+    appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
+  };
   const pg = o.postgres;
   // PostgreSQL mode runs workers on loopback (see cluster.ts for why).
   const ns = pg
@@ -140,26 +154,29 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   });
   let report: Report | null = null;
   let faults: Record<string, number> = {};
+  let failed: Record<string, number> = {};
+  let client: ChildProcess | null = null;
   try {
     await cluster.start();
     log(
       `chaos: seed ${o.seed}, ${cluster.workers.length} workers, coordinators ${cluster.coordinatorUrls.join(' ')}${pg ? ` (PostgreSQL schema ${chaosSchema(o.seed)})` : ''}, run dir ${dir}`,
     );
     const faultUntil = Date.now() + o.minutes * 60_000;
+    const hardUntil = faultUntil + Math.max(0, (o.maxMinutes ?? 0) - o.minutes) * 60_000;
     const settleMs = o.settleMs ?? 120_000;
     // Up to about 100 tasks/s of 50-500 ms, so most of the 5 x 8 slots are busy and faults
     // hit running tasks; at most 8 groups in flight, so the backlog stays bounded.
     const params = {
       seed: o.seed,
       submitUntil: faultUntil,
-      waitUntil: faultUntil + settleMs,
+      waitUntil: hardUntil + settleMs,
       minTasks: 50,
       maxTasks: 250,
       everyMs: 1500,
       maxGroups: 100_000,
       maxInFlight: 8,
     };
-    const client = spawn(
+    const child = spawn(
       process.execPath,
       [
         CLIENT_MAIN,
@@ -170,12 +187,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    cluster.clientPid = client.pid ?? null;
-    const clientDone = new Promise<number | null>((r) => client.once('exit', r));
+    client = child;
+    cluster.clientPid = child.pid ?? null;
+    const clientDone = new Promise<number | null>((r) => child.once('exit', r));
     const nemesis = new Nemesis(cluster, {
       seed: o.seed,
       lanes: o.lanes ?? 8,
       until: faultUntil,
+      minEach: o.minEachKind ?? 0,
+      hardUntil,
       deadAfterMs: 2000,
       // A failover already takes seconds; PostgreSQL mode rests its coordinators less.
       ...(pg ? { coordinatorRestMs: [1500, 4000] as [number, number] } : {}),
@@ -191,6 +211,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await nemesis.run();
     clearInterval(progress);
     faults = nemesis.counts;
+    failed = nemesis.failed;
     log(
       `chaos: fault phase over (${Object.values(faults).reduce((a, b) => a + b, 0)} faults); healing`,
     );
@@ -209,6 +230,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       minutes: o.minutes,
       store: pg ? 'postgres' : 'sqlite',
       faults,
+      failed,
       report,
       failover,
       links,
@@ -218,12 +240,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       report,
       dir,
       faults,
+      failed,
       failover,
       links,
       elapsedMs: Date.now() - started,
       netns: ns.ok,
     };
   } finally {
+    // A run that failed midway must not leave its client behind either.
+    if (client && client.exitCode === null && client.signalCode === null) client.kill('SIGKILL');
     await cluster.stop().catch((e: unknown) => log(`chaos: stop failed: ${(e as Error).message}`));
     if (!o.keep && report?.ok) rmSync(dir, { recursive: true, force: true });
   }
@@ -236,6 +261,11 @@ export function formatChaos(r: ChaosResult): string {
     `store: ${r.store}; faults by kind: ${kinds}`,
     formatReport(r.report),
     ...(r.failover ? formatFailovers(r.failover) : []),
+    `faults that failed midway: ${
+      Object.entries(r.failed)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || 'none'
+    }`,
     `connections: workers ${r.links.workers.join(' ')}, client ${r.links.client}${r.store === 'postgres' ? `; routed ${r.links.routed}, unrouted ${r.links.unrouted}` : ''}`,
     `elapsed ${(r.elapsedMs / 1000).toFixed(0)} s${r.report.ok ? '' : `; histories kept in ${r.dir}`}`,
   ].join('\n');

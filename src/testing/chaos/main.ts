@@ -3,6 +3,7 @@
  * `npm run chaos -- --seed <n> --minutes <m> [--store postgres]`: one fault
  * run; prints the checker's report and exits non-zero on any anomaly.
  */
+import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { DEFAULT_PG_URL, formatChaos, runChaos } from './harness.js';
 
@@ -55,6 +56,18 @@ const program = new Command('chaos')
       .argParser(positive('--lease-ms'))
       .default(4000),
   )
+  .addOption(
+    new Option('--min-each-kind <n>', 'go on past --minutes until every kind was injected n times')
+      .argParser(positive('--min-each-kind'))
+      .default(0),
+  )
+  .addOption(
+    new Option(
+      '--max-minutes <m>',
+      'with --min-each-kind: stop the faults by then all the same',
+    ).argParser(positive('--max-minutes')),
+  )
+  .option('--json <file>', 'also write the result (report, faults, failovers) to this file')
   .option('--keep', 'keep the run directory (histories, database, report.json)')
   .option('--require-netns', 'fail when network namespaces are not available');
 
@@ -66,6 +79,9 @@ const f = program.opts<{
   lanes: number;
   keep?: boolean;
   requireNetns?: boolean;
+  minEachKind: number;
+  maxMinutes?: number;
+  json?: string;
   store: 'sqlite' | 'postgres';
   postgres?: boolean;
   postgresUrl: string;
@@ -80,9 +96,12 @@ const result = await runChaos({
   lanes: f.lanes,
   keep: f.keep === true,
   requireNetns: f.requireNetns === true,
+  minEachKind: f.minEachKind,
+  ...(f.maxMinutes === undefined ? {} : { maxMinutes: f.maxMinutes }),
   ...(pg
     ? { postgres: { url: f.postgresUrl, coordinators: f.coordinators, leaseMs: f.leaseMs } }
     : {}),
 });
+if (f.json !== undefined) writeFileSync(f.json, JSON.stringify(result, null, 2) + '\n');
 process.stdout.write(formatChaos(result) + '\n');
 process.exit(result.report.ok ? 0 : 1);

@@ -50,6 +50,12 @@ export interface NemesisOptions {
   seed: number;
   lanes: number;
   until: number;
+  /**
+   * Past `until`, go on (up to `hardUntil`) while some kind has been injected
+   * fewer than `minEach` times: a slow machine still gets every kind.
+   */
+  minEach?: number;
+  hardUntil?: number;
   /** Dead-after of the coordinator: a stop must outlast it. */
   deadAfterMs: number;
   /** How long the coordinators rest after a fault; default 3-8 s. */
@@ -61,7 +67,10 @@ export class Nemesis {
   private readonly random: () => number;
   private deck: FaultKind[] = [];
   private readonly busy = new Set<string>();
+  /** Faults injected and healed, by kind. */
   readonly counts: Record<string, number> = {};
+  /** Faults that threw midway, by kind (each also logged). */
+  readonly failed: Record<string, number> = {};
   private readonly history: HistoryWriter;
   readonly kinds: readonly FaultKind[];
   private readonly leaders: LeaderFaults | null;
@@ -117,9 +126,16 @@ export class Nemesis {
     await Promise.all(Array.from({ length: this.o.lanes }, (_, lane) => this.lane(lane)));
   }
 
+  private going(): boolean {
+    const now = Date.now();
+    if (now < this.o.until) return true;
+    const min = this.o.minEach ?? 0;
+    return now < (this.o.hardUntil ?? 0) && this.kinds.some((k) => (this.counts[k] ?? 0) < min);
+  }
+
   private async lane(lane: number): Promise<void> {
     await sleep(lane * 300);
-    while (Date.now() < this.o.until) {
+    while (this.going()) {
       const next = this.draw();
       if (next === null) {
         await sleep(50);
@@ -131,6 +147,7 @@ export class Nemesis {
         await this.inject(kind, target.name, target.index);
         this.counts[kind] = (this.counts[kind] ?? 0) + 1;
       } catch (e) {
+        this.failed[kind] = (this.failed[kind] ?? 0) + 1;
         this.o.log(`nemesis: ${kind} on ${target.name} failed: ${(e as Error).message}`);
       } finally {
         // A target rests after a fault: a coordinator restarted every second

@@ -38,9 +38,9 @@ export interface Leader {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The schema of a run: lowercase, so it needs no quoting. */
-export function chaosSchema(seed: number): string {
-  return `regroup_chaos_${process.pid}_${seed}`;
+/** The schema of a run by the harness process `pid`: lowercase, so it needs no quoting. */
+export function chaosSchema(seed: number, pid = process.pid): string {
+  return `regroup_chaos_${pid}_${seed}`;
 }
 
 async function sql(url: string, text: string): Promise<void> {

@@ -2,7 +2,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { Router, socketInode } from './router.js';
+import { Router, hardClose, socketInode } from './router.js';
 
 /** A server that answers every connection with its tag and closes. */
 async function tagServer(tag: string): Promise<{ server: net.Server; port: number }> {
@@ -65,5 +65,22 @@ void describe('Router', () => {
     } finally {
       await router.stop();
     }
+  });
+
+  void it('hardClose closes a socket whose end() is still being sent (a reset would leak it)', async () => {
+    const a = await tagServer('a');
+    servers.push(a.server);
+    const s = net.connect({ host: '127.0.0.1', port: a.port });
+    await new Promise((r) => s.once('connect', r));
+    s.on('error', () => {});
+    const closed = new Promise((r) => s.once('close', r));
+    s.write('x', () => {
+      s.end();
+      hardClose(s);
+    });
+    const timeout = new Promise((_, reject) =>
+      setTimeout(() => reject(new Error('the socket never closed')), 2000).unref(),
+    );
+    await Promise.race([closed, timeout]);
   });
 });

@@ -55,12 +55,21 @@ export function owns(pid: number, inode: string): boolean {
   return false;
 }
 
+/**
+ * Closes with a reset, except after end(): Node 20 cannot reset a socket
+ * whose shutdown is pending (the reset fails with EINVAL and the handle is
+ * never closed, so the process spins at exit instead of exiting).
+ */
+export function hardClose(s: Socket): void {
+  if (s.destroyed) return;
+  if (s.writableEnded || s.connecting) s.destroy();
+  else s.resetAndDestroy();
+}
+
 /** A reset on one side is passed on as a reset; a close as a close. */
 function splice(a: Socket, b: Socket): void {
   a.pipe(b);
-  a.on('error', () => {
-    if (!b.destroyed) b.resetAndDestroy();
-  });
+  a.on('error', () => hardClose(b));
   a.on('close', () => b.destroy());
 }
 
