@@ -109,6 +109,15 @@ export class PgCoordinators {
     await Promise.all(this.members.map((_, k) => this.start(k)));
   }
 
+  /**
+   * Unique to the run (the schema names it): a new leader ends the sessions
+   * of the old one by application_name (`regroup:<id>`) in the whole
+   * database, so two runs at once with the same ids would end each other's.
+   */
+  coordinatorId(k: number): string {
+    return `${this.o.schema}_c${k}`;
+  }
+
   direct(k: number): string {
     return `http://127.0.0.1:${this.ports[k]}`;
   }
@@ -128,7 +137,7 @@ export class PgCoordinators {
       '--pg-schema',
       this.o.schema,
       '--coordinator-id',
-      m.name,
+      this.coordinatorId(k),
       '--advertise-url',
       this.advertised[k]!,
       '--lease-ms',
