@@ -292,8 +292,11 @@ export class Coordinator {
     const orphans: number[] = [];
     for (const l of leases) {
       const s = term.sessions.get(l.workerId);
-      if (s) s.leases.add(l.taskId);
-      else {
+      if (s) {
+        // Sent, as far as this term knows: the worker's resume tells which it really holds.
+        s.leases.add(l.taskId);
+        s.sent.set(l.taskId, now);
+      } else {
         orphans.push(l.taskId);
         term.engine.requeue({ taskId: l.taskId, attempt: l.attempt, workerId: l.workerId }, false);
       }

@@ -301,7 +301,7 @@ export class Engine {
       this.leases.delete(taskId);
       const s = this.sessions.get(workerId);
       if (s) {
-        s.leases.delete(taskId);
+        s.forget(taskId);
         if (finished) s.tasksDone++;
       }
       this.dispatchDirty = true;

@@ -3,7 +3,7 @@ import { judgeWorker, type LivenessOptions } from '../core/liveness.js';
 import type { WorkerCredit } from '../core/dispatch.js';
 import type { WorkerHealth } from '../core/types.js';
 import type { CoordinatorMessage } from '../protocol/worker.js';
-import type { WorkerRecord } from '../store/store.js';
+import type { ClaimedTask, WorkerRecord } from '../store/store.js';
 import type { WorkerView } from '../protocol/http.js';
 
 /** The connection a session talks through; the gateway provides it. */
@@ -11,6 +11,16 @@ export interface Link {
   send(messages: CoordinatorMessage[]): void;
   close(code: number, reason: string): void;
 }
+
+/**
+ * Runs shorter than this (on average, per worker) get a reserve: tasks claimed
+ * for the worker ahead of its free slots, sent the moment it reports a run
+ * done, without waiting for a commit. Longer runs get none, so no task waits
+ * behind a busy worker while another is idle.
+ */
+export const RESERVE_RUN_MS = 50;
+/** At most this many reserved tasks per worker (and never more than its slots). */
+export const RESERVE_MAX = 256;
 
 /** One worker session, in memory. Beats are not written to the store; state changes are. */
 export class Session {
@@ -25,8 +35,14 @@ export class Session {
   closedAt: number | null = null;
   draining = false;
   link: Link | null = null;
-  /** taskIds this session holds a lease on. */
+  /** taskIds this session holds a lease on: sent to the worker, or reserved for it. */
   readonly leases = new Set<number>();
+  /** Leases claimed for this worker and not sent yet, oldest first (see RESERVE_RUN_MS). */
+  readonly reserve: ClaimedTask[] = [];
+  /** Runs sent and not reported back yet, with when they were sent: the worker's busy slots. */
+  readonly sent = new Map<number, number>();
+  /** Average run time seen (ms, exponentially weighted); null until a run came back. */
+  avgRunMs: number | null = null;
   tasksDone = 0;
   /** The health last written to the store. */
   recorded: WorkerHealth;
@@ -58,8 +74,41 @@ export class Session {
     return judgeWorker(this, now, o);
   }
 
+  /** How many more tasks may be claimed for this worker: its free slots plus room in its reserve. */
   free(): number {
-    return Math.max(0, this.slots - this.leases.size);
+    return Math.max(0, this.slots + this.reserveCap() - this.leases.size);
+  }
+
+  /** Slots the worker has free now: runs sent minus runs reported. */
+  freeSlots(): number {
+    return Math.max(0, this.slots - this.sent.size);
+  }
+
+  reserveCap(): number {
+    if (this.draining || this.avgRunMs === null || this.avgRunMs >= RESERVE_RUN_MS) return 0;
+    return Math.min(this.slots, RESERVE_MAX);
+  }
+
+  /** The worker reported a run (result, failure, release): its slot is free again. */
+  reported(taskId: number, now: number): void {
+    const at = this.sent.get(taskId);
+    if (at === undefined) return;
+    this.sent.delete(taskId);
+    const ms = Math.max(0, now - at);
+    this.avgRunMs = this.avgRunMs === null ? ms : this.avgRunMs * 0.9 + ms * 0.1;
+  }
+
+  /** The lease ended (committed, failed, requeued, revoked): forget it everywhere. */
+  forget(taskId: number): void {
+    this.leases.delete(taskId);
+    this.sent.delete(taskId);
+    const i = this.reserve.findIndex((c) => c.taskId === taskId);
+    if (i >= 0) this.reserve.splice(i, 1);
+  }
+
+  /** Empties the reserve, returning what was in it (to hand back). */
+  takeReserve(): ClaimedTask[] {
+    return this.reserve.splice(0);
   }
 
   /** Queues a message; everything queued in one event-loop turn goes out in one frame. */
@@ -104,7 +153,7 @@ export class Session {
       health: this.health(now, o),
       connected: this.link !== null,
       slots: this.slots,
-      running: this.leases.size,
+      running: this.sent.size,
       labels: [...this.labels],
       handlers: [...this.handlers],
       lastSeenAgoMs: Math.max(0, now - this.lastSeenAt),

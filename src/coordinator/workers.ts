@@ -100,12 +100,15 @@ export class WorkerGateway {
         s.send({ t: 'beat' });
         return;
       case 'result':
+        this.freed(s, m.taskId);
         this.onResult(s, m.taskId, m.attempt, m.value);
         return;
       case 'fail':
+        this.freed(s, m.taskId);
         this.onFail(s, m.taskId, m.attempt, m.error);
         return;
       case 'release':
+        this.freed(s, m.taskId);
         this.report(
           s,
           m.taskId,
@@ -135,10 +138,35 @@ export class WorkerGateway {
     }
   }
 
+  /** A run came back from the worker: its slot is free, so the next reserved run goes at once. */
+  private freed(s: Session, taskId: number): void {
+    s.reported(taskId, this.o.now());
+    this.pump(s);
+  }
+
+  /** Sends reserved runs while the worker has free slots. */
+  private pump(s: Session): void {
+    if (s.link === null) return;
+    const now = this.o.now();
+    while (s.reserve.length > 0 && s.freeSlots() > 0) {
+      const c = s.reserve.shift()!;
+      const lease = this.engine.leases.get(c.taskId);
+      if (!lease || lease.attempt !== c.attempt || lease.workerId !== s.workerId) continue;
+      this.sendRun(s, c, now);
+    }
+  }
+
+  /** Hands the reserve back to pending (fenced; nothing counts against the tasks). */
+  private returnReserve(s: Session): void {
+    for (const c of s.takeReserve())
+      this.engine.requeue({ taskId: c.taskId, attempt: c.attempt, workerId: s.workerId }, false);
+  }
+
   /** The worker stops taking tasks; its running ones finish (or are released). */
   private startDrain(s: Session): void {
     if (s.draining) return;
     s.draining = true;
+    this.returnReserve(s);
     void this.engine.recordWorker(s.record('draining', this.o.now()));
     this.engine.event({
       type: 'worker.draining',
@@ -326,8 +354,11 @@ export class WorkerGateway {
     s.labels = new Set(m.labels);
     if (m.draining && !s.draining) this.startDrain(s);
     s.send(this.welcome(s, true));
-    // Reconcile: leases the worker no longer knows of were lost; runs it holds without a lease are revoked.
+    // Reconcile: leases the worker no longer knows of were lost (reserved ones too:
+    // they were never sent); runs it holds without a lease are revoked.
     const held = new Map((m.held ?? []).map((r) => [r.taskId, r.attempt]));
+    s.takeReserve();
+    for (const taskId of [...s.sent.keys()]) if (!held.has(taskId)) s.sent.delete(taskId);
     for (const taskId of [...s.leases]) {
       const lease = this.engine.leases.get(taskId);
       if (!lease) continue;
@@ -468,48 +499,59 @@ export class WorkerGateway {
     s.link = null;
   }
 
-  /** After a tick: send the claimed runs, revoke ended ones. A run claimed for a session that vanished goes back. */
+  /**
+   * After a tick: the claimed runs join their worker's reserve and go out as
+   * far as its free slots allow; ended runs are revoked. A run claimed for a
+   * session that vanished goes back.
+   */
   afterTick(claimed: ClaimedTask[], revoked: RevokedRun[]): void {
-    const now = this.o.now();
+    const touched = new Set<Session>();
     for (const c of claimed) {
       const s = this.sessions.get(c.workerId);
-      if (!s || s.link === null) {
+      if (!s || s.link === null || s.draining) {
         this.engine.requeue({ taskId: c.taskId, attempt: c.attempt, workerId: c.workerId }, false);
         continue;
       }
-      s.send({
-        t: 'run',
-        taskId: c.taskId,
-        attempt: c.attempt,
-        groupId: c.groupId,
-        index: c.index,
-        handler: c.handler,
-        input: c.input,
-        ...(c.checkpoint === undefined ? {} : { checkpoint: c.checkpoint }),
-        timeoutMs: c.options.timeoutMs,
-      });
-      this.emitter.emit('dispatched', {
-        taskId: c.taskId,
-        attempt: c.attempt,
-        workerId: c.workerId,
-        groupId: c.groupId,
-      });
-      const r = this.requeuedAt.get(c.taskId);
-      if (r) {
-        this.requeuedAt.delete(c.taskId);
-        this.engine.event({
-          type: 'task.reassigned',
-          workerId: c.workerId,
-          groupId: c.groupId,
-          taskId: c.taskId,
-          data: { from: r.from, to: s.name, attempt: c.attempt, afterDeathMs: now - r.at },
-        });
-      }
+      s.reserve.push(c);
+      touched.add(s);
     }
+    for (const s of touched) this.pump(s);
     for (const r of revoked)
       this.sessions
         .get(r.workerId)
         ?.send({ t: 'revoke', taskId: r.taskId, attempt: r.attempt, reason: 'canceled' });
+  }
+
+  private sendRun(s: Session, c: ClaimedTask, now: number): void {
+    s.sent.set(c.taskId, now);
+    s.send({
+      t: 'run',
+      taskId: c.taskId,
+      attempt: c.attempt,
+      groupId: c.groupId,
+      index: c.index,
+      handler: c.handler,
+      input: c.input,
+      ...(c.checkpoint === undefined ? {} : { checkpoint: c.checkpoint }),
+      timeoutMs: c.options.timeoutMs,
+    });
+    this.emitter.emit('dispatched', {
+      taskId: c.taskId,
+      attempt: c.attempt,
+      workerId: c.workerId,
+      groupId: c.groupId,
+    });
+    const r = this.requeuedAt.get(c.taskId);
+    if (r) {
+      this.requeuedAt.delete(c.taskId);
+      this.engine.event({
+        type: 'task.reassigned',
+        workerId: c.workerId,
+        groupId: c.groupId,
+        taskId: c.taskId,
+        data: { from: r.from, to: s.name, attempt: c.attempt, afterDeathMs: now - r.at },
+      });
+    }
   }
 }
 
