@@ -55,6 +55,15 @@ const OP_KINDS: readonly OpKind[] = [
   'checkpoints',
 ];
 /** Ops from clients are answered with the error when a commit fails; the client retries. */
+/**
+ * A tick asked for within this long of the previous tick's end waits out the
+ * rest of it (or until BATCH_TARGET ops are queued): back-to-back ticks mean
+ * load, and bigger ticks mean fewer commits. Small next to a commit's fsync.
+ */
+const BUSY_WINDOW_MS = 1;
+/** Only after a tick this big: a lone request (latency) never waits. */
+const BUSY_TICK_OPS = 32;
+const BATCH_TARGET = 256;
 const CLIENT_KINDS: ReadonlySet<OpKind> = new Set(['createGroups', 'addTasks', 'seals', 'cancels']);
 
 function emptyQueue(): Queue {
@@ -88,6 +97,13 @@ export class Engine {
   private workerWaiters: (() => void)[] = [];
   private events: NewEvent[] = [];
   private scheduled = false;
+  /** When the last tick ended (performance.now()); -Infinity before the first. */
+  private lastTickEnd = -Infinity;
+  /** Ops, claims and records the last tick carried: a big one means load. */
+  private lastTickOps = 0;
+  /** Ops queued for the next tick (client ops and worker reports). */
+  private queued = 0;
+  private batchTimer: NodeJS.Timeout | null = null;
   private ticking = false;
   private dispatchDirty = true;
   private rr = 0;
@@ -117,7 +133,9 @@ export class Engine {
       );
     return new Promise<OutcomeOf<K>>((resolve, reject) => {
       (this.queue[kind] as Queued<K>[]).push({ op, resolve, reject });
+      this.queued++;
       this.schedule();
+      this.gathered();
     });
   }
 
@@ -159,6 +177,25 @@ export class Engine {
   schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
+    // Under load, ticks come back to back: gather a little longer, so one
+    // commit (one fsync) carries more. An idle coordinator ticks at once.
+    const sinceLast = performance.now() - this.lastTickEnd;
+    const wait =
+      this.lastTickOps >= BUSY_TICK_OPS && sinceLast < BUSY_WINDOW_MS && this.queued < BATCH_TARGET;
+    const run = (): void => {
+      this.scheduled = false;
+      this.batchTimer = null;
+      void this.tick();
+    };
+    if (wait) this.batchTimer = setTimeout(run, BUSY_WINDOW_MS - sinceLast);
+    else setImmediate(run);
+  }
+
+  /** Called as ops arrive: a tick waiting to gather more goes now once it has enough. */
+  private gathered(): void {
+    if (this.batchTimer === null || this.queued < BATCH_TARGET) return;
+    clearTimeout(this.batchTimer);
+    this.batchTimer = null;
     setImmediate(() => {
       this.scheduled = false;
       void this.tick();
@@ -183,6 +220,7 @@ export class Engine {
     clearTimeout(timer);
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     const err = new RegroupError(
       'shutting_down',
       'the coordinator stopped before this was committed; retry against it once it is back',
@@ -212,6 +250,8 @@ export class Engine {
     this.queue = emptyQueue();
     this.workers = new Map();
     this.events = [];
+    this.lastTickOps = this.queued + workers.length;
+    this.queued = 0;
     try {
       const claims = await this.planClaims(now);
       if (
@@ -225,6 +265,7 @@ export class Engine {
       }
       const tick: Tick = { now, workers, events, claims };
       for (const k of OP_KINDS) (tick as Record<OpKind, unknown[]>)[k] = batch[k].map((q) => q.op);
+      this.lastTickOps += claims.length;
       const outcome = await this.store.commitTick(tick);
       this.ticks++;
       this.apply(tick, outcome);
@@ -245,6 +286,7 @@ export class Engine {
       this.workerWaiters.unshift(...workerWaiters);
     } finally {
       this.ticking = false;
+      this.lastTickEnd = performance.now();
       if (this.hasWork() || this.dispatchDirty) this.schedule();
       else for (const r of this.idle.splice(0)) r();
     }
@@ -279,7 +321,10 @@ export class Engine {
     });
     for (const k of OP_KINDS) {
       if (CLIENT_KINDS.has(k)) for (const q of batch[k]) q.reject(err);
-      else (this.queue[k] as Queued<OpKind>[]).unshift(...(batch[k] as Queued<OpKind>[]));
+      else {
+        (this.queue[k] as Queued<OpKind>[]).unshift(...(batch[k] as Queued<OpKind>[]));
+        this.queued += batch[k].length;
+      }
     }
     for (const w of workers) if (!this.workers.has(w.workerId)) this.workers.set(w.workerId, w);
     this.events.unshift(...events);

@@ -19,8 +19,12 @@ export interface Link {
  * behind a busy worker while another is idle.
  */
 export const RESERVE_RUN_MS = 50;
-/** At most this many reserved tasks per worker (and never more than its slots). */
-export const RESERVE_MAX = 256;
+/**
+ * The reserve covers a few rounds of the worker's slots, enough to keep them
+ * busy while the next tick commits; at most RESERVE_MAX.
+ */
+export const RESERVE_PER_SLOT = 4;
+export const RESERVE_MAX = 1024;
 
 /** One worker session, in memory. Beats are not written to the store; state changes are. */
 export class Session {
@@ -86,7 +90,7 @@ export class Session {
 
   reserveCap(): number {
     if (this.draining || this.avgRunMs === null || this.avgRunMs >= RESERVE_RUN_MS) return 0;
-    return Math.min(this.slots, RESERVE_MAX);
+    return Math.min(this.slots * RESERVE_PER_SLOT, RESERVE_MAX);
   }
 
   /** The worker reported a run (result, failure, release): its slot is free again. */
