@@ -13,6 +13,7 @@ export { Coordinator, type CoordinatorOptions } from './coordinator/index.js';
 export { SqliteStore, type SqliteStoreOptions } from './store/sqlite.js';
 export { PostgresStore, type PostgresStoreOptions } from './store/postgres.js';
 export { PostgresLeadership, type PostgresLeadershipOptions } from './store/postgres-leader.js';
+export { applicationNameFor } from './store/postgres-keys.js';
 export type { Store } from './store/store.js';
 export type { Leadership, LeaderState, Role } from './store/leadership.js';
 export { RegroupError, PermanentError, ERROR_CODES, type ErrorCode } from './core/errors.js';

@@ -296,7 +296,8 @@ async function openStore(
   const { PostgresStore } = await import('../store/postgres.js');
   const { PostgresLeadership } = await import('../store/postgres-leader.js');
   const coordinatorId = f.coordinatorId ?? 'c_' + randomBytes(6).toString('hex');
-  const applicationName = `regroup:${coordinatorId}`;
+  const { applicationNameFor } = await import('../store/postgres-keys.js');
+  const applicationName = applicationNameFor(f.pgSchema, coordinatorId);
   const store = new PostgresStore({ url: f.postgres, schema: f.pgSchema, applicationName });
   const leadership = new PostgresLeadership({
     url: f.postgres,

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { FaultyProxy } from '../testing/proxy.js';
 import type { LeaderState } from './leadership.js';
 import { PostgresLeadership, type PostgresLeadershipOptions } from './postgres-leader.js';
+import { applicationNameFor } from './postgres-keys.js';
 
 const PG_URL = process.env['REGROUP_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `regroup_leader_t_${process.pid}`;
@@ -167,6 +168,13 @@ void describe('PostgresLeadership', () => {
       await Promise.all([a.l.stop(), b?.l.stop()]);
       await proxy.stop();
     }
+  });
+
+  void it('application names name the schema, and fit PostgreSQL 63 bytes for the longest id', () => {
+    const id = 'x'.repeat(48);
+    assert.ok(applicationNameFor('regroup', id).length <= 63);
+    assert.notEqual(applicationNameFor('a', 'c1'), applicationNameFor('b', 'c1'));
+    assert.match(applicationNameFor('regroup', 'c1'), /^regroup:[0-9a-f]{6}:c1$/);
   });
 
   void it('refuses a lease that leaves no time to renew', () => {

@@ -12,7 +12,7 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Connections in the pool. Default 4. */
   poolSize?: number;
-  /** application_name of every connection; a coordinator passes `regroup:<coordinatorId>`. Default 'regroup'. */
+  /** application_name of every connection; a coordinator passes `applicationNameFor(schema, coordinatorId)`. Default 'regroup'. */
   applicationName?: string;
   /** A query without an answer after this long fails (client side), so a cut connection never hangs. Default 10000. */
   queryTimeoutMs?: number;
