@@ -110,9 +110,9 @@ export class PgCoordinators {
   }
 
   /**
-   * Unique to the run (the schema names it): a new leader ends the sessions
-   * of the old one by application_name (`regroup:<id>`) in the whole
-   * database, so two runs at once with the same ids would end each other's.
+   * Unique to the run (the schema names it). A new leader ends the old one's
+   * sessions by application_name; before it named the schema, two runs at
+   * once with the same ids ended each other's coordinators.
    */
   coordinatorId(k: number): string {
     return `${this.o.schema}_c${k}`;
