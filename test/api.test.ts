@@ -178,6 +178,34 @@ describe('client API: bad input', () => {
     });
   }
 
+  it('wait with tasks=n carries the tasks of a done group of at most n tasks, and only then', async () => {
+    const g = await call('POST', '/v1/groups', JSON.stringify({ handler: 'square', inputs: [] }));
+    assert.equal(g.status, 201);
+    const id = g.body['id'] as string;
+    // An empty sealed group is done at once.
+    const done = await call('GET', `/v1/groups/${id}/wait?timeoutMs=0&tasks=5`);
+    assert.equal(done.status, 200);
+    assert.equal(done.body['done'], true);
+    assert.deepEqual(done.body['tasks'], []);
+    const plain = await call('GET', `/v1/groups/${id}/wait?timeoutMs=0`);
+    assert.equal(plain.body['tasks'], undefined);
+    // Not done: no tasks, whatever n.
+    const open = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'square', inputs: [1, 2], open: true }),
+    );
+    const notDone = await call(
+      'GET',
+      `/v1/groups/${open.body['id'] as string}/wait?timeoutMs=0&tasks=5`,
+    );
+    assert.equal(notDone.body['done'], false);
+    assert.equal(notDone.body['tasks'], undefined);
+    const bad = await call('GET', `/v1/groups/${id}/wait?timeoutMs=0&tasks=-1`);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error?.code, 'validation_failed');
+  });
+
   it('add, seal and idempotent submit behave', async () => {
     const open = await call(
       'POST',

@@ -454,6 +454,7 @@ const qname = fc.constantFrom(
   'before',
   'timeoutMs',
   'waitMs',
+  'tasks',
   'state',
   'x',
   '__proto__',
@@ -687,7 +688,8 @@ export function predict(c: HttpCase, pool: PoolView): Prediction {
     case 'group':
       return exists ? { status: 200 } : err('group_not_found');
     case 'wait':
-      if (!intOk(q, 'timeoutMs', 0, 60_000)) return err('validation_failed');
+      if (!intOk(q, 'timeoutMs', 0, 60_000) || !intOk(q, 'tasks', 0, 10_000))
+        return err('validation_failed');
       return exists ? { status: 200 } : err('group_not_found');
     case 'tasks': {
       if (!exists) return err('group_not_found');

@@ -66,6 +66,8 @@ export class Group<R = unknown> {
   /** Every task's outcome in input order, once the group is done. */
   async waitSettled(opts: WaitOptions = {}): Promise<Outcome<R>[]> {
     const view = await this.waitDone(opts.signal);
+    if (view.tasks && view.tasks.length === view.total)
+      return view.tasks.map((t) => toOutcome<R>(t));
     const outcomes: Outcome<R>[] = [];
     let after: number | null = null;
     do {
@@ -102,10 +104,12 @@ export class Group<R = unknown> {
   }
 
   /** Long polls until the group is done. */
-  private async waitDone(signal: AbortSignal | undefined): Promise<GroupView> {
+  private async waitDone(
+    signal: AbortSignal | undefined,
+  ): Promise<GroupView & { tasks?: TaskView[] }> {
     for (;;) {
-      const path = `/wait?timeoutMs=${LONG_POLL_MS}`;
-      const view: GroupView = await this.request(
+      const path = `/wait?timeoutMs=${LONG_POLL_MS}&tasks=${PAGE}`;
+      const view: GroupView & { tasks?: TaskView[] } = await this.request(
         'GET',
         path,
         { forMs: Infinity, signal },

@@ -100,15 +100,15 @@ export class WorkerGateway {
         s.send({ t: 'beat' });
         return;
       case 'result':
-        this.freed(s, m.taskId);
+        this.freed(s, m.taskId, m.attempt);
         this.onResult(s, m.taskId, m.attempt, m.value);
         return;
       case 'fail':
-        this.freed(s, m.taskId);
+        this.freed(s, m.taskId, m.attempt);
         this.onFail(s, m.taskId, m.attempt, m.error);
         return;
       case 'release':
-        this.freed(s, m.taskId);
+        this.freed(s, m.taskId, m.attempt);
         this.report(
           s,
           m.taskId,
@@ -139,7 +139,10 @@ export class WorkerGateway {
   }
 
   /** A run came back from the worker: its slot is free, so the next reserved run goes at once. */
-  private freed(s: Session, taskId: number): void {
+  private freed(s: Session, taskId: number, attempt: number): void {
+    // Only the run this worker holds frees a slot: a stale or foreign report changes nothing.
+    const lease = this.engine.leases.get(taskId);
+    if (!lease || lease.attempt !== attempt || lease.workerId !== s.workerId) return;
     s.reported(taskId, this.o.now());
     this.pump(s);
   }

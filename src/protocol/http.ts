@@ -9,7 +9,8 @@
  *   POST /v1/groups/:id/cancel         -> 200 GroupView
  *   GET  /v1/groups                    ?limit&before -> { groups: GroupView[] }
  *   GET  /v1/groups/:id                -> GroupView
- *   GET  /v1/groups/:id/wait           ?timeoutMs (long poll, at most 60 s) -> GroupView (done or not)
+ *   GET  /v1/groups/:id/wait           ?timeoutMs (long poll, at most 60 s)&tasks=<n> -> GroupView (done or not);
+ *                                      with tasks=n, a done group of at most n tasks also carries `tasks: TaskView[]` in input order
  *   GET  /v1/groups/:id/tasks          ?after=<index>&limit&state -> { tasks: TaskView[], next: number|null } in input order
  *   GET  /v1/groups/:id/finished       ?after=<seq>&limit&waitMs -> { tasks: TaskView[], cursor: number, done: boolean } in finishing order
  *   GET  /v1/workers                   -> { workers: WorkerView[] }
