@@ -135,9 +135,17 @@ class Lane {
   }
 }
 
-/** Closes a socket with an RST where the platform allows, never throwing. */
+/**
+ * Closes a socket with an RST where the platform allows, never throwing. A
+ * socket already ended on our side is only destroyed: Node 20 cannot reset it
+ * then, and the failed reset left it open, spinning the process at exit.
+ */
 function reset(s: Socket | null): void {
   if (!s || s.destroyed) return;
+  if (s.writableEnded) {
+    s.destroy();
+    return;
+  }
   try {
     s.resetAndDestroy();
   } catch {
