@@ -254,7 +254,10 @@ export class PostgresLeadership implements Leadership {
     if (this.deadline) clearTimeout(this.deadline);
     this.deadline = null;
     if (this.state.role !== 'leader') return;
-    this.o.logger('warn', 'stepping down', { reason, epoch: this.state.epoch });
+    this.o.logger(reason === 'stopping' ? 'info' : 'warn', 'stepping down', {
+      reason,
+      epoch: this.state.epoch,
+    });
     this.tell(STANDBY);
     // Dropping the election connection lets go of the lock (when the database still hears us).
     void this.dropClient();
