@@ -22,7 +22,8 @@ import { RESULTS_DIR } from './lib/paths.mjs';
 import { installExitHandlers, killAll, liveCount } from './lib/procs.mjs';
 import { renderText, summarizeScenario, targets } from './lib/report.mjs';
 import * as S from './lib/scenarios.mjs';
-import { errorText, now, withTimeout } from './lib/util.mjs';
+import { machineBusyPercent } from './lib/procfs.mjs';
+import { errorText, now, sleep, withTimeout } from './lib/util.mjs';
 import { DEFAULT_SYSTEMS, loadSystem, SYSTEMS } from './systems/index.mjs';
 
 const USAGE = `usage: node run.mjs [options]
@@ -33,6 +34,8 @@ const USAGE = `usage: node run.mjs [options]
   --quick                   small sizes, for the smoke test
   --out FILE                JSON file (default bench/results/<timestamp>.json)
   --max-minutes M           bound of the whole invocation (default 60; --quick 5)
+  --quiet-below P           before each run, wait until the machine is under P% busy (default 20; --quick 100)
+  --quiet-wait S            ... for at most S seconds (default 30)
   --temp-dir DIR            where the run's databases and logs go (default the system's temp dir)
   --postgres URL            default postgres://postgres@127.0.0.1:5432/test
   --redis HOST:PORT         default 127.0.0.1:6379`;
@@ -49,6 +52,8 @@ function parse(argv) {
       out: { type: 'string' },
       'max-minutes': { type: 'string' },
       'temp-dir': { type: 'string' },
+      'quiet-below': { type: 'string' },
+      'quiet-wait': { type: 'string' },
       postgres: { type: 'string' },
       redis: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -86,6 +91,8 @@ function parse(argv) {
     out: values.out ?? join(RESULTS_DIR, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
     maxMinutes: Number(values['max-minutes'] ?? (values.quick ? 5 : 60)),
     tempDir: values['temp-dir'] ?? os.tmpdir(),
+    quietBelow: Number(values['quiet-below'] ?? (values.quick ? 100 : 20)),
+    quietWaitS: Number(values['quiet-wait'] ?? 30),
     pgUrl: values.postgres ?? 'postgres://postgres@127.0.0.1:5432/test',
     redis: { host: redisHost, port: Number(redisPort ?? 6379) },
   };
@@ -234,8 +241,14 @@ async function main() {
               rec.error = `not run: the invocation's bound of ${opts.maxMinutes} min was reached`;
               continue;
             }
+            // Between runs: PostgreSQL writes its dirty pages now rather than during the next
+            // run, then the machine's own load is sampled while nothing of ours runs.
+            if (needsPg) await checkpoint(ctx).catch((e) => log(`CHECKPOINT: ${errorText(e)}`));
+            const quiet = await waitQuiet(opts);
+            rec.machineBusyBeforePercent = quiet.busy;
+            rec.waitedForQuietS = quiet.waitedS;
             log(
-              `${key} run ${r + 1}/${runs}: ${sys.label}${key === 'c' ? ` (${variant.name})` : ''}`,
+              `${key} run ${r + 1}/${runs}: ${sys.label}${key === 'c' ? ` (${variant.name})` : ''} (machine ${rec.machineBusyBeforePercent}% busy before)`,
             );
             const t = now();
             try {
@@ -275,6 +288,35 @@ async function main() {
   process.stdout.write('\n' + renderText(results) + '\n');
   process.stdout.write(`raw results: ${opts.out}\n`);
   if (liveCount() > 0) log(`warning: ${liveCount()} child processes still running; killed`);
+}
+
+/**
+ * Waits (at most --quiet-wait seconds) until the machine is less than
+ * --quiet-below percent busy over one second: other work on a shared machine
+ * (tests of other sessions, PostgreSQL's autovacuum after the last run) would
+ * otherwise land in the next run's figures. The last reading is recorded either way.
+ */
+async function waitQuiet(opts) {
+  const t0 = now();
+  await sleep(500);
+  for (;;) {
+    const busy = await machineBusyPercent(1000);
+    const waitedS = Math.round((now() - t0) / 100) / 10;
+    if (busy === null || busy < opts.quietBelow || waitedS >= opts.quietWaitS)
+      return { busy, waitedS };
+    await sleep(1000);
+  }
+}
+
+async function checkpoint(ctx) {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: ctx.pgUrl, connectionTimeoutMillis: 5000 });
+  await c.connect();
+  try {
+    await c.query('checkpoint');
+  } finally {
+    await c.end();
+  }
 }
 
 /** Drops every PostgreSQL schema of this invocation. */

@@ -41,3 +41,24 @@ export function memory(pid) {
     return null;
   }
 }
+
+/** [busy, total] jiffies of all CPUs together, from /proc/stat. */
+function cpuTotals() {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal
+  const idle = v[3] + v[4]; // idle + iowait
+  return [total - idle, total];
+}
+
+/** The share of the whole machine (all cores) that was busy over `ms`, in percent. */
+export async function machineBusyPercent(ms) {
+  try {
+    const [b0, t0] = cpuTotals();
+    await new Promise((r) => setTimeout(r, ms));
+    const [b1, t1] = cpuTotals();
+    return t1 > t0 ? Math.round(((b1 - b0) / (t1 - t0)) * 1000) / 10 : null;
+  } catch {
+    return null;
+  }
+}

@@ -83,6 +83,15 @@ export function tables(results) {
     const title = TITLES[key](sc.sizes);
     const sum = summarizeScenario(key, sc.runs);
     const errorNote = (s) => (s.failed ? `${s.failed} failed: ${s.errors[0]}`.slice(0, 300) : '');
+    // Runs that started on a machine already busy (other work, after --quiet-wait ran out).
+    const busyNote = (sys) => {
+      const busy = sc.runs.filter(
+        (r) => r.system === sys && (r.machineBusyBeforePercent ?? 0) >= 20,
+      );
+      return busy.length
+        ? `machine ${busy.map((r) => `${num(r.machineBusyBeforePercent, 0)}%`).join(', ')} busy before ${busy.length} run(s)`
+        : '';
+    };
     if (key === 'a' || key === 'b') {
       const rows = Object.entries(sum).map(([sys, s]) => {
         const capped = ok(sc.runs, sys).filter((r) => r.capped);
@@ -94,7 +103,7 @@ export function tables(results) {
           num(s.tasksPerS.median, 0),
           spreadText(s.tasksPerS, 0),
           `${s.runs}/${s.runs + s.failed}`,
-          [capNote, errorNote(s)].filter(Boolean).join('; '),
+          [capNote, busyNote(sys), errorNote(s)].filter(Boolean).join('; '),
         ];
       });
       out.push({
@@ -118,6 +127,7 @@ export function tables(results) {
                 .map((r) => r.roundTrips)
                 .join(', ')})`
             : '',
+          busyNote(sys),
           errorNote(s),
         ]
           .filter(Boolean)
@@ -208,7 +218,7 @@ export function tables(results) {
           spreadText(s.coordinatorCpuPercent, 2),
           last ? `${num(last.coordinatorRssMiB, 0)} MiB` : '',
           `${s.runs}/${s.runs + s.failed}`,
-          errorNote(s),
+          [busyNote(sys), errorNote(s)].filter(Boolean).join('; '),
         ];
       });
       out.push({
