@@ -54,7 +54,6 @@ const OP_KINDS: readonly OpKind[] = [
   'requeues',
   'checkpoints',
 ];
-/** Ops from clients are answered with the error when a commit fails; the client retries. */
 /**
  * A tick asked for within this long of the previous tick's end waits out the
  * rest of it (or until BATCH_TARGET ops are queued): back-to-back ticks mean
@@ -64,6 +63,7 @@ const BUSY_WINDOW_MS = 1;
 /** Only after a tick this big: a lone request (latency) never waits. */
 const BUSY_TICK_OPS = 32;
 const BATCH_TARGET = 256;
+/** Ops from clients are answered with the error when a commit fails; the client retries. */
 const CLIENT_KINDS: ReadonlySet<OpKind> = new Set(['createGroups', 'addTasks', 'seals', 'cancels']);
 
 function emptyQueue(): Queue {
