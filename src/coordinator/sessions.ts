@@ -43,6 +43,8 @@ export class Session {
   readonly leases = new Set<number>();
   /** Leases claimed for this worker and not sent yet, oldest first (see RESERVE_RUN_MS). */
   readonly reserve: ClaimedTask[] = [];
+  /** The taskIds in `reserve`, so an ended lease is found without a scan. */
+  private readonly reservedIds = new Set<number>();
   /** Runs sent and not reported back yet, with when they were sent: the worker's busy slots. */
   readonly sent = new Map<number, number>();
   /** Average run time seen (ms, exponentially weighted); null until a run came back. */
@@ -106,12 +108,26 @@ export class Session {
   forget(taskId: number): void {
     this.leases.delete(taskId);
     this.sent.delete(taskId);
+    if (!this.reservedIds.delete(taskId)) return;
     const i = this.reserve.findIndex((c) => c.taskId === taskId);
     if (i >= 0) this.reserve.splice(i, 1);
   }
 
+  addReserve(c: ClaimedTask): void {
+    this.reserve.push(c);
+    this.reservedIds.add(c.taskId);
+  }
+
+  /** The oldest reserved run, taken out of the reserve; undefined when empty. */
+  nextReserved(): ClaimedTask | undefined {
+    const c = this.reserve.shift();
+    if (c) this.reservedIds.delete(c.taskId);
+    return c;
+  }
+
   /** Empties the reserve, returning what was in it (to hand back). */
   takeReserve(): ClaimedTask[] {
+    this.reservedIds.clear();
     return this.reserve.splice(0);
   }
 

@@ -152,7 +152,7 @@ export class WorkerGateway {
     if (s.link === null) return;
     const now = this.o.now();
     while (s.reserve.length > 0 && s.freeSlots() > 0) {
-      const c = s.reserve.shift()!;
+      const c = s.nextReserved()!;
       const lease = this.engine.leases.get(c.taskId);
       if (!lease || lease.attempt !== c.attempt || lease.workerId !== s.workerId) continue;
       this.sendRun(s, c, now);
@@ -515,7 +515,7 @@ export class WorkerGateway {
         this.engine.requeue({ taskId: c.taskId, attempt: c.attempt, workerId: c.workerId }, false);
         continue;
       }
-      s.reserve.push(c);
+      s.addReserve(c);
       touched.add(s);
     }
     for (const s of touched) this.pump(s);
