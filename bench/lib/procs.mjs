@@ -180,12 +180,12 @@ export function startProcess({
     let buf = '';
     stream.setEncoding('utf8');
     stream.on('data', (chunk) => {
-      log?.write(tag ? chunk.replace(/^/gm, tag) : chunk);
       buf += chunk;
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
+        log?.write(tag + line + '\n');
         tail.push(tag + line);
         if (tail.length > 40) tail.shift();
         if (!tag) {
@@ -196,7 +196,9 @@ export function startProcess({
       }
     });
   }
-  child.on('exit', () => log?.end());
+  // 'close' comes after the output streams are drained ('exit' may come before).
+  child.on('close', () => log?.end());
+  log?.on('error', () => {});
   live.add(h);
   return h;
 }

@@ -27,11 +27,16 @@ export function sizes(quick) {
 
 async function withEnv(sys, ctx, options, fn) {
   const env = await sys.create(ctx, options);
+  let result;
   try {
-    return await fn(env);
+    result = await fn(env);
   } finally {
     await env.close().catch((e) => ctx.log(`${sys.label}: close failed: ${errorText(e)}`));
   }
+  // What the system logged at warn or error level during the run, when it tells.
+  const diag = env.diagnostics?.();
+  if (diag && (diag.warn || diag.error)) result.logged = diag;
+  return result;
 }
 
 /** (a), (b): N no-op tasks; from the first submit to the last result. */

@@ -57,10 +57,11 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
     args.push('--postgres', ctx.pgUrl, '--pg-schema', schema);
   }
   args.push(...serverArgs);
+  const logFiles = ['server', 'worker', 'idle'].map((k) => join(dir, `regroup-${k}-${id}.log`));
   const server = startProcess({
     args,
     label: `regroup server (${store})`,
-    logFile: join(dir, `regroup-server-${id}.log`),
+    logFile: logFiles[0],
   });
   const workers = new Set();
   let client = null;
@@ -90,7 +91,7 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
           'warn',
         ],
         label: 'regroup worker',
-        logFile: join(dir, `regroup-worker-${id}.log`),
+        logFile: logFiles[1],
         ipc: true,
       });
       workers.add(w);
@@ -103,7 +104,7 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
       const w = startProcess({
         args: [IDLE, env.url, String(count)],
         label: 'regroup idle workers',
-        logFile: join(dir, `regroup-idle-${id}.log`),
+        logFile: logFiles[2],
         ipc: true,
       });
       workers.add(w);
@@ -153,6 +154,25 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
       await Promise.all([...workers].map((w) => stopProcess(w)));
       await stopProcess(server, 'SIGTERM', 5000);
       if (schema) await ctx.dropPgSchema(schema);
+    },
+    /** Warnings and errors the server and workers logged during the run (JSON log lines). */
+    diagnostics() {
+      const out = { warn: 0, error: 0, first: [] };
+      for (const f of logFiles) {
+        let text = '';
+        try {
+          text = readFileSync(f, 'utf8');
+        } catch {
+          continue;
+        }
+        for (const line of text.split('\n')) {
+          const m = /"level":"(warn|error)"/.exec(line);
+          if (!m) continue;
+          out[m[1]]++;
+          if (out.first.length < 5) out.first.push(line.replace(/^stderr: /, '').slice(0, 500));
+        }
+      }
+      return out;
     },
   };
   try {
