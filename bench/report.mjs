@@ -25,7 +25,7 @@ if (args.includes('--markdown')) {
       `- load average (1, 5, 15 min) at the start ${results.loadavgStart.join(', ')}, at the end ${results.loadavgEnd?.join(', ')}`,
       `- regroup ${v.regroup.version} at ${v.regroup.commit}${v.regroup.srcModifiedSinceCommit ? ' (src/ had uncommitted changes)' : ''}, better-sqlite3 ${v.regroup.betterSqlite3}, pg ${v.regroup.pg}`,
       `- peers: ${peers}`,
-      `- Redis ${v.redis ?? 'not used'}; PostgreSQL ${v.postgres ?? 'not used'}`,
+      `- servers: Redis ${v.redis ?? '(not used)'}; ${v.postgres ?? 'PostgreSQL (not used)'}`,
       '',
       renderMarkdown(results),
     ].join('\n'),

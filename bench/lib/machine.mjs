@@ -87,12 +87,12 @@ export function redisVersion(host, port) {
   const info = sh('redis-cli', ['-h', host, '-p', String(port), 'info', 'server']);
   const v = info && /redis_version:(\S+)/.exec(info)?.[1];
   if (!v) return null;
-  const save =
-    sh('redis-cli', ['-h', host, '-p', String(port), 'config', 'get', 'save'])?.split('\n')[1] ??
-    '?';
-  const aof =
-    sh('redis-cli', ['-h', host, '-p', String(port), 'config', 'get', 'appendonly'])?.split(
-      '\n',
-    )[1] ?? '?';
+  // `config get X` prints the name, then the value on the next line (none when empty).
+  const get = (name) => {
+    const out = sh('redis-cli', ['-h', host, '-p', String(port), 'config', 'get', name]);
+    return out === null ? '?' : (out.split('\n')[1] ?? '');
+  };
+  const save = get('save');
+  const aof = get('appendonly');
   return `${v} (save "${save}", appendonly ${aof})`;
 }
