@@ -162,7 +162,8 @@ export class Worker implements RunHost {
         return;
       case 'ack':
         if (this.#outbox.remove(m.taskId, m.attempt)) {
-          if (m.status !== 'committed') this.#log('info', `the coordinator answered ${m.status} to a report`, { ...m });
+          if (m.status !== 'committed')
+            this.#log('info', `the coordinator answered ${m.status} to a report`, { ...m });
           this.#events.emit('ack', { taskId: m.taskId, attempt: m.attempt, status: m.status });
         }
         return;
