@@ -119,6 +119,7 @@ export function storeContract(name: string, make: Make): void {
     fenceRules(make);
     failureRules(make);
     cancelRules(make);
+    retryRules(make);
     readRules(make);
     durabilityRules(make);
     propertyRules(make);
@@ -897,6 +898,165 @@ function cancelRules(make: Make): void {
   });
 }
 
+/** A final failure of run (taskId, attempt) on workerId, as a tick. */
+function finalFailure(now: number, taskId: number, attempt: number, workerId: string): Tick {
+  const error = { kind: 'error' as const, message: `failed at ${now}` };
+  return {
+    now,
+    failures: [{ taskId, attempt, workerId, error, retryAt: null, nodeFailure: true }],
+  };
+}
+
+function retryRules(make: Make): void {
+  void describe('retry', () => {
+    void it(
+      'puts failed tasks back to pending: attempt kept then +1, budget reset, old reports stale, done group sealed again',
+      using(make, async ({ store }) => {
+        await store.commitTick({ now: 1, createGroups: [group('g', ['a', 'b', 'c'])] });
+        const [a, b, c] = await claim(store, 2, 'g', W1, 3);
+        assert.ok(a && b && c);
+        await store.commitTick({
+          now: 3,
+          commits: [{ taskId: a.taskId, attempt: 1, workerId: W1, value: 'A' }],
+        });
+        await store.commitTick(finalFailure(4, b.taskId, 1, W1));
+        await store.commitTick(finalFailure(5, c.taskId, 1, W1));
+        const done = await mustGroup(store, 'g');
+        assert.deepEqual([done.state, done.failed, done.finishedAt], ['done', 2, 5]);
+        const failedSeq = (await task(store, 'g', 1)).seq;
+        assert.equal(typeof failedSeq, 'number');
+
+        const out = await store.commitTick({ now: 6, retries: ['g', 'nope'] });
+        assert.equal(out.retries[1]?.status, 'not_found');
+        const r = out.retries[0];
+        assert.ok(r?.status === 'retried');
+        assert.equal(r.retried, 2);
+        assert.deepEqual(
+          [r.group.state, r.group.finishedAt, r.group.pending, r.group.failed, r.group.succeeded],
+          ['sealed', null, 2, 0, 1],
+        );
+        assert.deepEqual(only(out.changedGroups), r.group);
+        assert.deepEqual(await mustGroup(store, 'g'), r.group);
+        const tb = await task(store, 'g', 1);
+        assert.deepEqual(
+          [tb.state, tb.attempt, tb.workerId, tb.finishedAt, tb.seq],
+          ['pending', 1, null, null, null],
+        );
+        assert.deepEqual(tb.error, { kind: 'error', message: 'failed at 4' }, 'last error kept');
+        assert.equal((await task(store, 'g', 0)).value, 'A', 'succeeded tasks untouched');
+        assert.deepEqual(await store.groupsWithPending(10), ['g']);
+        assert.deepEqual(
+          (await store.finishedTasks('g', 0, 10)).map((t) => t.index),
+          [0],
+          'retried tasks are not finished any more',
+        );
+        // A late report of the old attempt is fenced off.
+        const late = await store.commitTick({
+          now: 7,
+          commits: [{ taskId: b.taskId, attempt: 1, workerId: W1, value: 'late' }],
+        });
+        assert.deepEqual(late.commits, ['stale']);
+
+        const again = only(await claim(store, 8, 'g', W2, 1));
+        assert.deepEqual(
+          [again.taskId, again.attempt, again.errors, again.nodeFailures],
+          [b.taskId, 2, 0, 0],
+          'next attempt, with the budget started over',
+        );
+        await store.commitTick({
+          now: 9,
+          commits: [{ taskId: b.taskId, attempt: 2, workerId: W2, value: 'B' }],
+        });
+        const fin = await store.finishedTasks('g', failedSeq ?? 0, 10);
+        assert.deepEqual(
+          fin.map((t) => [t.index, t.value]),
+          [[1, 'B']],
+          'it finishes again, with a new seq',
+        );
+      }),
+    );
+
+    void it(
+      'a second retry retries nothing; an open group stays open; running and pending tasks are untouched',
+      using(make, async ({ store }) => {
+        await store.commitTick({
+          now: 1,
+          createGroups: [group('g', ['a', 'b', 'c'], { open: true })],
+        });
+        const [a, b] = await claim(store, 2, 'g', W1, 2);
+        assert.ok(a && b);
+        await store.commitTick(finalFailure(3, a.taskId, 1, W1));
+        const first = await store.commitTick({ now: 4, retries: ['g'] });
+        const r1 = first.retries[0];
+        assert.ok(r1?.status === 'retried');
+        assert.deepEqual(
+          [r1.retried, r1.group.state, r1.group.pending, r1.group.running, r1.group.failed],
+          [1, 'open', 2, 1, 0],
+        );
+        const second = await store.commitTick({ now: 5, retries: ['g'] });
+        const r2 = second.retries[0];
+        assert.ok(r2?.status === 'retried');
+        assert.equal(r2.retried, 0);
+        assert.deepEqual(r2.group, r1.group);
+        assert.deepEqual(second.changedGroups, [], 'nothing changed');
+        assert.equal((await task(store, 'g', 1)).state, 'running');
+        const empty = await store.commitTick({ now: 6, createGroups: [group('e', [])] });
+        assert.equal(empty.createGroups[0]?.group.state, 'done');
+        const r3 = (await store.commitTick({ now: 7, retries: ['e'] })).retries[0];
+        assert.ok(r3?.status === 'retried');
+        assert.deepEqual([r3.retried, r3.group.state], [0, 'done'], 'nothing failed: stays done');
+      }),
+    );
+
+    void it(
+      'failFast: only failed tasks are retried; the ones the failure canceled stay canceled',
+      using(make, async ({ store }) => {
+        await store.commitTick({
+          now: 1,
+          createGroups: [group('ff', [0, 1, 2], { policy: 'failFast' })],
+        });
+        const a = only(await claim(store, 2, 'ff', W1, 1));
+        await store.commitTick(finalFailure(3, a.taskId, 1, W1));
+        assert.deepEqual(
+          (await tasksOf(store, 'ff')).map((t) => t.state),
+          ['failed', 'canceled', 'canceled'],
+        );
+        const r = (await store.commitTick({ now: 4, retries: ['ff'] })).retries[0];
+        assert.ok(r?.status === 'retried');
+        assert.deepEqual(
+          [r.retried, r.group.state, r.group.pending, r.group.canceled],
+          [1, 'sealed', 1, 2],
+        );
+        const c = only(await claim(store, 5, 'ff', W2));
+        assert.deepEqual([c.taskId, c.attempt], [a.taskId, 2]);
+        await store.commitTick({
+          now: 6,
+          commits: [{ taskId: a.taskId, attempt: 2, workerId: W2, value: 'ok' }],
+        });
+        const g = await mustGroup(store, 'ff');
+        assert.deepEqual([g.state, g.succeeded, g.canceled, g.finishedAt], ['done', 1, 2, 6]);
+      }),
+    );
+
+    void it(
+      'a canceled group is not retried: nothing changes',
+      using(make, async ({ store }) => {
+        await store.commitTick({ now: 1, createGroups: [group('g', ['a', 'b'])] });
+        const a = only(await claim(store, 2, 'g', W1, 1));
+        await store.commitTick(finalFailure(3, a.taskId, 1, W1));
+        await store.commitTick({ now: 4, cancels: ['g'] });
+        const before = await tasksOf(store, 'g');
+        const out = await store.commitTick({ now: 5, retries: ['g'] });
+        const r = out.retries[0];
+        assert.ok(r?.status === 'canceled');
+        assert.deepEqual([r.group.state, r.group.failed, r.group.canceled], ['canceled', 1, 1]);
+        assert.deepEqual(out.changedGroups, []);
+        assert.deepEqual(await tasksOf(store, 'g'), before);
+      }),
+    );
+  });
+}
+
 function readRules(make: Make): void {
   void describe('reads, order and paging', () => {
     void it(
@@ -1170,7 +1330,7 @@ type AbstractOp =
       handler: number;
     }
   | { k: 'add'; g: number; offset: 'null' | 'next' | 'repeat' | 'bad'; n: number }
-  | { k: 'seal' | 'cancel'; g: number }
+  | { k: 'seal' | 'cancel' | 'retry'; g: number }
   | {
       k: 'commit' | 'fail' | 'requeue' | 'checkpoint';
       t: number;
@@ -1222,6 +1382,7 @@ const abstractOp: fc.Arbitrary<AbstractOp> = fc.oneof(
   ),
   weighted(fc.record({ k: fc.constant('seal' as const), g: nat(20) }), 1),
   weighted(fc.record({ k: fc.constant('cancel' as const), g: nat(20) }), 1),
+  weighted(fc.record({ k: fc.constant('retry' as const), g: nat(20) }), 1),
   weighted(
     fc.record({ k: runKind, t: nat(50), fault, retry: fc.boolean(), node: fc.boolean() }),
     8,
@@ -1248,6 +1409,7 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
     addTasks: [],
     seals: [],
     cancels: [],
+    retries: [],
     commits: [],
     failures: [],
     requeues: [],
@@ -1303,6 +1465,9 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
         break;
       case 'cancel':
         tick.cancels.push(groupId(op.g));
+        break;
+      case 'retry':
+        tick.retries.push(groupId(op.g));
         break;
       case 'claim': {
         const x = pick(pending, op.t);
@@ -1382,8 +1547,16 @@ async function checkInvariants(
   }
   const claimedIds = out.claimed.map((c) => c.taskId);
   assert.equal(new Set(claimedIds).size, claimedIds.length, 'no task claimed twice in a tick');
+  // A retry is the one way a final task changes: the failed tasks of a retried group go back to pending.
+  const retried = new Set<string>();
+  (tick.retries ?? []).forEach((id, i) => {
+    const r = out.retries[i];
+    if (r?.status === 'retried' && r.retried > 0) retried.add(id);
+  });
+  const wasRetried = (prev: TaskView) => prev.state === 'failed' && retried.has(prev.groupId);
   // A task running before the tick may be claimed only if this tick first ended its run.
   const ended = new Set<number>();
+  for (const prev of before.values()) if (wasRetried(prev)) ended.add(prev.taskId);
   (tick.requeues ?? []).forEach((r, i) => out.requeues[i] === 'applied' && ended.add(r.taskId));
   (tick.failures ?? []).forEach((f, i) => out.failures[i] === 'applied' && ended.add(f.taskId));
   for (const c of out.claimed) {
@@ -1396,7 +1569,8 @@ async function checkInvariants(
     const cur = now.get(id);
     assert.ok(cur, `task ${id} still exists`);
     assert.ok(cur.attempt >= prev.attempt, 'attempt never decreases');
-    if (isFinal(prev.state)) assert.deepEqual(cur, prev, 'a final task never changes');
+    if (isFinal(prev.state) && !wasRetried(prev))
+      assert.deepEqual(cur, prev, 'a final task never changes');
     if (cur.state === 'running') assert.ok(cur.workerId, 'a running task has a lease holder');
   }
   const { leases } = await store.recover();

@@ -18,6 +18,7 @@ import type {
   Lease,
   NewGroup,
   ReadyTask,
+  RetryOutcome,
   RevokedRun,
   RunOutcome,
   SealOutcome,
@@ -244,6 +245,7 @@ class ModelTick {
       addTasks: (tick.addTasks ?? []).map((a) => this.add(a)),
       seals: (tick.seals ?? []).map((id) => this.seal(id)),
       cancels: (tick.cancels ?? []).map((id) => this.cancel(id)),
+      retries: (tick.retries ?? []).map((id) => this.retry(id)),
       commits: (tick.commits ?? []).map((c) =>
         this.fenced(c, (t) => this.finish(t, 'succeeded', { value: json(c.value) })),
       ),
@@ -465,5 +467,32 @@ class ModelTick {
       this.touch(g);
     }
     return { status: 'canceled', group: clone(g) };
+  }
+
+  /** Every failed task of a live or done group back to pending, budget reset, attempt kept. */
+  private retry(id: string): RetryOutcome {
+    const g = this.group(id);
+    if (!g) return { status: 'not_found' };
+    if (g.state === 'canceled') return { status: 'canceled', group: clone(g) };
+    const failed = this.m.tasks.filter((t) => t.groupId === id && t.state === 'failed');
+    for (const t of failed) {
+      t.state = 'pending';
+      t.workerId = null;
+      t.errors = 0;
+      t.nodeFailures = 0;
+      t.runAt = 0;
+      t.finishedAt = null;
+      t.seq = null;
+    }
+    if (failed.length > 0) {
+      if (g.state === 'done') {
+        g.state = 'sealed';
+        g.finishedAt = null;
+      }
+      g.failed -= failed.length;
+      g.pending += failed.length;
+      this.touch(g);
+    }
+    return { status: 'retried', retried: failed.length, group: clone(g) };
   }
 }

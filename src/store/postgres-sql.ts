@@ -70,6 +70,11 @@ export const SQL = {
        FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[])
             AS c(id, attempt, worker, checkpoint)
       WHERE ${FENCE}`,
+  // Retry: every failed task of a group ($1) back to pending, its attempt
+  // budget started over, its attempt kept (the next claim takes attempt + 1).
+  retryFailed: `UPDATE tasks SET state = 'pending', worker_id = NULL, errors = 0, node_failures = 0,
+         run_at = 0, finished_at = NULL, finish_seq = NULL
+       WHERE group_id = $1 AND state = 'failed'`,
   // Cancels every running, then every pending task of a group, each in input
   // order, numbering finish_seq from $3 + 1 (cancel and failFast).
   cancelRest: `UPDATE tasks t SET state = 'canceled', finished_at = $2, finish_seq = $3 + c.rn

@@ -24,6 +24,7 @@ import type {
   CreateOutcome,
   NewEvent,
   NewGroup,
+  RetryOutcome,
   RevokedRun,
   SealOutcome,
   Tick,
@@ -59,6 +60,7 @@ export function isEmptyTick(t: Tick): boolean {
     !t.addTasks?.length &&
     !t.seals?.length &&
     !t.cancels?.length &&
+    !t.retries?.length &&
     !t.commits?.length &&
     !t.failures?.length &&
     !t.requeues?.length &&
@@ -75,6 +77,7 @@ export function emptyOutcome(): TickOutcome {
     addTasks: [],
     seals: [],
     cancels: [],
+    retries: [],
     commits: [],
     failures: [],
     requeues: [],
@@ -113,6 +116,8 @@ export class PgTickApplier implements RunContext {
     await this.insertNew();
     const cancels: CancelOutcome[] = [];
     for (const id of t.cancels ?? []) cancels.push(await this.cancel(id));
+    const retries: RetryOutcome[] = [];
+    for (const id of t.retries ?? []) retries.push(await this.retry(id));
     const runs = await applyRunOps(this, t);
     await this.upsertWorkers(t.workers ?? []);
     const claimed = await this.claim(t.claims ?? []);
@@ -124,6 +129,7 @@ export class PgTickApplier implements RunContext {
       addTasks,
       seals,
       cancels,
+      retries,
       ...runs,
       claimed,
       revoked: this.revoked,
@@ -161,6 +167,7 @@ export class PgTickApplier implements RunContext {
     const t = this.tick;
     const ids = new Set([...(t.addTasks ?? []).map((a) => a.groupId), ...(t.seals ?? [])]);
     for (const id of t.cancels ?? []) ids.add(id);
+    for (const id of t.retries ?? []) ids.add(id);
     const keys = new Set<string>();
     for (const n of t.createGroups ?? []) if (n.idempotencyKey !== null) keys.add(n.idempotencyKey);
     if (ids.size === 0 && keys.size === 0) return;
@@ -236,6 +243,17 @@ export class PgTickApplier implements RunContext {
       this.groups.endCanceled(g);
     }
     return { status: 'canceled', group: snapshot(g) };
+  }
+
+  /** The retry op: every failed task of the group back to pending (see store.ts). */
+  private async retry(id: string): Promise<RetryOutcome> {
+    const g = this.groups.get(id);
+    if (!g) return { status: 'not_found' };
+    if (g.state === 'canceled') return { status: 'canceled', group: snapshot(g) };
+    const n = g.failed;
+    if (n > 0) await this.write('retryFailed', [id], n);
+    this.groups.retryFailed(g, n);
+    return { status: 'retried', retried: n, group: snapshot(g) };
   }
 
   /**

@@ -86,6 +86,14 @@ export const SQL = {
        WHERE tasks.id = c.id`,
   ),
 
+  // Retry: every failed task of a group back to pending, its attempt budget
+  // started over, its attempt kept (the next claim takes attempt + 1).
+  retryFailed: p(
+    `UPDATE tasks SET state = 'pending', worker_id = NULL, errors = 0, node_failures = 0,
+         run_at = 0, finished_at = NULL, finish_seq = NULL
+       WHERE group_id = ? AND state = 'failed'`,
+  ),
+
   // Tasks: reads.
   readyTasks: p(
     `SELECT id, priority FROM tasks

@@ -20,6 +20,7 @@ import type {
   NewEvent,
   NewGroup,
   RequeueOp,
+  RetryOutcome,
   RevokedRun,
   RunOutcome,
   SealOutcome,
@@ -64,6 +65,7 @@ export class TickApplier {
       addTasks: (t.addTasks ?? []).map((a) => this.add(a)),
       seals: (t.seals ?? []).map((id) => this.seal(id)),
       cancels: (t.cancels ?? []).map((id) => this.cancel(id)),
+      retries: (t.retries ?? []).map((id) => this.retry(id)),
       commits: (t.commits ?? []).map((c) => this.commit(c)),
       failures: (t.failures ?? []).map((f) => this.fail(f)),
       requeues: (t.requeues ?? []).map((r) => this.requeue(r)),
@@ -193,6 +195,16 @@ export class TickApplier {
       this.finishSeq += r.changes;
       this.groups.move(g, 'pending', 'canceled', r.changes);
     }
+  }
+
+  /** The retry op: every failed task of the group back to pending (see store.ts). */
+  private retry(id: string): RetryOutcome {
+    const g = this.group(id);
+    if (!g) return { status: 'not_found' };
+    if (g.state === 'canceled') return { status: 'canceled', group: snapshot(g) };
+    const n = g.failed > 0 ? this.st.retryFailed.run(id).changes : 0;
+    this.groups.retryFailed(g, n);
+    return { status: 'retried', retried: n, group: snapshot(g) };
   }
 
   /** Why a fenced write did not apply. */

@@ -6,13 +6,19 @@
  * - Every method is atomic. No transaction or connection type leaks out.
  * - `commitTick` applies everything that arrived in one coordinator tick in ONE
  *   transaction (group commit), in this order: createGroups, addTasks, seals,
- *   cancels, commits, failures, requeues, checkpoints, workers, claims, events.
+ *   cancels, retries, commits, failures, requeues, checkpoints, workers, claims,
+ *   events.
  *   Nothing is acknowledged before it returns.
  * - Every write about a run is fenced by `(taskId, attempt, workerId)`: it
  *   applies only while the task is `running` with exactly that attempt and
  *   lease holder. A mismatch is a normal outcome (`stale`, or `already_final`
  *   when the task is final), never an exception.
- * - A final task never changes again.
+ * - A final task never changes again, with one exception: `retries` puts a
+ *   group's `failed` tasks back to `pending` (an operator asked for it). The
+ *   attempt is kept (the next claim takes attempt + 1, so reports of the old
+ *   runs stay stale), the attempt budget starts over (errors and
+ *   node_failures back to 0), the last error and checkpoint are kept, and the
+ *   finishing sequence is cleared (the task finishes again with a new one).
  * - Group counters change in the same transaction as the tasks they count.
  * - Policy (retry or not, next run time, poison) is decided by core and passed
  *   in as values; the store holds no rule of its own except failFast
@@ -118,6 +124,8 @@ export interface Tick {
   addTasks?: AddTasks[];
   seals?: string[];
   cancels?: string[];
+  /** Group ids whose failed tasks go back to pending (see RetryOutcome). */
+  retries?: string[];
   commits?: CommitOp[];
   failures?: FailOp[];
   requeues?: RequeueOp[];
@@ -144,6 +152,15 @@ export type AddOutcome =
 
 export type SealOutcome = { status: 'sealed'; group: GroupInfo } | { status: 'not_found' };
 export type CancelOutcome = { status: 'canceled'; group: GroupInfo } | { status: 'not_found' };
+/**
+ * retried: every failed task of the group is pending again (`retried` of
+ * them, 0 when there were none); a done group is sealed again.
+ * canceled: the group was canceled; nothing changed (its failed tasks stay failed).
+ */
+export type RetryOutcome =
+  | { status: 'retried'; retried: number; group: GroupInfo }
+  | { status: 'canceled'; group: GroupInfo }
+  | { status: 'not_found' };
 
 export type RunOutcome = 'applied' | 'already_final' | 'stale';
 
@@ -180,6 +197,7 @@ export interface TickOutcome {
   addTasks: AddOutcome[];
   seals: SealOutcome[];
   cancels: CancelOutcome[];
+  retries: RetryOutcome[];
   commits: RunOutcome[];
   failures: RunOutcome[];
   requeues: RunOutcome[];

@@ -78,6 +78,19 @@ export class TickGroups {
     this.touched.add(g);
   }
 
+  /**
+   * `n` failed tasks of the group are pending again (the caller wrote the
+   * rows). A done group is sealed again: it has outstanding tasks now.
+   */
+  retryFailed(g: GroupInfo, n: number): void {
+    if (n === 0) return;
+    if (g.state === 'done') {
+      g.state = 'sealed';
+      g.finishedAt = null;
+    }
+    this.move(g, 'failed', 'pending', n);
+  }
+
   /** Every group whose counters or state changed, live, in the order they first changed. */
   changed(): GroupInfo[] {
     return [...this.touched];
