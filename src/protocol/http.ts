@@ -16,10 +16,14 @@
  *   GET  /v1/workers                   -> { workers: WorkerView[] }
  *   GET  /v1/events                    ?after=<seq>&limit -> { events: EventView[] }
  *   GET  /healthz                      -> { ok: true }
+ *
+ * openapi.ts makes the OpenAPI document (GET /openapi.json, docs/api.md) from
+ * these schemas and the route table of openapi-routes.ts.
  */
 import Type, { type Static } from 'typebox';
 import { checker } from './validate.js';
-import type { GroupInfo, TaskError, TaskState, WorkerHealth } from '../core/types.js';
+import { ERROR_CODES, type ErrorCode, type WireError } from '../core/errors.js';
+import type { GroupInfo, TaskError, TaskOptions, TaskState, WorkerHealth } from '../core/types.js';
 
 /** Handler names are the worker module's export names. */
 export const HandlerName = Type.String({
@@ -77,47 +81,184 @@ export const addTasksRequest = checker(AddTasksRequest);
 export const EmptyRequest = Type.Object({}, { additionalProperties: false });
 export const emptyRequest = checker(EmptyRequest);
 
-export interface GroupView extends GroupInfo {
+// Replies. Schemas too, so that the OpenAPI document (openapi.ts) is made
+// from the same source as the types; the coordinator does not validate them.
+// Each mirrors a type of core/types.ts, and the checks at the end of this
+// file fail the build when the two part.
+
+export const TaskStateSchema = Type.Enum(['pending', 'running', 'succeeded', 'failed', 'canceled']);
+export const GroupStateSchema = Type.Enum(['open', 'sealed', 'done', 'canceled'], {
+  description:
+    'open: takes more tasks until sealed; sealed: no more tasks; done: sealed and every task final; canceled: canceled by a client.',
+});
+export const GroupPolicySchema = Type.Enum(['collectAll', 'failFast'], {
+  description: 'collectAll waits for every task; failFast cancels the rest at the first failure.',
+});
+export const WorkerHealthSchema = Type.Enum(['alive', 'suspect', 'draining', 'dead']);
+
+export const TaskErrorSchema = Type.Object(
+  {
+    kind: Type.Enum(['error', 'timeout', 'poison', 'permanent', 'handler_not_found']),
+    message: Type.String(),
+    /** The error's class name on the worker, when there was one. */
+    name: Type.Optional(Type.String()),
+  },
+  { description: 'Why an attempt failed (the last error reported).' },
+);
+
+/** The resolved task options: every field set. */
+export const TaskOptionsSchema = Type.Object(
+  {
+    maxAttempts: Type.Integer(),
+    timeoutMs: Type.Integer(),
+    maxNodeFailures: Type.Integer(),
+    priority: Type.Integer(),
+    requires: Type.Array(Type.String()),
+    backoffMs: Type.Integer(),
+    backoffMaxMs: Type.Integer(),
+  },
+  { description: 'The resolved task options of a group: every field set.' },
+);
+
+const NullableInt = Type.Union([Type.Integer(), Type.Null()]);
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+export const GroupView = Type.Object({
+  id: Type.String(),
+  handler: Type.String(),
+  state: GroupStateSchema,
+  policy: GroupPolicySchema,
+  idempotencyKey: NullableString,
+  /** Milliseconds since the epoch, as every time here. */
+  createdAt: Type.Integer(),
+  sealedAt: NullableInt,
+  finishedAt: NullableInt,
+  options: TaskOptionsSchema,
+  total: Type.Integer({ minimum: 0 }),
+  pending: Type.Integer({ minimum: 0 }),
+  running: Type.Integer({ minimum: 0 }),
+  succeeded: Type.Integer({ minimum: 0 }),
+  failed: Type.Integer({ minimum: 0 }),
+  canceled: Type.Integer({ minimum: 0 }),
   /** Sealed (or canceled) and nothing outstanding. */
-  done: boolean;
-}
+  done: Type.Boolean({
+    description: 'Sealed (or canceled) and nothing outstanding.',
+  }),
+});
+export type GroupView = Static<typeof GroupView>;
 
-export interface TaskView {
-  taskId: number;
-  groupId: string;
-  index: number;
-  state: TaskState;
-  attempt: number;
-  value?: unknown;
-  error?: TaskError;
-  workerId?: string | null;
-  startedAt?: number | null;
-  finishedAt?: number | null;
+export const TaskView = Type.Object({
+  taskId: Type.Integer(),
+  groupId: Type.String(),
+  index: Type.Integer({ minimum: 0 }),
+  state: TaskStateSchema,
+  attempt: Type.Integer({ minimum: 0 }),
+  value: Type.Optional(Type.Unknown({ description: 'The committed value (succeeded tasks).' })),
+  error: Type.Optional(TaskErrorSchema),
+  workerId: Type.Optional(NullableString),
+  startedAt: Type.Optional(NullableInt),
+  finishedAt: Type.Optional(NullableInt),
   /** Finishing order, for `/finished`. */
-  seq?: number | null;
-}
+  seq: Type.Optional(
+    Type.Union([Type.Integer(), Type.Null()], {
+      description: 'Finishing sequence, set when the task became final.',
+    }),
+  ),
+});
+export type TaskView = Static<typeof TaskView>;
 
-export interface WorkerView {
-  workerId: string;
-  name: string;
-  health: WorkerHealth;
-  connected: boolean;
-  slots: number;
-  running: number;
-  labels: string[];
-  handlers: string[];
-  lastSeenAgoMs: number;
-  tasksDone: number;
-}
+export const WorkerView = Type.Object({
+  workerId: Type.String(),
+  name: Type.String(),
+  health: WorkerHealthSchema,
+  connected: Type.Boolean(),
+  slots: Type.Integer({ minimum: 0 }),
+  running: Type.Integer({ minimum: 0 }),
+  labels: Type.Array(Type.String()),
+  handlers: Type.Array(Type.String()),
+  lastSeenAgoMs: Type.Integer({ minimum: 0 }),
+  tasksDone: Type.Integer({ minimum: 0 }),
+});
+export type WorkerView = Static<typeof WorkerView>;
 
-export interface EventView {
-  seq: number;
-  at: number;
-  type: string;
-  workerId?: string | null;
-  groupId?: string | null;
-  taskId?: number | null;
-  data?: unknown;
-}
+export const EventView = Type.Object({
+  seq: Type.Integer(),
+  at: Type.Integer(),
+  type: Type.String({ description: 'Every type and its data: docs/design.md, "The event log".' }),
+  workerId: Type.Optional(NullableString),
+  groupId: Type.Optional(NullableString),
+  taskId: Type.Optional(NullableInt),
+  data: Type.Optional(Type.Unknown()),
+});
+export type EventView = Static<typeof EventView>;
+
+/** GET /v1/groups/:id/wait: the group; with `tasks=n`, a done group of at most n tasks carries them. */
+export const WaitReply = Type.Object({
+  ...GroupView.properties,
+  tasks: Type.Optional(
+    Type.Array(TaskView, { description: 'Every task in input order (with tasks=n only).' }),
+  ),
+});
+export type WaitReply = Static<typeof WaitReply>;
+
+export const GroupList = Type.Object({ groups: Type.Array(GroupView) });
+export type GroupList = Static<typeof GroupList>;
+
+export const TaskPage = Type.Object({
+  tasks: Type.Array(TaskView),
+  next: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'The index to pass as `after` for the next page; null on a page that is not full.',
+  }),
+});
+export type TaskPage = Static<typeof TaskPage>;
+
+export const FinishedPage = Type.Object({
+  tasks: Type.Array(TaskView),
+  cursor: Type.Integer({ description: 'The seq to pass as `after` next time.' }),
+  done: Type.Boolean({ description: 'The group is done and this page reached its end.' }),
+});
+export type FinishedPage = Static<typeof FinishedPage>;
+
+export const WorkerList = Type.Object({ workers: Type.Array(WorkerView) });
+export type WorkerList = Static<typeof WorkerList>;
+
+export const EventList = Type.Object({ events: Type.Array(EventView) });
+export type EventList = Static<typeof EventList>;
+
+/** GET /healthz, answered by the coordinator itself (coordinator.ts), leader or standby. */
+export const HealthReply = Type.Object({
+  ok: Type.Literal(true),
+  role: Type.Enum(['leader', 'standby']),
+  epoch: Type.Union([Type.Integer(), Type.Null()], {
+    description: "The leader's epoch; null when unknown, and always with SQLite.",
+  }),
+  leader: Type.Union([Type.String(), Type.Null()], {
+    description: "The leader's advertised URL; null when no live leader is known.",
+  }),
+});
+export type HealthReply = Static<typeof HealthReply>;
+
+/** Every error reply: `{ error: { code, message } }`, with the HTTP status of the code. */
+export const ErrorReply = Type.Object({
+  error: Type.Object({
+    code: Type.Enum(Object.keys(ERROR_CODES) as ErrorCode[], {
+      description: 'A stable code from docs/errors.md; the status follows from it.',
+    }),
+    message: Type.String({ description: 'What went wrong and what to do about it.' }),
+  }),
+});
+export type ErrorReply = Static<typeof ErrorReply>;
 
 export const LONG_POLL_MAX_MS = 60_000;
+
+// The replies' types must stay the core types they mirror: these fail the build when they part.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Holds<T extends true> = T;
+export type _RepliesMirrorCore = [
+  Holds<Same<GroupView, GroupInfo & { done: boolean }>>,
+  Holds<Same<Static<typeof TaskStateSchema>, TaskState>>,
+  Holds<Same<Static<typeof WorkerHealthSchema>, WorkerHealth>>,
+  Holds<Same<Static<typeof TaskErrorSchema>, TaskError>>,
+  Holds<Same<Static<typeof TaskOptionsSchema>, TaskOptions>>,
+  Holds<Same<ErrorReply['error'], WireError & { code: ErrorCode }>>,
+];
