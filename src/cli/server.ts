@@ -34,6 +34,7 @@ interface ServerFlags {
   advertiseUrl?: string;
   coordinatorId?: string;
   leaseMs: number;
+  dashboard: 'public' | 'token' | 'off';
 }
 
 interface Security {
@@ -211,6 +212,14 @@ export function serverCommand(): Command {
     .option('--tls-cert <file>', 'serve HTTPS/WSS with this certificate (PEM)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--insecure', 'allow a non-loopback bind with no authentication at all')
+    .addOption(
+      new Option(
+        '--dashboard <mode>',
+        'the live dashboard at /: public (read-only without a token), token (needs the client token) or off',
+      )
+        .choices(['public', 'token', 'off'])
+        .default('public'),
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (f: ServerFlags) => {
       const logger = makeLogger(parseLevel(f.logLevel), 'coordinator');
@@ -240,6 +249,7 @@ export function serverCommand(): Command {
         clientToken: security.clientToken,
         workerToken: security.workerToken,
         tls: security.tls,
+        dashboard: f.dashboard,
       });
       // The role is printed as soon as it is known and again at every change.
       let printed = '';

@@ -23,6 +23,7 @@ import { Auth } from './auth.js';
 import { WorkerGateway, type Conn } from './workers.js';
 import type { LeaderState, Leadership } from '../store/leadership.js';
 import { requestUrl, sendError } from './http-util.js';
+import { Dashboard } from './dashboard/dashboard.js';
 
 export type CoordinatorLifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -75,6 +76,8 @@ export class Coordinator {
   readonly options: ResolvedCoordinatorOptions;
   /** Typed events for embedders: committed, dispatched, workerDead, groupChanged, role. */
   readonly events = new Emitter<CoordinatorEvents>();
+  /** The live dashboard at `/` (docs/operations.md); lives across terms. */
+  readonly dashboard: Dashboard;
   private readonly waiters = new Waiters();
   private readonly auth: Auth;
   private readonly leadership: Leadership | null;
@@ -94,6 +97,13 @@ export class Coordinator {
       { client: this.options.clientToken, worker: this.options.workerToken },
       this.options.now,
     );
+    this.dashboard = new Dashboard({
+      options: this.options,
+      events: this.events,
+      auth: this.auth,
+      sessions: () => this.term?.sessions ?? null,
+      role: () => this.role,
+    });
   }
 
   /** The current term's parts. Throw while standing by: use `role` first. */
@@ -176,6 +186,7 @@ export class Coordinator {
       };
     }
     o.logger('info', 'coordinator listening', { url: this.url });
+    this.dashboard.start();
     if (this.leadership) {
       const me = { id: o.coordinatorId, url: o.advertiseUrl ?? this.url };
       const campaign = (): void => this.leadership?.start(me, (s) => this.onLeaderState(s));
@@ -321,6 +332,11 @@ export class Coordinator {
     } catch {
       // An unparsable target: the API answers it (404).
     }
+    // The dashboard checks the token itself, by its mode (public, token, off).
+    if (Dashboard.owns(path)) {
+      void this.dashboard.handle(req, res, requestUrl(req.url));
+      return;
+    }
     // Liveness needs no token and says which role this coordinator has.
     if (path === '/healthz' && req.method === 'GET') {
       req.resume();
@@ -412,6 +428,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
+    this.dashboard.stop();
     const term = this.term;
     term?.gateway.stop();
     this.waiters.wakeAll();

@@ -35,6 +35,12 @@ export interface CoordinatorOptions {
   coordinatorId?: string;
   /** The URL other machines reach this coordinator at, told to clients and workers by standbys. Default: the URL it listens on. */
   advertiseUrl?: string | null;
+  /**
+   * The live dashboard at `/` (docs/operations.md, Dashboard). public (default):
+   * its read-only data is served without a token; token: it needs the client
+   * token too; off: not served. Cancel and retry always need the client token.
+   */
+  dashboard?: DashboardMode;
   /** Injected for tests: the clock and the randomness (jitter). */
   now?: () => number;
   random?: () => number;
@@ -53,11 +59,15 @@ export interface ResolvedCoordinatorOptions extends LivenessOptions {
   leadership: Leadership | null;
   coordinatorId: string;
   advertiseUrl: string | null;
+  dashboard: DashboardMode;
   now: () => number;
   random: () => number;
 }
 
 export const DEFAULT_PORT = 7070;
+
+export type DashboardMode = 'public' | 'token' | 'off';
+export const DASHBOARD_MODES: readonly DashboardMode[] = ['public', 'token', 'off'];
 
 export const silentLogger: Logger = () => {};
 
@@ -99,6 +109,11 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
       );
     }
   }
+  if (o.dashboard !== undefined && !DASHBOARD_MODES.includes(o.dashboard)) {
+    throw new Error(
+      `dashboard must be one of ${DASHBOARD_MODES.join(', ')}, got ${JSON.stringify(o.dashboard)}`,
+    );
+  }
   if (deadAfterMs <= heartbeatMs) {
     throw new Error(
       `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,
@@ -120,6 +135,7 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     leadership: o.leadership ?? null,
     coordinatorId: o.coordinatorId ?? 'c_' + randomBytes(6).toString('hex'),
     advertiseUrl: o.advertiseUrl ?? null,
+    dashboard: o.dashboard ?? 'public',
     now: o.now ?? Date.now,
     random: o.random ?? Math.random,
   };
