@@ -588,6 +588,8 @@ export function toRequest(c: HttpCase, pool: PoolView): RawRequest {
 const G = '/v1/groups/([A-Za-z0-9_-]{1,100})';
 const ROUTES: [string, RegExp, string][] = [
   ['GET', /^\/healthz$/, 'healthz'],
+  // The dashboard's page (HTML, no token in the default mode); its data routes are under /dashboard/.
+  ['GET', /^\/$/, 'dashboard'],
   ['POST', /^\/v1\/groups$/, 'submit'],
   ['GET', /^\/v1\/groups$/, 'list'],
   ['GET', new RegExp(`^${G}$`), 'group'],
@@ -674,6 +676,7 @@ export function predict(c: HttpCase, pool: PoolView): Prediction {
   const q = r.q;
   switch (r.route) {
     case 'healthz':
+    case 'dashboard':
       return { status: 200 };
     case 'workers':
       return { status: 200 };
@@ -807,8 +810,17 @@ const SUCCESS: Record<string, (b: Record<string, unknown>) => boolean> = {
 export function checkReply(req: RawRequest, reply: Reply, p: Prediction): void {
   const what = `${req.method} ${req.path.slice(0, 300)} -> ${reply.status} ${reply.text.slice(0, 300)}`;
   assert.ok(reply.status >= 200 && reply.status < 500, `never 5xx: ${what}`);
+  let page = false;
+  try {
+    const r = routeOf(req.method, req.path);
+    page = 'route' in r && r.route === 'dashboard' && reply.status === 200;
+  } catch {
+    // not a URL path: answered as JSON like any other miss
+  }
   if (req.method === 'HEAD') {
     assert.equal(reply.text, '', what);
+  } else if (page) {
+    assert.match(reply.contentType ?? '', /^text\/html/, `the dashboard page: ${what}`);
   } else {
     assert.match(reply.contentType ?? '', /^application\/json/, `JSON reply: ${what}`);
     let body: Record<string, unknown>;
