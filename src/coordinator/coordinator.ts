@@ -24,6 +24,8 @@ import { WorkerGateway, type Conn } from './workers.js';
 import type { LeaderState, Leadership } from '../store/leadership.js';
 import { requestUrl, sendError } from './http-util.js';
 import { Dashboard } from './dashboard/dashboard.js';
+import { Metrics } from './metrics.js';
+import { readiness } from './probes.js';
 
 export type CoordinatorLifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -61,6 +63,7 @@ class Term {
               canceled: g.canceled,
             };
             this.engine.event({ type: 'group.done', groupId: g.id, data });
+            o.logger('debug', 'group done', { groupId: g.id, ...data });
           }
         },
         termEnded: (e) => c.leadershipLost(`${e.code}: ${e.message}`),
@@ -76,6 +79,8 @@ export class Coordinator {
   readonly options: ResolvedCoordinatorOptions;
   /** Typed events for embedders: committed, dispatched, workerDead, groupChanged, role. */
   readonly events = new Emitter<CoordinatorEvents>();
+  /** Prometheus metrics of this coordinator, served at GET /metrics. */
+  readonly metrics: Metrics;
   /** The live dashboard at `/` (docs/operations.md); lives across terms. */
   readonly dashboard: Dashboard;
   private readonly waiters = new Waiters();
@@ -103,6 +108,15 @@ export class Coordinator {
       auth: this.auth,
       sessions: () => this.term?.sessions ?? null,
       role: () => this.role,
+    });
+    const o = this.options;
+    this.metrics = new Metrics(this.events, {
+      store: o.store,
+      sessions: () => this.term?.sessions.all() ?? null,
+      role: () => this.role,
+      now: o.now,
+      liveness: o,
+      logger: o.logger,
     });
   }
 
@@ -332,6 +346,12 @@ export class Coordinator {
     } catch {
       // An unparsable target: the API answers it (404).
     }
+    // Metrics and readiness need no token either (docs/operations.md): no task data in them.
+    if (req.method === 'GET' && (path === '/metrics' || path === '/readyz')) {
+      req.resume();
+      void this.serveProbe(path, res);
+      return;
+    }
     // The dashboard checks the token itself, by its mode (public, token, off).
     if (Dashboard.owns(path)) {
       void this.dashboard.handle(req, res, requestUrl(req.url));
@@ -359,6 +379,29 @@ export class Coordinator {
       },
       (e: unknown) => sendError(res, e),
     );
+  }
+
+  /** GET /metrics (Prometheus text) and GET /readyz (200 when leading with a store that answers, else 503). */
+  private async serveProbe(path: string, res: import('node:http').ServerResponse): Promise<void> {
+    try {
+      if (path === '/metrics') {
+        const text = await this.metrics.text();
+        res.writeHead(200, { 'content-type': this.metrics.contentType });
+        res.end(text);
+        return;
+      }
+      const r = await readiness({
+        state: this.state,
+        role: this.role,
+        leading: this.term !== null,
+        store: this.options.store,
+      });
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(r));
+    } catch (e) {
+      this.options.logger('error', `${path} failed`, { err: (e as Error).message });
+      sendError(res, e);
+    }
   }
 
   /** Only the worker path upgrades, and only with the worker token when one is set. */

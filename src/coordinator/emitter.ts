@@ -1,12 +1,22 @@
 import type { GroupInfo } from '../core/types.js';
 import type { LeaderState } from '../store/leadership.js';
+import type { Lease, Tick, TickOutcome } from '../store/store.js';
 
 /** What a coordinator tells its embedder (the demo, tests, later metrics and the dashboard). */
 export interface CoordinatorEvents {
   /** A result was committed (the first and only time for that task). */
   committed: { taskId: number; attempt: number; workerId: string };
   /** Runs were sent to a worker. */
-  dispatched: { taskId: number; attempt: number; workerId: string; groupId: string };
+  dispatched: {
+    taskId: number;
+    attempt: number;
+    workerId: string;
+    groupId: string;
+    /** When the lease was taken (the claiming tick's time), ms since the epoch. */
+    claimedAt: number;
+    /** When the run was sent. */
+    at: number;
+  };
   /** A worker was declared dead; its runs went back to pending (or failed as poison). */
   workerDead: {
     workerId: string;
@@ -15,6 +25,19 @@ export interface CoordinatorEvents {
     requeued: number[];
     poisoned: number[];
     at: number;
+    /** The last time anything arrived from the worker: `at - lastSeenAt` is how long detection took. */
+    lastSeenAt: number;
+  };
+  /**
+   * A tick was committed, before its outcome is applied (metrics). `ms` is the
+   * store's commit time; `leases` is the engine's lease cache as it was before
+   * this tick (read it in the listener, never keep or change it).
+   */
+  tick: {
+    tick: Tick;
+    outcome: TickOutcome;
+    ms: number;
+    leases: ReadonlyMap<number, Lease>;
   };
   groupChanged: GroupInfo;
   /** This coordinator became leader or standby (PostgreSQL with several coordinators). */

@@ -266,8 +266,13 @@ export class Engine {
       const tick: Tick = { now, workers, events, claims };
       for (const k of OP_KINDS) (tick as Record<OpKind, unknown[]>)[k] = batch[k].map((q) => q.op);
       this.lastTickOps += claims.length;
+      const started = performance.now();
       const outcome = await this.store.commitTick(tick);
       this.ticks++;
+      if (this.emitter.has('tick')) {
+        const ms = performance.now() - started;
+        this.emitter.emit('tick', { tick, outcome, ms, leases: this.leases });
+      }
       this.apply(tick, outcome);
       for (const k of OP_KINDS) {
         const results = outcome[k] as unknown[];

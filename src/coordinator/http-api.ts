@@ -215,6 +215,12 @@ export class HttpApi {
         groupId: outcome.group.id,
         data: { handler: body.handler, tasks: body.inputs.length, open: body.open === true },
       });
+      // debug: one group per request is common (single-task submits), too hot for info.
+      this.o.logger('debug', 'group created', {
+        groupId: outcome.group.id,
+        handler: body.handler,
+        tasks: body.inputs.length,
+      });
     }
     sendJson(res, outcome.status === 'created' ? 201 : 200, groupView(outcome.group));
   }
@@ -263,6 +269,7 @@ export class HttpApi {
     if (out.status === 'not_found')
       throw new RegroupError('group_not_found', `no group with id ${id}`);
     this.engine.event({ type: 'group.canceled', groupId: id, data: {} });
+    this.o.logger('info', 'group canceled', { groupId: id });
     sendJson(res, 200, groupView(out.group));
   }
 

@@ -238,6 +238,15 @@ export class WorkerGateway {
           ...(retryAt === null ? {} : { retryAt }),
         },
       });
+      if (retryAt === null)
+        this.o.logger('info', 'task failed for good', {
+          groupId: lease?.groupId ?? null,
+          taskId,
+          workerId: s.workerId,
+          attempt,
+          kind: error.kind,
+          error: error.message,
+        });
     });
   }
 
@@ -448,14 +457,20 @@ export class WorkerGateway {
           .request('failures', { ...ref, error: d.error, retryAt: null, nodeFailure: true })
           .then(
             (outcome) => {
-              if (outcome === 'applied')
-                this.engine.event({
-                  type: 'task.poisoned',
-                  workerId: s.workerId,
-                  groupId,
-                  taskId,
-                  data: { error: d.error.message },
-                });
+              if (outcome !== 'applied') return;
+              this.engine.event({
+                type: 'task.poisoned',
+                workerId: s.workerId,
+                groupId,
+                taskId,
+                data: { error: d.error.message },
+              });
+              this.o.logger('warn', 'task failed for good: poison', {
+                groupId,
+                taskId,
+                workerId: s.workerId,
+                error: d.error.message,
+              });
             },
             () => {},
           );
@@ -474,11 +489,13 @@ export class WorkerGateway {
       requeued,
       poisoned,
       at: now,
+      lastSeenAt: s.lastSeenAt,
     });
     this.o.logger('warn', 'worker dead', {
       workerId: s.workerId,
       name: s.name,
       reason,
+      silentMs: now - s.lastSeenAt,
       requeued: requeued.length,
       poisoned: poisoned.length,
     });
@@ -538,12 +555,15 @@ export class WorkerGateway {
       ...(c.checkpoint === undefined ? {} : { checkpoint: c.checkpoint }),
       timeoutMs: c.options.timeoutMs,
     });
-    this.emitter.emit('dispatched', {
-      taskId: c.taskId,
-      attempt: c.attempt,
-      workerId: c.workerId,
-      groupId: c.groupId,
-    });
+    if (this.emitter.has('dispatched'))
+      this.emitter.emit('dispatched', {
+        taskId: c.taskId,
+        attempt: c.attempt,
+        workerId: c.workerId,
+        groupId: c.groupId,
+        claimedAt: c.startedAt,
+        at: now,
+      });
     const r = this.requeuedAt.get(c.taskId);
     if (r) {
       this.requeuedAt.delete(c.taskId);

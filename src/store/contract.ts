@@ -1152,6 +1152,42 @@ function readRules(make: Make): void {
     );
 
     void it(
+      'countTasks counts tasks by state over every group, zeros when empty',
+      using(make, async ({ store }) => {
+        const zero = { pending: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };
+        assert.deepEqual(await store.countTasks(), zero);
+        await store.commitTick({
+          now: 1,
+          createGroups: [group('a', [0, 1, 2, 3]), group('b', [0, 1, 2]), group('c', [0, 1])],
+        });
+        const [t0, t1, t2] = await claim(store, 2, 'a', W1, 3);
+        assert.ok(t0 && t1 && t2);
+        await store.commitTick({
+          now: 3,
+          commits: [{ taskId: t0.taskId, attempt: 1, workerId: W1, value: 0 }],
+          failures: [
+            {
+              taskId: t1.taskId,
+              attempt: 1,
+              workerId: W1,
+              error: { kind: 'permanent', message: 'no' },
+              retryAt: null,
+              nodeFailure: false,
+            },
+          ],
+          cancels: ['c'],
+        });
+        assert.deepEqual(await store.countTasks(), {
+          pending: 1 + 3,
+          running: 1,
+          succeeded: 1,
+          failed: 1,
+          canceled: 2,
+        });
+      }),
+    );
+
+    void it(
       'workers are upserted; recover lists only those not dead or left',
       using(make, async ({ store }) => {
         await store.commitTick({
@@ -1605,6 +1641,7 @@ function propertyRules(make: Make): void {
                 await model.readyTasks(groupIds, now, 2),
               );
               assert.equal(await store.nextRunAt(now), await model.nextRunAt(now));
+              assert.deepEqual(await store.countTasks(), await model.countTasks());
             }
           } finally {
             await h.cleanup();

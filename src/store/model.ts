@@ -23,6 +23,7 @@ import type {
   RunOutcome,
   SealOutcome,
   Store,
+  TaskCounts,
   TaskQuery,
   Tick,
   TickOutcome,
@@ -195,6 +196,13 @@ export class ModelStore implements Store {
 
   async listWorkers(): Promise<WorkerRecord[]> {
     return [...this.workers.values()].sort(byConnected).map(clone);
+  }
+
+  /** Counted from the tasks themselves, not the group counters: the SQL stores sum those. */
+  async countTasks(): Promise<TaskCounts> {
+    const out: TaskCounts = { pending: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };
+    for (const t of this.tasks) out[t.state]++;
+    return out;
   }
 
   /** @internal */

@@ -129,6 +129,13 @@ export const SQL = {
   liveWorkers: `SELECT * FROM workers WHERE state NOT IN ('dead', 'left')
      ORDER BY connected_at, worker_id`,
   listWorkers: 'SELECT * FROM workers ORDER BY connected_at, worker_id',
+  // countTasks: the group counters summed, one pass over groups (not tasks).
+  countTasks: `SELECT coalesce(sum(pending), 0)::bigint AS pending,
+         coalesce(sum(running), 0)::bigint AS running,
+         coalesce(sum(succeeded), 0)::bigint AS succeeded,
+         coalesce(sum(failed), 0)::bigint AS failed,
+         coalesce(sum(canceled), 0)::bigint AS canceled
+       FROM groups`,
   insertEvents: `INSERT INTO events (at, type, worker_id, group_id, task_id, data)
      SELECT $1, e.type, e.worker_id, e.group_id, e.task_id, e.data
        FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])

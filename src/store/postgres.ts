@@ -38,6 +38,7 @@ import type {
   Lease,
   ReadyTask,
   Store,
+  TaskCounts,
   TaskQuery,
   Tick,
   TickOutcome,
@@ -332,6 +333,11 @@ export class PostgresStore implements Store {
 
   async listWorkers(): Promise<WorkerRecord[]> {
     return (await this.rows<WorkerRow>('listWorkers', [])).map(workerFromRow);
+  }
+
+  async countTasks(): Promise<TaskCounts> {
+    const [row] = await this.rows<TaskCounts>('countTasks', []);
+    return row ?? { pending: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };
   }
 }
 

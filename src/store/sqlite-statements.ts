@@ -136,6 +136,13 @@ export const SQL = {
     `SELECT * FROM workers WHERE state NOT IN ('dead', 'left') ORDER BY connected_at, worker_id`,
   ),
   listWorkers: p('SELECT * FROM workers ORDER BY connected_at, worker_id'),
+  // countTasks: the group counters summed, one pass over groups (not tasks).
+  countTasks: p(
+    `SELECT coalesce(sum(pending), 0) AS pending, coalesce(sum(running), 0) AS running,
+         coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed,
+         coalesce(sum(canceled), 0) AS canceled
+       FROM groups`,
+  ),
   insertEvent: p(
     `INSERT INTO events (at, type, worker_id, group_id, task_id, data)
        VALUES (@at, @type, @workerId, @groupId, @taskId, @data)`,

@@ -26,6 +26,7 @@ import type {
   Lease,
   ReadyTask,
   Store,
+  TaskCounts,
   TaskQuery,
   Tick,
   TickOutcome,
@@ -225,5 +226,9 @@ export class SqliteStore implements Store {
 
   async listWorkers(): Promise<WorkerRecord[]> {
     return (this.st.listWorkers.all() as WorkerRow[]).map(workerFromRow);
+  }
+
+  async countTasks(): Promise<TaskCounts> {
+    return this.st.countTasks.get() as TaskCounts;
   }
 }

@@ -219,6 +219,9 @@ export interface ReadyTask {
   requires: string[];
 }
 
+/** Tasks by state, over the whole store. */
+export type TaskCounts = Record<TaskState, number>;
+
 export interface TaskQuery {
   /** Tasks with index > after (input order). Default -1. */
   after?: number;
@@ -255,6 +258,8 @@ export interface Store {
   finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]>;
   listEvents(afterSeq: number, limit: number): Promise<EventView[]>;
   listWorkers(): Promise<WorkerRecord[]>;
+  /** How many tasks are in each state, over every group: the group counters summed (metrics). */
+  countTasks(): Promise<TaskCounts>;
 
   /**
    * Stores shared by several coordinators (PostgreSQL) only. Called when this
