@@ -16,6 +16,13 @@ export function parseLevel(raw: string | undefined): Level {
   );
 }
 
+/**
+ * A logger writing to `stream` (stderr by default). Not a terminal: one JSON
+ * object per line, `{time, level, component, msg, ...fields}`, so ids like
+ * groupId, taskId and workerId are fields to search on. A terminal: a short
+ * line, `12:00:01.234 warn  coordinator: worker dead workerId=w_1 requeued=3`.
+ * Error values become their message.
+ */
 export function makeLogger(
   level: Level,
   component: string,
@@ -24,18 +31,32 @@ export function makeLogger(
   const pretty = stream.isTTY === true;
   return (l, msg, fields) => {
     if (RANK[l] < RANK[level]) return;
+    const now = new Date().toISOString();
     if (pretty) {
-      const extra = fields && Object.keys(fields).length > 0 ? ' ' + JSON.stringify(fields) : '';
-      stream.write(
-        `${new Date().toISOString().slice(11, 23)} ${l.padEnd(5)} ${component}: ${msg}${extra}\n`,
-      );
+      stream.write(`${now.slice(11, 23)} ${l.padEnd(5)} ${component}: ${msg}${pairs(fields)}\n`);
     } else {
-      stream.write(
-        JSON.stringify({ time: new Date().toISOString(), level: l, component, msg, ...fields }) +
-          '\n',
-      );
+      const line = { time: now, level: l, component, msg, ...fields };
+      stream.write(JSON.stringify(line, errorsAsMessages) + '\n');
     }
   };
+}
+
+/** ` key=value` for each field; strings without spaces bare, everything else as JSON. */
+function pairs(fields: object | undefined): string {
+  if (!fields) return '';
+  let out = '';
+  for (const [k, v] of Object.entries(fields)) {
+    const text =
+      typeof v === 'string' && /^[^\s"=]+$/.test(v)
+        ? v
+        : JSON.stringify(v instanceof Error ? v.message : v, errorsAsMessages);
+    out += ` ${k}=${text}`;
+  }
+  return out;
+}
+
+function errorsAsMessages(_key: string, v: unknown): unknown {
+  return v instanceof Error ? v.message : v;
 }
 
 /** Parses a positive integer option, with a message that names the flag. */

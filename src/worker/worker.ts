@@ -269,7 +269,12 @@ export class Worker implements RunHost {
           })
         : this.#outbox.put(failMessage(run.ref, end.error));
       this.#send(entry.encoded);
-      if (!end.ok) this.#log('debug', 'run failed', { ...run.ref, error: end.error });
+      if (!end.ok)
+        this.#log('debug', 'run failed', {
+          groupId: run.msg.groupId,
+          ...run.ref,
+          error: end.error,
+        });
       this.#events.emit('done', { ...run.ref, ok: end.ok });
       this.#notifyRuns();
     } catch (e) {
@@ -367,7 +372,12 @@ export class Worker implements RunHost {
 
   #log(level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object): void {
     try {
-      this.options.logger(level, msg, { worker: this.options.name, ...fields });
+      const workerId = this.#session?.workerId;
+      this.options.logger(level, msg, {
+        worker: this.options.name,
+        ...(workerId === undefined ? {} : { workerId }),
+        ...fields,
+      });
     } catch {
       // a broken logger must not break the worker
     }
