@@ -12,6 +12,8 @@ export interface QueryParam {
   name: string;
   schema: TSchema;
   description: string;
+  /** Default false. */
+  required?: boolean;
 }
 
 export interface Reply {
@@ -30,9 +32,12 @@ export interface Operation {
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'groups' | 'fleet' | 'operations';
-  /** Needs the client token (`Authorization: Bearer <token>`) when the coordinator has one. */
-  auth: boolean;
+  tag: 'groups' | 'fleet' | 'operations' | 'dashboard';
+  /**
+   * true: needs the client token (`Authorization: Bearer <token>`) when the
+   * coordinator has one; false: never; 'dashboard': only with `--dashboard token`.
+   */
+  auth: boolean | 'dashboard';
   query?: QueryParam[];
   body?: { schema: TSchema; required: boolean; description: string };
   replies: Reply[];
@@ -53,6 +58,49 @@ function int(name: string, min: number, max: number, def: number | null, what: s
 }
 
 const MAX = Number.MAX_SAFE_INTEGER;
+
+/** POST /v1/groups/:id/retry. */
+const RetryReply = Type.Object({
+  retried: Type.Integer({ minimum: 0, description: 'How many failed tasks went back to pending.' }),
+  group: H.GroupView,
+});
+
+/** GET /readyz (coordinator/probes.ts). */
+const ReadyReply = Type.Object({
+  ready: Type.Boolean(),
+  reason: Type.Optional(
+    Type.Enum(['not_running', 'standby', 'store_unavailable'], { description: 'When not ready.' }),
+  ),
+  message: Type.Optional(Type.String({ description: 'When not ready: why.' })),
+  role: Type.Enum(['leader', 'standby']),
+  epoch: Type.Union([Type.Integer(), Type.Null()]),
+  leader: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** A row of the dashboard's task table (coordinator/dashboard): no input, no value. */
+const DashboardTaskPage = Type.Object({
+  tasks: Type.Array(
+    Type.Object({
+      index: Type.Integer(),
+      taskId: Type.Integer(),
+      state: H.TaskStateSchema,
+      attempt: Type.Integer(),
+      workerId: Type.Union([Type.String(), Type.Null()]),
+      worker: Type.Union([Type.String(), Type.Null()], { description: "The worker's name." }),
+      startedAt: Type.Union([Type.Integer(), Type.Null()]),
+      finishedAt: Type.Union([Type.Integer(), Type.Null()]),
+      durationMs: Type.Union([Type.Integer(), Type.Null()]),
+      error: Type.Union([
+        Type.Object({ kind: Type.String(), message: Type.String() }),
+        Type.Null(),
+      ]),
+    }),
+  ),
+  next: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+const DASHBOARD =
+  'For the dashboard page; the shape follows the page and is not a stable API. With `--dashboard token` it needs the client token; with `--dashboard off` it is 404.';
 const group = (description: string): Reply => ({ status: 200, description, schema: H.GroupView });
 const NO_BODY = {
   schema: H.EmptyRequest,
@@ -83,7 +131,13 @@ export const OPERATIONS: readonly Operation[] = [
     summary: 'This document',
     description: 'The OpenAPI 3.1 description of the HTTP API. No token needed.',
     auth: false,
-    replies: [{ status: 200, description: 'The OpenAPI document.', schema: Type.Object({}) }],
+    replies: [
+      {
+        status: 200,
+        description: 'This OpenAPI document.',
+        schema: Type.Object({}, { additionalProperties: true }),
+      },
+    ],
     errors: [],
   },
   {
@@ -178,6 +232,21 @@ export const OPERATIONS: readonly Operation[] = [
     errors: ['group_not_found'],
   },
   {
+    method: 'post',
+    path: '/v1/groups/{id}/retry',
+    operationId: 'retryGroup',
+    tag: 'groups',
+    summary: "Run a group's failed tasks again",
+    description:
+      'Every failed task goes back to pending with a fresh attempt budget; a done group is sealed again. A canceled group is refused.',
+    auth: true,
+    body: NO_BODY,
+    replies: [
+      { status: 200, description: 'How many were retried, and the group.', schema: RetryReply },
+    ],
+    errors: ['group_not_found', 'group_canceled'],
+  },
+  {
     method: 'get',
     path: '/v1/groups/{id}/wait',
     operationId: 'waitGroup',
@@ -259,5 +328,96 @@ export const OPERATIONS: readonly Operation[] = [
     ],
     replies: [{ status: 200, description: 'Events.', schema: H.EventList }],
     errors: [],
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    operationId: 'ready',
+    tag: 'operations',
+    summary: 'Readiness: leading, with a store that answers',
+    description: '200 when this coordinator leads and its store answers a read; 503 otherwise.',
+    auth: false,
+    replies: [
+      { status: 200, description: 'Ready.', schema: ReadyReply },
+      {
+        status: 503,
+        description: 'Not ready (`ready: false`, with the reason).',
+        schema: ReadyReply,
+      },
+    ],
+    errors: [],
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    tag: 'operations',
+    summary: 'Prometheus metrics',
+    description: 'The Prometheus text format; the metrics are listed in docs/operations.md.',
+    auth: false,
+    replies: [{ status: 200, description: 'Metrics.', contentType: 'text/plain' }],
+    errors: [],
+  },
+  {
+    method: 'get',
+    path: '/',
+    operationId: 'dashboard',
+    tag: 'dashboard',
+    summary: 'The live dashboard (HTML)',
+    description: 'Served without a token; with `--dashboard token` the page asks for it.',
+    auth: false,
+    replies: [{ status: 200, description: 'The page.', contentType: 'text/html' }],
+    errors: ['not_found'],
+  },
+  {
+    method: 'get',
+    path: '/dashboard/stream',
+    operationId: 'dashboardStream',
+    tag: 'dashboard',
+    summary: "The dashboard's live state (server-sent events)",
+    description: `A \`snapshot\` event, then \`update\` events. ${DASHBOARD}`,
+    auth: 'dashboard',
+    replies: [{ status: 200, description: 'The event stream.', contentType: 'text/event-stream' }],
+    errors: ['not_found'],
+  },
+  {
+    method: 'get',
+    path: '/dashboard/snapshot',
+    operationId: 'dashboardSnapshot',
+    tag: 'dashboard',
+    summary: "The dashboard's state, once",
+    description: DASHBOARD,
+    auth: 'dashboard',
+    replies: [
+      {
+        status: 200,
+        description: 'The state the stream starts with.',
+        schema: Type.Object({}, { additionalProperties: true }),
+      },
+    ],
+    errors: ['not_found'],
+  },
+  {
+    method: 'get',
+    path: '/dashboard/tasks',
+    operationId: 'dashboardTasks',
+    tag: 'dashboard',
+    summary: "A page of a group's task table",
+    description: DASHBOARD,
+    auth: 'dashboard',
+    query: [
+      { name: 'group', schema: GROUP_ID, description: 'The group id.', required: true },
+      { name: 'state', schema: H.TaskStateSchema, description: 'Only tasks in this state.' },
+      int(
+        'after',
+        -1,
+        MAX,
+        -1,
+        'Only tasks with `index > after`: the `next` of the previous page.',
+      ),
+      int('limit', 1, 500, 50, 'Most tasks to return.'),
+    ],
+    replies: [{ status: 200, description: 'A page of task rows.', schema: DashboardTaskPage }],
+    errors: ['group_not_found'],
   },
 ];

@@ -73,7 +73,8 @@ function commonErrors(op: Operation): ErrorCode[] {
   if (op.body) {
     codes.push('invalid_json', 'validation_failed', 'unsupported_media_type', 'body_too_large');
   }
-  if (op.auth) codes.push('unauthorized', 'not_leader', 'unavailable', 'shutting_down');
+  if (op.auth === true) codes.push('unauthorized', 'not_leader', 'unavailable', 'shutting_down');
+  if (op.auth === 'dashboard') codes.push('unauthorized');
   if (op.method === 'post') codes.push('storage_full');
   codes.push('internal');
   return codes;
@@ -132,7 +133,7 @@ function parameters(op: Operation): JsonObject[] {
     params.push({
       name: q.name,
       in: 'query',
-      required: false,
+      required: q.required ?? false,
       description: q.description,
       schema: plain(q.schema),
     });
@@ -140,10 +141,16 @@ function parameters(op: Operation): JsonObject[] {
   return params;
 }
 
+function security(op: Operation): JsonValue {
+  // `{}` is "no token": the dashboard's data needs one only with --dashboard token.
+  if (op.auth === 'dashboard') return [{}, { clientToken: [] }];
+  return op.auth ? [{ clientToken: [] }] : [];
+}
+
 function operationObject(op: Operation): JsonObject {
   const o: JsonObject = { operationId: op.operationId, summary: op.summary, tags: [op.tag] };
   if (op.description) o['description'] = op.description;
-  o['security'] = op.auth ? [{ clientToken: [] }] : [];
+  o['security'] = security(op);
   const params = parameters(op);
   if (params.length > 0) o['parameters'] = params;
   if (op.body) {
@@ -189,7 +196,8 @@ export function openApiDocument(operations: readonly Operation[] = OPERATIONS): 
     tags: [
       { name: 'groups', description: 'Submit groups of tasks, add, seal, cancel, wait, read.' },
       { name: 'fleet', description: 'Workers and the event log.' },
-      { name: 'operations', description: 'Probes and descriptions; no token needed.' },
+      { name: 'operations', description: 'Probes, metrics, this description; no token needed.' },
+      { name: 'dashboard', description: 'The live dashboard and the data its page reads.' },
     ],
     security: [{ clientToken: [] }],
     paths,
