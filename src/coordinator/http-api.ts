@@ -13,6 +13,7 @@ import {
   type GroupView,
   type TaskView,
 } from '../protocol/http.js';
+import { openApi } from '../protocol/openapi.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from './engine.js';
 import { intParam, readJsonBody, requestUrl, sendError, sendJson } from './http-util.js';
@@ -102,6 +103,7 @@ export class HttpApi {
   ) {
     const G = '/v1/groups/([A-Za-z0-9_-]{1,100})';
     this.route('GET', '^/healthz$', async (_q, res) => sendJson(res, 200, { ok: true }));
+    this.route('GET', '^/openapi\\.json$', async (_q, res) => sendJson(res, 200, openApi()));
     this.route('POST', '^/v1/groups$', (req, res) => this.submit(req, res));
     this.route('GET', '^/v1/groups$', (_r, res, _p, q) => this.list(res, q));
     this.route('GET', `^${G}$`, async (_r, res, [id]) =>
@@ -125,6 +127,11 @@ export class HttpApi {
     });
   }
 
+  /** The routes, for the test that holds the OpenAPI document (protocol/openapi.ts) to them. */
+  get routeTable(): { method: string; re: RegExp }[] {
+    return this.routes.map(({ method, re }) => ({ method, re }));
+  }
+
   private route(method: string, pattern: string, fn: Handler): void {
     this.routes.push({ method, re: new RegExp(pattern), fn });
   }
@@ -134,8 +141,9 @@ export class HttpApi {
     res.on('close', () => ac.abort());
     try {
       const url = requestUrl(req.url);
-      // Liveness probes need no token; everything else is the client API.
-      if (url.pathname !== '/healthz') await this.auth.check(req, 'client');
+      // Liveness probes and the API's description need no token; everything else is the client API.
+      if (url.pathname !== '/healthz' && url.pathname !== '/openapi.json')
+        await this.auth.check(req, 'client');
       let pathMatched = false;
       for (const r of this.routes) {
         const m = r.re.exec(url.pathname);
