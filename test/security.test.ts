@@ -146,7 +146,10 @@ describe('security defaults', () => {
       file,
     ]);
     assert.equal(await p.exited, 2);
-    assert.match(p.out.join('\n'), /error unauthorized: refusing to bind 0\.0\.0\.0 .*chmod 600/);
+    assert.match(
+      p.out.join('\n'),
+      /regroup: unauthorized: refusing to bind 0\.0\.0\.0 .*chmod 600/,
+    );
     const q = new Proc('coordinator', [
       'server',
       '--port',

@@ -45,16 +45,48 @@ export function integer(min: number): (value: string) => number {
   };
 }
 
-/** One line on stderr naming the error code; returns the usage exit code. */
+/**
+ * One line on stderr naming the error code, `regroup: <code>: <message>`
+ * (with --json, the wire shape `{"error":{"code","message"}}`); returns the
+ * exit code for errors (2).
+ */
 export function reportError(e: unknown, json = false): number {
   const err =
     e instanceof RegroupError
       ? e
       : new RegroupError('internal', e instanceof Error ? e.message : String(e));
   process.stderr.write(
-    json ? `${JSON.stringify(err.toWire())}\n` : `regroup: error ${err.code}: ${err.message}\n`,
+    json ? `${JSON.stringify(err.toWire())}\n` : `regroup: ${err.code}: ${oneLine(err.message)}\n`,
   );
   return EXIT.usage;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ');
+}
+
+/** Queries and control commands should not hang on a wrong URL for the SDK's default minute. */
+export const COMMAND_RECONNECT_FOR_MS = 5_000;
+
+/**
+ * Runs one request-and-print command: makes the client, prints what `body`
+ * returns on stdout, reports an error as one line on stderr. Returns the exit code.
+ */
+export async function runCommand(
+  flags: ConnectionOptions,
+  body: (client: Client) => Promise<string>,
+): Promise<number> {
+  let client: Client | undefined;
+  try {
+    client = makeClient(flags, COMMAND_RECONNECT_FOR_MS);
+    const out = await body(client);
+    process.stdout.write(`${out}\n`);
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(e, flags.json);
+  } finally {
+    client?.close();
+  }
 }
 
 /** Writes lines to a stream, waiting when its buffer is full. */

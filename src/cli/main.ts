@@ -7,6 +7,8 @@ import { submitCommand } from './submit.js';
 import { serverCommand } from './server.js';
 import { workerCommand } from './worker.js';
 import { demoCommand } from './demo.js';
+import { groupsCommand, tasksCommand } from './groups.js';
+import { cancelCommand, retryCommand } from './control.js';
 
 /** Every command of the CLI, one file each. */
 const commands: (() => Command)[] = [
@@ -14,6 +16,10 @@ const commands: (() => Command)[] = [
   workerCommand,
   submitCommand,
   statusCommand,
+  groupsCommand,
+  tasksCommand,
+  cancelCommand,
+  retryCommand,
   demoCommand,
 ];
 

@@ -1,48 +1,70 @@
 import { Command } from 'commander';
-import type { Client, GroupView, WorkerView } from '../client/index.js';
+import type { Client, GroupView } from '../client/index.js';
 import {
-  EXIT,
+  COMMAND_RECONNECT_FOR_MS,
   integer,
   makeClient,
   reportError,
   withConnectionOptions,
   type ConnectionOptions,
 } from './common.js';
-import { ago, formatTable } from './table.js';
+import { formatTable } from './table.js';
+import { groupsTable, progressPercent, workersTable } from './views.js';
+import { interruptSignal, watch } from './watch.js';
 
-interface StatusFlags extends ConnectionOptions {
+export interface StatusFlags extends ConnectionOptions {
   limit: number;
+  watch?: boolean;
+  interval: number;
 }
-
-/** A status query should not hang on a wrong URL for the SDK's default minute. */
-const STATUS_RECONNECT_FOR_MS = 5_000;
 
 export function statusCommand(): Command {
   const cmd = new Command('status')
-    .description('without a group id: recent groups and the workers; with one: that group')
+    .description('without a group id: the workers and the recent groups; with one: that group')
     .argument('[groupId]', 'a group id')
-    .option('--limit <n>', 'how many recent groups', integer(1), 20);
-  return withConnectionOptions(cmd).action(
-    async (groupId: string | undefined, flags: StatusFlags) => {
-      process.exitCode = await runStatus(groupId, flags);
-    },
+    .option('--limit <n>', 'how many recent groups', integer(1), 20)
+    .option('--watch', 'redraw until Ctrl-C (the screen is cleared only on a terminal)')
+    .option('--interval <ms>', 'with --watch: time between redraws', integer(100), 1000);
+  withConnectionOptions(cmd).addHelpText(
+    'after',
+    '\nWith --json: {"workers":[WorkerView],"groups":[GroupView]} (with a group id, the GroupView);' +
+      ' with --watch, one such line per redraw. See docs/cli.md.',
   );
+  return cmd.action(async (groupId: string | undefined, flags: StatusFlags) => {
+    process.exitCode = await runStatus(groupId, flags);
+  });
 }
 
 export async function runStatus(groupId: string | undefined, flags: StatusFlags): Promise<number> {
-  let client: Client | undefined;
+  const json = flags.json === true;
+  const client = makeClient(flags, COMMAND_RECONNECT_FOR_MS);
+  const frame = (): Promise<string> =>
+    groupId === undefined
+      ? overview(client, flags.limit, json)
+      : groupStatus(client, groupId, json);
   try {
-    client = makeClient(flags, STATUS_RECONNECT_FOR_MS);
-    const out =
-      groupId === undefined
-        ? await overview(client, flags.limit, flags.json === true)
-        : await groupStatus(client, groupId, flags.json === true);
-    process.stdout.write(`${out}\n`);
-    return EXIT.ok;
+    if (flags.watch !== true) {
+      process.stdout.write(`${await frame()}\n`);
+      return 0;
+    }
+    const { signal, dispose } = interruptSignal();
+    // Ctrl-C also ends a request in flight (it rejects with `closed`).
+    signal.addEventListener('abort', () => client.close());
+    try {
+      return await watch(frame, {
+        intervalMs: flags.interval,
+        out: process.stdout,
+        clear: process.stdout.isTTY === true && !json,
+        json,
+        signal,
+      });
+    } finally {
+      dispose();
+    }
   } catch (e) {
-    return reportError(e, flags.json);
+    return reportError(e, json);
   } finally {
-    client?.close();
+    client.close();
   }
 }
 
@@ -52,15 +74,14 @@ async function groupStatus(client: Client, id: string, json: boolean): Promise<s
 }
 
 async function overview(client: Client, limit: number, json: boolean): Promise<string> {
-  const [groups, workers] = await Promise.all([client.listGroups({ limit }), client.workers()]);
-  if (json) return JSON.stringify({ groups, workers });
-  const now = Date.now();
+  const [workers, groups] = await Promise.all([client.workers(), client.listGroups({ limit })]);
+  if (json) return JSON.stringify({ workers, groups });
   return [
-    `groups (${groups.length} most recent)`,
-    groups.length === 0 ? '  none' : groupsTable(groups, now),
-    '',
     `workers (${workers.length})`,
     workers.length === 0 ? '  none' : workersTable(workers),
+    '',
+    `groups (${groups.length} most recent)`,
+    groups.length === 0 ? '  none' : groupsTable(groups, Date.now()),
   ].join('\n');
 }
 
@@ -70,6 +91,7 @@ export function describeGroup(g: GroupView): string {
     ['handler', g.handler],
     ['state', g.done || g.state === 'done' ? g.state : `${g.state} (not done)`],
     ['policy', g.policy],
+    ['progress', progressPercent(g)],
     ['total', String(g.total)],
     ['pending', String(g.pending)],
     ['running', String(g.running)],
@@ -80,42 +102,4 @@ export function describeGroup(g: GroupView): string {
   ];
   if (g.finishedAt !== null) rows.push(['finished', new Date(g.finishedAt).toISOString()]);
   return formatTable(['', ''], rows).split('\n').slice(1).join('\n');
-}
-
-export function groupsTable(groups: readonly GroupView[], now: number): string {
-  const header = [
-    'GROUP',
-    'HANDLER',
-    'STATE',
-    'TOTAL',
-    'PENDING',
-    'RUNNING',
-    'OK',
-    'FAILED',
-    'CANCELED',
-    'CREATED',
-  ];
-  const rows = groups.map((g) => [
-    g.id,
-    g.handler,
-    g.state,
-    ...[g.total, g.pending, g.running, g.succeeded, g.failed, g.canceled].map(String),
-    ago(now - g.createdAt),
-  ]);
-  return formatTable(header, rows);
-}
-
-export function workersTable(workers: readonly WorkerView[]): string {
-  const header = ['WORKER', 'NAME', 'HEALTH', 'SLOTS', 'RUNNING', 'DONE', 'SEEN', 'HANDLERS'];
-  const rows = workers.map((w) => [
-    w.workerId,
-    w.name,
-    w.connected ? w.health : `${w.health} (disconnected)`,
-    String(w.slots),
-    String(w.running),
-    String(w.tasksDone),
-    ago(w.lastSeenAgoMs),
-    w.handlers.join(','),
-  ]);
-  return formatTable(header, rows);
 }

@@ -90,7 +90,7 @@ void describe('regroup submit (against a fake coordinator)', () => {
   void it('exits 2 naming the line of a bad input, submitting nothing', async () => {
     const run = await cli(['submit', '--url', fake.url, '--handler', 'h'], '1\n{oops\n');
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /error invalid_json: stdin line 2 is not valid JSON/);
+    assert.match(run.stderr, /^regroup: invalid_json: stdin line 2 is not valid JSON/m);
     assert.equal(fake.requests.length, 0);
   });
 
@@ -98,7 +98,7 @@ void describe('regroup submit (against a fake coordinator)', () => {
     fake.inject.push({ status: 400, code: 'validation_failed' });
     const run = await cli(['submit', '--url', fake.url, '--handler', 'h'], '1\n');
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /^regroup: error validation_failed: fake validation_failed$/m);
+    assert.match(run.stderr, /^regroup: validation_failed: fake validation_failed$/m);
     const usage = await cli(['submit', '--url', fake.url, '--handler', 'h', '--policy', 'x'], '');
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--policy/);

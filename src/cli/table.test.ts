@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { GroupView } from '../client/index.js';
 import { DEFAULT_TASK_OPTIONS } from '../core/types.js';
-import { describeGroup, groupsTable } from './status.js';
+import { describeGroup } from './status.js';
+import { groupsTable } from './views.js';
 import { resultLine } from './submit.js';
 import { ago, formatTable } from './table.js';
 
@@ -44,19 +45,23 @@ void describe('CLI output', () => {
     );
   });
 
-  void it('lists groups with their counters', () => {
+  void it('lists groups with their progress and counters', () => {
     const lines = groupsTable([group], 61_000).split('\n');
-    assert.match(lines[0]!, /^GROUP\s+HANDLER\s+STATE\s+TOTAL/);
+    assert.match(
+      lines[0]!,
+      /^GROUP\s+HANDLER\s+STATE\s+PROGRESS\s+OK\s+FAILED\s+RUNNING\s+PENDING/,
+    );
     assert.deepEqual(lines[1]!.split(/\s+/), [
       'g1',
       'square',
       'sealed',
-      '10',
-      '3',
-      '2',
+      '50%',
       '4',
       '1',
+      '2',
+      '3',
       '0',
+      '10',
       '1m',
       'ago',
     ]);

@@ -1,5 +1,6 @@
 import { RegroupError } from '../core/errors.js';
-import type { GroupView, TaskView } from '../protocol/http.js';
+import type { TaskState } from '../core/types.js';
+import type { GroupView, RetryReply, TaskView } from '../protocol/http.js';
 import { LONG_POLL_MS, LONG_POLL_SLACK_MS, type ResolvedClientOptions } from './options.js';
 import { GroupFailedError, toOutcome, type Outcome } from './outcome.js';
 import type { RetryPolicy, Transport } from './transport.js';
@@ -15,17 +16,27 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+export interface TasksOptions {
+  /** Tasks with an index greater than this (the `next` of the previous page). Default: from the first. */
+  after?: number;
+  /** Most tasks in the page, 1..10,000. Default 1000. */
+  limit?: number;
+  /** Only tasks in this state. */
+  state?: TaskState;
+}
+
+/** One page of a group's tasks in input order; `next` is the `after` of the next page, null at the end. */
+export interface TasksPage {
+  tasks: TaskView[];
+  next: number | null;
+}
+
 export interface ResultsOptions extends WaitOptions {
   /** Most tasks per request. Default 1000. */
   limit?: number;
 }
 
 const PAGE = 1000;
-
-interface TasksPage {
-  tasks: TaskView[];
-  next: number | null;
-}
 
 interface FinishedPage {
   tasks: TaskView[];
@@ -53,6 +64,26 @@ export class Group<R = unknown> {
   /** Cancels every task not final yet. */
   cancel(): Promise<GroupView> {
     return this.request('POST', '/cancel', this.budget(), {});
+  }
+
+  /**
+   * Runs the group's failed tasks again: each goes back to pending for a new
+   * attempt, with its attempt budget started over. Resolves with how many were
+   * retried (0 when none had failed) and the group after. A canceled group
+   * rejects with `group_canceled`.
+   */
+  retry(): Promise<RetryReply> {
+    return this.request('POST', '/retry', this.budget(), {});
+  }
+
+  /** One page of the group's tasks, in input order, as they are now (any state). */
+  tasks(opts: TasksOptions = {}): Promise<TasksPage> {
+    const q = new URLSearchParams();
+    if (opts.after !== undefined) q.set('after', String(opts.after));
+    if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+    if (opts.state !== undefined) q.set('state', opts.state);
+    const query = q.size > 0 ? `?${q.toString()}` : '';
+    return this.request('GET', `/tasks${query}`, this.budget());
   }
 
   /** The results in input order; rejects with GroupFailedError (`group_failed`) if any task did not succeed. */

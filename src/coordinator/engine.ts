@@ -29,6 +29,7 @@ export type OpKind =
   | 'addTasks'
   | 'seals'
   | 'cancels'
+  | 'retries'
   | 'commits'
   | 'failures'
   | 'requeues'
@@ -49,6 +50,7 @@ const OP_KINDS: readonly OpKind[] = [
   'addTasks',
   'seals',
   'cancels',
+  'retries',
   'commits',
   'failures',
   'requeues',
@@ -64,7 +66,13 @@ const BUSY_WINDOW_MS = 1;
 const BUSY_TICK_OPS = 32;
 const BATCH_TARGET = 256;
 /** Ops from clients are answered with the error when a commit fails; the client retries. */
-const CLIENT_KINDS: ReadonlySet<OpKind> = new Set(['createGroups', 'addTasks', 'seals', 'cancels']);
+const CLIENT_KINDS: ReadonlySet<OpKind> = new Set([
+  'createGroups',
+  'addTasks',
+  'seals',
+  'cancels',
+  'retries',
+]);
 
 function emptyQueue(): Queue {
   return {
@@ -72,6 +80,7 @@ function emptyQueue(): Queue {
     addTasks: [],
     seals: [],
     cancels: [],
+    retries: [],
     commits: [],
     failures: [],
     requeues: [],
@@ -384,6 +393,9 @@ export class Engine {
       this.sessions.get(c.workerId)?.leases.add(c.taskId);
     }
     if (outcome.createGroups.length > 0 || outcome.addTasks.length > 0) this.dispatchDirty = true;
+    // Retried tasks are pending again: dispatch them.
+    if (outcome.retries.some((r) => r.status === 'retried' && r.retried > 0))
+      this.dispatchDirty = true;
   }
 
   /** Reads ready tasks and asks core which worker gets which. Empty when no worker has a free slot. */

@@ -9,8 +9,10 @@ import {
   LONG_POLL_MAX_MS,
   addTasksRequest,
   emptyRequest,
+  retryRequest,
   submitRequest,
   type GroupView,
+  type RetryReply,
   type TaskView,
 } from '../protocol/http.js';
 import { openApi } from '../protocol/openapi.js';
@@ -112,6 +114,7 @@ export class HttpApi {
     this.route('POST', `^${G}/tasks$`, (req, res, [id]) => this.add(req, res, id!));
     this.route('POST', `^${G}/seal$`, (req, res, [id]) => this.seal(req, res, id!));
     this.route('POST', `^${G}/cancel$`, (req, res, [id]) => this.cancel(req, res, id!));
+    this.route('POST', `^${G}/retry$`, (req, res, [id]) => this.retry(req, res, id!));
     this.route('GET', `^${G}/wait$`, (_r, res, [id], q, signal) => this.wait(res, id!, q, signal));
     this.route('GET', `^${G}/tasks$`, (_r, res, [id], q) => this.tasks(res, id!, q));
     this.route('GET', `^${G}/finished$`, (_r, res, [id], q, signal) =>
@@ -289,6 +292,31 @@ export class HttpApi {
       return;
     }
     emptyRequest.parse(await readJsonBody(req, 4096), 'request body');
+  }
+
+  /** The group's failed tasks run again (a new attempt each, budget started over: docs/design.md). */
+  private async retry(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const len = Number(req.headers['content-length'] ?? 0);
+    if (len === 0 && req.headers['transfer-encoding'] === undefined) req.resume();
+    else retryRequest.parse(await readJsonBody(req, 4096), 'retry request');
+    const out = await this.engine.request('retries', id);
+    switch (out.status) {
+      case 'not_found':
+        throw new RegroupError('group_not_found', `no group with id ${id}`);
+      case 'canceled':
+        throw new RegroupError(
+          'group_canceled',
+          `group ${id} was canceled: its tasks are not retried; submit them again as a new group`,
+        );
+      case 'retried': {
+        if (out.retried > 0) {
+          const data = { retried: out.retried };
+          this.engine.event({ type: 'group.retried', groupId: id, data });
+        }
+        const reply: RetryReply = { retried: out.retried, group: groupView(out.group) };
+        return sendJson(res, 200, reply);
+      }
+    }
   }
 
   private async list(res: ServerResponse, q: URLSearchParams): Promise<void> {

@@ -7,6 +7,7 @@
  *   POST /v1/groups/:id/tasks          add to an open group (AddTasksRequest) -> 200 GroupView
  *   POST /v1/groups/:id/seal           -> 200 GroupView
  *   POST /v1/groups/:id/cancel         -> 200 GroupView
+ *   POST /v1/groups/:id/retry          {} (RetryRequest) -> 200 RetryReply: the group's failed tasks run again
  *   GET  /v1/groups                    ?limit&before -> { groups: GroupView[] }
  *   GET  /v1/groups/:id                -> GroupView
  *   GET  /v1/groups/:id/wait           ?timeoutMs (long poll, at most 60 s)&tasks=<n> -> GroupView (done or not);
@@ -77,6 +78,20 @@ export const AddTasksRequest = Type.Object(
 );
 export type AddTasksRequest = Static<typeof AddTasksRequest>;
 export const addTasksRequest = checker(AddTasksRequest);
+
+/**
+ * Retry runs a group's `failed` tasks again (the only kind retried for now;
+ * the body is an object so that a filter can be added later). `{}` or no body.
+ */
+export const RetryRequest = Type.Object({}, { additionalProperties: false });
+export type RetryRequest = Static<typeof RetryRequest>;
+export const retryRequest = checker(RetryRequest);
+
+/** The answer to a retry: how many failed tasks went back to pending, and the group after. */
+export interface RetryReply {
+  retried: number;
+  group: GroupView;
+}
 
 export const EmptyRequest = Type.Object({}, { additionalProperties: false });
 export const emptyRequest = checker(EmptyRequest);

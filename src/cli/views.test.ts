@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { GroupView, TaskView, WorkerView } from '../client/index.js';
+import { DEFAULT_TASK_OPTIONS } from '../core/types.js';
+import {
+  duration,
+  groupLine,
+  progressPercent,
+  retryLine,
+  taskDuration,
+  tasksTable,
+  workersTable,
+} from './views.js';
+
+function group(over: Partial<GroupView>): GroupView {
+  return {
+    id: 'g1',
+    handler: 'square',
+    state: 'sealed',
+    policy: 'collectAll',
+    idempotencyKey: null,
+    createdAt: 1_000,
+    sealedAt: 1_000,
+    finishedAt: null,
+    options: DEFAULT_TASK_OPTIONS,
+    total: 3,
+    pending: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    canceled: 0,
+    done: false,
+    ...over,
+  };
+}
+
+const worker: WorkerView = {
+  workerId: 'w_abc',
+  name: 'node-1',
+  health: 'draining',
+  connected: true,
+  slots: 8,
+  running: 3,
+  labels: [],
+  handlers: ['square', 'tile'],
+  lastSeenAgoMs: 2_400,
+  tasksDone: 41,
+};
+
+void describe('CLI views', () => {
+  void it('progress counts final tasks and never shows 100% while one is outstanding', () => {
+    assert.equal(
+      progressPercent(group({ succeeded: 1, failed: 1, canceled: 0, pending: 1 })),
+      '66%',
+    );
+    assert.equal(progressPercent(group({ total: 1000, succeeded: 999, running: 1 })), '99%');
+    assert.equal(progressPercent(group({ succeeded: 3, state: 'done', done: true })), '100%');
+    assert.equal(progressPercent(group({ total: 0, state: 'open' })), '-');
+    assert.equal(progressPercent(group({ total: 0, state: 'done', done: true })), '100%');
+  });
+
+  void it('lists workers with state, heartbeat age, slots in use and tasks done', () => {
+    const lines = workersTable([worker, { ...worker, connected: false, health: 'dead' }]).split(
+      '\n',
+    );
+    assert.match(lines[0]!, /^WORKER\s+NAME\s+STATE\s+HEARTBEAT\s+SLOTS\s+DONE\s+HANDLERS$/);
+    assert.deepEqual(lines[1]!.split(/\s{2,}/), [
+      'w_abc',
+      'node-1',
+      'draining',
+      '2s ago',
+      '3/8',
+      '41',
+      'square,tile',
+    ]);
+    assert.match(lines[2]!, /dead \(disconnected\)/);
+  });
+
+  void it('lists tasks with attempt, worker, duration and a clipped one-line error', () => {
+    const tasks: TaskView[] = [
+      {
+        taskId: 7,
+        groupId: 'g1',
+        index: 0,
+        state: 'failed',
+        attempt: 3,
+        workerId: 'w_abc',
+        startedAt: 10_000,
+        finishedAt: 12_500,
+        error: { kind: 'error', message: `boom\n${'x'.repeat(100)}` },
+      },
+      { taskId: 8, groupId: 'g1', index: 1, state: 'pending', attempt: 0, workerId: null },
+    ];
+    const lines = tasksTable(tasks, 20_000).split('\n');
+    assert.match(lines[0]!, /^INDEX\s+TASK\s+STATE\s+ATTEMPT\s+WORKER\s+DURATION\s+ERROR$/);
+    const cells = lines[1]!.split(/\s{2,}/);
+    assert.deepEqual(cells.slice(0, 6), ['0', '7', 'failed', '3', 'w_abc', '2.5s']);
+    assert.ok(cells[6]!.startsWith('error: boom xxx'), cells[6]);
+    assert.equal(cells[6]!.length, 60);
+    assert.ok(cells[6]!.endsWith('…'));
+    assert.deepEqual(lines[2]!.split(/\s{2,}/), ['1', '8', 'pending', '0', '-', '-']);
+  });
+
+  void it('formats durations', () => {
+    assert.deepEqual(
+      [duration(850), duration(4_230), duration(185_000), duration(7_830_000)],
+      ['850ms', '4.2s', '3m05s', '2h10m'],
+    );
+    const running: TaskView = {
+      taskId: 1,
+      groupId: 'g',
+      index: 0,
+      state: 'running',
+      attempt: 1,
+      startedAt: 1_000,
+      finishedAt: null,
+    };
+    assert.equal(taskDuration(running, 3_000), '2.0s', 'a running task: so far');
+    assert.equal(taskDuration({ ...running, state: 'pending', startedAt: null }, 3_000), '-');
+  });
+
+  void it('says what a cancel and a retry did in one line', () => {
+    assert.equal(
+      groupLine(group({ state: 'canceled', succeeded: 1, canceled: 2, done: true })),
+      'group g1: canceled (1 succeeded, 0 failed, 2 canceled, 0 running, 0 pending; 3 tasks)',
+    );
+    assert.equal(
+      retryLine('g1', { retried: 2, group: group({ pending: 2 }) }),
+      'group g1: 2 failed tasks back to pending; the group is sealed again',
+    );
+    assert.equal(
+      retryLine('g1', { retried: 0, group: group({ state: 'done', done: true }) }),
+      'group g1: no failed tasks, nothing retried (done)',
+    );
+  });
+});

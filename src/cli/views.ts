@@ -1,0 +1,109 @@
+/**
+ * How the CLI shows groups, workers and tasks to a person: tables and short
+ * summaries. Pure functions of the views and `now`, so they are tested
+ * without a coordinator. (`--json` prints the views themselves.)
+ */
+import type { GroupView, RetryReply, TaskView, WorkerView } from '../client/index.js';
+import { ago, formatTable } from './table.js';
+
+/** Share of a group's tasks that are final, "0%".."100%" (a group with no tasks: "-" until done). */
+export function progressPercent(g: GroupView): string {
+  if (g.total === 0) return g.done ? '100%' : '-';
+  const final = g.succeeded + g.failed + g.canceled;
+  // Never round up to 100% while something is outstanding.
+  const pct = Math.floor((100 * final) / g.total);
+  return `${pct}%`;
+}
+
+export function groupsTable(groups: readonly GroupView[], now: number): string {
+  const header = [
+    'GROUP',
+    'HANDLER',
+    'STATE',
+    'PROGRESS',
+    'OK',
+    'FAILED',
+    'RUNNING',
+    'PENDING',
+    'CANCELED',
+    'TOTAL',
+    'CREATED',
+  ];
+  const rows = groups.map((g) => [
+    g.id,
+    g.handler,
+    g.state,
+    progressPercent(g),
+    ...[g.succeeded, g.failed, g.running, g.pending, g.canceled, g.total].map(String),
+    ago(now - g.createdAt),
+  ]);
+  return formatTable(header, rows);
+}
+
+/** STATE is alive, suspect, draining or dead; SLOTS is slots in use / slots; HEARTBEAT the age of the last message. */
+export function workersTable(workers: readonly WorkerView[]): string {
+  const header = ['WORKER', 'NAME', 'STATE', 'HEARTBEAT', 'SLOTS', 'DONE', 'HANDLERS'];
+  const rows = workers.map((w) => [
+    w.workerId,
+    w.name,
+    w.connected ? w.health : `${w.health} (disconnected)`,
+    ago(w.lastSeenAgoMs),
+    `${w.running}/${w.slots}`,
+    String(w.tasksDone),
+    w.handlers.join(','),
+  ]);
+  return formatTable(header, rows);
+}
+
+/** Longest error message shown in a table cell; `--json` has it whole. */
+const ERROR_WIDTH = 60;
+
+export function tasksTable(tasks: readonly TaskView[], now: number): string {
+  const header = ['INDEX', 'TASK', 'STATE', 'ATTEMPT', 'WORKER', 'DURATION', 'ERROR'];
+  const rows = tasks.map((t) => [
+    String(t.index),
+    String(t.taskId),
+    t.state,
+    String(t.attempt),
+    t.workerId ?? '-',
+    taskDuration(t, now),
+    t.error ? clip(`${t.error.kind}: ${t.error.message}`, ERROR_WIDTH) : '',
+  ]);
+  return formatTable(header, rows);
+}
+
+/** How long the last run took (a running task: so far); "-" when it never ran or its end is unknown. */
+export function taskDuration(t: TaskView, now: number): string {
+  const start = t.startedAt ?? null;
+  if (start === null) return '-';
+  if (t.state === 'running') return duration(now - start);
+  const end = t.finishedAt ?? null;
+  return end === null || end < start ? '-' : duration(end - start);
+}
+
+/** "850ms", "4.2s", "3m05s", "2h10m". */
+export function duration(ms: number): string {
+  const v = Math.max(0, Math.round(ms));
+  if (v < 1000) return `${v}ms`;
+  if (v < 60_000) return `${(v / 1000).toFixed(1)}s`;
+  const s = Math.floor(v / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+function clip(s: string, width: number): string {
+  const flat = s.replace(/\s+/g, ' ');
+  return flat.length <= width ? flat : `${flat.slice(0, width - 1)}…`;
+}
+
+/** One line: the group's id, state and counters. */
+export function groupLine(g: GroupView): string {
+  const counts = `${g.succeeded} succeeded, ${g.failed} failed, ${g.canceled} canceled, ${g.running} running, ${g.pending} pending`;
+  return `group ${g.id}: ${g.state} (${counts}; ${g.total} tasks)`;
+}
+
+export function retryLine(id: string, r: RetryReply): string {
+  if (r.retried === 0) return `group ${id}: no failed tasks, nothing retried (${r.group.state})`;
+  const n = r.retried === 1 ? '1 failed task' : `${r.retried} failed tasks`;
+  return `group ${id}: ${n} back to pending; the group is ${r.group.state} again`;
+}
