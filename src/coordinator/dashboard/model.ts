@@ -138,7 +138,8 @@ export class DashboardModel {
     if (t) t.info = g;
     else this.groups.set(g.id, { info: g, hist: [] });
     if (!prev && g.createdAt >= this.startedAt) {
-      const n = g.state === 'open' ? `open, ${g.total} tasks so far` : plural(g.total, 'task');
+      const n =
+        g.state === 'open' ? `open, ${plural(g.total, 'task')} so far` : plural(g.total, 'task');
       this.write(
         `created:${g.id}`,
         now,

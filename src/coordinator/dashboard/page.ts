@@ -58,7 +58,7 @@ th{color:var(--mut);font-weight:600}
 #chart{width:100%;height:140px;display:block}
 .legend{font-size:12px;color:var(--mut)}
 .legend b{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;vertical-align:middle}
-#action-msg{font-size:12px;margin-left:8px}
+#action-msg{font-size:13px}#action-msg[data-result=error]{color:var(--fail)}
 @media (max-width:900px){main{grid-template-columns:1fr}}
 `;
 
@@ -80,14 +80,14 @@ const BODY = `
   </section>
   <section id="chart-box"><h2>Throughput</h2>
     <svg id="chart" viewBox="0 0 600 140" preserveAspectRatio="none" role="img" aria-label="completed tasks per second and running tasks"></svg>
-    <div class="legend"><b style="background:var(--ok)"></b>completed / s <span id="chart-max-c"></span><b style="background:var(--run)"></b>running <span id="chart-max-r"></span> · last 5 minutes</div>
+    <div class="legend"><b style="background:var(--ok)"></b>completed / s <span id="chart-max-c"></span><b style="background:var(--run)"></b>running <span id="chart-max-r"></span> · up to the last 5 minutes</div>
   </section>
   <section id="groups-box" class="wide"><h2>Groups</h2>
     <div id="groups"></div>
     <p id="groups-empty" class="hint">No groups yet.</p>
-    <p id="actions-hint" class="hint"></p>
+    <p><span id="actions-hint" class="hint"></span><span id="action-msg"></span></p>
   </section>
-  <section id="tasks-box" class="wide"><h2>Tasks of <span id="tasks-group">(pick a group above)</span><span id="action-msg"></span></h2>
+  <section id="tasks-box" class="wide"><h2>Tasks of <span id="tasks-group">(pick a group above)</span></h2>
     <label>State <select id="task-state"><option value="">all</option><option>pending</option><option>running</option><option>succeeded</option><option>failed</option><option>canceled</option></select></label>
     <table id="tasks"><thead><tr><th class="num">#</th><th>State</th><th class="num">Attempt</th><th>Worker</th><th class="num">Duration</th><th>Error</th></tr></thead><tbody></tbody></table>
     <div class="pager"><button id="prev" type="button" disabled>&larr; Previous</button><span id="page-info" class="hint"></span><button id="next" type="button" disabled>Next &rarr;</button></div>

@@ -143,8 +143,11 @@ function renderChart() {
   const W = 600, H = 140, pad = 4;
   const maxC = Math.max(1, ...pts.map((p) => p.completed));
   const maxR = Math.max(1, ...pts.map((p) => p.running));
-  const t1 = pts.length ? pts[pts.length - 1].t : 0, t0 = t1 - 300000;
-  const x = (t) => ((t - t0) / 300000) * W;
+  // The window grows with the data, from 20 s up to 5 minutes.
+  const t1 = pts.length ? pts[pts.length - 1].t : 0;
+  const span = Math.min(300000, Math.max(20000, pts.length ? t1 - pts[0].t : 0));
+  const t0 = t1 - span;
+  const x = (t) => ((t - t0) / span) * W;
   const line = (key, max) => pts.map((p) => x(p.t).toFixed(1) + ',' + (H - pad - (p[key] / max) * (H - 2 * pad)).toFixed(1)).join(' ');
   const ns = 'http://www.w3.org/2000/svg';
   const poly = (pointsAttr, color) => { const p = document.createElementNS(ns, 'polyline'); p.setAttribute('points', pointsAttr); p.setAttribute('fill', 'none'); p.setAttribute('stroke', color); p.setAttribute('stroke-width', '2'); p.setAttribute('vector-effect', 'non-scaling-stroke'); return p; };
@@ -199,15 +202,15 @@ function renderTasks(tasks) {
 
 async function act(groupId, what) {
   const msg = $('action-msg');
-  msg.textContent = ' · ' + what + ' ' + groupId + '…';
+  msg.textContent = what + ' ' + groupId + '…'; delete msg.dataset.result;
   try {
     const res = await fetch('/v1/groups/' + encodeURIComponent(groupId) + '/' + what, { method: 'POST', headers: authHeaders(true), body: '{}' });
     const body = await res.json().catch(() => ({}));
-    if (!res.ok) { msg.textContent = ' · ' + what + ' failed: ' + (body.error ? body.error.code + ': ' + body.error.message : 'HTTP ' + res.status); msg.dataset.result = 'error'; return; }
-    msg.textContent = ' · ' + (what === 'retry' ? 'retried ' + body.retried + ' failed task' + (body.retried === 1 ? '' : 's') : 'canceled') + ' (' + groupId + ')';
+    if (!res.ok) { msg.textContent = what + ' failed: ' + (body.error ? body.error.code + ': ' + body.error.message : 'HTTP ' + res.status); msg.dataset.result = 'error'; return; }
+    msg.textContent = groupId + ': ' + (what === 'retry' ? 'retried ' + body.retried + ' failed task' + (body.retried === 1 ? '' : 's') : 'canceled');
     msg.dataset.result = 'ok';
     loadTasks();
-  } catch (e) { msg.textContent = ' · ' + what + ' failed: ' + e.message; msg.dataset.result = 'error'; }
+  } catch (e) { msg.textContent = what + ' failed: ' + e.message; msg.dataset.result = 'error'; }
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

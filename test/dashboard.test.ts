@@ -1,0 +1,349 @@
+/**
+ * The dashboard, in headless Chromium (Debian's /usr/bin/chromium, driven by
+ * playwright-core) against a real coordinator and three real worker
+ * processes: a worker is SIGKILLed mid-run and the page shows it dead and its
+ * tasks re-dispatched; filter and paging of the task table; cancel and retry
+ * disabled without the client token and working with it. Plus the auth modes
+ * (public, token, off) and the SSE stream, with in-process coordinators.
+ *
+ * Screenshots go to test-output/dashboard/. With
+ * REGROUP_DASHBOARD_SCREENSHOT=docs/img/dashboard.png the last one is also
+ * written there (the README's picture).
+ */
+import { after, afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, copyFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { Client } from '../src/client/index.js';
+import { Coordinator } from '../src/coordinator/index.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import type { WorkerView } from '../src/protocol/http.js';
+import {
+  killAll,
+  liveProcesses,
+  startServer,
+  startWorker,
+  tempDir,
+  until,
+} from '../src/testing/procs.js';
+
+const HANDLERS = fileURLToPath(new URL('../../test/fixtures/fault-handlers.js', import.meta.url));
+const OUT = fileURLToPath(new URL('../../test-output/dashboard/', import.meta.url));
+const TOKEN = 'dashboard-test-client-token-0123';
+/** Every wait on the page is for a DOM state; this only bounds a test that would hang. */
+const WAIT = { timeout: 30_000 };
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+  await killAll();
+});
+after(() => assert.equal(liveProcesses(), 0, 'a test left a process running'));
+
+async function browser(): Promise<Browser> {
+  const b = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-gpu',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
+  });
+  cleanups.push(() => b.close());
+  return b;
+}
+
+async function newPage(b: Browser, url: string): Promise<Page> {
+  const page = await b.newPage({ viewport: { width: 1280, height: 1000 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  cleanups.push(() => assert.deepEqual(errors, [], 'the page threw'));
+  await page.goto(url);
+  return page;
+}
+
+async function shot(page: Page, name: string): Promise<string> {
+  mkdirSync(OUT, { recursive: true });
+  const file = join(OUT, name);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+async function workers(url: string): Promise<WorkerView[]> {
+  const r = await fetch(`${url}/v1/workers`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  return ((await r.json()) as { workers: WorkerView[] }).workers;
+}
+
+const rowsOf = (page: Page): Promise<{ index: number; state: string }[]> =>
+  page.$$eval('#tasks tbody tr', (trs) =>
+    trs.map((tr) => ({
+      index: Number(tr.getAttribute('data-task-index')),
+      state: tr.getAttribute('data-state') ?? '',
+    })),
+  );
+
+describe('dashboard in a browser', () => {
+  it('a live run: a worker is killed, the page shows it dead and its tasks re-dispatched; filter, paging, cancel and retry', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const { url } = await startServer(join(t.dir, 'r.db'), {
+      extra: ['--client-token', TOKEN],
+    });
+    const ws = [];
+    for (const name of ['w1', 'w2', 'w3'])
+      ws.push(await startWorker(url, HANDLERS, name, ['--concurrency', '2']));
+    const client = new Client({ url, token: TOKEN });
+    cleanups.push(() => client.close());
+
+    const b = await browser();
+    const page = await newPage(b, url);
+    await page.waitForSelector('#conn[data-state=live]', WAIT);
+    for (const name of ['w1', 'w2', 'w3'])
+      await page.waitForSelector(`#workers tr[data-worker=${name}][data-health=alive]`, WAIT);
+
+    // 30 slow-ish tasks on 6 slots; w2 is killed while it runs two of them.
+    const inputs = Array.from({ length: 30 }, (_, n) => ({ n, ms: 400 }));
+    const slow = await client.submit('slowSquare', inputs);
+    await until('w2 running tasks', async () =>
+      (await workers(url)).some((w) => w.name === 'w2' && w.running > 0),
+    );
+    await page.waitForSelector(`.group[data-group=${slow.id}][data-state=sealed]`, WAIT);
+    await ws[1]!.kill();
+
+    await page.waitForSelector('#workers tr[data-worker=w2][data-health=dead]', WAIT);
+    const sentence = page.locator('#timeline li[data-kind="worker.dead"]', {
+      hasText: / re-dispatched to .* in \d+\.\d s$/,
+    });
+    await sentence.waitFor(WAIT);
+    const text = (await sentence.textContent()) ?? '';
+    assert.match(
+      text,
+      /w2 dead \((disconnected|silent)\): \d+ tasks? back to pending, re-dispatched to (w1|w3)( and w[13])? in \d+\.\d s$/,
+    );
+    await shot(page, '1-worker-dead.png');
+
+    // The group reaches 100%; every task succeeded.
+    await page.waitForSelector(
+      `.group[data-group=${slow.id}][data-pct="100"][data-state=done]`,
+      WAIT,
+    );
+    assert.match(
+      (await page.textContent(`.group[data-group=${slow.id}] .progress`)) ?? '',
+      /^30 \/ 30 \(100%\)$/,
+    );
+
+    // The tasks table: filter by state, then page through 30 tasks 20 at a time.
+    await page.click(`.group[data-group=${slow.id}]`);
+    await page.waitForSelector(`.group[data-group=${slow.id}][aria-selected=true]`, WAIT);
+    await page.selectOption('#task-state', 'failed');
+    await page.waitForSelector('#page-info:text("no tasks failed")', WAIT);
+    assert.equal((await rowsOf(page)).length, 0);
+    await page.selectOption('#task-state', 'succeeded');
+    await page.waitForSelector('#tasks tbody tr[data-task-index="19"]', WAIT);
+    let rows = await rowsOf(page);
+    assert.deepEqual(
+      rows.map((r) => r.index),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+    assert.ok(rows.every((r) => r.state === 'succeeded'));
+    assert.equal(await page.isDisabled('#prev'), true);
+    await page.click('#next');
+    await page.waitForSelector('#tasks tbody tr[data-task-index="20"]', WAIT);
+    rows = await rowsOf(page);
+    assert.deepEqual(
+      rows.map((r) => r.index),
+      Array.from({ length: 10 }, (_, i) => 20 + i),
+    );
+    assert.equal(await page.isDisabled('#next'), true, 'the last page');
+    await page.click('#prev');
+    await page.waitForSelector('#tasks tbody tr[data-task-index="0"]', WAIT);
+    // A task the dead worker held ran twice: attempt 2, on another worker.
+    const attempts = await page.$$eval('#tasks tbody tr td:nth-child(3)', (tds) =>
+      tds.map((td) => td.textContent),
+    );
+    assert.ok(attempts.every((a) => a === '1' || a === '2'));
+
+    // Cancel and retry: disabled without the token, working with it.
+    const failing = await client.submit('alwaysFails', ['a', 'b', 'c'], {
+      options: { maxAttempts: 1 },
+    });
+    const long = await client.submit('slowSquare', [
+      { n: 1, ms: 60_000 },
+      { n: 2, ms: 60_000 },
+    ]);
+    const retryBtn = `.group[data-group=${failing.id}] button.retry`;
+    const cancelBtn = `.group[data-group=${long.id}] button.cancel`;
+    await page.waitForSelector(`.group[data-group=${failing.id}][data-state=done]`, WAIT);
+    await page.waitForSelector(cancelBtn, WAIT);
+    assert.equal(await page.isDisabled(retryBtn), true, 'retry needs the token');
+    assert.equal(await page.isDisabled(cancelBtn), true, 'cancel needs the token');
+    assert.match((await page.getAttribute(retryBtn, 'title')) ?? '', /client token/);
+    assert.match((await page.textContent('#actions-hint')) ?? '', /Enter the client token/);
+
+    // A wrong token: the API says so, in one line with its code.
+    await page.fill('#token', 'not-the-right-token-at-all');
+    await page.click('#token-save');
+    await page.waitForSelector(`${retryBtn}:not([disabled])`, WAIT);
+    await page.click(retryBtn);
+    await page.waitForSelector('#action-msg[data-result=error]', WAIT);
+    assert.match((await page.textContent('#action-msg')) ?? '', /retry failed: unauthorized/);
+
+    await page.fill('#token', TOKEN);
+    await page.click('#token-save');
+    assert.equal(
+      await page.evaluate(() =>
+        (
+          globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }
+        ).sessionStorage.getItem('regroup.token'),
+      ),
+      TOKEN,
+      'kept for this tab only',
+    );
+    await page.click(retryBtn);
+    await page.waitForSelector('#action-msg[data-result=ok]', WAIT);
+    assert.match((await page.textContent('#action-msg')) ?? '', /retried 3 failed tasks/);
+    await page.waitForSelector(
+      `#timeline li[data-kind="group.retried"]:text("group ${failing.id}: 3 failed tasks retried")`,
+      WAIT,
+    );
+    await page.click(cancelBtn);
+    await page.waitForSelector(`.group[data-group=${long.id}][data-state=canceled]`, WAIT);
+    await page.waitForSelector(`#timeline li[data-kind="group.canceled"]`, WAIT);
+    await page.waitForSelector(`.group[data-group=${failing.id}][data-state=done]`, WAIT);
+    assert.equal((await long.status()).state, 'canceled');
+
+    // The chart has a few seconds of points.
+    await until(
+      'a few seconds in the chart',
+      async () => Number(await page.getAttribute('#chart', 'data-points')) >= 3,
+      WAIT.timeout,
+    );
+    await page.click(`.group[data-group=${slow.id}]`);
+    await page.selectOption('#task-state', '');
+    await page.waitForSelector('#tasks tbody tr[data-task-index="0"]', WAIT);
+    const file = await shot(page, '2-after-actions.png');
+    const docs = process.env['REGROUP_DASHBOARD_SCREENSHOT'];
+    if (docs) {
+      mkdirSync(dirname(docs), { recursive: true });
+      copyFileSync(file, docs);
+    }
+  });
+});
+
+describe('dashboard access', () => {
+  async function coordinator(o: { dashboard?: 'public' | 'token' | 'off'; token?: string }) {
+    const t = tempDir();
+    const c = new Coordinator({
+      store: new SqliteStore({ path: join(t.dir, 'd.db') }),
+      port: 0,
+      clientToken: o.token ?? null,
+      ...(o.dashboard ? { dashboard: o.dashboard } : {}),
+    });
+    const url = await c.start();
+    cleanups.push(async () => {
+      await c.stop();
+      t.cleanup();
+    });
+    return { c, url };
+  }
+
+  it('public (the default): page and data without a token, never a task input or result; /v1 still needs the token', async () => {
+    const { url } = await coordinator({ token: TOKEN });
+    const client = new Client({ url, token: TOKEN });
+    cleanups.push(() => client.close());
+    const g = await client.submit('secretHandler', [{ password: 'hunter2-input' }]);
+    const page = await fetch(`${url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    const snap = await fetch(`${url}/dashboard/snapshot`);
+    assert.equal(snap.status, 200);
+    const snapText = await snap.text();
+    assert.match(snapText, new RegExp(g.id));
+    const tasks = await fetch(`${url}/dashboard/tasks?group=${g.id}`);
+    assert.equal(tasks.status, 200);
+    const body = (await tasks.json()) as { tasks: Record<string, unknown>[]; next: null };
+    assert.equal(body.tasks.length, 1);
+    assert.deepEqual(Object.keys(body.tasks[0]!).sort(), [
+      'attempt',
+      'durationMs',
+      'error',
+      'finishedAt',
+      'index',
+      'startedAt',
+      'state',
+      'taskId',
+      'worker',
+      'workerId',
+    ]);
+    assert.doesNotMatch(snapText + JSON.stringify(body), /hunter2/);
+    assert.equal((await fetch(`${url}/v1/groups`)).status, 401, 'the API still needs the token');
+    const bad = await fetch(`${url}/dashboard/tasks?group=${g.id}&state=lost`);
+    assert.equal(bad.status, 400);
+    assert.equal(
+      ((await bad.json()) as { error: { code: string } }).error.code,
+      'validation_failed',
+    );
+    assert.equal((await fetch(`${url}/dashboard/tasks?group=g_nope`)).status, 404);
+    assert.equal((await fetch(`${url}/dashboard/nothing`)).status, 404);
+    assert.equal((await fetch(`${url}/`, { method: 'POST' })).status, 405);
+  });
+
+  it('token: the page loads but asks for the token; with it, the data flows', async () => {
+    const { url } = await coordinator({ dashboard: 'token', token: TOKEN });
+    assert.equal((await fetch(`${url}/`)).status, 200, 'the page itself holds no data');
+    assert.equal((await fetch(`${url}/dashboard/snapshot`)).status, 401);
+    assert.equal((await fetch(`${url}/dashboard/stream`)).status, 401);
+    const ok = await fetch(`${url}/dashboard/snapshot`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(ok.status, 200);
+    const b = await browser();
+    const page = await newPage(b, url);
+    await page.waitForSelector('#conn[data-state=token]', WAIT);
+    assert.match((await page.textContent('#conn')) ?? '', /enter the client token/);
+    await page.fill('#token', TOKEN);
+    await page.click('#token-save');
+    await page.waitForSelector('#conn[data-state=live]', WAIT);
+    await page.waitForSelector('#role:text("leader")', WAIT);
+  });
+
+  it('off: nothing is served', async () => {
+    const { url } = await coordinator({ dashboard: 'off' });
+    for (const path of ['/', '/dashboard/stream', '/dashboard/snapshot'])
+      assert.equal((await fetch(url + path)).status, 404, path);
+  });
+
+  it('the stream: a snapshot, then an update when a group changes; the coordinator stops with a client connected', async () => {
+    const { c, url } = await coordinator({});
+    const ac = new AbortController();
+    const res = await fetch(`${url}/dashboard/stream`, { signal: ac.signal });
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const readUntil = async (re: RegExp): Promise<void> => {
+      while (!re.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the stream ended before ${re}: ${text}`);
+        text += value;
+      }
+    };
+    await readUntil(/^retry: 2000\nevent: snapshot\ndata: \{.*\}\n\n/);
+    const client = new Client({ url });
+    cleanups.push(() => client.close());
+    const g = await client.submit('anything', [1, 2, 3]);
+    await readUntil(new RegExp(`event: update\\ndata: .*"kind":"group.created".*${g.id}`));
+    assert.equal(c.dashboard.hub.size, 1);
+    await c.stop();
+    // The stop ended the stream: the reader sees its end.
+    for (;;) {
+      const { done } = await reader.read().catch(() => ({ done: true }));
+      if (done) break;
+    }
+    assert.equal(c.dashboard.hub.size, 0);
+    ac.abort();
+  });
+});
