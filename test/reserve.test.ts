@@ -116,6 +116,7 @@ void describe('reserve', () => {
   void it('a draining worker hands its reserve back at once', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let started = 0;
     const w = new Worker({
       url,
       name: 'd',
@@ -124,6 +125,7 @@ void describe('reserve', () => {
       handlers: {
         quick: async (x: number) => x,
         gated: async () => {
+          started++;
           await gate;
           return 1;
         },
@@ -143,7 +145,12 @@ void describe('reserve', () => {
         'gated',
         Array.from({ length: 10 }, (_, i) => i),
       );
-      await until('slots full and a reserve held', () => s.sent.size === 2 && s.reserve.length > 0);
+      // The worker must hold both runs before it drains: the runs go out with
+      // the submit's answer, and a drain that overtakes them would find nothing running.
+      await until(
+        'slots full and a reserve held',
+        () => started === 2 && s.sent.size === 2 && s.reserve.length > 0,
+      );
       const drained = w.drain();
       await until('the reserve went back', () => s.reserve.length === 0 && s.leases.size <= 2);
       release();

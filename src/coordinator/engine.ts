@@ -6,7 +6,7 @@
  * callers answered, the runs sent and the waiters woken.
  */
 import { RegroupError } from '../core/errors.js';
-import { planDispatch, rotate } from '../core/dispatch.js';
+import { planDispatch, rotate, type WorkerCredit } from '../core/dispatch.js';
 import type { GroupInfo } from '../core/types.js';
 import type {
   ClaimOp,
@@ -65,6 +65,12 @@ const BUSY_WINDOW_MS = 1;
 /** Only after a tick this big: a lone request (latency) never waits. */
 const BUSY_TICK_OPS = 32;
 const BATCH_TARGET = 256;
+/**
+ * An event alone waits this long for a tick to ride with: events follow
+ * facts already committed (a group done, a worker joined), and a tick of
+ * its own would put one more commit (fsync) in front of the next request.
+ */
+const EVENT_LAZY_MS = 25;
 /** Ops from clients are answered with the error when a commit fails; the client retries. */
 const CLIENT_KINDS: ReadonlySet<OpKind> = new Set([
   'createGroups',
@@ -113,6 +119,9 @@ export class Engine {
   /** Ops queued for the next tick (client ops and worker reports). */
   private queued = 0;
   private batchTimer: NodeJS.Timeout | null = null;
+  private eventTimer: NodeJS.Timeout | null = null;
+  /** The event timer ran out: the next tick commits the events even alone. */
+  private eventsDue = false;
   private ticking = false;
   private dispatchDirty = true;
   private rr = 0;
@@ -172,9 +181,20 @@ export class Engine {
     return new Promise<void>((resolve) => this.workerWaiters.push(resolve));
   }
 
+  /** Records an event with the next tick (within EVENT_LAZY_MS), stamped now. */
   event(e: NewEvent): void {
-    this.events.push(e);
-    this.schedule();
+    this.events.push({ ...e, at: e.at ?? this.o.now() });
+    this.scheduleLazy();
+  }
+
+  /** A tick within EVENT_LAZY_MS, unless one comes sooner. */
+  private scheduleLazy(): void {
+    if (this.eventTimer !== null || this.eventsDue || this.stopped) return;
+    this.eventTimer = setTimeout(() => {
+      this.eventTimer = null;
+      this.eventsDue = true;
+      this.schedule();
+    }, EVENT_LAZY_MS);
   }
 
   /** Something may now be dispatchable: new tasks, freed slots, a new worker, a backoff that ran out. */
@@ -230,6 +250,7 @@ export class Engine {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.batchTimer) clearTimeout(this.batchTimer);
+    if (this.eventTimer) clearTimeout(this.eventTimer);
     const err = new RegroupError(
       'shutting_down',
       'the coordinator stopped before this was committed; retry against it once it is back',
@@ -238,11 +259,12 @@ export class Engine {
     for (const r of this.idle.splice(0)) r();
   }
 
-  private hasWork(): boolean {
+  /** Anything queued; `events`: counting events that wait for a tick to ride with. */
+  private hasWork(events = true): boolean {
     return (
       OP_KINDS.some((k) => this.queue[k].length > 0) ||
       this.workers.size > 0 ||
-      this.events.length > 0 ||
+      (events && this.events.length > 0) ||
       this.workerWaiters.length > 0
     );
   }
@@ -262,17 +284,24 @@ export class Engine {
     this.lastTickOps = this.queued + workers.length;
     this.queued = 0;
     try {
-      const claims = await this.planClaims(now);
+      const { claims, credits } = await this.planClaims(now);
       if (
         !OP_KINDS.some((k) => batch[k].length > 0) &&
         workers.length === 0 &&
-        events.length === 0 &&
-        claims.length === 0
+        claims.length === 0 &&
+        (events.length === 0 || !this.eventsDue)
       ) {
+        // Nothing to commit but events that can still wait for company.
+        this.events.unshift(...events);
         for (const w of workerWaiters) w();
         return;
       }
-      const tick: Tick = { now, workers, events, claims };
+      this.eventsDue = false;
+      if (this.eventTimer) {
+        clearTimeout(this.eventTimer);
+        this.eventTimer = null;
+      }
+      const tick: Tick = { now, workers, events, claims, claimNew: this.claimNew(batch, credits) };
       for (const k of OP_KINDS) (tick as Record<OpKind, unknown[]>)[k] = batch[k].map((q) => q.op);
       this.lastTickOps += claims.length;
       const started = performance.now();
@@ -301,7 +330,8 @@ export class Engine {
     } finally {
       this.ticking = false;
       this.lastTickEnd = performance.now();
-      if (this.hasWork() || this.dispatchDirty) this.schedule();
+      if (this.hasWork(false) || this.dispatchDirty) this.schedule();
+      else if (this.events.length > 0) this.scheduleLazy();
       else for (const r of this.idle.splice(0)) r();
     }
   }
@@ -398,15 +428,18 @@ export class Engine {
       this.dispatchDirty = true;
   }
 
-  /** Reads ready tasks and asks core which worker gets which. Empty when no worker has a free slot. */
-  private async planClaims(now: number): Promise<ClaimOp[]> {
-    if (!this.dispatchDirty) return [];
-    this.dispatchDirty = false;
+  /**
+   * Reads ready tasks and asks core which worker gets which. Empty when no
+   * worker has a free slot. `credits` is what the plan leaves free.
+   */
+  private async planClaims(now: number): Promise<{ claims: ClaimOp[]; credits: WorkerCredit[] }> {
     const credits = this.sessions.credits(now, this.o);
+    if (!this.dispatchDirty) return { claims: [], credits };
+    this.dispatchDirty = false;
     const totalFree = credits.reduce((a, c) => a + c.free, 0);
-    if (totalFree === 0) return [];
+    if (totalFree === 0) return { claims: [], credits };
     const groupIds = await this.store.groupsWithPending(256);
-    if (groupIds.length === 0) return [];
+    if (groupIds.length === 0) return { claims: [], credits };
     const order = rotate(groupIds, this.rr++);
     const perGroup = Math.min(
       totalFree,
@@ -414,20 +447,50 @@ export class Engine {
       2000,
     );
     const ready = await this.store.readyTasks(order, now, perGroup);
-    const byGroup = new Map<string, ReadyTask[]>(order.map((id) => [id, []]));
-    for (const t of ready) byGroup.get(t.groupId)?.push(t);
-    // Round robin across groups; a group of higher priority is served earlier in each round.
-    const lists = [...byGroup.values()].sort(
-      (x, y) => (y[0]?.priority ?? 0) - (x[0]?.priority ?? 0),
-    );
-    const plan = planDispatch(lists, credits);
-    return plan.map((a) => ({ taskId: a.taskId, workerId: a.workerId }));
+    const claims = assign(ready, order, credits);
+    return { claims, credits: remaining(credits, claims) };
+  }
+
+  /**
+   * Lets the store claim the tasks this tick inserts, in the same commit, for
+   * the slots the plan left free: a new group's first runs go out with the
+   * answer to its submit instead of one commit later.
+   */
+  private claimNew(batch: Queue, credits: WorkerCredit[]): Tick['claimNew'] {
+    if (batch.createGroups.length === 0 && batch.addTasks.length === 0) return undefined;
+    const max = credits.reduce((a, c) => a + c.free, 0);
+    if (max === 0) return undefined;
+    return {
+      max,
+      plan: (tasks) => {
+        const order = [...new Set(tasks.map((t) => t.groupId))];
+        return assign(tasks, order, credits);
+      },
+    };
   }
 
   /** Loads the running leases of a restarted coordinator. */
   restore(leases: Lease[]): void {
     for (const l of leases) this.leases.set(l.taskId, l);
   }
+}
+
+/** Round robin across `order`'s groups; a group of higher priority is served earlier in each round. */
+function assign(ready: ReadyTask[], order: string[], credits: WorkerCredit[]): ClaimOp[] {
+  const byGroup = new Map<string, ReadyTask[]>(order.map((id) => [id, []]));
+  for (const t of ready) byGroup.get(t.groupId)?.push(t);
+  const lists = [...byGroup.values()].sort((x, y) => (y[0]?.priority ?? 0) - (x[0]?.priority ?? 0));
+  return planDispatch(lists, credits).map((a) => ({ taskId: a.taskId, workerId: a.workerId }));
+}
+
+/** The credits left after `claims` (a claim that does not take frees nothing: the next plan retries). */
+function remaining(credits: WorkerCredit[], claims: ClaimOp[]): WorkerCredit[] {
+  if (claims.length === 0) return credits;
+  const used = new Map<string, number>();
+  for (const c of claims) used.set(c.workerId, (used.get(c.workerId) ?? 0) + 1);
+  return credits
+    .map((w) => ({ ...w, free: w.free - (used.get(w.workerId) ?? 0) }))
+    .filter((w) => w.free > 0);
 }
 
 function stripPayload(c: ClaimedTask): Lease {

@@ -15,7 +15,15 @@ import { resolveTaskOptions } from '../core/options.js';
 import { isFinal, type GroupInfo, type TaskOptions } from '../core/types.js';
 import type { TaskView } from '../protocol/http.js';
 import { ModelStore } from './model.js';
-import type { ClaimedTask, NewGroup, Store, Tick, TickOutcome, WorkerRecord } from './store.js';
+import type {
+  ClaimedTask,
+  NewGroup,
+  ReadyTask,
+  Store,
+  Tick,
+  TickOutcome,
+  WorkerRecord,
+} from './store.js';
 
 export interface StoreHarness {
   /** An open store on an empty database. */
@@ -393,6 +401,68 @@ function claimRules(make: Make): void {
           [t1.taskId],
         );
         assert.deepEqual(ready[0]?.requires, ['gpu']);
+      }),
+    );
+
+    void it(
+      'claimNew: a store that takes it claims only what the plan picked of the tasks this tick inserted',
+      using(make, async ({ store }) => {
+        await store.commitTick({ now: 1, createGroups: [group('old', ['o'], { open: true })] });
+        const seen: ReadyTask[] = [];
+        const out = await store.commitTick({
+          now: 5,
+          createGroups: [group('g', ['a', 'b', 'c'], { options: { requires: ['gpu'] } })],
+          addTasks: [{ groupId: 'old', offset: null, inputs: ['p'] }],
+          claimNew: {
+            max: 3,
+            plan: (tasks) => {
+              seen.push(...tasks);
+              // Two of the three offered; the add to old (fourth insert) is beyond max.
+              return [
+                { taskId: tasks[1]!.taskId, workerId: W1 },
+                { taskId: tasks[2]!.taskId, workerId: W2 },
+              ];
+            },
+          },
+        });
+        const created = out.createGroups[0];
+        assert.equal(created?.status, 'created');
+        if (seen.length === 0) {
+          // This store does not claim new tasks in their own tick: nothing is running.
+          assert.deepEqual(out.claimed, []);
+          assert.equal((await mustGroup(store, 'g')).pending, 3);
+          return;
+        }
+        const g = await tasksOf(store, 'g');
+        assert.deepEqual(
+          seen.map((t) => [t.groupId, t.handler, t.requires, t.priority]),
+          [
+            ['g', 'square', ['gpu'], 0],
+            ['g', 'square', ['gpu'], 0],
+            ['g', 'square', ['gpu'], 0],
+          ],
+          'at most max tasks, in the order inserted',
+        );
+        assert.deepEqual(
+          seen.map((t) => t.taskId),
+          g.map((t) => t.taskId),
+        );
+        assert.deepEqual(
+          out.claimed.map((c) => [c.groupId, c.index, c.workerId, c.attempt, c.input]),
+          [
+            ['g', 1, W1, 1, 'b'],
+            ['g', 2, W2, 1, 'c'],
+          ],
+        );
+        const gi = await mustGroup(store, 'g');
+        assert.deepEqual([gi.pending, gi.running], [1, 2]);
+        assert.deepEqual(
+          out.changedGroups.find((x) => x.id === 'g'),
+          gi,
+          'changedGroups carries the counters after the claims',
+        );
+        assert.equal((await task(store, 'g', 1)).state, 'running');
+        assert.equal((await mustGroup(store, 'old')).pending, 2);
       }),
     );
 
@@ -1219,13 +1289,13 @@ function readRules(make: Make): void {
     );
 
     void it(
-      'events get increasing seq and the tick time, and page by seq',
+      'events get increasing seq and their own time (the tick time when absent), and page by seq',
       using(make, async ({ store }) => {
         await store.commitTick({
           now: 42,
           events: [
             { type: 'group.created', groupId: 'g', data: { n: 3 } },
-            { type: 'node.dead', workerId: W1, data: { tasks: [1, 2] } },
+            { type: 'node.dead', workerId: W1, data: { tasks: [1, 2] }, at: 40 },
           ],
         });
         await store.commitTick({ now: 43, events: [{ type: 'task.failed', taskId: 7 }] });
@@ -1235,7 +1305,7 @@ function readRules(make: Make): void {
           all.map((e) => [e.type, e.at]),
           [
             ['group.created', 42],
-            ['node.dead', 42],
+            ['node.dead', 40],
             ['task.failed', 43],
           ],
         );
@@ -1439,7 +1509,7 @@ const abstractTicks = fc.array(
 
 /** Turns abstract ops into a concrete Tick against the model's state before the tick. */
 function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: number }): Tick {
-  const tick: Required<Tick> = {
+  const tick: Required<Omit<Tick, 'claimNew'>> = {
     now,
     createGroups: [],
     addTasks: [],

@@ -300,7 +300,7 @@ class ModelTick {
     for (const e of tick.events ?? []) {
       this.m.putEvent({
         seq: this.m.eventCount() + 1,
-        at: this.now,
+        at: e.at ?? this.now,
         type: e.type,
         workerId: e.workerId ?? null,
         groupId: e.groupId ?? null,

@@ -137,9 +137,9 @@ export const SQL = {
          coalesce(sum(canceled), 0)::bigint AS canceled
        FROM groups`,
   insertEvents: `INSERT INTO events (at, type, worker_id, group_id, task_id, data)
-     SELECT $1, e.type, e.worker_id, e.group_id, e.task_id, e.data
-       FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
-            WITH ORDINALITY AS e(type, worker_id, group_id, task_id, data, ord)
+     SELECT COALESCE(e.at, $1), e.type, e.worker_id, e.group_id, e.task_id, e.data
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[])
+            WITH ORDINALITY AS e(type, worker_id, group_id, task_id, data, at, ord)
       ORDER BY e.ord`,
   listEvents: 'SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2',
 

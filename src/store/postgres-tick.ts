@@ -360,6 +360,7 @@ export class PgTickApplier implements RunContext {
       events.map((e) => e.groupId ?? null),
       events.map((e) => e.taskId ?? null),
       events.map((e) => (e.data === undefined ? null : JSON.stringify(e.data))),
+      events.map((e) => e.at ?? null),
     ]);
   }
 

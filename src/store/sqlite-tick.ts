@@ -15,6 +15,7 @@ import type {
   ClaimOp,
   ClaimedTask,
   CommitOp,
+  ReadyTask,
   CreateOutcome,
   FailOp,
   NewEvent,
@@ -47,6 +48,8 @@ export class TickApplier {
   private readonly groups: TickGroups;
   private readonly revoked: RevokedRun[] = [];
   private readonly now: number;
+  /** Tasks inserted by this tick, for tick.claimNew (at most its max). */
+  private readonly inserted: ReadyTask[] = [];
 
   constructor(
     private readonly st: Statements,
@@ -78,6 +81,12 @@ export class TickApplier {
     for (const c of t.claims ?? []) {
       const claimed = this.claim(c);
       if (claimed) out.claimed.push(claimed);
+    }
+    if (t.claimNew && this.inserted.length > 0) {
+      for (const c of t.claimNew.plan(this.inserted)) {
+        const claimed = this.claim(c);
+        if (claimed) out.claimed.push(claimed);
+      }
     }
     for (const e of t.events ?? []) this.event(e);
     for (const g of this.groups.changed()) {
@@ -147,8 +156,14 @@ export class TickApplier {
 
   private insertTasks(g: GroupInfo, inputs: unknown[]): void {
     const priority = g.options.priority;
+    const keep = Math.min(inputs.length, (this.tick.claimNew?.max ?? 0) - this.inserted.length);
+    const requires = g.options.requires;
     for (let i = 0; i < inputs.length; i++) {
-      this.st.insertTask.run(g.id, g.total + i, priority, toJson(inputs[i]));
+      const r = this.st.insertTask.run(g.id, g.total + i, priority, toJson(inputs[i]));
+      if (i < keep) {
+        const taskId = Number(r.lastInsertRowid);
+        this.inserted.push({ taskId, groupId: g.id, handler: g.handler, priority, requires });
+      }
     }
     this.groups.move(g, null, 'pending', inputs.length);
   }
@@ -302,7 +317,7 @@ export class TickApplier {
 
   private event(e: NewEvent): void {
     this.st.insertEvent.run({
-      at: this.now,
+      at: e.at ?? this.now,
       type: e.type,
       workerId: e.workerId ?? null,
       groupId: e.groupId ?? null,

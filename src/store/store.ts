@@ -112,6 +112,8 @@ export interface ClaimOp {
 
 export interface NewEvent {
   type: string;
+  /** When it happened (ms); the tick's `now` when absent. */
+  at?: number;
   workerId?: string | null;
   groupId?: string | null;
   taskId?: number | null;
@@ -132,6 +134,14 @@ export interface Tick {
   checkpoints?: CheckpointOp[];
   workers?: WorkerRecord[];
   claims?: ClaimOp[];
+  /**
+   * Optional, for the latency of a new group: after the tick's creates and
+   * adds, the store MAY pass (up to `max` of) the tasks they inserted, in
+   * dispatch order, to `plan`, and claim the returned ops in the same
+   * transaction, after `claims`. A store that does not leaves them pending
+   * for the next tick's dispatch; nothing else differs.
+   */
+  claimNew?: { max: number; plan: (tasks: ReadyTask[]) => ClaimOp[] };
   events?: NewEvent[];
 }
 
