@@ -327,7 +327,9 @@ export class Harness {
       waited = true;
       await new Promise((r) => setTimeout(r, 2));
     }
-    if (waited) await this.settle();
+    // Events wait up to 25 ms for a tick to ride with: write them now, so
+    // that none lands after the snapshot that the next step is compared with.
+    if (c.engine.flushEvents() || waited) await this.settle();
   }
 
   /** The state a refused request must not change: groups, the reference tasks, the workers, and any write. */

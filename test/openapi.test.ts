@@ -14,6 +14,8 @@ import { Compile } from 'typebox/compile';
 import { Coordinator } from '../src/coordinator/index.js';
 import { Auth } from '../src/coordinator/auth.js';
 import { HttpApi, Waiters } from '../src/coordinator/http-api.js';
+import { COORDINATOR_ROUTES } from '../src/coordinator/coordinator.js';
+import { DASHBOARD_ROUTES } from '../src/coordinator/dashboard/dashboard.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { tempDir } from '../src/testing/procs.js';
 import {
@@ -177,6 +179,15 @@ describe('OpenAPI document on a real coordinator', () => {
       assert.ok(
         op,
         `${r.method} ${r.re.source} is served but not in the OpenAPI document: describe it in src/protocol/openapi-routes.ts`,
+      );
+    }
+  });
+
+  it('describes every route the coordinator and the dashboard answer outside that table', () => {
+    for (const path of [...COORDINATOR_ROUTES, ...DASHBOARD_ROUTES]) {
+      assert.ok(
+        OPERATIONS.some((d) => d.method === 'get' && d.path === path),
+        `GET ${path} is served but not in the OpenAPI document: describe it in src/protocol/openapi-routes.ts`,
       );
     }
   });

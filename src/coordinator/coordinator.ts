@@ -22,7 +22,8 @@ import { Emitter, type CoordinatorEvents } from './emitter.js';
 import { Auth } from './auth.js';
 import { WorkerGateway, type Conn } from './workers.js';
 import type { LeaderState, Leadership } from '../store/leadership.js';
-import { requestUrl, sendError } from './http-util.js';
+import { requestUrl, sendError, sendJson } from './http-util.js';
+import { openApi } from '../protocol/openapi.js';
 import { Dashboard } from './dashboard/dashboard.js';
 import { Metrics } from './metrics.js';
 import { readiness } from './probes.js';
@@ -31,6 +32,13 @@ export type CoordinatorLifecycle = 'starting' | 'running' | 'stopping' | 'stoppe
 
 /** The header a standby puts on its `not_leader` answers: where the leader is. */
 export const LEADER_HEADER = 'regroup-leader';
+/** GET routes answered without a token, by leader and standby alike (besides /healthz). */
+const PROBE_ROUTES: readonly string[] = ['/metrics', '/readyz', '/openapi.json'];
+/**
+ * Every GET path the coordinator answers itself, outside the client API's
+ * route table: the OpenAPI test holds the document to it (with the dashboard's).
+ */
+export const COORDINATOR_ROUTES: readonly string[] = ['/healthz', ...PROBE_ROUTES];
 
 /**
  * What one term of leadership holds in memory: sessions, lease cache, queued
@@ -346,8 +354,9 @@ export class Coordinator {
     } catch {
       // An unparsable target: the API answers it (404).
     }
-    // Metrics and readiness need no token either (docs/operations.md): no task data in them.
-    if (req.method === 'GET' && (path === '/metrics' || path === '/readyz')) {
+    // Metrics, readiness and the API's description need no token either
+    // (docs/operations.md): no task data in them. A standby answers them too.
+    if (req.method === 'GET' && PROBE_ROUTES.includes(path)) {
       req.resume();
       void this.serveProbe(path, res);
       return;
@@ -384,6 +393,10 @@ export class Coordinator {
   /** GET /metrics (Prometheus text) and GET /readyz (200 when leading with a store that answers, else 503). */
   private async serveProbe(path: string, res: import('node:http').ServerResponse): Promise<void> {
     try {
+      if (path === '/openapi.json') {
+        sendJson(res, 200, openApi());
+        return;
+      }
       if (path === '/metrics') {
         const text = await this.metrics.text();
         res.writeHead(200, { 'content-type': this.metrics.contentType });

@@ -231,6 +231,16 @@ export class Engine {
     });
   }
 
+  /** Events waiting for company are written by the next tick, now (stop, tests). False when none wait. */
+  flushEvents(): boolean {
+    if (this.events.length === 0 || this.stopped) return false;
+    if (this.eventTimer) clearTimeout(this.eventTimer);
+    this.eventTimer = null;
+    this.eventsDue = true;
+    this.schedule();
+    return true;
+  }
+
   /** Resolves once no tick is running and nothing is queued. */
   async settle(): Promise<void> {
     while (this.ticking || this.scheduled || this.hasWork()) {
@@ -245,6 +255,7 @@ export class Engine {
    */
   async stop(graceMs = 5000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    this.flushEvents();
     await Promise.race([this.settle(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     this.stopped = true;

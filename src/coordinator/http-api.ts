@@ -15,7 +15,6 @@ import {
   type RetryReply,
   type TaskView,
 } from '../protocol/http.js';
-import { openApi } from '../protocol/openapi.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from './engine.js';
 import { intParam, readJsonBody, requestUrl, sendError, sendJson } from './http-util.js';
@@ -105,7 +104,6 @@ export class HttpApi {
   ) {
     const G = '/v1/groups/([A-Za-z0-9_-]{1,100})';
     this.route('GET', '^/healthz$', async (_q, res) => sendJson(res, 200, { ok: true }));
-    this.route('GET', '^/openapi\\.json$', async (_q, res) => sendJson(res, 200, openApi()));
     this.route('POST', '^/v1/groups$', (req, res) => this.submit(req, res));
     this.route('GET', '^/v1/groups$', (_r, res, _p, q) => this.list(res, q));
     this.route('GET', `^${G}$`, async (_r, res, [id]) =>
@@ -144,9 +142,8 @@ export class HttpApi {
     res.on('close', () => ac.abort());
     try {
       const url = requestUrl(req.url);
-      // Liveness probes and the API's description need no token; everything else is the client API.
-      if (url.pathname !== '/healthz' && url.pathname !== '/openapi.json')
-        await this.auth.check(req, 'client');
+      // Liveness probes need no token; everything else is the client API.
+      if (url.pathname !== '/healthz') await this.auth.check(req, 'client');
       let pathMatched = false;
       for (const r of this.routes) {
         const m = r.re.exec(url.pathname);
