@@ -54,6 +54,15 @@ void describe('cli logger', () => {
     );
   });
 
+  void it('never writes a control byte from a field to the terminal', () => {
+    const out = sink(true);
+    const log = makeLogger('info', 'coordinator', out.stream);
+    log('warn', 'task failed for good', { error: '\u001b[2J\u001b]0;owned\u0007', code: 'a\tb' });
+    const text = out.text();
+    assert.doesNotMatch(text.slice(0, -1), /[\u0000-\u001f\u007f]/);
+    assert.match(text, /error="\\u001b\[2J\\u001b\]0;owned\\u0007" code="a\\tb"\n$/);
+  });
+
   void it('drops lines below the level', () => {
     const out = sink(false);
     const log = makeLogger('warn', 'coordinator', out.stream);

@@ -41,13 +41,17 @@ export function makeLogger(
   };
 }
 
-/** ` key=value` for each field; strings without spaces bare, everything else as JSON. */
+/**
+ * ` key=value` for each field; strings of printable ASCII without spaces,
+ * quotes or `=` bare, everything else as JSON (which escapes control bytes:
+ * a worker's error message cannot drive the terminal).
+ */
 function pairs(fields: object | undefined): string {
   if (!fields) return '';
   let out = '';
   for (const [k, v] of Object.entries(fields)) {
     const text =
-      typeof v === 'string' && /^[^\s"=]+$/.test(v)
+      typeof v === 'string' && /^[\x21\x23-\x3c\x3e-\x7e]+$/.test(v)
         ? v
         : JSON.stringify(v instanceof Error ? v.message : v, errorsAsMessages);
     out += ` ${k}=${text}`;

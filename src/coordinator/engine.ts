@@ -130,6 +130,8 @@ export class Engine {
   /** Commits failed in a row; the retry waits longer each time (250 ms doubling, at most 5 s). */
   private failedCommits = 0;
   private idle: (() => void)[] = [];
+  /** stop() waiting for the tick in flight. */
+  private tickEnded: (() => void)[] = [];
   ticks = 0;
 
   constructor(
@@ -255,10 +257,13 @@ export class Engine {
    */
   async stop(graceMs = 5000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    this.flushEvents();
+    if (graceMs > 0) this.flushEvents();
     await Promise.race([this.settle(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     this.stopped = true;
+    // A commit in flight ends before stop() does: nothing of this engine is
+    // written after it returns (a new term may begin on the same store).
+    if (this.ticking) await new Promise<void>((r) => this.tickEnded.push(r));
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.batchTimer) clearTimeout(this.batchTimer);
     if (this.eventTimer) clearTimeout(this.eventTimer);
@@ -281,7 +286,7 @@ export class Engine {
   }
 
   private async tick(): Promise<void> {
-    if (this.ticking || this.retryTimer) return;
+    if (this.ticking || this.retryTimer || this.stopped) return;
     this.ticking = true;
     const now = this.o.now();
     const batch = this.queue;
@@ -341,7 +346,10 @@ export class Engine {
     } finally {
       this.ticking = false;
       this.lastTickEnd = performance.now();
-      if (this.hasWork(false) || this.dispatchDirty) this.schedule();
+      for (const r of this.tickEnded.splice(0)) r();
+      // Events whose timer ran out during this tick go with the next one.
+      const eventsDue = this.eventsDue && this.events.length > 0;
+      if (this.hasWork(false) || this.dispatchDirty || eventsDue) this.schedule();
       else if (this.events.length > 0) this.scheduleLazy();
       else for (const r of this.idle.splice(0)) r();
     }

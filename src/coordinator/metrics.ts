@@ -139,6 +139,23 @@ export class Metrics {
 
   constructor(events: Emitter<CoordinatorEvents>, src: MetricsSource) {
     const r = this.r;
+    // Counting reads every group. Scrapes need no token, so they share one
+    // read until a group changes: a loop of scrapes on a quiet coordinator
+    // costs no store reads, and a count is never older than the last change.
+    let counted: ReturnType<Store['countTasks']> | null = null;
+    events.on('groupChanged', () => (counted = null));
+    // Another leader may have written since: a new term reads afresh.
+    events.on('role', () => (counted = null));
+    const countTasks = (): ReturnType<Store['countTasks']> => {
+      if (!counted) {
+        const c = src.store.countTasks();
+        c.catch(() => {
+          if (counted === c) counted = null;
+        });
+        counted = c;
+      }
+      return counted;
+    };
     new Gauge({
       name: 'regroup_tasks',
       help: 'Tasks by state over every group, read from the store at scrape time (leader only).',
@@ -148,7 +165,7 @@ export class Metrics {
         this.reset();
         if (src.role().role !== 'leader' || src.sessions() === null) return;
         try {
-          const counts = await src.store.countTasks();
+          const counts = await countTasks();
           for (const s of TASK_STATES) this.set({ state: s }, counts[s]);
         } catch (e) {
           src.logger('warn', 'metrics: could not count tasks in the store', {

@@ -19,3 +19,6 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxResultBytes: 4 * 1024 * 1024,
   maxMessageBytes: 64 * 1024 * 1024,
 });
+
+/** Server-sent event streams of the dashboard open at once, per coordinator. */
+export const DASHBOARD_MAX_STREAMS = 100;

@@ -9,6 +9,7 @@
  *   GET /dashboard/snapshot the snapshot as JSON
  *   GET /dashboard/tasks    ?group&state&after&limit -> { tasks, next }
  */
+import { DASHBOARD_MAX_STREAMS } from '../../protocol/limits.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RegroupError } from '../../core/errors.js';
 import type { TaskState } from '../../core/types.js';
@@ -23,6 +24,7 @@ import { dashboardPage } from './page.js';
 import { SseHub } from './sse.js';
 
 export const DASHBOARD_PREFIX = '/dashboard/';
+
 /** Every path the dashboard answers (GET only); the OpenAPI test holds the document to it. */
 export const DASHBOARD_ROUTES: readonly string[] = [
   '/',
@@ -155,6 +157,12 @@ export class Dashboard {
   }
 
   private async stream(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Public by default: anyone can open streams, and each costs a snapshot.
+    if (this.hub.size >= DASHBOARD_MAX_STREAMS)
+      throw new RegroupError(
+        'unavailable',
+        `the dashboard already streams to ${DASHBOARD_MAX_STREAMS} clients; close one, or poll /dashboard/snapshot`,
+      );
     await this.ensureLoaded();
     if (res.destroyed) return;
     res.writeHead(200, {

@@ -101,6 +101,8 @@ const isFinalGroup = (g: GroupInfo): boolean => g.state === 'done' || g.state ==
 
 export class DashboardModel {
   private readonly groups = new Map<string, Tracked>();
+  /** The map size at which prune() next runs. */
+  private pruneAt = 2 * GROUPS_MAX;
   private workers: WorkerRow[] = [];
   private readonly dead: WorkerRow[] = [];
   private readonly timeline: TimelineEntry[] = [];
@@ -276,9 +278,13 @@ export class DashboardModel {
     return [...live, ...this.dead];
   }
 
+  /** Every live group and the newest final ones, GROUPS_MAX in all (more when more are live). */
   private groupRows(now: number): GroupRow[] {
-    return [...this.groups.values()]
+    const all = [...this.groups.values()];
+    let room = GROUPS_MAX - all.filter((t) => !isFinalGroup(t.info)).length;
+    return all
       .sort((a, b) => b.info.createdAt - a.info.createdAt || (a.info.id < b.info.id ? -1 : 1))
+      .filter((t) => !isFinalGroup(t.info) || room-- > 0)
       .map((t) => groupRow(t, now));
   }
 
@@ -333,8 +339,14 @@ export class DashboardModel {
       this.timeline.splice(0, this.timeline.length - TIMELINE_MAX);
   }
 
+  /**
+   * Drops the oldest final groups down to GROUPS_MAX, once the map has grown
+   * to pruneAt: a sort now and then, not on every change (this runs on the
+   * coordinator's hot path). Live groups are never dropped; when they alone
+   * are many, the next prune waits until the map has doubled again.
+   */
   private prune(): void {
-    if (this.groups.size <= GROUPS_MAX) return;
+    if (this.groups.size < this.pruneAt) return;
     const finals = [...this.groups.values()]
       .filter((t) => isFinalGroup(t.info))
       .sort((a, b) => a.info.createdAt - b.info.createdAt);
@@ -342,6 +354,7 @@ export class DashboardModel {
       if (this.groups.size <= GROUPS_MAX) break;
       this.groups.delete(t.info.id);
     }
+    this.pruneAt = Math.max(2 * GROUPS_MAX, 2 * this.groups.size);
   }
 }
 
