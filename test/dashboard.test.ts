@@ -19,6 +19,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { Client } from '../src/client/index.js';
 import { Coordinator } from '../src/coordinator/index.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import { Worker } from '../src/worker/index.js';
 import type { WorkerView } from '../src/protocol/http.js';
 import {
   killAll,
@@ -266,7 +267,32 @@ describe('dashboard access', () => {
     const { url } = await coordinator({ token: TOKEN });
     const client = new Client({ url, token: TOKEN });
     cleanups.push(() => client.close());
-    const g = await client.submit('secretHandler', [{ password: 'hunter2-input' }]);
+    // A task that returns a secret and one that fails, so that there is a
+    // result, an error and a checkpoint to (not) leak, besides the input.
+    const worker = new Worker({
+      url,
+      name: 'secret-keeper',
+      logger: () => {},
+      handlers: {
+        secretHandler: async (x: { password: string; fail?: boolean }, ctx) => {
+          await ctx.saveCheckpoint({ saved: 'hunter2-checkpoint' });
+          if (x.fail) throw new Error('it failed');
+          return { token: 'hunter2-result' };
+        },
+      },
+    });
+    await worker.start();
+    cleanups.push(() => worker.close());
+    const g = await client.submit(
+      'secretHandler',
+      [{ password: 'hunter2-input' }, { password: 'hunter2-input', fail: true }],
+      { options: { maxAttempts: 1 } },
+    );
+    const settled = await g.waitSettled();
+    assert.deepEqual(
+      settled.map((o) => o.state),
+      ['succeeded', 'failed'],
+    );
     const page = await fetch(`${url}/`);
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
@@ -277,7 +303,11 @@ describe('dashboard access', () => {
     const tasks = await fetch(`${url}/dashboard/tasks?group=${g.id}`);
     assert.equal(tasks.status, 200);
     const body = (await tasks.json()) as { tasks: Record<string, unknown>[]; next: null };
-    assert.equal(body.tasks.length, 1);
+    assert.equal(body.tasks.length, 2);
+    assert.deepEqual(
+      body.tasks.map((t) => t['state']),
+      ['succeeded', 'failed'],
+    );
     assert.deepEqual(Object.keys(body.tasks[0]!).sort(), [
       'attempt',
       'durationMs',
@@ -290,6 +320,7 @@ describe('dashboard access', () => {
       'worker',
       'workerId',
     ]);
+    assert.match(JSON.stringify(body), /it failed/, 'error messages are shown');
     assert.doesNotMatch(snapText + JSON.stringify(body), /hunter2/);
     assert.equal((await fetch(`${url}/v1/groups`)).status, 401, 'the API still needs the token');
     const bad = await fetch(`${url}/dashboard/tasks?group=${g.id}&state=lost`);

@@ -96,6 +96,8 @@ export class Coordinator {
   private readonly leadership: Leadership | null;
   /** The current term; null while standing by. */
   private term: Term | null = null;
+  /** The engine of the last term left, until the next term has waited for its last commit. */
+  private retired: Engine | null = null;
   private server: Server | null = null;
   private wss: WebSocketServer | null = null;
   state: CoordinatorLifecycle = 'stopped';
@@ -250,6 +252,9 @@ export class Coordinator {
     ) {
       if (this.term) await this.leaveOffice('a new term began');
       try {
+        // A commit of the last term still in flight must not land under the new epoch.
+        await this.retired?.quiet();
+        this.retired = null;
         await this.options.store.beginTerm?.(s.epoch);
         await this.takeOffice(s);
       } catch (e) {
@@ -303,6 +308,7 @@ export class Coordinator {
     // Connections that have not said hello yet belong to the old term too.
     for (const ws of this.wss?.clients ?? []) ws.close(1001, 'coordinator stepped down');
     this.waiters.wakeAll();
+    this.retired = term.engine;
     await term.engine.stop(0);
   }
 

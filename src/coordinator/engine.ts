@@ -130,7 +130,7 @@ export class Engine {
   /** Commits failed in a row; the retry waits longer each time (250 ms doubling, at most 5 s). */
   private failedCommits = 0;
   private idle: (() => void)[] = [];
-  /** stop() waiting for the tick in flight. */
+  /** quiet() waiting for the tick in flight. */
   private tickEnded: (() => void)[] = [];
   ticks = 0;
 
@@ -261,9 +261,6 @@ export class Engine {
     await Promise.race([this.settle(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     this.stopped = true;
-    // A commit in flight ends before stop() does: nothing of this engine is
-    // written after it returns (a new term may begin on the same store).
-    if (this.ticking) await new Promise<void>((r) => this.tickEnded.push(r));
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.batchTimer) clearTimeout(this.batchTimer);
     if (this.eventTimer) clearTimeout(this.eventTimer);
@@ -273,6 +270,16 @@ export class Engine {
     );
     for (const k of OP_KINDS) for (const q of this.queue[k].splice(0)) q.reject(err);
     for (const r of this.idle.splice(0)) r();
+  }
+
+  /**
+   * Resolves once no commit of this engine is in flight. After stop() no new
+   * tick starts, but one already committing goes on (its store call cannot
+   * be taken back): a new term on the same store waits for this first, so
+   * that no commit of the old term lands after the new term's epoch is set.
+   */
+  async quiet(): Promise<void> {
+    if (this.ticking) await new Promise<void>((r) => this.tickEnded.push(r));
   }
 
   /** Anything queued; `events`: counting events that wait for a tick to ride with. */

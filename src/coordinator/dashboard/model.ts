@@ -7,7 +7,7 @@
  * Nothing here holds a task's input, result or checkpoint: states, counts,
  * ids, worker names, error messages and timings only.
  */
-import type { GroupInfo, GroupState, WorkerHealth } from '../../core/types.js';
+import type { GroupCounts, GroupInfo, GroupState, WorkerHealth } from '../../core/types.js';
 import { RedispatchTracker, seconds, type Death, type DeathReport } from './redispatch.js';
 
 export interface WorkerRow {
@@ -23,16 +23,10 @@ export interface WorkerRow {
   deadAt: number | null;
 }
 
-export interface GroupRow {
+export interface GroupRow extends GroupCounts {
   id: string;
   handler: string;
   state: GroupState;
-  total: number;
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  canceled: number;
   createdAt: number;
   finishedAt: number | null;
   /** Tasks finished per second, over the last few seconds (or the whole run once done); null before it is known. */
