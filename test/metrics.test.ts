@@ -204,6 +204,11 @@ void describe('GET /metrics', () => {
       assert.equal(get(m, 'regroup_tasks_dispatched_total'), 11);
       assert.equal(get(m, 'regroup_dispatch_latency_seconds_count'), 11);
       assert.equal(get(m, 'regroup_run_latency_seconds_count'), 5);
+      assert.equal(get(m, 'regroup_task_latency_seconds_count'), 5, 'one per committed result');
+      assert.ok(
+        get(m, 'regroup_task_latency_seconds_sum') >= get(m, 'regroup_run_latency_seconds_sum'),
+        'a task waits at least as long as its last run',
+      );
       assert.equal(get(m, 'regroup_group_latency_seconds_count'), 2);
       assert.equal(get(m, 'regroup_groups_finished_total{state="done"}'), 2);
       assert.deepEqual(

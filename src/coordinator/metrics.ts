@@ -14,7 +14,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { judgeWorker, type LivenessOptions } from '../core/liveness.js';
 import type { WorkerHealth } from '../core/types.js';
 import type { LeaderState } from '../store/leadership.js';
-import type { Store, TickOutcome } from '../store/store.js';
+import type { Store, Tick, TickOutcome } from '../store/store.js';
 import type { CoordinatorEvents, Emitter } from './emitter.js';
 import type { Logger } from './options.js';
 import type { Session } from './sessions.js';
@@ -111,6 +111,17 @@ export class Metrics {
     buckets: SLOW_S,
     registers: [this.r],
   });
+  readonly taskSeconds = new Histogram({
+    name: 'regroup_task_latency_seconds',
+    help: 'End to end for one task: from the commit of the request that added it (submit or add) to the commit of its result. Tasks added since this coordinator leads.',
+    buckets: SLOW_S,
+    registers: [this.r],
+  });
+  /**
+   * When each group's tasks were added, as index ranges (submit: from 0;
+   * each add: from the group's total before it), while the group is live.
+   */
+  private readonly added = new Map<string, { from: number; at: number }[]>();
   readonly groupSeconds = new Histogram({
     name: 'regroup_group_latency_seconds',
     help: 'End to end: from the creation of a group to the commit that made it done.',
@@ -145,7 +156,11 @@ export class Metrics {
     let counted: ReturnType<Store['countTasks']> | null = null;
     events.on('groupChanged', () => (counted = null));
     // Another leader may have written since: a new term reads afresh.
-    events.on('role', () => (counted = null));
+    events.on('role', () => {
+      counted = null;
+      // Another leader may have added tasks meanwhile: only what this term sees.
+      this.added.clear();
+    });
     const countTasks = (): ReturnType<Store['countTasks']> => {
       if (!counted) {
         const c = src.store.countTasks();
@@ -213,6 +228,7 @@ export class Metrics {
       this.detectionSeconds.observe({ reason: d.reason }, Math.max(0, d.at - d.lastSeenAt) / 1000);
     });
     events.on('groupChanged', (g) => {
+      if (g.state === 'done' || g.state === 'canceled') this.added.delete(g.id);
       if (g.state === 'canceled') this.groupsFinished.inc({ state: 'canceled' });
       if (g.state !== 'done') return;
       this.groupsFinished.inc({ state: 'done' });
@@ -231,6 +247,30 @@ export class Metrics {
     return this.registry.contentType;
   }
 
+  /** Remembers when the tasks of this tick's creates and adds were committed. */
+  private noteAdded(tick: Tick, outcome: TickOutcome): void {
+    (tick.createGroups ?? []).forEach((n, i) => {
+      const o = outcome.createGroups[i];
+      if (o?.status === 'created' && n.inputs.length > 0)
+        this.added.set(o.group.id, [{ from: 0, at: tick.now }]);
+    });
+    (tick.addTasks ?? []).forEach((a, i) => {
+      const o = outcome.addTasks[i];
+      if (o?.status !== 'added' || a.inputs.length === 0) return;
+      const ranges = this.added.get(o.group.id) ?? [];
+      ranges.push({ from: o.group.total - a.inputs.length, at: tick.now });
+      this.added.set(o.group.id, ranges);
+    });
+  }
+
+  /** When task `index` of the group was added; null when not seen by this coordinator. */
+  private addedAt(groupId: string, index: number): number | null {
+    const ranges = this.added.get(groupId);
+    if (!ranges) return null;
+    for (let k = ranges.length - 1; k >= 0; k--) if (ranges[k]!.from <= index) return ranges[k]!.at;
+    return null;
+  }
+
   /** One committed tick: sizes, commit time, and what its run ops really did (applied only). */
   private onTick(e: CoordinatorEvents['tick'], now: number): void {
     const { tick, outcome, leases } = e;
@@ -240,6 +280,7 @@ export class Metrics {
     }
     this.tickOps.observe(ops);
     this.commitSeconds.observe(e.ms / 1000);
+    this.noteAdded(tick, outcome);
 
     const commits = tick.commits ?? [];
     let committed = 0;
@@ -254,6 +295,8 @@ export class Metrics {
       const lease = leases.get(c.taskId);
       if (lease && lease.attempt === c.attempt) {
         this.runSeconds.observe(Math.max(0, now - lease.startedAt) / 1000);
+        const at = this.addedAt(lease.groupId, lease.index);
+        if (at !== null) this.taskSeconds.observe(Math.max(0, now - at) / 1000);
       }
     }
     if (committed > 0) this.committed.inc(committed);
