@@ -94,65 +94,48 @@ export function startProcess({
     },
     /** Waits for a line of output matching `re` (the recent lines count too); rejects on exit or after timeoutMs. */
     waitForLine(re, timeoutMs, what = String(re)) {
-      return new Promise((resolve, reject) => {
-        for (const line of recent) {
-          const m = re.exec(line);
-          if (m) return resolve(m);
-        }
-        if (exitInfo) return reject(exitedError(h, exitInfo, what));
-        const timer = setTimeout(() => {
-          off();
-          reject(
-            new Error(`${label}: no ${what} within ${timeoutMs} ms; last output:\n${h.tail()}`),
-          );
-        }, timeoutMs);
-        const off = h.onLine((line) => {
-          const m = re.exec(line);
-          if (m) {
-            clearTimeout(timer);
-            off();
-            offExit();
-            resolve(m);
-          }
-        });
-        const offExit = onExit((info) => {
-          clearTimeout(timer);
-          off();
-          reject(exitedError(h, info, what));
-        });
-      });
+      for (const line of recent) {
+        const m = re.exec(line);
+        if (m) return Promise.resolve(m);
+      }
+      return waitFor(h.onLine, (line) => re.exec(line) ?? NO_MATCH, timeoutMs, what);
     },
     /** Waits for an IPC message for which `pred` is true. */
     waitForMessage(pred, timeoutMs, what = 'message') {
-      return new Promise((resolve, reject) => {
-        if (exitInfo) return reject(exitedError(h, exitInfo, what));
-        const timer = setTimeout(() => {
-          off();
-          offExit();
-          reject(
-            new Error(`${label}: no ${what} within ${timeoutMs} ms; last output:\n${h.tail()}`),
-          );
-        }, timeoutMs);
-        const off = h.onMessage((m) => {
-          if (pred(m)) {
-            clearTimeout(timer);
-            off();
-            offExit();
-            resolve(m);
-          }
-        });
-        const offExit = onExit((info) => {
-          clearTimeout(timer);
-          off();
-          reject(exitedError(h, info, what));
-        });
-      });
+      return waitFor(h.onMessage, (m) => (pred(m) ? m : NO_MATCH), timeoutMs, what);
     },
   };
   const exitListeners = new Set();
   function onExit(fn) {
     exitListeners.add(fn);
     return () => exitListeners.delete(fn);
+  }
+  /**
+   * Resolves with the first value `match` gives (not NO_MATCH) for what
+   * `subscribe` delivers; rejects when the child exits or after timeoutMs.
+   */
+  function waitFor(subscribe, match, timeoutMs, what) {
+    return new Promise((resolve, reject) => {
+      if (exitInfo) return reject(exitedError(h, exitInfo, what));
+      const timer = setTimeout(() => {
+        off();
+        offExit();
+        reject(new Error(`${label}: no ${what} within ${timeoutMs} ms; last output:\n${h.tail()}`));
+      }, timeoutMs);
+      const off = subscribe((x) => {
+        const m = match(x);
+        if (m === NO_MATCH) return;
+        clearTimeout(timer);
+        off();
+        offExit();
+        resolve(m);
+      });
+      const offExit = onExit((info) => {
+        clearTimeout(timer);
+        off();
+        reject(exitedError(h, info, what));
+      });
+    });
   }
   h.exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
@@ -203,6 +186,8 @@ export function startProcess({
   return h;
 }
 
+const NO_MATCH = Symbol('no match');
+
 function exitedError(h, info, what) {
   const how = info.error ?? (info.signal ? `signal ${info.signal}` : `code ${info.code}`);
   return new Error(`${h.label}: exited (${how}) before ${what}; last output:\n${h.tail()}`);
@@ -218,4 +203,15 @@ export async function stopProcess(h, signal = 'SIGKILL', timeoutMs = 5000) {
     h.kill('SIGKILL');
     await Promise.race([h.exited, new Promise((r) => setTimeout(r, 2000).unref())]);
   }
+}
+
+/**
+ * Starts a peer's worker process (`script` in bench/workers, given its
+ * config as JSON), adds it to `workers`, and resolves once it says ready.
+ */
+export async function startPeerWorker({ script, cfg, label, logFile, workers }) {
+  const w = startProcess({ args: [script, JSON.stringify(cfg)], label, logFile, ipc: true });
+  workers.add(w);
+  await w.waitForMessage((m) => m?.ev === 'ready', 30_000, 'ready');
+  return w;
 }

@@ -1,20 +1,18 @@
 // BullMQ on the Redis at 127.0.0.1:6379, at its default settings (and, for
 // fail-over, at its most aggressive documented ones: lockDuration and
 // stalledInterval of 1 s). Workers are processes running bullmq's Worker.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { BENCH_DIR, WORKERS_DIR } from '../lib/paths.mjs';
-import { startProcess, stopProcess } from '../lib/procs.mjs';
+import { peerVersion, WORKERS_DIR } from '../lib/paths.mjs';
+import { startPeerWorker, stopProcess } from '../lib/procs.mjs';
 import { now, pollUntil } from '../lib/util.mjs';
 
 const WORKER = join(WORKERS_DIR, 'bullmq-worker.mjs');
 const CHUNK = 1000;
 
 export function version() {
-  return JSON.parse(readFileSync(join(BENCH_DIR, 'node_modules', 'bullmq', 'package.json'), 'utf8'))
-    .version;
+  return peerVersion('bullmq');
 }
 
 export function failoverVariants(s) {
@@ -46,15 +44,13 @@ export async function create(ctx, { workerOptions = {} } = {}) {
   return {
     async spawnWorker({ concurrency }) {
       const cfg = { connection, prefix, queue: name, concurrency, workerOptions };
-      const w = startProcess({
-        args: [WORKER, JSON.stringify(cfg)],
+      return startPeerWorker({
+        script: WORKER,
+        cfg,
         label: 'bullmq worker',
         logFile: join(ctx.tempDir, `bullmq-worker-${id}.log`),
-        ipc: true,
+        workers,
       });
-      workers.add(w);
-      await w.waitForMessage((m) => m?.ev === 'ready', 30_000, 'ready');
-      return w;
     },
     async submitNoop(n) {
       for (let i = 0; i < n; i += CHUNK) {

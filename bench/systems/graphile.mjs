@@ -3,21 +3,18 @@
 // below that), at most 80 connections over all worker processes (the server
 // allows 100). A job's result is its row being deleted: graphile-worker keeps
 // no results and sends no completion notice, so the rows are polled.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeWorkerUtils } from 'graphile-worker';
 import pg from 'pg';
-import { BENCH_DIR, WORKERS_DIR } from '../lib/paths.mjs';
-import { startProcess, stopProcess } from '../lib/procs.mjs';
+import { peerVersion, WORKERS_DIR } from '../lib/paths.mjs';
+import { startPeerWorker, stopProcess } from '../lib/procs.mjs';
 import { now, pollUntil } from '../lib/util.mjs';
 
 const WORKER = join(WORKERS_DIR, 'graphile-worker.mjs');
 const CHUNK = 1000;
 
 export function version() {
-  return JSON.parse(
-    readFileSync(join(BENCH_DIR, 'node_modules', 'graphile-worker', 'package.json'), 'utf8'),
-  ).version;
+  return peerVersion('graphile-worker');
 }
 
 export function failoverVariants(s) {
@@ -73,15 +70,13 @@ export async function create(ctx, {} = {}) {
     async spawnWorker({ concurrency, workers: count = 1 }) {
       const maxPoolSize = Math.max(2, Math.min(concurrency, Math.floor(80 / count)));
       const cfg = { url: ctx.pgUrl, schema, concurrency, maxPoolSize };
-      const w = startProcess({
-        args: [WORKER, JSON.stringify(cfg)],
+      return startPeerWorker({
+        script: WORKER,
+        cfg,
         label: 'graphile worker',
         logFile: join(ctx.tempDir, `graphile-worker-${id}.log`),
-        ipc: true,
+        workers,
       });
-      workers.add(w);
-      await w.waitForMessage((m) => m?.ev === 'ready', 30_000, 'ready');
-      return w;
     },
     async submitNoop(n) {
       for (let i = 0; i < n; i += CHUNK) {

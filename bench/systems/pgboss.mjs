@@ -4,12 +4,11 @@
 // every 0.5 s, the smallest each allows). Concurrency N is one work() loop
 // fetching batches of N jobs and running them together (pg-boss 10 has no
 // other concurrency option).
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import PgBoss from 'pg-boss';
 import pg from 'pg';
-import { BENCH_DIR, WORKERS_DIR } from '../lib/paths.mjs';
-import { startProcess, stopProcess } from '../lib/procs.mjs';
+import { peerVersion, WORKERS_DIR } from '../lib/paths.mjs';
+import { startPeerWorker, stopProcess } from '../lib/procs.mjs';
 import { now, pollUntil, sleep } from '../lib/util.mjs';
 
 const WORKER = join(WORKERS_DIR, 'pgboss-worker.mjs');
@@ -17,9 +16,7 @@ const QUEUE = 'bench';
 const CHUNK = 2000;
 
 export function version() {
-  return JSON.parse(
-    readFileSync(join(BENCH_DIR, 'node_modules', 'pg-boss', 'package.json'), 'utf8'),
-  ).version;
+  return peerVersion('pg-boss');
 }
 
 export function failoverVariants(s) {
@@ -90,15 +87,13 @@ export async function create(ctx, { bossOptions = {}, queueOptions = {}, workOpt
   return {
     async spawnWorker({ concurrency }) {
       const cfg = { url: ctx.pgUrl, schema, queue: QUEUE, concurrency, bossOptions, workOptions };
-      const w = startProcess({
-        args: [WORKER, JSON.stringify(cfg)],
+      return startPeerWorker({
+        script: WORKER,
+        cfg,
         label: 'pg-boss worker',
         logFile: join(ctx.tempDir, `pgboss-worker-${id}.log`),
-        ipc: true,
+        workers,
       });
-      workers.add(w);
-      await w.waitForMessage((m) => m?.ev === 'ready', 30_000, 'ready');
-      return w;
     },
     async submitNoop(n) {
       for (let i = 0; i < n; i += CHUNK) {
