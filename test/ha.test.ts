@@ -176,43 +176,8 @@ void describe('PostgreSQL: leader and standbys', { timeout: 180_000 }, () => {
     const runLog = join(tmp.dir, `runs-${schema}.jsonl`);
     const urls = `${a.url},${b.url}`;
     const env = { REGROUP_RUN_LOG: runLog };
-    const workers = [
-      new Proc(
-        'w1',
-        [
-          'worker',
-          '--url',
-          urls,
-          '--handlers',
-          HANDLERS,
-          '--name',
-          'w1',
-          '--concurrency',
-          '4',
-          '--log-level',
-          'warn',
-        ],
-        env,
-      ),
-      new Proc(
-        'w2',
-        [
-          'worker',
-          '--url',
-          urls,
-          '--handlers',
-          HANDLERS,
-          '--name',
-          'w2',
-          '--concurrency',
-          '4',
-          '--log-level',
-          'warn',
-        ],
-        env,
-      ),
-    ];
-    for (const w of workers) await w.waitFor(/joined as/);
+    await startWorker(urls, HANDLERS, 'w1', ['--concurrency', '4'], env);
+    await startWorker(urls, HANDLERS, 'w2', ['--concurrency', '4'], env);
     const client = new Client({ url: [a.url, b.url] });
     try {
       const n = 160;
@@ -254,25 +219,7 @@ void describe('PostgreSQL: leader and standbys', { timeout: 180_000 }, () => {
       await b.proc.waitFor(/^role: standby/);
       const runLog = join(tmp.dir, `runs-${schema}.jsonl`);
       const urls = `${a.url},${b.url}`;
-      const env = { REGROUP_RUN_LOG: runLog };
-      const w = new Proc(
-        'w1',
-        [
-          'worker',
-          '--url',
-          urls,
-          '--handlers',
-          HANDLERS,
-          '--name',
-          'w1',
-          '--concurrency',
-          '8',
-          '--log-level',
-          'warn',
-        ],
-        env,
-      );
-      await w.waitFor(/joined as/);
+      await startWorker(urls, HANDLERS, 'w1', ['--concurrency', '8'], { REGROUP_RUN_LOG: runLog });
       const client = new Client({ url: [a.url, b.url] });
       try {
         const n = 120;

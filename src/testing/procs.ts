@@ -120,19 +120,24 @@ export async function startWorker(
   handlers: string,
   name: string,
   extra: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<Proc> {
-  const proc = new Proc(name, [
-    'worker',
-    '--url',
-    url,
-    '--handlers',
-    handlers,
-    '--name',
+  const proc = new Proc(
     name,
-    '--log-level',
-    'warn',
-    ...extra,
-  ]);
+    [
+      'worker',
+      '--url',
+      url,
+      '--handlers',
+      handlers,
+      '--name',
+      name,
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    env,
+  );
   await proc.waitFor(/joined as (w_\w+)/);
   return proc;
 }
