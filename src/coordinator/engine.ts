@@ -324,7 +324,13 @@ export class Engine {
         clearTimeout(this.eventTimer);
         this.eventTimer = null;
       }
-      const tick: Tick = { now, workers, events, claims, claimNew: this.claimNew(batch, credits) };
+      const tick: Tick = {
+        now,
+        workers,
+        events,
+        claims,
+        claimNew: this.claimNew(batch, credits, now),
+      };
       for (const k of OP_KINDS) (tick as Record<OpKind, unknown[]>)[k] = batch[k].map((q) => q.op);
       this.lastTickOps += claims.length;
       const started = performance.now();
@@ -456,12 +462,15 @@ export class Engine {
 
   /**
    * Reads ready tasks and asks core which worker gets which. Empty when no
-   * worker has a free slot. `credits` is what the plan leaves free.
+   * worker has a free slot. `credits` is what the plan leaves free; null
+   * when dispatch was not due (the sessions were not looked at).
    */
-  private async planClaims(now: number): Promise<{ claims: ClaimOp[]; credits: WorkerCredit[] }> {
-    const credits = this.sessions.credits(now, this.o);
-    if (!this.dispatchDirty) return { claims: [], credits };
+  private async planClaims(
+    now: number,
+  ): Promise<{ claims: ClaimOp[]; credits: WorkerCredit[] | null }> {
+    if (!this.dispatchDirty) return { claims: [], credits: null };
     this.dispatchDirty = false;
+    const credits = this.sessions.credits(now, this.o);
     const totalFree = credits.reduce((a, c) => a + c.free, 0);
     if (totalFree === 0) return { claims: [], credits };
     const groupIds = await this.store.groupsWithPending(256);
@@ -482,8 +491,9 @@ export class Engine {
    * the slots the plan left free: a new group's first runs go out with the
    * answer to its submit instead of one commit later.
    */
-  private claimNew(batch: Queue, credits: WorkerCredit[]): Tick['claimNew'] {
+  private claimNew(batch: Queue, planned: WorkerCredit[] | null, now: number): Tick['claimNew'] {
     if (batch.createGroups.length === 0 && batch.addTasks.length === 0) return undefined;
+    const credits = planned ?? this.sessions.credits(now, this.o);
     const max = credits.reduce((a, c) => a + c.free, 0);
     if (max === 0) return undefined;
     return {
