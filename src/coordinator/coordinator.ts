@@ -8,8 +8,8 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { RegroupError } from '../core/errors.js';
-import { parseJson } from '../protocol/validate.js';
-import { WORKER_PATH, workerFrame, type CoordinatorMessage } from '../protocol/worker.js';
+import { WORKER_PATH, type CoordinatorMessage } from '../protocol/worker.js';
+import { decodeWorkerFrame } from './worker-frames.js';
 import { Engine } from './engine.js';
 import { HttpApi, Waiters } from './http-api.js';
 import {
@@ -464,11 +464,7 @@ export class Coordinator {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       let frame: unknown[];
       try {
-        if (isBinary) throw new RegroupError('protocol_error', 'frames are JSON text, not binary');
-        const text = Array.isArray(data)
-          ? Buffer.concat(data).toString('utf8')
-          : Buffer.from(data as ArrayBuffer).toString('utf8');
-        frame = workerFrame.parse(parseJson(text, 'frame'), 'frame (a JSON array of messages)');
+        frame = decodeWorkerFrame(data, isBinary, this.options.limits);
       } catch (e) {
         const err = e instanceof RegroupError ? e : new RegroupError('protocol_error', String(e));
         conn.link.send([
