@@ -21,6 +21,11 @@ export const ERROR_CODES = {
   group_canceled: { status: 409, retryable: false },
   idempotency_conflict: { status: 409, retryable: false },
   offset_mismatch: { status: 409, retryable: false },
+  too_deep: { status: 400, retryable: false },
+  forbidden_origin: { status: 403, retryable: false },
+  forbidden_host: { status: 403, retryable: false },
+  request_timeout: { status: 408, retryable: false },
+  too_many_requests: { status: 429, retryable: true },
   // Coordinator-side conditions (5xx); a client may retry.
   unavailable: { status: 503, retryable: true },
   shutting_down: { status: 503, retryable: true },
@@ -39,6 +44,11 @@ export const ERROR_CODES = {
   group_failed: { status: 500, retryable: false },
   connection_failed: { status: 503, retryable: true },
   closed: { status: 503, retryable: false },
+  // Start-up refusals of `regroup server` / Coordinator.start (not HTTP).
+  port_in_use: { status: 500, retryable: false },
+  listen_failed: { status: 500, retryable: false },
+  store_locked: { status: 500, retryable: false },
+  store_open_failed: { status: 500, retryable: false },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
