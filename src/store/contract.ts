@@ -14,16 +14,19 @@ import { countsConsistent, outstanding } from '../core/group.js';
 import { resolveTaskOptions } from '../core/options.js';
 import { isFinal, type GroupInfo, type TaskOptions } from '../core/types.js';
 import type { TaskView } from '../protocol/http.js';
+import { pageRules } from './contract-pages.js';
 import { ModelStore } from './model.js';
 import type {
   ClaimedTask,
   NewGroup,
   ReadyTask,
   Store,
+  TaskPage,
   Tick,
   TickOutcome,
   WorkerRecord,
 } from './store.js';
+import { taskViewFromRecord } from './rows.js';
 
 export interface StoreHarness {
   /** An open store on an empty database. */
@@ -129,6 +132,7 @@ export function storeContract(name: string, make: Make): void {
     cancelRules(make);
     retryRules(make);
     readRules(make);
+    pageRules(make);
     durabilityRules(make);
     propertyRules(make);
   });
@@ -1616,6 +1620,11 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
 }
 
 /** Every invariant of the contract, checked on `store` after a tick. */
+/** A page with its records parsed, to compare across stores. */
+function viewsOf(page: TaskPage): { tasks: TaskView[]; cut: boolean } {
+  return { tasks: page.tasks.map(taskViewFromRecord), cut: page.cut };
+}
+
 async function checkInvariants(
   store: Store,
   model: ModelStore,
@@ -1630,6 +1639,19 @@ async function checkInvariants(
     assert.ok(g && countsConsistent(g), `counts of ${mg.id} add up`);
     const tasks = await tasksOf(store, mg.id);
     assert.deepEqual(tasks, await model.listTasks(mg.id, { limit: 100_000 }));
+    // Paged by bytes: the same rows and the same cut as the model, at budgets that cut.
+    for (const maxBytes of [0, 3, 1000]) {
+      const q = { limit: 4, maxBytes };
+      const f = { afterSeq: 0, limit: 4, maxBytes };
+      assert.deepEqual(
+        viewsOf(await store.taskPage(mg.id, q)),
+        viewsOf(await model.taskPage(mg.id, q)),
+      );
+      assert.deepEqual(
+        viewsOf(await store.finishedPage(mg.id, f)),
+        viewsOf(await model.finishedPage(mg.id, f)),
+      );
+    }
     const count = (s: string) => tasks.filter((x) => x.state === s).length;
     assert.deepEqual(
       [g.total, g.pending, g.running, g.succeeded, g.failed, g.canceled],

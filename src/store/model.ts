@@ -22,13 +22,19 @@ import type {
   RevokedRun,
   RunOutcome,
   SealOutcome,
+  FinishedPageQuery,
   Store,
   TaskCounts,
+  TaskPage,
+  TaskPageQuery,
   TaskQuery,
+  TaskRecord,
+  TaskSummary,
   Tick,
   TickOutcome,
   WorkerRecord,
 } from './store.js';
+import { withinBudget } from './rows.js';
 
 export interface ModelTask {
   taskId: number;
@@ -170,21 +176,43 @@ export class ModelStore implements Store {
   }
 
   async listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]> {
+    return this.inputOrder(groupId, query).map(view);
+  }
+
+  async finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]> {
+    return this.finishingOrder(groupId, afterSeq, limit).map(view);
+  }
+
+  async taskPage(groupId: string, query: TaskPageQuery): Promise<TaskPage> {
+    return page(this.inputOrder(groupId, query), query.maxBytes);
+  }
+
+  async finishedPage(groupId: string, query: FinishedPageQuery): Promise<TaskPage> {
+    const { afterSeq, limit, maxBytes } = query;
+    return page(this.finishingOrder(groupId, afterSeq, limit), maxBytes);
+  }
+
+  async taskSummaries(groupId: string, query: TaskQuery): Promise<TaskSummary[]> {
+    return this.inputOrder(groupId, query).map((t) => {
+      const { value: _value, ...summary } = view({ ...t, value: null });
+      return summary;
+    });
+  }
+
+  private inputOrder(groupId: string, query: TaskQuery): ModelTask[] {
     const after = query.after ?? -1;
     return this.tasks
       .filter((t) => t.groupId === groupId && t.index > after)
       .filter((t) => query.state === undefined || t.state === query.state)
       .sort((a, b) => a.index - b.index)
-      .slice(0, query.limit)
-      .map(view);
+      .slice(0, query.limit);
   }
 
-  async finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]> {
+  private finishingOrder(groupId: string, afterSeq: number, limit: number): ModelTask[] {
     return this.tasks
       .filter((t) => t.groupId === groupId && t.seq !== null && t.seq > afterSeq)
       .sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))
-      .slice(0, limit)
-      .map(view);
+      .slice(0, limit);
   }
 
   async listEvents(afterSeq: number, limit: number): Promise<EventView[]> {
@@ -233,6 +261,30 @@ function view(t: ModelTask): TaskView {
   if (t.value !== null) v.value = JSON.parse(t.value);
   if (t.error !== null) v.error = clone(t.error);
   return v;
+}
+
+function record(t: ModelTask): TaskRecord {
+  return {
+    taskId: t.taskId,
+    groupId: t.groupId,
+    index: t.index,
+    state: t.state,
+    attempt: t.attempt,
+    workerId: t.workerId,
+    startedAt: t.startedAt,
+    finishedAt: t.finishedAt,
+    seq: t.seq,
+    valueJson: t.value,
+    errorJson: t.error === null ? null : json(t.error),
+  };
+}
+
+/** The page's rows cut by bytes, the way every store cuts them (withinBudget). */
+function page(tasks: ModelTask[], maxBytes: number): TaskPage {
+  const records = tasks.map(record);
+  const bytes = (s: string | null): number => (s === null ? 0 : Buffer.byteLength(s));
+  const fit = withinBudget(records, (r) => bytes(r.valueJson) + bytes(r.errorJson), maxBytes);
+  return { tasks: fit.rows, cut: fit.cut };
 }
 
 type Fenced = { taskId: number; attempt: number; workerId: string };

@@ -5,10 +5,28 @@
  * whatever its size.
  */
 import type pg from 'pg';
-import { TASK_VIEW_COLUMNS } from './rows.js';
+import { TASK_SUMMARY_COLUMNS, TASK_VIEW_COLUMNS } from './rows.js';
 
 /** The fence of every write about a run, against the op row `c`: running, that attempt, that worker. */
 const FENCE = `t.id = c.id AND t.state = 'running' AND t.attempt = c.attempt AND t.worker_id = c.worker`;
+
+/**
+ * A page of `rows` (a limited query of TASK_VIEW_COLUMNS ordered by `key`)
+ * bounded by bytes in SQL, so values past the budget never leave the server:
+ * a running sum of each row's value and error bytes (octet_length reads a
+ * TOASTed text's size without fetching it) keeps the rows within `budget`,
+ * and always the first (the rule of withinBudget in rows.ts). `page_rows` is
+ * how many rows the limit gave: fewer returned means the page was cut.
+ */
+function budgeted(rows: string, key: string, budget: string): string {
+  const bytes = 'coalesce(octet_length(value), 0) + coalesce(octet_length(error), 0)';
+  return `SELECT ${TASK_VIEW_COLUMNS}, page_rows FROM (
+      SELECT l.*, row_number() OVER w AS rn, sum(${bytes}) OVER w AS upto,
+             count(*) OVER () AS page_rows
+        FROM (${rows}) AS l
+      WINDOW w AS (ORDER BY ${key} ROWS UNBOUNDED PRECEDING)) AS b
+     WHERE rn = 1 OR upto <= ${budget} ORDER BY ${key}`;
+}
 
 export const SQL = {
   // Groups.
@@ -118,6 +136,29 @@ export const SQL = {
      WHERE group_id = $1 AND state = $2 AND idx > $3 ORDER BY idx LIMIT $4`,
   finishedTasks: `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
      WHERE group_id = $1 AND finish_seq > $2 ORDER BY finish_seq LIMIT $3`,
+  taskPage: budgeted(
+    `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+      WHERE group_id = $1 AND idx > $2 ORDER BY idx LIMIT $3`,
+    'idx',
+    '$4',
+  ),
+  taskPageInState: budgeted(
+    `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+      WHERE group_id = $1 AND state = $2 AND idx > $3 ORDER BY idx LIMIT $4`,
+    'idx',
+    '$5',
+  ),
+  finishedPage: budgeted(
+    `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+      WHERE group_id = $1 AND finish_seq > $2 ORDER BY finish_seq LIMIT $3`,
+    'finish_seq',
+    '$4',
+  ),
+  // The dashboard's table: no value column.
+  taskSummaries: `SELECT ${TASK_SUMMARY_COLUMNS} FROM tasks
+     WHERE group_id = $1 AND idx > $2 ORDER BY idx LIMIT $3`,
+  taskSummariesInState: `SELECT ${TASK_SUMMARY_COLUMNS} FROM tasks
+     WHERE group_id = $1 AND state = $2 AND idx > $3 ORDER BY idx LIMIT $4`,
 
   // Workers and events.
   upsertWorkers: `INSERT INTO workers (worker_id, name, token, state, slots, labels, handlers, connected_at, seen_at)

@@ -25,6 +25,8 @@ import { emptyOutcome, isEmptyTick, PgTickApplier } from './postgres-tick.js';
 import {
   eventFromRow,
   groupFromRow,
+  taskRecordFromRow,
+  taskSummaryFromRow,
   taskViewFromRow,
   workerFromRow,
   type EventRow,
@@ -35,11 +37,15 @@ import {
   type LeaseRow,
 } from './rows.js';
 import type {
+  FinishedPageQuery,
   Lease,
   ReadyTask,
   Store,
   TaskCounts,
+  TaskPage,
+  TaskPageQuery,
   TaskQuery,
+  TaskSummary,
   Tick,
   TickOutcome,
   WorkerRecord,
@@ -327,6 +333,36 @@ export class PostgresStore implements Store {
     return rows.map(taskViewFromRow);
   }
 
+  async taskPage(groupId: string, query: TaskPageQuery): Promise<TaskPage> {
+    const after = query.after ?? -1;
+    const { state, limit, maxBytes } = query;
+    const rows =
+      state === undefined
+        ? await this.rows<PageRow>('taskPage', [groupId, after, limit, maxBytes])
+        : await this.rows<PageRow>('taskPageInState', [groupId, state, after, limit, maxBytes]);
+    return pageFromRows(rows);
+  }
+
+  async finishedPage(groupId: string, query: FinishedPageQuery): Promise<TaskPage> {
+    const { afterSeq, limit, maxBytes } = query;
+    const rows = await this.rows<PageRow>('finishedPage', [groupId, afterSeq, limit, maxBytes]);
+    return pageFromRows(rows);
+  }
+
+  async taskSummaries(groupId: string, query: TaskQuery): Promise<TaskSummary[]> {
+    const after = query.after ?? -1;
+    const rows =
+      query.state === undefined
+        ? await this.rows<SummaryRow>('taskSummaries', [groupId, after, query.limit])
+        : await this.rows<SummaryRow>('taskSummariesInState', [
+            groupId,
+            query.state,
+            after,
+            query.limit,
+          ]);
+    return rows.map(taskSummaryFromRow);
+  }
+
   async listEvents(afterSeq: number, limit: number): Promise<EventView[]> {
     return (await this.rows<EventRow>('listEvents', [afterSeq, limit])).map(eventFromRow);
   }
@@ -339,6 +375,15 @@ export class PostgresStore implements Store {
     const [row] = await this.rows<TaskCounts>('countTasks', []);
     return row ?? { pending: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };
   }
+}
+
+/** A row of a byte-bounded page: the task, and how many rows the limit gave (postgres-sql.ts `budgeted`). */
+type PageRow = TaskViewRow & { page_rows: number };
+type SummaryRow = Omit<TaskViewRow, 'value'>;
+
+function pageFromRows(rows: PageRow[]): TaskPage {
+  const limited = rows[0]?.page_rows ?? 0;
+  return { tasks: rows.map(taskRecordFromRow), cut: rows.length < limited };
 }
 
 /** The connection's session was ended under it (not a timeout: those are not worth a second wait). */

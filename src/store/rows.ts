@@ -8,7 +8,7 @@ import type {
   TaskState,
 } from '../core/types.js';
 import type { EventView, TaskView } from '../protocol/http.js';
-import type { Lease, WorkerRecord, WorkerRecordState } from './store.js';
+import type { Lease, TaskRecord, TaskSummary, WorkerRecord, WorkerRecordState } from './store.js';
 
 export interface GroupRow {
   id: string;
@@ -129,6 +129,75 @@ export function taskViewFromRow(r: TaskViewRow): TaskView {
   if (r.value !== null) view.value = JSON.parse(r.value);
   if (r.error !== null) view.error = JSON.parse(r.error) as TaskError;
   return view;
+}
+
+/** A task row as the paged reads return it: value and error stay JSON text. */
+export function taskRecordFromRow(r: TaskViewRow): TaskRecord {
+  return {
+    taskId: r.id,
+    groupId: r.group_id,
+    index: r.idx,
+    state: r.state,
+    attempt: r.attempt,
+    workerId: r.worker_id,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    seq: r.finish_seq,
+    valueJson: r.value,
+    errorJson: r.error,
+  };
+}
+
+/** A record with its value and error parsed: what listTasks returns, and what tests compare. */
+export function taskViewFromRecord(r: TaskRecord): TaskView {
+  const { valueJson, errorJson, ...rest } = r;
+  const view: TaskView = rest;
+  if (valueJson !== null) view.value = JSON.parse(valueJson);
+  if (errorJson !== null) view.error = JSON.parse(errorJson) as TaskError;
+  return view;
+}
+
+/** The columns of a task summary: every TaskView column but value. */
+export const TASK_SUMMARY_COLUMNS =
+  'id, group_id, idx, state, attempt, worker_id, error, started_at, finished_at, finish_seq';
+
+export function taskSummaryFromRow(r: Omit<TaskViewRow, 'value'>): TaskSummary {
+  const view: TaskSummary = {
+    taskId: r.id,
+    groupId: r.group_id,
+    index: r.idx,
+    state: r.state,
+    attempt: r.attempt,
+    workerId: r.worker_id,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    seq: r.finish_seq,
+  };
+  if (r.error !== null) view.error = JSON.parse(r.error) as TaskError;
+  return view;
+}
+
+/**
+ * The rows of a page, in order, that fit `maxBytes` given each row's bytes of
+ * value and error text: the longest prefix within the budget, and at least
+ * one row when there is one. `cut` when a row was left out for the budget
+ * (so one more follows). Stops reading `rows` at the first row that does not
+ * fit. SQLite and the model cut their pages with it; PostgreSQL does the same
+ * arithmetic in SQL (postgres-sql.ts).
+ */
+export function withinBudget<T>(
+  rows: Iterable<T>,
+  bytesOf: (row: T) => number,
+  maxBytes: number,
+): { rows: T[]; cut: boolean } {
+  const out: T[] = [];
+  let total = 0;
+  for (const row of rows) {
+    total += bytesOf(row);
+    if (out.length > 0 && total > maxBytes) return { rows: out, cut: true };
+    out.push(row);
+  }
+  return { rows: out, cut: false };
 }
 
 export function workerFromRow(r: WorkerRow): WorkerRecord {

@@ -1,6 +1,9 @@
 /** Every SQL statement of SqliteStore, prepared once per open connection. */
 import type Database from 'better-sqlite3';
-import { TASK_VIEW_COLUMNS } from './rows.js';
+import { TASK_SUMMARY_COLUMNS, TASK_VIEW_COLUMNS } from './rows.js';
+
+/** A task row's bytes of value and error text (UTF-8), what a page's byte budget counts. */
+const ROW_BYTES = 'coalesce(octet_length(value), 0) + coalesce(octet_length(error), 0)';
 
 /**
  * The fence of every write about a run: running, that attempt, that worker.
@@ -122,6 +125,42 @@ export const SQL = {
   finishedTasks: p(
     `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
        WHERE group_id = ? AND finish_seq > ? ORDER BY finish_seq LIMIT ?`,
+  ),
+  // Paged by bytes, in two steps: the sizes of the page's rows (octet_length
+  // reads a text's length from the record header, not its content), then the
+  // rows that fit, by key range. No value past the page is ever read.
+  taskSizes: p(
+    `SELECT idx AS k, ${ROW_BYTES} AS n FROM tasks
+       WHERE group_id = ? AND idx > ? ORDER BY idx LIMIT ?`,
+  ),
+  taskSizesInState: p(
+    `SELECT idx AS k, ${ROW_BYTES} AS n FROM tasks
+       WHERE group_id = ? AND state = ? AND idx > ? ORDER BY idx LIMIT ?`,
+  ),
+  taskRange: p(
+    `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+       WHERE group_id = ? AND idx > ? AND idx <= ? ORDER BY idx`,
+  ),
+  taskRangeInState: p(
+    `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+       WHERE group_id = ? AND state = ? AND idx > ? AND idx <= ? ORDER BY idx`,
+  ),
+  finishedSizes: p(
+    `SELECT finish_seq AS k, ${ROW_BYTES} AS n FROM tasks
+       WHERE group_id = ? AND finish_seq > ? ORDER BY finish_seq LIMIT ?`,
+  ),
+  finishedRange: p(
+    `SELECT ${TASK_VIEW_COLUMNS} FROM tasks
+       WHERE group_id = ? AND finish_seq > ? AND finish_seq <= ? ORDER BY finish_seq`,
+  ),
+  // The dashboard's table: no value column.
+  taskSummaries: p(
+    `SELECT ${TASK_SUMMARY_COLUMNS} FROM tasks
+       WHERE group_id = ? AND idx > ? ORDER BY idx LIMIT ?`,
+  ),
+  taskSummariesInState: p(
+    `SELECT ${TASK_SUMMARY_COLUMNS} FROM tasks
+       WHERE group_id = ? AND state = ? AND idx > ? ORDER BY idx LIMIT ?`,
   ),
 
   // Workers and events.

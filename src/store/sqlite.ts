@@ -10,7 +10,10 @@ import type { EventView, TaskView } from '../protocol/http.js';
 import {
   eventFromRow,
   groupFromRow,
+  taskRecordFromRow,
+  taskSummaryFromRow,
   taskViewFromRow,
+  withinBudget,
   workerFromRow,
   type EventRow,
   type GroupRow,
@@ -23,11 +26,15 @@ import { migrate } from './sqlite-schema.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { TickApplier } from './sqlite-tick.js';
 import type {
+  FinishedPageQuery,
   Lease,
   ReadyTask,
   Store,
   TaskCounts,
+  TaskPage,
+  TaskPageQuery,
   TaskQuery,
+  TaskSummary,
   Tick,
   TickOutcome,
   WorkerRecord,
@@ -49,6 +56,12 @@ interface GroupStatic {
 }
 
 const STATIC_CACHE_MAX = 10_000;
+
+/** A row of the size steps of taskPage and finishedPage: its key (idx or finish_seq) and bytes. */
+interface RowSize {
+  k: number;
+  n: number;
+}
 
 /** SQLite result codes that mean the write could not reach the disk. */
 function storageErrorCode(err: unknown): string | null {
@@ -218,6 +231,50 @@ export class SqliteStore implements Store {
   async finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]> {
     const rows = this.st.finishedTasks.all(groupId, afterSeq, limit) as TaskViewRow[];
     return rows.map(taskViewFromRow);
+  }
+
+  async taskPage(groupId: string, query: TaskPageQuery): Promise<TaskPage> {
+    const st = this.st;
+    const after = query.after ?? -1;
+    const { state, limit, maxBytes } = query;
+    const read = this.database.transaction((): TaskPage => {
+      const sizes =
+        state === undefined
+          ? st.taskSizes.iterate(groupId, after, limit)
+          : st.taskSizesInState.iterate(groupId, state, after, limit);
+      const fit = withinBudget(sizes as Iterable<RowSize>, (r) => r.n, maxBytes);
+      const last = fit.rows.at(-1);
+      if (last === undefined) return { tasks: [], cut: false };
+      const rows =
+        state === undefined
+          ? st.taskRange.all(groupId, after, last.k)
+          : st.taskRangeInState.all(groupId, state, after, last.k);
+      return { tasks: (rows as TaskViewRow[]).map(taskRecordFromRow), cut: fit.cut };
+    });
+    return read();
+  }
+
+  async finishedPage(groupId: string, query: FinishedPageQuery): Promise<TaskPage> {
+    const st = this.st;
+    const { afterSeq, limit, maxBytes } = query;
+    const read = this.database.transaction((): TaskPage => {
+      const sizes = st.finishedSizes.iterate(groupId, afterSeq, limit) as Iterable<RowSize>;
+      const fit = withinBudget(sizes, (r) => r.n, maxBytes);
+      const last = fit.rows.at(-1);
+      if (last === undefined) return { tasks: [], cut: false };
+      const rows = st.finishedRange.all(groupId, afterSeq, last.k) as TaskViewRow[];
+      return { tasks: rows.map(taskRecordFromRow), cut: fit.cut };
+    });
+    return read();
+  }
+
+  async taskSummaries(groupId: string, query: TaskQuery): Promise<TaskSummary[]> {
+    const after = query.after ?? -1;
+    const rows =
+      query.state === undefined
+        ? this.st.taskSummaries.all(groupId, after, query.limit)
+        : this.st.taskSummariesInState.all(groupId, query.state, after, query.limit);
+    return (rows as Omit<TaskViewRow, 'value'>[]).map(taskSummaryFromRow);
   }
 
   async listEvents(afterSeq: number, limit: number): Promise<EventView[]> {

@@ -239,6 +239,57 @@ export interface TaskQuery {
   state?: TaskState;
 }
 
+/**
+ * A task as the paged reads return it: its value and error are the JSON text
+ * the store holds, never parsed, so a result only passed through (store to
+ * wire) costs its bytes once and no parse (docs/design.md, "Raw values").
+ */
+export interface TaskRecord {
+  taskId: number;
+  groupId: string;
+  index: number;
+  state: TaskState;
+  attempt: number;
+  workerId: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  seq: number | null;
+  /** The result's JSON text; null when the task has none. */
+  valueJson: string | null;
+  /** The last error's JSON text (a TaskError); null when the task has none. */
+  errorJson: string | null;
+}
+
+/**
+ * One page of tasks, bounded by rows (`limit`) and by bytes (`maxBytes`): the
+ * rows of a page are a prefix of the query's rows whose value and error text
+ * add up to at most maxBytes, and at least one row whenever one is there (a
+ * row alone may exceed maxBytes; a single result is at most maxResultBytes).
+ */
+export interface TaskPage {
+  tasks: TaskRecord[];
+  /** The byte budget ended the page before `limit` rows: at least one more row follows. */
+  cut: boolean;
+}
+
+/** A byte-bounded page of a group's tasks in input order. */
+export interface TaskPageQuery extends TaskQuery {
+  /** Most bytes of value and error JSON text (UTF-8) in the page. */
+  maxBytes: number;
+}
+
+/** A byte-bounded page of a group's final tasks in finishing order. */
+export interface FinishedPageQuery {
+  /** Tasks with finishing sequence > afterSeq. */
+  afterSeq: number;
+  limit: number;
+  /** Most bytes of value and error JSON text (UTF-8) in the page. */
+  maxBytes: number;
+}
+
+/** A task without its value (the dashboard's table): the store never reads the value column for it. */
+export type TaskSummary = Omit<TaskView, 'value'>;
+
 export interface Store {
   /** Creates or migrates the schema. */
   open(): Promise<void>;
@@ -262,10 +313,22 @@ export interface Store {
 
   getGroup(id: string): Promise<GroupInfo | null>;
   listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]>;
-  /** Tasks in input order, paged. Includes value and error. */
+  /**
+   * Tasks in input order, paged by rows only, values parsed. For tests and
+   * tools: the client API reads `taskPage` (values as raw text, pages bounded by bytes).
+   */
   listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]>;
-  /** Final tasks of a group with finishing sequence > afterSeq, in finishing order. */
+  /** Final tasks with finishing sequence > afterSeq, in finishing order, values parsed. Tests and tools, as listTasks. */
   finishedTasks(groupId: string, afterSeq: number, limit: number): Promise<TaskView[]>;
+  /**
+   * Tasks in input order, values as raw JSON text, the page bounded by rows
+   * and bytes (TaskPage). Reads no value past the page.
+   */
+  taskPage(groupId: string, query: TaskPageQuery): Promise<TaskPage>;
+  /** Final tasks in finishing order, values as raw JSON text, bounded as taskPage. */
+  finishedPage(groupId: string, query: FinishedPageQuery): Promise<TaskPage>;
+  /** Tasks in input order, paged, without their values (the value column is not read). */
+  taskSummaries(groupId: string, query: TaskQuery): Promise<TaskSummary[]>;
   listEvents(afterSeq: number, limit: number): Promise<EventView[]>;
   listWorkers(): Promise<WorkerRecord[]>;
   /** How many tasks are in each state, over every group: the group counters summed (metrics). */
