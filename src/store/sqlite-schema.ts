@@ -113,10 +113,9 @@ export function migrate(db: Database.Database, now: number): void {
     const current = row.v ?? 0;
     if (current > SCHEMA_VERSION) {
       throw new RegroupError(
-        'internal',
-        `the database schema is version ${current} but this regroup knows versions up to ${SCHEMA_VERSION}: ` +
+        'store_open_failed',
+        `the database schema of ${db.name} is version ${current} but this regroup knows versions up to ${SCHEMA_VERSION}: ` +
           'it was written by a newer regroup; upgrade regroup or open another file',
-        { retryable: false },
       );
     }
     const record = db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
