@@ -1,7 +1,9 @@
 /**
  * The embedded store: one SQLite file through better-sqlite3, in WAL mode with
  * `synchronous=FULL` by default. The coordinator is the single writer; every
- * method is one synchronous call (or transaction) wrapped in a promise.
+ * method is one synchronous call (or transaction) wrapped in a promise. While
+ * open it holds the file's writer lock (sqlite-lock.ts): a second store on the
+ * same file is refused with `store_locked`.
  */
 import Database from 'better-sqlite3';
 import { RegroupError } from '../core/errors.js';
@@ -22,6 +24,8 @@ import {
   leaseFromRow,
   type LeaseRow,
 } from './rows.js';
+import { isBusy, openFailed, storageErrorCode } from './sqlite-errors.js';
+import { acquireWriterLock, lockFileOf, type WriterLock } from './sqlite-lock.js';
 import { migrate } from './sqlite-schema.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { TickApplier } from './sqlite-tick.js';
@@ -47,6 +51,11 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** How long to wait for another connection's lock. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * How long open() waits for another store's writer lock on the file (one
+   * that is closing) before it refuses with `store_locked`. Default 500 ms.
+   */
+  lockWaitMs?: number;
 }
 
 /** The static part of a group that dispatch reads on every pass. */
@@ -63,17 +72,12 @@ interface RowSize {
   n: number;
 }
 
-/** SQLite result codes that mean the write could not reach the disk. */
-function storageErrorCode(err: unknown): string | null {
-  if (!(err instanceof Database.SqliteError)) return null;
-  const { code } = err;
-  return code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') ? code : null;
-}
-
 export class SqliteStore implements Store {
   private readonly path: string;
   private readonly synchronous: 'FULL' | 'NORMAL';
   private readonly busyTimeoutMs: number;
+  private readonly lockWaitMs: number;
+  private lock: WriterLock | null = null;
   private conn: Database.Database | null = null;
   private stmts: Statements | null = null;
   private finishSeq = 0;
@@ -83,16 +87,28 @@ export class SqliteStore implements Store {
     this.path = options.path;
     this.synchronous = options.synchronous ?? 'FULL';
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.lockWaitMs = options.lockWaitMs ?? 500;
   }
 
+  /**
+   * Takes the file's writer lock, then opens and migrates the database.
+   * Rejects with `store_locked` (another store holds the file) or
+   * `store_open_failed` (cannot open, not a database, no permission, a newer
+   * schema), each naming the file.
+   */
   async open(): Promise<void> {
     if (this.conn) return;
-    const db = new Database(this.path);
+    const lock = acquireWriterLock(this.path, this.lockWaitMs);
+    let db: Database.Database | null = null;
     try {
+      db = new Database(this.path);
       db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal' && this.path !== ':memory:') {
-        throw new RegroupError('internal', `could not put ${this.path} in WAL mode (got ${mode})`);
+        throw new RegroupError(
+          'store_open_failed',
+          `could not put ${this.path} in WAL mode (got ${mode}): keep it on a local file system`,
+        );
       }
       db.pragma(`synchronous = ${this.synchronous}`);
       db.pragma('foreign_keys = ON');
@@ -101,10 +117,24 @@ export class SqliteStore implements Store {
       this.finishSeq = (st.getFinishSeq.get() as { value: number }).value;
       this.conn = db;
       this.stmts = st;
+      this.lock = lock;
     } catch (err) {
-      db.close();
-      throw err;
+      db?.close();
+      lock?.release();
+      throw this.openError(err);
     }
+  }
+
+  /** A lock held past busy_timeout by a process that is no regroup store (those take the writer lock first). */
+  private openError(err: unknown): RegroupError {
+    if (!isBusy(err)) return openFailed(this.path, err);
+    return new RegroupError(
+      'store_locked',
+      `${this.path} stayed locked for ${this.busyTimeoutMs} ms by another process that is not a regroup coordinator ` +
+        `(those hold ${lockFileOf(this.path)}): a sqlite3 shell or another program with a transaction open? ` +
+        'End it, or give this coordinator another --db',
+      { cause: err },
+    );
   }
 
   async close(): Promise<void> {
@@ -113,6 +143,9 @@ export class SqliteStore implements Store {
     this.stmts = null;
     this.statics.clear();
     db?.close();
+    // After the database: the next store gets the lock only once this one has let go of the file.
+    this.lock?.release();
+    this.lock = null;
   }
 
   /** The open connection, for tests and operations tooling (pragmas, backups). */
