@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -32,7 +32,7 @@ async function harness(): Promise<StoreHarness> {
     },
     cleanup: async () => {
       await current.close();
-      for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+      for (const suffix of ['', '-wal', '-shm', '.lock']) rmSync(path + suffix, { force: true });
     },
   };
 }
@@ -101,11 +101,100 @@ void describe('SqliteStore', () => {
     const again = new SqliteStore({ path });
     await assert.rejects(again.open(), (err: unknown) => {
       assert.ok(err instanceof RegroupError);
+      assert.equal(err.code, 'store_open_failed');
       assert.match(err.message, new RegExp(`version ${SCHEMA_VERSION + 1}`));
+      assert.ok(err.message.includes(path), err.message);
       assert.equal(err.retryable, false);
       return true;
     });
     assert.throws(() => again.database, /not open/);
+    // The refusal let go of the writer lock: the file opens again (and is refused again).
+    await assert.rejects(new SqliteStore({ path }).open(), /version/);
+  });
+
+  void it('one writer per file: a second store on the same path is refused with store_locked until the first closes', async () => {
+    const path = freshPath();
+    const first = new SqliteStore({ path });
+    await first.open();
+    await first.commitTick({ now: 1, events: [{ type: 'first' }] });
+    const isLocked = (err: unknown): boolean => {
+      assert.ok(err instanceof RegroupError);
+      assert.equal(err.code, 'store_locked');
+      assert.equal(err.retryable, false);
+      assert.ok(err.message.includes(path), err.message);
+      assert.match(err.message, /stop the other coordinator first, or give this one another --db/);
+      return true;
+    };
+    const second = new SqliteStore({ path, lockWaitMs: 0 });
+    await assert.rejects(second.open(), isLocked);
+    assert.throws(() => second.database, /not open/);
+    // Another name of the same file (a symbolic link) shares the lock.
+    const link = join(root, `link-${counter++}.sqlite`);
+    symlinkSync(path, link);
+    await assert.rejects(new SqliteStore({ path: link, lockWaitMs: 0 }).open(), (err: unknown) => {
+      assert.ok(err instanceof RegroupError);
+      assert.equal(err.code, 'store_locked');
+      return true;
+    });
+    // The refusals changed nothing: the first store still writes.
+    await first.commitTick({ now: 2, events: [{ type: 'still first' }] });
+    await first.close();
+    await second.open();
+    assert.deepEqual(
+      (await second.listEvents(0, 10)).map((e) => e.type),
+      ['first', 'still first'],
+    );
+    // And now the first is the one refused.
+    await assert.rejects(first.open(), isLocked);
+    await second.close();
+  });
+
+  void it('other connections may read a live file (what sqlite3 ".backup" needs)', async () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path });
+    await s.open();
+    await s.commitTick({ now: 1, events: [{ type: 'seen' }] });
+    const reader = new Database(path, { readonly: true });
+    try {
+      assert.deepEqual(reader.prepare('SELECT type FROM events').all(), [{ type: 'seen' }]);
+      const copy = freshPath();
+      await reader.backup(copy);
+      const back = new Database(copy, { readonly: true });
+      assert.deepEqual(back.prepare('SELECT type FROM events').all(), [{ type: 'seen' }]);
+      back.close();
+    } finally {
+      reader.close();
+      await s.close();
+    }
+  });
+
+  void it('a file that cannot be opened is refused with store_open_failed naming it', async () => {
+    const notDb = freshPath();
+    writeFileSync(notDb, 'this is not a database, just some text that is long enough '.repeat(20));
+    await assert.rejects(new SqliteStore({ path: notDb }).open(), (err: unknown) => {
+      assert.ok(err instanceof RegroupError);
+      assert.equal(err.code, 'store_open_failed');
+      assert.match(err.message, /is not a SQLite database/);
+      assert.ok(err.message.includes(notDb), err.message);
+      return true;
+    });
+    const noDir = join(root, `missing-${counter++}`, 'r.db');
+    await assert.rejects(new SqliteStore({ path: noDir }).open(), (err: unknown) => {
+      assert.ok(err instanceof RegroupError);
+      assert.equal(err.code, 'store_open_failed');
+      assert.ok(err.message.includes(noDir), err.message);
+      assert.match(err.message, /directory/);
+      return true;
+    });
+    // A directory where the file should be.
+    const dir = freshPath();
+    mkdirSync(dir);
+    await assert.rejects(new SqliteStore({ path: dir }).open(), (err: unknown) => {
+      assert.ok(err instanceof RegroupError);
+      assert.equal(err.code, 'store_open_failed');
+      assert.ok(err.message.includes(dir), err.message);
+      return true;
+    });
   });
 
   void it('a closed store refuses calls with a clear error', async () => {
