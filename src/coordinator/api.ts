@@ -1,29 +1,23 @@
-/** The client API, routes as documented in src/protocol/http.ts. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+/** The client API: a handler per operation of the route table (src/protocol/openapi-routes.ts). */
 import { randomBytes } from 'node:crypto';
 import { RegroupError } from '../core/errors.js';
 import { isGroupDone } from '../core/group.js';
 import { resolveTaskOptions } from '../core/options.js';
 import type { GroupInfo, TaskState } from '../core/types.js';
-import {
-  LONG_POLL_MAX_MS,
-  addTasksRequest,
-  emptyRequest,
-  retryRequest,
-  submitRequest,
-  type GroupView,
-  type RetryReply,
-  type TaskView,
+import type {
+  AddTasksRequest,
+  GroupView,
+  RetryReply,
+  SubmitRequest,
+  TaskView,
 } from '../protocol/http.js';
+import type { ApiOperation } from '../protocol/openapi-routes.js';
+import type { Answer, Call } from './server.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from './engine.js';
-import { intParam, readJsonBody, requestUrl, sendError, sendJson } from './http-util.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
-import type { Auth } from './auth.js';
 import { jsonBytes } from './workers.js';
-
-const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
 
 export function groupView(g: GroupInfo): GroupView {
   return { ...g, done: isGroupDone(g.state, g) };
@@ -83,16 +77,11 @@ export class Waiters {
   }
 }
 
-type Handler = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  q: URLSearchParams,
-  signal: AbortSignal,
-) => Promise<void>;
+const ok = (body: unknown, status = 200): Answer => ({ status, body });
 
-export class HttpApi {
-  private readonly routes: { method: string; re: RegExp; fn: Handler }[] = [];
+/** The client API of one term: a handler per operation of the route table (protocol/openapi-routes.ts). */
+export class Api {
+  readonly handlers: Record<ApiOperation, (c: Call) => Promise<Answer>>;
 
   constructor(
     private readonly o: ResolvedCoordinatorOptions,
@@ -100,74 +89,31 @@ export class HttpApi {
     private readonly engine: Engine,
     private readonly sessions: Sessions,
     private readonly waiters: Waiters,
-    private readonly auth: Auth,
   ) {
-    const G = '/v1/groups/([A-Za-z0-9_-]{1,100})';
-    this.route('GET', '^/healthz$', async (_q, res) => sendJson(res, 200, { ok: true }));
-    this.route('POST', '^/v1/groups$', (req, res) => this.submit(req, res));
-    this.route('GET', '^/v1/groups$', (_r, res, _p, q) => this.list(res, q));
-    this.route('GET', `^${G}$`, async (_r, res, [id]) =>
-      sendJson(res, 200, groupView(await this.mustGroup(id!))),
-    );
-    this.route('POST', `^${G}/tasks$`, (req, res, [id]) => this.add(req, res, id!));
-    this.route('POST', `^${G}/seal$`, (req, res, [id]) => this.seal(req, res, id!));
-    this.route('POST', `^${G}/cancel$`, (req, res, [id]) => this.cancel(req, res, id!));
-    this.route('POST', `^${G}/retry$`, (req, res, [id]) => this.retry(req, res, id!));
-    this.route('GET', `^${G}/wait$`, (_r, res, [id], q, signal) => this.wait(res, id!, q, signal));
-    this.route('GET', `^${G}/tasks$`, (_r, res, [id], q) => this.tasks(res, id!, q));
-    this.route('GET', `^${G}/finished$`, (_r, res, [id], q, signal) =>
-      this.finished(res, id!, q, signal),
-    );
-    this.route('GET', '^/v1/workers$', async (_r, res) => this.workers(res));
-    this.route('GET', '^/v1/events$', async (_r, res, _p, q) => {
-      const events = await this.store.listEvents(
-        intParam(q, 'after', 0, 0, Number.MAX_SAFE_INTEGER),
-        intParam(q, 'limit', 100, 1, 1000),
-      );
-      sendJson(res, 200, { events });
-    });
-  }
-
-  /** The routes, for the test that holds the OpenAPI document (protocol/openapi.ts) to them. */
-  get routeTable(): { method: string; re: RegExp }[] {
-    return this.routes.map(({ method, re }) => ({ method, re }));
-  }
-
-  private route(method: string, pattern: string, fn: Handler): void {
-    this.routes.push({ method, re: new RegExp(pattern), fn });
-  }
-
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const ac = new AbortController();
-    res.on('close', () => ac.abort());
-    try {
-      const url = requestUrl(req.url);
-      // Liveness probes need no token; everything else is the client API.
-      if (url.pathname !== '/healthz') await this.auth.check(req, 'client');
-      let pathMatched = false;
-      for (const r of this.routes) {
-        const m = r.re.exec(url.pathname);
-        if (!m) continue;
-        pathMatched = true;
-        if (r.method !== req.method) continue;
-        await r.fn(req, res, m.slice(1), url.searchParams, ac.signal);
-        return;
-      }
-      req.resume();
-      if (pathMatched)
-        throw new RegroupError(
-          'method_not_allowed',
-          `${req.method} is not allowed on ${url.pathname}`,
-        );
-      throw new RegroupError(
-        'not_found',
-        `no route ${req.method} ${url.pathname}; see docs/protocol.md for the API`,
-      );
-    } catch (e) {
-      if (!(e instanceof RegroupError) || e.code === 'internal')
-        this.o.logger('error', 'request failed', { url: req.url, err: (e as Error).message });
-      sendError(res, e);
-    }
+    const id = (c: Call): string => c.params.id!;
+    const q = (c: Call, name: string): number => c.query[name] as number;
+    this.handlers = {
+      submit: (c) => this.submit(c.body as SubmitRequest),
+      listGroups: (c) => this.list(q(c, 'limit'), c.query['before'] as number | undefined),
+      getGroup: async (c) => ok(groupView(await this.mustGroup(id(c)))),
+      addTasks: (c) => this.add(id(c), c.body as AddTasksRequest),
+      sealGroup: (c) => this.seal(id(c)),
+      cancelGroup: (c) => this.cancel(id(c)),
+      retryGroup: (c) => this.retry(id(c)),
+      waitGroup: (c) => this.wait(id(c), q(c, 'timeoutMs'), q(c, 'tasks'), c.signal),
+      listTasks: (c) =>
+        this.tasks(id(c), q(c, 'after'), q(c, 'limit'), c.query['state'] as TaskState | undefined),
+      finishedTasks: (c) =>
+        this.finished(
+          id(c),
+          { after: q(c, 'after'), limit: q(c, 'limit') },
+          q(c, 'waitMs'),
+          c.signal,
+        ),
+      listWorkers: async () => this.workers(),
+      listEvents: async (c) =>
+        ok({ events: await this.store.listEvents(q(c, 'after'), q(c, 'limit')) }),
+    };
   }
 
   private async mustGroup(id: string): Promise<GroupInfo> {
@@ -195,11 +141,7 @@ export class HttpApi {
     }
   }
 
-  private async submit(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = submitRequest.parse(
-      await readJsonBody(req, this.o.limits.maxBodyBytes),
-      'submit request',
-    );
+  private async submit(body: SubmitRequest): Promise<Answer> {
     this.checkInputs(body.inputs, 0);
     const options = resolveTaskOptions(body.options);
     const outcome = await this.engine.request('createGroups', {
@@ -230,14 +172,10 @@ export class HttpApi {
         tasks: body.inputs.length,
       });
     }
-    sendJson(res, outcome.status === 'created' ? 201 : 200, groupView(outcome.group));
+    return ok(groupView(outcome.group), outcome.status === 'created' ? 201 : 200);
   }
 
-  private async add(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-    const body = addTasksRequest.parse(
-      await readJsonBody(req, this.o.limits.maxBodyBytes),
-      'add request',
-    );
+  private async add(id: string, body: AddTasksRequest): Promise<Answer> {
     this.checkInputs(body.inputs, body.offset ?? 0);
     const out = await this.engine.request('addTasks', {
       groupId: id,
@@ -247,7 +185,7 @@ export class HttpApi {
     switch (out.status) {
       case 'added':
       case 'duplicate':
-        return sendJson(res, 200, groupView(out.group));
+        return ok(groupView(out.group));
       case 'not_found':
         throw new RegroupError('group_not_found', `no group with id ${id}`);
       case 'sealed':
@@ -263,39 +201,24 @@ export class HttpApi {
     }
   }
 
-  private async seal(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-    await this.optionalEmptyBody(req);
+  private async seal(id: string): Promise<Answer> {
     const out = await this.engine.request('seals', id);
     if (out.status === 'not_found')
       throw new RegroupError('group_not_found', `no group with id ${id}`);
-    sendJson(res, 200, groupView(out.group));
+    return ok(groupView(out.group));
   }
 
-  private async cancel(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-    await this.optionalEmptyBody(req);
+  private async cancel(id: string): Promise<Answer> {
     const out = await this.engine.request('cancels', id);
     if (out.status === 'not_found')
       throw new RegroupError('group_not_found', `no group with id ${id}`);
     this.engine.event({ type: 'group.canceled', groupId: id, data: {} });
     this.o.logger('info', 'group canceled', { groupId: id });
-    sendJson(res, 200, groupView(out.group));
-  }
-
-  /** Seal and cancel take no body; an empty JSON object is accepted too. */
-  private async optionalEmptyBody(req: IncomingMessage): Promise<void> {
-    const len = Number(req.headers['content-length'] ?? 0);
-    if (len === 0 && req.headers['transfer-encoding'] === undefined) {
-      req.resume();
-      return;
-    }
-    emptyRequest.parse(await readJsonBody(req, 4096), 'request body');
+    return ok(groupView(out.group));
   }
 
   /** The group's failed tasks run again (a new attempt each, budget started over: docs/design.md). */
-  private async retry(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-    const len = Number(req.headers['content-length'] ?? 0);
-    if (len === 0 && req.headers['transfer-encoding'] === undefined) req.resume();
-    else retryRequest.parse(await readJsonBody(req, 4096), 'retry request');
+  private async retry(id: string): Promise<Answer> {
     const out = await this.engine.request('retries', id);
     switch (out.status) {
       case 'not_found':
@@ -311,32 +234,26 @@ export class HttpApi {
           this.engine.event({ type: 'group.retried', groupId: id, data });
         }
         const reply: RetryReply = { retried: out.retried, group: groupView(out.group) };
-        return sendJson(res, 200, reply);
+        return ok(reply);
       }
     }
   }
 
-  private async list(res: ServerResponse, q: URLSearchParams): Promise<void> {
-    const limit = intParam(q, 'limit', 50, 1, 1000);
-    const before = q.has('before')
-      ? intParam(q, 'before', 0, 0, Number.MAX_SAFE_INTEGER)
-      : undefined;
+  private async list(limit: number, before: number | undefined): Promise<Answer> {
     const groups = await this.store.listGroups({
       limit,
       ...(before === undefined ? {} : { before }),
     });
-    sendJson(res, 200, { groups: groups.map(groupView) });
+    return ok({ groups: groups.map(groupView) });
   }
 
   private async wait(
-    res: ServerResponse,
     id: string,
-    q: URLSearchParams,
+    timeoutMs: number,
+    withTasks: number,
     signal: AbortSignal,
-  ): Promise<void> {
-    const timeoutMs = intParam(q, 'timeoutMs', 30_000, 0, LONG_POLL_MAX_MS);
+  ): Promise<Answer> {
     // A small done group comes with its tasks: one round trip less for the waiting client.
-    const withTasks = intParam(q, 'tasks', 0, 0, 10_000);
     const deadline = this.o.now() + timeoutMs;
     for (;;) {
       const watch = this.waiters.watch(id);
@@ -353,43 +270,37 @@ export class HttpApi {
         watch.cancel();
         if (done && withTasks > 0 && g.total <= withTasks) {
           const tasks = await this.store.listTasks(id, { limit: Math.max(1, g.total) });
-          sendJson(res, 200, { ...groupView(g), tasks });
-        } else sendJson(res, 200, groupView(g));
-        return;
+          return ok({ ...groupView(g), tasks });
+        }
+        return ok(groupView(g));
       }
       await watch.wait(left, signal);
     }
   }
 
-  private async tasks(res: ServerResponse, id: string, q: URLSearchParams): Promise<void> {
+  private async tasks(
+    id: string,
+    after: number,
+    limit: number,
+    state: TaskState | undefined,
+  ): Promise<Answer> {
     await this.mustGroup(id);
-    const limit = intParam(q, 'limit', 1000, 1, 10_000);
-    const after = intParam(q, 'after', -1, -1, Number.MAX_SAFE_INTEGER);
-    const stateRaw = q.get('state');
-    if (stateRaw !== null && !TASK_STATES.includes(stateRaw as TaskState)) {
-      throw new RegroupError(
-        'validation_failed',
-        `query parameter state must be one of ${TASK_STATES.join(', ')}`,
-      );
-    }
     const tasks = await this.store.listTasks(id, {
       after,
       limit,
-      ...(stateRaw ? { state: stateRaw as TaskState } : {}),
+      ...(state ? { state } : {}),
     });
     const last = tasks[tasks.length - 1];
-    sendJson(res, 200, { tasks, next: tasks.length === limit && last ? last.index : null });
+    return ok({ tasks, next: tasks.length === limit && last ? last.index : null });
   }
 
   private async finished(
-    res: ServerResponse,
     id: string,
-    q: URLSearchParams,
+    page: { after: number; limit: number },
+    waitMs: number,
     signal: AbortSignal,
-  ): Promise<void> {
-    const after = intParam(q, 'after', 0, 0, Number.MAX_SAFE_INTEGER);
-    const limit = intParam(q, 'limit', 1000, 1, 10_000);
-    const waitMs = intParam(q, 'waitMs', 0, 0, LONG_POLL_MAX_MS);
+  ): Promise<Answer> {
+    const { after, limit } = page;
     const deadline = this.o.now() + waitMs;
     for (;;) {
       const watch = this.waiters.watch(id);
@@ -409,16 +320,15 @@ export class HttpApi {
         const cursor = tasks.length > 0 ? (tasks[tasks.length - 1]!.seq ?? after) : after;
         // The group is read before its tasks, so `done` is only reported once
         // this page reached the end: every task of a done group is final.
-        sendJson(res, 200, { tasks, cursor, done: done && tasks.length < limit });
-        return;
+        return ok({ tasks, cursor, done: done && tasks.length < limit });
       }
       await watch.wait(left, signal);
     }
   }
 
-  private workers(res: ServerResponse): void {
+  private workers(): Answer {
     const now = this.o.now();
     const workers = [...this.sessions.all()].map((s) => s.view(now, this.o));
-    sendJson(res, 200, { workers });
+    return ok({ workers });
   }
 }

@@ -86,6 +86,13 @@ export class Auth {
     return this.tokens[role] !== null;
   }
 
+  /** Whether the request carries the right token for `role` (false when none is set); no throttling, no refusal. */
+  holds(req: IncomingMessage, role: Role): boolean {
+    const expected = this.tokens[role];
+    const given = bearer(req);
+    return expected !== null && given !== null && tokensEqual(given, expected);
+  }
+
   /**
    * Checks the request's bearer token for `role`. Resolves when allowed;
    * rejects with `unauthorized` after the throttle's delay when not.

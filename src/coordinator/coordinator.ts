@@ -2,16 +2,14 @@
  * The coordinator: the only writer of task state. Serves the client API
  * (HTTP/JSON) and the worker protocol (WebSocket at /v1/worker) on one port.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
-import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { WebSocket, RawData } from 'ws';
 import { RegroupError } from '../core/errors.js';
-import { WORKER_PATH, type CoordinatorMessage } from '../protocol/worker.js';
+import type { CoordinatorMessage } from '../protocol/worker.js';
+import type { OperationId } from '../protocol/openapi-routes.js';
 import { decodeWorkerFrame } from './worker-frames.js';
 import { Engine } from './engine.js';
-import { HttpApi, Waiters } from './http-api.js';
+import { Api, Waiters } from './api.js';
 import {
   resolveCoordinatorOptions,
   type CoordinatorOptions,
@@ -22,23 +20,15 @@ import { Emitter, type CoordinatorEvents } from './emitter.js';
 import { Auth } from './auth.js';
 import { WorkerGateway, type Conn } from './workers.js';
 import type { LeaderState, Leadership } from '../store/leadership.js';
-import { requestUrl, sendError, sendJson } from './http-util.js';
 import { openApi } from '../protocol/openapi.js';
 import { Dashboard } from './dashboard/dashboard.js';
 import { Metrics } from './metrics.js';
 import { readiness } from './probes.js';
+import { buildServer, type EdgeServer, type RouteHandler, type ServedRoute } from './server.js';
+
+export { LEADER_HEADER } from './server.js';
 
 export type CoordinatorLifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
-
-/** The header a standby puts on its `not_leader` answers: where the leader is. */
-export const LEADER_HEADER = 'regroup-leader';
-/** GET routes answered without a token, by leader and standby alike (besides /healthz). */
-const PROBE_ROUTES: readonly string[] = ['/metrics', '/readyz', '/openapi.json'];
-/**
- * Every GET path the coordinator answers itself, outside the client API's
- * route table: the OpenAPI test holds the document to it (with the dashboard's).
- */
-export const COORDINATOR_ROUTES: readonly string[] = ['/healthz', ...PROBE_ROUTES];
 
 /**
  * What one term of leadership holds in memory: sessions, lease cache, queued
@@ -50,9 +40,9 @@ class Term {
   readonly sessions = new Sessions();
   readonly engine: Engine;
   readonly gateway: WorkerGateway;
-  readonly api: HttpApi;
+  readonly api: Api;
 
-  constructor(c: Coordinator, o: ResolvedCoordinatorOptions, waiters: Waiters, auth: Auth) {
+  constructor(c: Coordinator, o: ResolvedCoordinatorOptions, waiters: Waiters) {
     this.engine = new Engine(
       o,
       o.store,
@@ -79,7 +69,7 @@ class Term {
       c.events,
     );
     this.gateway = new WorkerGateway(o, this.engine, this.sessions, c.events);
-    this.api = new HttpApi(o, o.store, this.engine, this.sessions, waiters, auth);
+    this.api = new Api(o, o.store, this.engine, this.sessions, waiters);
   }
 }
 
@@ -98,8 +88,7 @@ export class Coordinator {
   private term: Term | null = null;
   /** The engine of the last term left, until the next term has waited for its last commit. */
   private retired: Engine | null = null;
-  private server: Server | null = null;
-  private wss: WebSocketServer | null = null;
+  private server: EdgeServer | null = null;
   state: CoordinatorLifecycle = 'stopped';
   url = '';
   /** Leader or standby, and where the leader is. Without Leadership: always leader. */
@@ -130,6 +119,11 @@ export class Coordinator {
     });
   }
 
+  /** The routes the HTTP server registered (empty before start): the OpenAPI test holds them to the table. */
+  get routes(): readonly ServedRoute[] {
+    return this.server?.routes ?? [];
+  }
+
   /** The current term's parts. Throw while standing by: use `role` first. */
   get engine(): Engine {
     return this.mustTerm().engine;
@@ -154,52 +148,52 @@ export class Coordinator {
   }
 
   /**
-   * Opens the store and listens. Without Leadership it then restores leases
-   * and worker sessions and leads; with Leadership it campaigns and answers
-   * as a standby until it leads. Resolves with the URL.
+   * Listens (a busy port is refused before anything is opened), then opens
+   * the store. Without Leadership it then restores leases and worker sessions
+   * and leads; with Leadership it campaigns and answers as a standby until it
+   * leads. Resolves with the URL.
    */
   async start(): Promise<string> {
     const o = this.options;
     this.state = 'starting';
+    const server = buildServer({
+      options: o,
+      auth: this.auth,
+      handlers: this.routeHandlers(),
+      notLeading: () => this.notLeading(),
+      dashboardNeedsToken: () => this.dashboard.mode === 'token',
+      onWorkerSocket: (ws) => this.onWorkerSocket(ws),
+    });
+    try {
+      await server.listen();
+    } catch (e) {
+      this.state = 'stopped';
+      await server.close().catch(() => undefined);
+      throw e;
+    }
+    this.server = server;
+    const addr = server.app.server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
     // With several coordinators, an unreachable database is a reason to stand
     // by and keep trying, not to exit: the others may be just as cut off.
     let opened = true;
     try {
       await o.store.open();
+      if (!this.leadership) await this.takeOffice(null);
     } catch (e) {
-      if (!this.leadership || !(e instanceof RegroupError) || !e.retryable) throw e;
+      if (!this.leadership || !(e instanceof RegroupError) || !e.retryable) {
+        this.state = 'stopped';
+        this.server = null;
+        await server.close().catch(() => undefined);
+        await o.store.close().catch(() => undefined);
+        throw e;
+      }
       opened = false;
       o.logger('warn', 'the store cannot be opened yet; standing by and retrying', {
         err: e.message,
       });
     }
-    if (!this.leadership) await this.takeOffice(null);
-    const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void =>
-      this.onRequest(req, res);
-    const server: Server = o.tls
-      ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, handler)
-      : createServer(handler);
-    server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 70_000;
-    server.requestTimeout = 0;
-    const wss = new WebSocketServer({ noServer: true, maxPayload: o.limits.maxMessageBytes });
-    server.on(
-      'upgrade',
-      (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-        void this.onUpgrade(wss, req, socket, head),
-    );
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(o.port, o.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    this.wss = wss;
-    const addr = server.address() as AddressInfo;
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
     this.state = 'running';
     if (!this.leadership) {
       this.role = {
@@ -218,6 +212,74 @@ export class Coordinator {
       else void this.openLater(campaign);
     }
     return this.url;
+  }
+
+  /** Why the API and the worker socket are not served now; null while leading. */
+  private notLeading(): { error: RegroupError; leaderUrl: string | null } | null {
+    if (this.term) return null;
+    if (this.state === 'starting')
+      return {
+        error: new RegroupError('unavailable', 'the coordinator is starting; retry shortly'),
+        leaderUrl: null,
+      };
+    return { error: this.notLeader(), leaderUrl: this.role.leaderUrl };
+  }
+
+  /** A handler for every operation of the route table (src/protocol/openapi-routes.ts). */
+  private routeHandlers(): Record<OperationId, RouteHandler> {
+    const api =
+      (id: keyof Api['handlers']): RouteHandler =>
+      (c) =>
+        this.mustTerm().api.handlers[id](c);
+    const dash = this.dashboard;
+    return {
+      submit: api('submit'),
+      listGroups: api('listGroups'),
+      getGroup: api('getGroup'),
+      addTasks: api('addTasks'),
+      sealGroup: api('sealGroup'),
+      cancelGroup: api('cancelGroup'),
+      retryGroup: api('retryGroup'),
+      waitGroup: api('waitGroup'),
+      listTasks: api('listTasks'),
+      finishedTasks: api('finishedTasks'),
+      listWorkers: api('listWorkers'),
+      listEvents: api('listEvents'),
+      // Liveness needs no token and says which role this coordinator has.
+      health: async () => {
+        const r = this.role;
+        return {
+          status: 200,
+          body: { ok: true, role: r.role, epoch: r.epoch, leader: r.leaderUrl },
+        };
+      },
+      openapi: async () => ({ status: 200, body: openApi() }),
+      metrics: async () => ({
+        status: 200,
+        text: await this.metrics.text(),
+        type: this.metrics.contentType,
+      }),
+      ready: async () => {
+        const r = await readiness({
+          state: this.state,
+          role: this.role,
+          leading: this.term !== null,
+          store: this.options.store,
+        });
+        return { status: r.ready ? 200 : 503, body: r };
+      },
+      dashboard: async () => dash.page(),
+      dashboardStream: async (_c, http) => {
+        await dash.stream(
+          http.request.raw,
+          http.reply,
+          this.auth.holds(http.request.raw, 'client'),
+        );
+        return null;
+      },
+      dashboardSnapshot: async () => dash.snapshot(),
+      dashboardTasks: async (c) => dash.tasks(c.query),
+    };
   }
 
   /** Retries opening the store every second until it opens (then campaigns) or the coordinator stops. */
@@ -290,7 +352,7 @@ export class Coordinator {
 
   /** Starts a term: leases and worker sessions come from the store. */
   private async takeOffice(s: LeaderState | null): Promise<void> {
-    const term = new Term(this, this.options, this.waiters, this.auth);
+    const term = new Term(this, this.options, this.waiters);
     await this.recover(term);
     this.term = term;
     term.gateway.start();
@@ -306,7 +368,8 @@ export class Coordinator {
     this.options.logger('warn', 'stepping down', { reason });
     term.gateway.stop();
     // Connections that have not said hello yet belong to the old term too.
-    for (const ws of this.wss?.clients ?? []) ws.close(1001, 'coordinator stepped down');
+    for (const ws of this.server?.app.websocketServer.clients ?? [])
+      ws.close(1001, 'coordinator stepped down');
     this.waiters.wakeAll();
     this.retired = term.engine;
     await term.engine.stop(0);
@@ -353,103 +416,13 @@ export class Coordinator {
     }
   }
 
-  private onRequest(req: IncomingMessage, res: import('node:http').ServerResponse): void {
-    let path = '';
-    try {
-      path = requestUrl(req.url).pathname;
-    } catch {
-      // An unparsable target: the API answers it (404).
-    }
-    // Metrics, readiness and the API's description need no token either
-    // (docs/operations.md): no task data in them. A standby answers them too.
-    if (req.method === 'GET' && PROBE_ROUTES.includes(path)) {
-      req.resume();
-      void this.serveProbe(path, res);
-      return;
-    }
-    // The dashboard checks the token itself, by its mode (public, token, off).
-    if (Dashboard.owns(path)) {
-      void this.dashboard.handle(req, res, requestUrl(req.url));
-      return;
-    }
-    // Liveness needs no token and says which role this coordinator has.
-    if (path === '/healthz' && req.method === 'GET') {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      const r = this.role;
-      res.end(JSON.stringify({ ok: true, role: r.role, epoch: r.epoch, leader: r.leaderUrl }));
-      return;
-    }
+  /** A worker socket: its frames go to the term that was in office when it connected. */
+  private onWorkerSocket(ws: WebSocket): void {
     const term = this.term;
-    if (term) {
-      void term.api.handle(req, res);
+    if (!term) {
+      ws.close(1013, 'not the leader');
       return;
     }
-    req.resume();
-    // A standby checks the token too: only clients learn where the leader is.
-    this.auth.check(req, 'client').then(
-      () => {
-        if (this.role.leaderUrl) res.setHeader(LEADER_HEADER, this.role.leaderUrl);
-        sendError(res, this.notLeader());
-      },
-      (e: unknown) => sendError(res, e),
-    );
-  }
-
-  /** GET /metrics (Prometheus text) and GET /readyz (200 when leading with a store that answers, else 503). */
-  private async serveProbe(path: string, res: import('node:http').ServerResponse): Promise<void> {
-    try {
-      if (path === '/openapi.json') {
-        sendJson(res, 200, openApi());
-        return;
-      }
-      if (path === '/metrics') {
-        const text = await this.metrics.text();
-        res.writeHead(200, { 'content-type': this.metrics.contentType });
-        res.end(text);
-        return;
-      }
-      const r = await readiness({
-        state: this.state,
-        role: this.role,
-        leading: this.term !== null,
-        store: this.options.store,
-      });
-      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(r));
-    } catch (e) {
-      this.options.logger('error', `${path} failed`, { err: (e as Error).message });
-      sendError(res, e);
-    }
-  }
-
-  /** Only the worker path upgrades, and only with the worker token when one is set. */
-  private async onUpgrade(
-    wss: WebSocketServer,
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-  ): Promise<void> {
-    socket.on('error', () => socket.destroy());
-    try {
-      if (requestUrl(req.url).pathname !== WORKER_PATH) {
-        throw new RegroupError('not_found', `WebSocket upgrades are served at ${WORKER_PATH} only`);
-      }
-      await this.auth.check(req, 'worker');
-      if (!this.term) throw this.notLeader();
-    } catch (e) {
-      refuseUpgrade(
-        socket,
-        e instanceof RegroupError ? e : new RegroupError('bad_request', String(e)),
-        e instanceof RegroupError && e.code === 'not_leader' ? this.role.leaderUrl : null,
-      );
-      return;
-    }
-    const term = this.term;
-    wss.handleUpgrade(req, socket, head, (ws) => this.onWorkerSocket(ws, term));
-  }
-
-  private onWorkerSocket(ws: WebSocket, term: Term): void {
     const conn: Conn = {
       link: {
         send: (messages: CoordinatorMessage[]) => {
@@ -461,6 +434,16 @@ export class Coordinator {
       helloPending: false,
       closed: false,
     };
+    // A socket that never says hello holds a connection for nothing: it gets helloMs.
+    const helloTimer = setTimeout(() => {
+      if (conn.session === null && !conn.closed) {
+        this.options.logger('warn', 'worker socket closed: no hello in time', {
+          helloMs: this.options.timeouts.helloMs,
+        });
+        ws.close(1008, `no hello within ${this.options.timeouts.helloMs} ms`);
+      }
+    }, this.options.timeouts.helloMs);
+    helloTimer.unref();
     ws.on('message', (data: RawData, isBinary: boolean) => {
       let frame: unknown[];
       try {
@@ -478,7 +461,10 @@ export class Coordinator {
       }
       term.gateway.onFrame(conn, frame);
     });
-    ws.on('close', () => term.gateway.onClose(conn));
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      term.gateway.onClose(conn);
+    });
     ws.on('error', (e) => this.options.logger('warn', 'worker socket error', { err: e.message }));
   }
 
@@ -494,30 +480,9 @@ export class Coordinator {
     await term?.engine.stop();
     this.term = null;
     await this.leadership?.stop();
-    for (const ws of this.wss?.clients ?? []) ws.terminate();
-    this.wss?.close();
-    await new Promise<void>((resolve) => {
-      if (!this.server) return resolve();
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await this.server?.close();
+    this.server = null;
     await this.options.store.close();
     this.state = 'stopped';
   }
-}
-
-function refuseUpgrade(socket: Duplex, e: RegroupError, leaderUrl: string | null): void {
-  const body = JSON.stringify(e.toWire());
-  const reason =
-    e.status === 401
-      ? 'Unauthorized'
-      : e.status === 404
-        ? 'Not Found'
-        : e.status === 503
-          ? 'Service Unavailable'
-          : 'Bad Request';
-  const leader = leaderUrl ? `${LEADER_HEADER}: ${leaderUrl}\r\n` : '';
-  socket.end(
-    `HTTP/1.1 ${e.status} ${reason}\r\nConnection: close\r\n${leader}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
 }

@@ -3,6 +3,7 @@ import { DEFAULT_LIMITS, type Limits } from '../protocol/limits.js';
 import { randomBytes } from 'node:crypto';
 import type { Leadership } from '../store/leadership.js';
 import type { Store } from '../store/store.js';
+import { parseAllowedHosts, parseAllowedOrigins } from './edge.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
@@ -41,6 +42,18 @@ export interface CoordinatorOptions {
    * token too; off: not served. Cancel and retry always need the client token.
    */
   dashboard?: DashboardMode;
+  /**
+   * Origins (`scheme://host[:port]`) whose web pages may call the API and open
+   * worker sockets, besides the coordinator's own pages. Default none
+   * (docs/security.md, "Browsers").
+   */
+  allowOrigins?: readonly string[];
+  /** Host names accepted in `Host` besides IP literals, loopback names, the advertised host and this machine's name. */
+  allowHosts?: readonly string[];
+  /** Timeouts at the HTTP edge (docs/security.md, "Slow and idle clients"). */
+  timeouts?: Partial<EdgeTimeouts>;
+  /** Most connections open at once from one address (HTTP and WebSocket); 0 = no cap. Default 512. */
+  maxConnectionsPerAddress?: number;
   /** Injected for tests: the clock and the randomness (jitter). */
   now?: () => number;
   random?: () => number;
@@ -60,11 +73,36 @@ export interface ResolvedCoordinatorOptions extends LivenessOptions {
   coordinatorId: string;
   advertiseUrl: string | null;
   dashboard: DashboardMode;
+  allowOrigins: string[];
+  allowHosts: string[];
+  timeouts: EdgeTimeouts;
+  maxConnectionsPerAddress: number;
   now: () => number;
   random: () => number;
 }
 
 export const DEFAULT_PORT = 7070;
+
+/** How long the edge waits on a client before it cuts the connection. */
+export interface EdgeTimeouts {
+  /** From the connection (or the end of the last request) to the end of the request's headers. */
+  headersMs: number;
+  /** From the start of a request to the end of its body (a body that trickles is cut). */
+  requestMs: number;
+  /** How long a kept-alive connection may sit idle between requests. */
+  idleMs: number;
+  /** From a worker socket's upgrade to its `hello`. */
+  helloMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Readonly<EdgeTimeouts> = Object.freeze({
+  headersMs: 10_000,
+  requestMs: 30_000,
+  idleMs: 30_000,
+  helloMs: 10_000,
+});
+
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 512;
 
 export type DashboardMode = 'public' | 'token' | 'off';
 export const DASHBOARD_MODES: readonly DashboardMode[] = ['public', 'token', 'off'];
@@ -114,6 +152,14 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
       `dashboard must be one of ${DASHBOARD_MODES.join(', ')}, got ${JSON.stringify(o.dashboard)}`,
     );
   }
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
+  for (const [name, v] of Object.entries(timeouts)) {
+    if (!Number.isInteger(v) || v < 100 || v > 3_600_000)
+      throw new Error(`timeouts.${name} must be whole milliseconds from 100 to 3600000, got ${v}`);
+  }
+  const maxConns = o.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+  if (!Number.isInteger(maxConns) || maxConns < 0)
+    throw new Error(`maxConnectionsPerAddress must be a whole number >= 0, got ${maxConns}`);
   if (deadAfterMs <= heartbeatMs) {
     throw new Error(
       `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,
@@ -136,6 +182,10 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     coordinatorId: o.coordinatorId ?? 'c_' + randomBytes(6).toString('hex'),
     advertiseUrl: o.advertiseUrl ?? null,
     dashboard: o.dashboard ?? 'public',
+    allowOrigins: parseAllowedOrigins(o.allowOrigins ?? []),
+    allowHosts: parseAllowedHosts(o.allowHosts ?? []),
+    timeouts,
+    maxConnectionsPerAddress: maxConns,
     now: o.now ?? Date.now,
     random: o.random ?? Math.random,
   };

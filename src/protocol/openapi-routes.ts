@@ -26,11 +26,38 @@ export interface Reply {
   contentType?: string;
 }
 
+/** The client API's operations (coordinator/api.ts has a handler for each). */
+export type ApiOperation =
+  | 'submit'
+  | 'listGroups'
+  | 'getGroup'
+  | 'addTasks'
+  | 'sealGroup'
+  | 'cancelGroup'
+  | 'retryGroup'
+  | 'waitGroup'
+  | 'listTasks'
+  | 'finishedTasks'
+  | 'listWorkers'
+  | 'listEvents';
+
+/** Every operation the coordinator serves: the API's, the probes' and the dashboard's. */
+export type OperationId =
+  | ApiOperation
+  | 'health'
+  | 'openapi'
+  | 'ready'
+  | 'metrics'
+  | 'dashboard'
+  | 'dashboardStream'
+  | 'dashboardSnapshot'
+  | 'dashboardTasks';
+
 export interface Operation {
   method: 'get' | 'post';
   /** OpenAPI path: `{id}` for the group id. */
   path: string;
-  operationId: string;
+  operationId: OperationId;
   summary: string;
   description?: string;
   tag: 'groups' | 'fleet' | 'operations' | 'dashboard';
@@ -40,7 +67,15 @@ export interface Operation {
    */
   auth: boolean | 'dashboard';
   query?: QueryParam[];
-  body?: { schema: TSchema; required: boolean; description: string };
+  body?: {
+    schema: TSchema;
+    required: boolean;
+    description: string;
+    /** How a validation error names the body ("invalid submit request: ..."). */
+    what: string;
+    /** Largest body this operation takes; default the coordinator's maxBodyBytes. */
+    maxBytes?: number;
+  };
   replies: Reply[];
   /** Codes this operation itself can answer; openapi.ts adds the ones common to its kind. */
   errors: ErrorCode[];
@@ -107,6 +142,8 @@ const NO_BODY = {
   schema: H.EmptyRequest,
   required: false,
   description: 'No body, or `{}` with `Content-Type: application/json`.',
+  what: 'request body',
+  maxBytes: 4096,
 };
 
 export const OPERATIONS: readonly Operation[] = [
@@ -150,7 +187,12 @@ export const OPERATIONS: readonly Operation[] = [
     description:
       'Creates a group of tasks, one per input, with indexes 0..n-1. A second submit with the same `idempotencyKey` and handler returns the first group, unchanged (200).',
     auth: true,
-    body: { schema: H.SubmitRequest, required: true, description: 'The group to create.' },
+    body: {
+      schema: H.SubmitRequest,
+      required: true,
+      description: 'The group to create.',
+      what: 'submit request',
+    },
     replies: [
       { status: 201, description: 'The new group.', schema: H.GroupView },
       group('The existing group of this idempotency key.'),
@@ -196,7 +238,12 @@ export const OPERATIONS: readonly Operation[] = [
     description:
       'With `offset`, a request already applied is answered 200 without adding twice; an offset that does not follow the group is 409 offset_mismatch.',
     auth: true,
-    body: { schema: H.AddTasksRequest, required: true, description: 'The inputs to append.' },
+    body: {
+      schema: H.AddTasksRequest,
+      required: true,
+      description: 'The inputs to append.',
+      what: 'add request',
+    },
     replies: [group('The group after the add.')],
     errors: [
       'group_not_found',
@@ -241,7 +288,7 @@ export const OPERATIONS: readonly Operation[] = [
     description:
       'Every failed task goes back to pending with a fresh attempt budget; a done group is sealed again. A canceled group is refused.',
     auth: true,
-    body: NO_BODY,
+    body: { ...NO_BODY, what: 'retry request' },
     replies: [
       { status: 200, description: 'How many were retried, and the group.', schema: RetryReply },
     ],

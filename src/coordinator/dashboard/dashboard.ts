@@ -9,31 +9,22 @@
  *   GET /dashboard/snapshot the snapshot as JSON
  *   GET /dashboard/tasks    ?group&state&after&limit -> { tasks, next }
  */
-import { DASHBOARD_MAX_STREAMS } from '../../protocol/limits.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DASHBOARD_MAX_STREAMS, DASHBOARD_RESERVED_STREAMS } from '../../protocol/limits.js';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import { RegroupError } from '../../core/errors.js';
 import type { TaskState } from '../../core/types.js';
 import type { LeaderState } from '../../store/leadership.js';
 import type { Auth } from '../auth.js';
 import type { CoordinatorEvents, Emitter } from '../emitter.js';
-import { intParam, sendError, sendJson } from '../http-util.js';
+import type { Answer } from '../server.js';
 import type { ResolvedCoordinatorOptions } from '../options.js';
 import type { Sessions } from '../sessions.js';
 import { DashboardModel, type Snapshot, type WorkerRow } from './model.js';
 import { dashboardPage } from './page.js';
 import { SseHub } from './sse.js';
 
-export const DASHBOARD_PREFIX = '/dashboard/';
-
-/** Every path the dashboard answers (GET only); the OpenAPI test holds the document to it. */
-export const DASHBOARD_ROUTES: readonly string[] = [
-  '/',
-  '/dashboard/stream',
-  '/dashboard/snapshot',
-  '/dashboard/tasks',
-];
 const SAMPLE_MS = 1000;
-const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
 
 export interface DashboardDeps {
   options: ResolvedCoordinatorOptions;
@@ -85,11 +76,6 @@ export class Dashboard {
     return this.d.options.dashboard;
   }
 
-  /** Whether a request path is the dashboard's (it answers them all, even when off). */
-  static owns(path: string): boolean {
-    return path === '/' || path.startsWith(DASHBOARD_PREFIX);
-  }
-
   start(): void {
     if (this.mode === 'off' || this.sampler) return;
     const { events } = this.d;
@@ -119,52 +105,57 @@ export class Dashboard {
     this.hub.stop();
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    try {
-      if (this.mode === 'off')
-        throw new RegroupError('not_found', 'the dashboard is off (--dashboard off)');
-      const path = url.pathname;
-      if (!DASHBOARD_ROUTES.includes(path))
-        throw new RegroupError('not_found', `no route GET ${path}; the dashboard is at /`);
-      if (req.method !== 'GET')
-        throw new RegroupError('method_not_allowed', `${req.method} is not allowed on ${path}`);
-      req.resume();
-      if (path === '/') return this.page(res);
-      if (this.mode === 'token') await this.d.auth.check(req, 'client');
-      if (path === '/dashboard/stream') return await this.stream(req, res);
-      if (path === '/dashboard/snapshot') return sendJson(res, 200, await this.loadedState());
-      return await this.tasks(res, url.searchParams);
-    } catch (e) {
-      req.resume();
-      sendError(res, e);
-    }
+  private off(): void {
+    if (this.mode === 'off')
+      throw new RegroupError('not_found', 'the dashboard is off (--dashboard off)');
   }
 
-  private page(res: ServerResponse): void {
+  /** GET /: the page. */
+  page(): Answer {
+    this.off();
     const html = dashboardPage({
       mode: this.mode === 'token' ? 'token' : 'public',
       tokenRequired: this.d.auth.required('client'),
     });
-    res.writeHead(200, {
-      'content-type': 'text/html; charset=utf-8',
-      'content-length': Buffer.byteLength(html),
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      'content-security-policy':
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    });
-    res.end(html);
+    return {
+      status: 200,
+      text: html,
+      type: 'text/html; charset=utf-8',
+      headers: {
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        'content-security-policy':
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      },
+    };
   }
 
-  private async stream(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // Public by default: anyone can open streams, and each costs a snapshot.
-    if (this.hub.size >= DASHBOARD_MAX_STREAMS)
+  /** GET /dashboard/snapshot. */
+  async snapshot(): Promise<Answer> {
+    this.off();
+    return { status: 200, body: await this.loadedState() };
+  }
+
+  /**
+   * GET /dashboard/stream. Public by default: anyone can open streams, and
+   * each costs a snapshot; the last DASHBOARD_RESERVED_STREAMS slots are kept
+   * for requests that carry the client token, so anonymous streams cannot
+   * lock the operator out.
+   */
+  async stream(req: IncomingMessage, reply: FastifyReply, authed: boolean): Promise<void> {
+    this.off();
+    const cap = authed ? DASHBOARD_MAX_STREAMS : DASHBOARD_MAX_STREAMS - DASHBOARD_RESERVED_STREAMS;
+    if (this.hub.size >= cap)
       throw new RegroupError(
-        'unavailable',
-        `the dashboard already streams to ${DASHBOARD_MAX_STREAMS} clients; close one, or poll /dashboard/snapshot`,
+        'too_many_requests',
+        authed
+          ? `the dashboard already streams to ${DASHBOARD_MAX_STREAMS} clients; close one, or poll /dashboard/snapshot`
+          : `the dashboard already streams to ${cap} clients without a token; close one, poll /dashboard/snapshot, or enter the client token (${DASHBOARD_RESERVED_STREAMS} streams are kept for it)`,
       );
     await this.ensureLoaded();
+    const res = reply.raw;
     if (res.destroyed) return;
+    reply.hijack();
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -181,26 +172,20 @@ export class Dashboard {
     req.on('error', client.remove);
   }
 
-  private async tasks(res: ServerResponse, q: URLSearchParams): Promise<void> {
-    const groupId = q.get('group') ?? '';
-    if (!/^[A-Za-z0-9_-]{1,100}$/.test(groupId))
-      throw new RegroupError('validation_failed', 'query parameter group must be a group id');
-    const limit = intParam(q, 'limit', 50, 1, 500);
-    const after = intParam(q, 'after', -1, -1, Number.MAX_SAFE_INTEGER);
-    const state = q.get('state') || null;
-    if (state !== null && !TASK_STATES.includes(state as TaskState)) {
-      throw new RegroupError(
-        'validation_failed',
-        `query parameter state must be one of ${TASK_STATES.join(', ')}`,
-      );
-    }
+  /** GET /dashboard/tasks, its query checked by the route's schema. */
+  async tasks(q: Record<string, unknown>): Promise<Answer> {
+    this.off();
+    const groupId = q['group'] as string;
+    const limit = q['limit'] as number;
+    const after = q['after'] as number;
+    const state = (q['state'] as TaskState | undefined) ?? null;
     const store = this.d.options.store;
     if (!(await store.getGroup(groupId)))
       throw new RegroupError('group_not_found', `no group with id ${groupId}`);
     const tasks = await store.listTasks(groupId, {
       after,
       limit,
-      ...(state ? { state: state as TaskState } : {}),
+      ...(state ? { state: state } : {}),
     });
     const now = this.d.options.now();
     const rows: TaskRow[] = [];
@@ -225,7 +210,10 @@ export class Dashboard {
       });
     }
     const last = tasks[tasks.length - 1];
-    sendJson(res, 200, { tasks: rows, next: tasks.length === limit && last ? last.index : null });
+    return {
+      status: 200,
+      body: { tasks: rows, next: tasks.length === limit && last ? last.index : null },
+    };
   }
 
   /** A worker's name: live or recently dead from memory, else the store (read at most every 5 s). */
