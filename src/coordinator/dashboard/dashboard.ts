@@ -182,7 +182,7 @@ export class Dashboard {
     const store = this.d.options.store;
     if (!(await store.getGroup(groupId)))
       throw new RegroupError('group_not_found', `no group with id ${groupId}`);
-    const tasks = await store.listTasks(groupId, {
+    const tasks = await store.taskSummaries(groupId, {
       after,
       limit,
       ...(state ? { state: state } : {}),
