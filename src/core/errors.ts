@@ -49,8 +49,6 @@ export const ERROR_CODES = {
   listen_failed: { status: 500, retryable: false },
   store_locked: { status: 500, retryable: false },
   store_open_failed: { status: 500, retryable: false },
-  // A flag or option of `regroup server` that cannot work (resolveCoordinatorOptions, TLS files).
-  invalid_option: { status: 400, retryable: false },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
