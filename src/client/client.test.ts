@@ -97,6 +97,49 @@ void describe('Client against a fake coordinator', () => {
     ]);
   });
 
+  void it('wait collects a group whose results outgrow a page: short pages with next set', async () => {
+    fake.pageBytes = 250;
+    const inputs = Array.from({ length: 7 }, (_, i) => i);
+    const group = await client.submit('big', inputs);
+    // 98 characters: 100 bytes of JSON each, two to a page.
+    const big = (x: unknown): string => String(x).repeat(98);
+    fake.runAll(group.id, big);
+    assert.deepEqual(await group.wait(), inputs.map(big));
+    const paths = fake.requests.map((r) => r.path.replace(`/v1/groups/${group.id}`, ''));
+    assert.deepEqual(paths.slice(1), [
+      '/wait?timeoutMs=30000&tasks=1000',
+      '/tasks?limit=1000',
+      '/tasks?limit=1000&after=1',
+      '/tasks?limit=1000&after=3',
+      '/tasks?limit=1000&after=5',
+    ]);
+  });
+
+  void it('waitSettled takes a done group from the wait reply when its results fit one page', async () => {
+    fake.pageBytes = 1000;
+    const group = await client.submit('square', [1, 2, 3]);
+    fake.runAll(group.id, square);
+    assert.deepEqual(
+      (await group.waitSettled()).map((o) => o.value),
+      [1, 4, 9],
+    );
+    assert.equal(fake.requests.filter((r) => r.path.includes('/tasks')).length, 0);
+  });
+
+  void it('a page that says more follow without progress is an error, not a loop', async () => {
+    fake.pageBytes = 1;
+    const group = await client.submit('square', [1, 2]);
+    fake.runAll(group.id, square);
+    fake.tamper = (path, reply) => (path.endsWith('/tasks') ? { tasks: [], next: -1 } : reply);
+    await assert.rejects(group.wait(), (e: unknown) => {
+      assert.ok(e instanceof RegroupError);
+      assert.equal(e.code, 'internal');
+      assert.match(e.message, /out of order/);
+      return true;
+    });
+    assert.equal(fake.requests.filter((r) => r.path.includes('/tasks')).length, 1);
+  });
+
   void it('wait long-polls until the group is done', async () => {
     const group = await client.submit('square', [5, 6]);
     const waiting = group.wait();
@@ -164,6 +207,19 @@ void describe('Client against a fake coordinator', () => {
     for await (const o of group.results({ limit: 2 })) seen.push(o.value as number);
     assert.deepEqual(seen, [1, 4, 9, 16, 25]);
     assert.equal(fake.requests.filter((r) => r.path.includes('/finished')).length, 3);
+  });
+
+  void it('results() goes on past pages cut by bytes until the coordinator says done', async () => {
+    fake.pageBytes = 250;
+    const group = await client.submit('big', [0, 1, 2, 3, 4]);
+    for (const i of [3, 1, 4, 0, 2]) fake.finish(group.id, i, { value: String(i).repeat(98) });
+    const seen: number[] = [];
+    for await (const o of group.results()) seen.push(o.index);
+    assert.deepEqual(seen, [3, 1, 4, 0, 2]);
+    const afters = fake.requests
+      .filter((r) => r.path.includes('/finished'))
+      .map((r) => new URL(r.path, 'http://x').searchParams.get('after'));
+    assert.deepEqual(afters, [null, '2', '4']);
   });
 
   void it('lists groups with limit and before, and workers', async () => {

@@ -53,6 +53,14 @@ export class FakeCoordinator {
   readonly inject: Injection[] = [];
   readonly groups = new Map<string, FakeGroup>();
   token: string | undefined;
+  /**
+   * The byte budget of a page of /tasks and /finished (and of the tasks /wait
+   * inlines), counted like the coordinator's: JSON bytes of values and errors,
+   * at least one task per page. Default: none.
+   */
+  pageBytes = Infinity;
+  /** Rewrites a reply before it is sent (malformed pages). */
+  tamper: ((path: string, reply: unknown) => unknown) | undefined;
   port = 0;
   private server: Server | undefined;
   private readonly keys = new Map<string, string>();
@@ -165,7 +173,7 @@ export class FakeCoordinator {
     }
     const [status, reply] = await this.route(method, url, body);
     if (injected === 'drop') return void res.socket?.destroy();
-    send(res, status, reply);
+    send(res, status, this.tamper ? this.tamper(url.pathname, reply) : reply);
   }
 
   private async route(method: string, url: URL, body: Body): Promise<[number, unknown]> {
@@ -198,12 +206,17 @@ export class FakeCoordinator {
         g.view.state = 'canceled';
         this.notify();
         return [200, this.view(id)];
-      case 'GET wait':
+      case 'GET wait': {
         if (!this.view(id).done) await this.changed(q('timeoutMs') ?? 0);
-        return [200, this.view(id)];
+        const view = this.view(id);
+        const n = q('tasks') ?? 0;
+        if (!view.done || view.total > n) return [200, view];
+        const fit = this.budget(g.tasks);
+        return [200, fit.length === g.tasks.length ? { ...view, tasks: fit } : view];
+      }
       case 'GET tasks': {
         const after = q('after') ?? -1;
-        const page = g.tasks.slice(after + 1, after + 1 + (q('limit') ?? 1000));
+        const page = this.budget(g.tasks.slice(after + 1, after + 1 + (q('limit') ?? 1000)));
         const last = page.at(-1)?.index;
         return [
           200,
@@ -288,9 +301,21 @@ export class FakeCoordinator {
         .sort((a, b) => a.seq! - b.seq!);
     if (after_().length === 0 && !this.view(id).done) await this.changed(waitMs);
     const all = after_();
-    const page = all.slice(0, limit).map((t) => ({ ...t }));
+    const page = this.budget(all.slice(0, limit)).map((t) => ({ ...t }));
     const cursor = page.at(-1)?.seq ?? after;
-    return { tasks: page, cursor, done: this.view(id).done && all.length <= limit };
+    return { tasks: page, cursor, done: this.view(id).done && all.length === page.length };
+  }
+
+  /** The longest prefix of `tasks` within pageBytes, at least one task. */
+  private budget(tasks: TaskView[]): TaskView[] {
+    let total = 0;
+    const bytes = (v: unknown): number =>
+      v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v));
+    for (let i = 0; i < tasks.length; i++) {
+      total += bytes(tasks[i]?.value) + bytes(tasks[i]?.error);
+      if (i > 0 && total > this.pageBytes) return tasks.slice(0, i);
+    }
+    return tasks;
   }
 }
 

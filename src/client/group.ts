@@ -25,7 +25,12 @@ export interface TasksOptions {
   state?: TaskState;
 }
 
-/** One page of a group's tasks in input order; `next` is the `after` of the next page, null at the end. */
+/**
+ * One page of a group's tasks in input order; `next` is the `after` of the
+ * next page, null at the end. Pages are bounded by bytes of results as well as
+ * by `limit`, so a page may hold fewer than `limit` tasks (one at least) and
+ * still have a `next`: only `next: null` ends the listing.
+ */
 export interface TasksPage {
   tasks: TaskView[];
   next: number | null;
@@ -94,12 +99,24 @@ export class Group<R = unknown> {
     return outcomes.map((o) => o.value as R);
   }
 
-  /** Every task's outcome in input order, once the group is done. */
+  /**
+   * Every task's outcome in input order, once the group is done. A small
+   * group's tasks come with the wait's reply; a larger one (more tasks, or
+   * more bytes of results than one page holds) is read page by page.
+   */
   async waitSettled(opts: WaitOptions = {}): Promise<Outcome<R>[]> {
     const view = await this.waitDone(opts.signal);
-    if (view.tasks && view.tasks.length === view.total)
-      return view.tasks.map((t) => toOutcome<R>(t));
     const outcomes: Outcome<R>[] = [];
+    const take = (tasks: readonly TaskView[]): void => {
+      for (const t of tasks) {
+        if (t.index !== outcomes.length) throw outOfOrder(this.id, outcomes.length, t.index);
+        outcomes.push(toOutcome<R>(t));
+      }
+    };
+    if (view.tasks && view.tasks.length === view.total) {
+      take(view.tasks);
+      return outcomes;
+    }
     let after: number | null = null;
     do {
       const q: string = after === null ? '' : `&after=${after}`;
@@ -107,11 +124,11 @@ export class Group<R = unknown> {
         forMs: Infinity,
         signal: opts.signal,
       });
-      for (const t of page.tasks) {
-        if (t.index !== outcomes.length) throw outOfOrder(this.id, outcomes.length, t.index);
-        outcomes.push(toOutcome<R>(t));
-      }
-      if (page.next !== null && page.next === after) throw outOfOrder(this.id, after, page.next);
+      take(page.tasks);
+      // A page that says more follow must have made progress and end where the next begins.
+      const last = outcomes.length - 1;
+      if (page.next !== null && (page.tasks.length === 0 || page.next !== last))
+        throw outOfOrder(this.id, last, page.next);
       after = page.next;
     } while (after !== null);
     if (outcomes.length !== view.total) throw outOfOrder(this.id, view.total, outcomes.length);
@@ -127,8 +144,15 @@ export class Group<R = unknown> {
       const after: string = cursor === null ? '' : `&after=${cursor}`;
       const path = `/finished?limit=${limit}&waitMs=${LONG_POLL_MS}${after}`;
       const page: FinishedPage = await this.request('GET', path, retry, undefined, true);
+      // The cursor of a page is its last task's seq; an empty page keeps it.
+      const last = page.tasks.at(-1);
+      if (page.cursor !== (last?.seq ?? cursor ?? page.cursor))
+        throw outOfOrder(this.id, last?.seq ?? cursor, page.cursor);
+      // Outcomes are made as they are yielded: a page's raw tasks are all the
+      // generator holds, and the caller may let each outcome go.
       for (const t of page.tasks) yield toOutcome<R>(t);
-      // `done` is reported once the group is done and this page reached the end.
+      // `done` is reported once the group is done and this page reached the end:
+      // a page shorter than `limit` (cut by bytes) is not the end by itself.
       if (page.done) return;
       cursor = page.cursor;
     }

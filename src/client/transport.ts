@@ -135,14 +135,15 @@ export class Transport {
           signal,
         },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          // Decoded as it arrives (a decoder keeps a character split across
+          // chunks whole) and joined once: a reply costs its text and the
+          // parse, not also a buffer of it. A reply of task pages is one page
+          // (the coordinator bounds a page by bytes: docs/protocol.md).
+          res.setEncoding('utf8');
+          const parts: string[] = [];
+          res.on('data', (c: string) => parts.push(c));
           res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              text: Buffer.concat(chunks).toString('utf8'),
-            }),
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text: parts.join('') }),
           );
           res.on('error', reject);
         },
