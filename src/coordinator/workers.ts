@@ -5,6 +5,7 @@
 import { RegroupError } from '../core/errors.js';
 import { decideFailure, decideNodeFailure } from '../core/retry.js';
 import type { TaskError } from '../core/types.js';
+import { TooDeepMessage } from '../protocol/json.js';
 import {
   PROTOCOL_VERSION,
   workerMessage,
@@ -55,6 +56,10 @@ export class WorkerGateway {
     if (s) s.lastSeenAt = this.o.now();
     for (const raw of messages) {
       if (conn.closed) return;
+      if (raw instanceof TooDeepMessage) {
+        this.onTooDeep(conn, raw);
+        continue;
+      }
       let m: WorkerMessage;
       try {
         m = workerMessage.parse(raw, 'worker message');
@@ -73,6 +78,34 @@ export class WorkerGateway {
     s.link = null;
     s.closedAt = this.o.now();
     this.o.logger('info', 'worker connection closed', { workerId: s.workerId, name: s.name });
+  }
+
+  /**
+   * A message that nests deeper than maxDepth (decodeWorkerFrame left it
+   * unparsed). A result fails its run for good and a checkpoint is answered
+   * `saved` with `too_deep`, so nothing waits on it; anything else gets an
+   * `error`. A worker of ours checks first and never sends one.
+   */
+  private onTooDeep(conn: Conn, m: TooDeepMessage): void {
+    const s = conn.session;
+    const { t, taskId, attempt, seq } = m.fields;
+    const isRef = Number.isInteger(taskId) && Number.isInteger(attempt);
+    if (s && s.link === conn.link && isRef && (t === 'result' || t === 'checkpoint')) {
+      const ref = { taskId: taskId as number, attempt: attempt as number };
+      const what = t === 'result' ? 'result' : 'checkpoint';
+      this.o.logger('warn', `refused a ${what} nested too deep`, { workerId: s.workerId, ...ref });
+      if (t === 'checkpoint' && Number.isInteger(seq)) {
+        s.send({ t: 'saved', ...ref, seq: seq as number, ok: false, code: 'too_deep' });
+        return;
+      }
+      if (t === 'result') {
+        const message = `the result is nested deeper than ${this.o.limits.maxDepth} levels (maxDepth): return flatter data, or start the coordinator with a larger --max-json-depth`;
+        this.freed(s, ref.taskId, ref.attempt);
+        this.onFail(s, ref.taskId, ref.attempt, { kind: 'permanent', message });
+        return;
+      }
+    }
+    this.protocolError(conn, m.error);
   }
 
   private protocolError(conn: Conn, e: RegroupError): void {
@@ -409,6 +442,7 @@ export class WorkerGateway {
       deadAfterMs: this.o.deadAfterMs,
       closeGraceMs: this.o.closeGraceMs,
       maxResultBytes: this.o.limits.maxResultBytes,
+      maxDepth: this.o.limits.maxDepth,
     };
   }
 

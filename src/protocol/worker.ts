@@ -115,9 +115,16 @@ export const WorkerMessage = Type.Union([
 ]);
 export type WorkerMessage = Static<typeof WorkerMessage>;
 
+/**
+ * Most messages in one frame, either way. A worker packs its frames up to
+ * 1 MiB (FRAME_SOFT_LIMIT_BYTES) and its smallest message is 12 bytes, so
+ * it never comes near; the coordinator counts before it parses anything.
+ */
+export const MAX_FRAME_MESSAGES = 100_000;
+
 export const workerMessage = checker(WorkerMessage, 'protocol_error');
 export const workerFrame = checker(
-  Type.Array(Type.Unknown(), { maxItems: 1_000_000 }),
+  Type.Array(Type.Unknown(), { maxItems: MAX_FRAME_MESSAGES }),
   'protocol_error',
 );
 
@@ -134,6 +141,8 @@ export interface Welcome {
   deadAfterMs: number;
   closeGraceMs: number;
   maxResultBytes: number;
+  /** The coordinator's limit on the nesting of inputs, results and checkpoints (Limits.maxDepth). */
+  maxDepth: number;
 }
 
 export interface Run {

@@ -1,14 +1,14 @@
 import WebSocket from 'ws';
-import type { CoordinatorMessage } from '../protocol/worker.js';
+import { DEFAULT_LIMITS } from '../protocol/limits.js';
 import type { Logger } from './options.js';
-import { packFrames, parseCoordinatorFrame, type Encoded } from './wire.js';
+import { packFrames, parseCoordinatorFrame, type Encoded, type Inbound } from './wire.js';
 
 /** Frames are cut at about this size so no one frame grows without bound; a larger message goes alone. */
 export const FRAME_SOFT_LIMIT_BYTES = 1024 * 1024;
 
 export interface ConnectionHooks {
   onOpen(): void;
-  onMessages(messages: CoordinatorMessage[]): void;
+  onMessages(messages: Inbound[]): void;
   /**
    * Called once, whether the socket ever opened or not. `leader`: the upgrade
    * was refused by a standby coordinator that named the leader's URL.
@@ -42,6 +42,8 @@ export class Connection {
   #closedPromise: Promise<void>;
   #lastError: string | null = null;
   #leader: string | null = null;
+  /** The coordinator's maxDepth; the default until its welcome. */
+  #maxDepth = DEFAULT_LIMITS.maxDepth;
 
   constructor(o: ConnectionOptions, hooks: ConnectionHooks) {
     this.#o = o;
@@ -57,7 +59,9 @@ export class Connection {
     });
     this.#ws.on('message', (data: WebSocket.RawData) => {
       this.#heard();
-      const parsed = parseCoordinatorFrame(rawToString(data));
+      const parsed = parseCoordinatorFrame(rawToString(data), this.#maxDepth);
+      // The welcome says how deep the coordinator lets inputs go; later frames are read with that.
+      for (const m of parsed.messages) if (m.t === 'welcome') this.#maxDepth = m.maxDepth;
       for (const p of parsed.problems) {
         o.logger('warn', 'ignored a malformed message from the coordinator', { problem: p });
       }

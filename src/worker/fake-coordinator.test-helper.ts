@@ -39,6 +39,7 @@ export interface FakeOptions {
   heartbeatMs?: number;
   deadAfterMs?: number;
   maxResultBytes?: number;
+  maxDepth?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,6 +65,7 @@ export class FakeCoordinator {
       heartbeatMs: 50,
       deadAfterMs: 5000,
       maxResultBytes: 64 * 1024,
+      maxDepth: 64,
       ...o,
     };
     wss.on('connection', (ws, req) => this.onConnection(ws, req.headers, req.url ?? ''));
@@ -155,6 +157,7 @@ export class FakeCoordinator {
       deadAfterMs: this.o.deadAfterMs,
       closeGraceMs: 500,
       maxResultBytes: this.o.maxResultBytes,
+      maxDepth: this.o.maxDepth,
     };
   }
 }

@@ -1,7 +1,7 @@
-import type { CoordinatorMessage, Hello, Welcome } from '../protocol/worker.js';
+import type { Hello, Welcome } from '../protocol/worker.js';
 import { Connection } from './connection.js';
 import { reconnectDelayMs, workerUrl, type ResolvedWorkerOptions } from './options.js';
-import { encode, type Encoded } from './wire.js';
+import { encode, type Encoded, type Inbound } from './wire.js';
 
 /** Silence allowed before the first welcome says how long deadAfterMs really is. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -10,8 +10,8 @@ const BEAT = encode({ t: 'beat' });
 export interface LinkHooks {
   /** The hello to open each new connection with. */
   hello(): Hello;
-  /** Every well-formed message of the current connection, welcome included, in order. */
-  onMessage(m: CoordinatorMessage): void;
+  /** Every well-formed message of the current connection, welcome included, in order (and unreadable runs). */
+  onMessage(m: Inbound): void;
   onDisconnected(info: { url: string; code: number; reason: string }): void;
 }
 

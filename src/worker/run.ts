@@ -1,4 +1,5 @@
 import { RegroupError } from '../core/errors.js';
+import { depthExceededAt } from '../protocol/json.js';
 import type { Fail, Run, RunRef, WireTaskError } from '../protocol/worker.js';
 import type { Handler } from './options.js';
 import type { Encoded } from './wire.js';
@@ -23,8 +24,14 @@ export interface TaskContext {
 export type RunEnd = { ok: true; valueJson: string } | { ok: false; error: WireTaskError };
 
 /** The worker side of a run: what the run needs from it. */
+/** The coordinator's limits on results and checkpoints (its welcome says them). */
+export interface ResultLimits {
+  maxResultBytes: number;
+  maxDepth: number;
+}
+
 export interface RunHost {
-  maxResultBytes(): number;
+  limits(): ResultLimits;
   saveCheckpoint(run: ActiveRun, state: unknown): Promise<void>;
   /** Called at most once, unless the run was ended first (revoke, drain, close). */
   finish(run: ActiveRun, end: RunEnd): void;
@@ -60,37 +67,50 @@ export function toWireError(e: unknown): WireTaskError {
 }
 
 /**
- * The JSON text of `value`, or why it cannot be sent: not JSON, or larger than
- * `maxBytes` (the coordinator's maxResultBytes, which also bounds checkpoints).
+ * The JSON text of `value`, or why it cannot be sent: not JSON
+ * (`validation_failed`), larger than maxResultBytes (`input_too_large`;
+ * the coordinator's limit, which also bounds checkpoints) or nested deeper
+ * than maxDepth (`too_deep`). The depth is checked on the text with the
+ * coordinator's own scan, so what passes here passes there; a value too
+ * deep for JSON.stringify itself (thousands of levels) is refused as not JSON.
  */
 export function jsonOf(
   value: unknown,
   what: string,
-  maxBytes: number,
-): { ok: true; text: string } | { ok: false; tooLarge: boolean; message: string } {
+  limits: ResultLimits,
+):
+  | { ok: true; text: string }
+  | { ok: false; code: 'validation_failed' | 'input_too_large' | 'too_deep'; message: string } {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
   } catch (e) {
     return {
       ok: false,
-      tooLarge: false,
+      code: 'validation_failed',
       message: `${what} is not JSON-serializable: ${describe(e)}; use plain objects, arrays, strings, numbers, booleans and null`,
     };
   }
   if (text === undefined) {
     return {
       ok: false,
-      tooLarge: false,
+      code: 'validation_failed',
       message: `${what} is a ${typeof value}, which is not JSON; use plain objects, arrays, strings, numbers, booleans and null`,
     };
   }
   const bytes = Buffer.byteLength(text);
-  if (bytes > maxBytes) {
+  if (bytes > limits.maxResultBytes) {
     return {
       ok: false,
-      tooLarge: true,
-      message: `${what} is ${bytes} bytes of JSON, more than maxResultBytes (${maxBytes}); send less (keep large data elsewhere and pass a reference) or raise the coordinator's --max-result-bytes`,
+      code: 'input_too_large',
+      message: `${what} is ${bytes} bytes of JSON, more than maxResultBytes (${limits.maxResultBytes}); send less (keep large data elsewhere and pass a reference) or raise the coordinator's --max-result-bytes`,
+    };
+  }
+  if (depthExceededAt(text, limits.maxDepth) !== -1) {
+    return {
+      ok: false,
+      code: 'too_deep',
+      message: `${what} is nested deeper than ${limits.maxDepth} levels (maxDepth) of arrays and objects; return flatter data, or raise the coordinator's --max-json-depth`,
     };
   }
   return { ok: true, text };
@@ -176,7 +196,7 @@ export class ActiveRun {
 
   #valueEnd(value: unknown): RunEnd {
     const what = `the result of task ${this.msg.taskId} (handler ${JSON.stringify(this.msg.handler)})`;
-    const json = jsonOf(value === undefined ? null : value, what, this.host.maxResultBytes());
+    const json = jsonOf(value === undefined ? null : value, what, this.host.limits());
     if (json.ok) return { ok: true, valueJson: json.text };
     return { ok: false, error: { kind: 'permanent', message: json.message } };
   }

@@ -44,3 +44,48 @@ void test('packFrames keeps order and cuts frames near the limit; a big message 
   ]);
   assert.deepEqual(packFrames([], 10), []);
 });
+
+void test('a message too deep does not sink its frame; a run too deep becomes an unreadable run', () => {
+  const deep = `${'['.repeat(10)}${']'.repeat(10)}`;
+  const frame = `[{"t":"beat"},{"t":"run","taskId":3,"attempt":2,"input":${deep}},{"t":"ack","taskId":1,"attempt":1,"status":"stale","x":${deep}}]`;
+  const parsed = parseCoordinatorFrame(frame, 8);
+  assert.equal(parsed.messages.length, 2);
+  assert.deepEqual(parsed.messages[0], { t: 'beat' });
+  const m = parsed.messages[1];
+  assert.equal(m?.t, 'unreadable');
+  assert.match(
+    JSON.stringify(m),
+    /"taskId":3,"attempt":2,"message":"the run of task 3 attempt 2 carries an input or checkpoint nested deeper than 8 levels/,
+  );
+  assert.equal(parsed.problems.length, 1);
+  assert.match(
+    parsed.problems[0] ?? '',
+    /^message 2: the value in message 2 of frame from the coordinator nests arrays and objects deeper than 8 levels/,
+  );
+});
+
+void test('a welcome must say maxDepth', () => {
+  const welcome = {
+    t: 'welcome',
+    workerId: 'w1',
+    token: 't',
+    resumed: false,
+    heartbeatMs: 1,
+    deadAfterMs: 1,
+    closeGraceMs: 0,
+    maxResultBytes: 1,
+  };
+  assert.match(parseCoordinatorFrame(JSON.stringify([welcome])).problems[0] ?? '', /maxDepth/);
+  assert.deepEqual(
+    parseCoordinatorFrame(JSON.stringify([{ ...welcome, maxDepth: 3 }])).problems,
+    [],
+  );
+});
+
+void test('packFrames never puts more than maxMessages in a frame', () => {
+  const beat = encode({ t: 'beat' });
+  assert.deepEqual(packFrames([beat, beat, beat], 1 << 20, 2), [
+    '[{"t":"beat"},{"t":"beat"}]',
+    '[{"t":"beat"}]',
+  ]);
+});

@@ -3,11 +3,31 @@
  * protocol gives those messages as TypeScript types only, so they are checked
  * here by hand) and packs outgoing messages into frames.
  */
-import { parseJson } from '../protocol/json.js';
-import type { CoordinatorMessage, WorkerMessage } from '../protocol/worker.js';
+import { parseFrame, TooDeepMessage } from '../protocol/json.js';
+import { DEFAULT_LIMITS } from '../protocol/limits.js';
+import {
+  MAX_FRAME_MESSAGES,
+  type CoordinatorMessage,
+  type WorkerMessage,
+} from '../protocol/worker.js';
+
+/**
+ * A run this worker could not read: its input or checkpoint nests deeper
+ * than maxDepth. Made by parseCoordinatorFrame, never sent on the wire; the
+ * worker fails the run for good, so the task does not wait forever.
+ */
+export interface UnreadableRun {
+  t: 'unreadable';
+  taskId: number;
+  attempt: number;
+  message: string;
+}
+
+/** What the worker acts on: the coordinator's messages and the runs it could not read. */
+export type Inbound = CoordinatorMessage | UnreadableRun;
 
 export interface ParsedFrame {
-  messages: CoordinatorMessage[];
+  messages: Inbound[];
   /** One line per message (or the whole frame) that was malformed and ignored. */
   problems: string[];
 }
@@ -35,9 +55,10 @@ export function problemOf(m: unknown): string | null {
         isPosInt(m.heartbeatMs) &&
         isPosInt(m.deadAfterMs) &&
         isNonNegInt(m.closeGraceMs) &&
-        isPosInt(m.maxResultBytes)
+        isPosInt(m.maxResultBytes) &&
+        isPosInt(m.maxDepth)
         ? null
-        : 'welcome needs workerId, token, resumed, heartbeatMs, deadAfterMs, closeGraceMs, maxResultBytes';
+        : 'welcome needs workerId, token, resumed, heartbeatMs, deadAfterMs, closeGraceMs, maxResultBytes, maxDepth';
     case 'run':
       return hasRef(m) &&
         isStr(m.groupId) &&
@@ -68,11 +89,34 @@ export function problemOf(m: unknown): string | null {
   }
 }
 
-/** Parses one frame from the coordinator; malformed messages are reported, never thrown. */
-export function parseCoordinatorFrame(text: string): ParsedFrame {
+/** A message too deep to parse: a run becomes an UnreadableRun; anything else is a problem. */
+function unreadable(m: TooDeepMessage, maxDepth: number): UnreadableRun | string {
+  const { t, taskId, attempt } = m.fields;
+  if (t !== 'run' || !isPosInt(taskId) || !isPosInt(attempt)) return m.error.message;
+  return {
+    t: 'unreadable',
+    taskId,
+    attempt,
+    message: `the run of task ${taskId} attempt ${attempt} carries an input or checkpoint nested deeper than ${maxDepth} levels (maxDepth), which this worker does not read: flatten the input, and give the coordinator and its workers the same --max-json-depth`,
+  };
+}
+
+/**
+ * Parses one frame from the coordinator; malformed messages are reported,
+ * never thrown, and never take the rest of the frame with them. `maxDepth`
+ * is the coordinator's limit on inputs and checkpoints (its welcome says it);
+ * a run message wraps them in one level and the frame in one more, which
+ * parseFrame adds. Nothing here recurses on the data: no frame, however
+ * deep, overflows the stack. The count of messages is not capped: the
+ * coordinator is trusted for that, and counting costs nothing to skip.
+ */
+export function parseCoordinatorFrame(
+  text: string,
+  maxDepth: number = DEFAULT_LIMITS.maxDepth,
+): ParsedFrame {
   let data: unknown;
   try {
-    data = parseJson(text, 'frame from the coordinator');
+    data = parseFrame(text, 'frame from the coordinator', { maxDepth, maxMessages: Infinity });
   } catch (e) {
     return { messages: [], problems: [(e as Error).message] };
   }
@@ -81,6 +125,12 @@ export function parseCoordinatorFrame(text: string): ParsedFrame {
   }
   const out: ParsedFrame = { messages: [], problems: [] };
   data.forEach((m: unknown, i) => {
+    if (m instanceof TooDeepMessage) {
+      const run = unreadable(m, maxDepth);
+      if (typeof run === 'string') out.problems.push(`message ${i}: ${run}`);
+      else out.messages.push(run);
+      return;
+    }
     const problem = problemOf(m);
     if (problem === null) out.messages.push(m as CoordinatorMessage);
     else out.problems.push(`message ${i}: ${problem}`);
@@ -101,14 +151,19 @@ export function encode(m: WorkerMessage): Encoded {
 
 /**
  * Packs encoded messages, in order, into JSON-array frames of at most
- * `softLimitBytes` each; a message larger than the limit goes alone.
+ * `softLimitBytes` and at most `maxMessages` messages (the coordinator's cap) each; a message
+ * larger than the limit goes alone.
  */
-export function packFrames(messages: readonly Encoded[], softLimitBytes: number): string[] {
+export function packFrames(
+  messages: readonly Encoded[],
+  softLimitBytes: number,
+  maxMessages: number = MAX_FRAME_MESSAGES,
+): string[] {
   const frames: string[] = [];
   let parts: string[] = [];
   let size = 2;
   for (const m of messages) {
-    if (parts.length > 0 && size + 1 + m.bytes > softLimitBytes) {
+    if (parts.length > 0 && (size + 1 + m.bytes > softLimitBytes || parts.length >= maxMessages)) {
       frames.push(`[${parts.join(',')}]`);
       parts = [];
       size = 2;

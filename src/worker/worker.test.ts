@@ -15,6 +15,12 @@ import {
 import type { Handler, WorkerOptions } from './options.js';
 import { Worker } from './worker.js';
 
+function nest(levels: number): unknown {
+  let v: unknown = 0;
+  for (let i = 0; i < levels; i++) v = [v];
+  return v;
+}
+
 /** Reasons the signals of `wait` runs fired with, by taskId. */
 type Aborts = Map<number, unknown>;
 
@@ -43,6 +49,17 @@ function handlers(aborts: Aborts): Record<string, Handler> {
       return o;
     },
     big: () => 'x'.repeat(5000),
+    /** Returns arrays nested `input` levels deep. */
+    deep: (input) => nest(input as number),
+    /** Saves a checkpoint nested `input` levels deep; returns how that went. */
+    deepCheckpoint: async (input, ctx) => {
+      try {
+        await ctx.saveCheckpoint(nest(input as number));
+        return 'saved';
+      } catch (e) {
+        return e instanceof RegroupError ? e.code : String(e);
+      }
+    },
     wait: (_input, ctx) =>
       new Promise((_resolve, reject) => {
         ctx.signal.addEventListener('abort', () => {
@@ -396,4 +413,66 @@ void test('close() before the first welcome rejects start() with closed', async 
   await worker.close();
   await assert.rejects(starting, (e: unknown) => e instanceof RegroupError && e.code === 'closed');
   assert.equal(worker.state, 'stopped');
+});
+
+void test('a result deeper than maxDepth fails its run as permanent; the other runs of the frame complete', async (t) => {
+  const { fake, worker } = await setup(t, { maxDepth: 5 });
+  await worker.start();
+  fake.send([run(1, 'echo', 'a'), run(2, 'deep', 6), run(3, 'deep', 5), run(4, 'echo', 'b')]);
+  const failed = await fake.waitFor(forTask('fail', 2));
+  assert.deepEqual(failed.error, {
+    kind: 'permanent',
+    message:
+      'the result of task 2 (handler "deep") is nested deeper than 5 levels (maxDepth) of arrays and objects; return flatter data, or raise the coordinator\'s --max-json-depth',
+  });
+  for (const [taskId, value] of [
+    [1, 'a'],
+    [3, nest(5)],
+    [4, 'b'],
+  ] as const) {
+    assert.deepEqual((await fake.waitFor(forTask('result', taskId))).value, value);
+  }
+  assert.equal(fake.all('result').length, 3);
+});
+
+void test('a checkpoint deeper than maxDepth is refused with too_deep and never sent', async (t) => {
+  const { fake, worker } = await setup(t, { maxDepth: 5 });
+  await worker.start();
+  fake.send([run(1, 'deepCheckpoint', 6), run(2, 'deepCheckpoint', 5)]);
+  assert.equal((await fake.waitFor(forTask('result', 1))).value, 'too_deep');
+  assert.equal((await fake.waitFor(forTask('result', 2))).value, 'saved');
+  assert.deepEqual(
+    fake.all('checkpoint').map((m) => m.taskId),
+    [2],
+  );
+});
+
+void test('a run too deep to read fails as permanent; the others of its frame run', async (t) => {
+  const { fake, worker, logs } = await setup(t, { maxDepth: 5 });
+  await worker.start();
+  const runText = (taskId: number, inputJson: string) =>
+    JSON.stringify(run(taskId, 'echo', null)).replace('"input":null', `"input":${inputJson}`);
+  const frame = [
+    runText(1, JSON.stringify(nest(6))),
+    runText(2, JSON.stringify(nest(5))),
+    // Far deeper than any stack: the worker must not overflow reading it.
+    runText(3, `${'['.repeat(100_000)}${']'.repeat(100_000)}`),
+    JSON.stringify(run(4, 'echo', 'plain')),
+    `{"t":"ack","taskId":9,"attempt":1,"status":"committed","x":${JSON.stringify(nest(7))}}`,
+  ];
+  fake.sendRaw(`[${frame.join(',')}]`);
+  for (const taskId of [1, 3]) {
+    const failed = await fake.waitFor(forTask('fail', taskId));
+    const error = failed.error as { kind: string; message: string };
+    assert.equal(error.kind, 'permanent');
+    assert.match(
+      error.message,
+      new RegExp(
+        `^the run of task ${taskId} attempt 1 carries an input or checkpoint nested deeper than 5 levels \\(maxDepth\\)`,
+      ),
+    );
+  }
+  assert.deepEqual((await fake.waitFor(forTask('result', 2))).value, nest(5));
+  assert.equal((await fake.waitFor(forTask('result', 4))).value, 'plain');
+  assert.ok(logs.some((l) => l.msg === 'failed a run it could not read'));
 });

@@ -2,7 +2,6 @@ import { RegroupError } from '../core/errors.js';
 import { DEFAULT_LIMITS } from '../protocol/limits.js';
 import { PROTOCOL_VERSION } from '../protocol/constants.js';
 import {
-  type CoordinatorMessage,
   type Hello,
   type Revoke,
   type Run,
@@ -14,8 +13,16 @@ import { CoordinatorLink } from './link.js';
 import { Events, type Listener, type WorkerEvent } from './events.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outbox, runKey } from './outbox.js';
-import { ActiveRun, encodeResult, failMessage, jsonOf, type RunEnd, type RunHost } from './run.js';
-import { encode, type Encoded } from './wire.js';
+import {
+  ActiveRun,
+  encodeResult,
+  failMessage,
+  jsonOf,
+  type ResultLimits,
+  type RunEnd,
+  type RunHost,
+} from './run.js';
+import { encode, type Encoded, type Inbound, type UnreadableRun } from './wire.js';
 
 /**
  * starting: connecting, not welcomed yet. running: has a session (it may be
@@ -31,6 +38,7 @@ interface Session {
   workerId: string;
   token: string;
   maxResultBytes: number;
+  maxDepth: number;
 }
 
 /** Waits for `p`, at most `ms`; the timer does not outlive the wait. */
@@ -152,8 +160,11 @@ export class Worker implements RunHost {
 
   // ---- messages from the coordinator -----------------------------------------
 
-  #handle(m: CoordinatorMessage): void {
+  #handle(m: Inbound): void {
     switch (m.t) {
+      case 'unreadable':
+        this.#onUnreadable(m);
+        return;
       case 'welcome':
         this.#onWelcome(m);
         return;
@@ -188,6 +199,7 @@ export class Worker implements RunHost {
       workerId: w.workerId,
       token: w.token,
       maxResultBytes: w.maxResultBytes,
+      maxDepth: w.maxDepth,
     };
     if (w.resumed) {
       for (const e of this.#outbox.entries()) this.#send(e.encoded);
@@ -237,6 +249,19 @@ export class Worker implements RunHost {
     run.start(handler, Object.keys(handlers));
   }
 
+  /** A run too deep to read fails for good at once, through the outbox like any other report. */
+  #onUnreadable(m: UnreadableRun): void {
+    if (this.#runs.has(runKey(m.taskId, m.attempt)) || this.#outbox.has(m.taskId, m.attempt))
+      return;
+    const ref = { taskId: m.taskId, attempt: m.attempt };
+    this.#log('warn', 'failed a run it could not read', { ...ref, error: m.message });
+    this.#events.emit('run', ref);
+    this.#send(
+      this.#outbox.put(failMessage(ref, { kind: 'permanent', message: m.message })).encoded,
+    );
+    this.#events.emit('done', { ...ref, ok: false });
+  }
+
   #onRevoke(m: Revoke): void {
     const reason =
       m.reason === 'canceled'
@@ -254,8 +279,12 @@ export class Worker implements RunHost {
 
   // ---- RunHost: what runs ask of the worker ----------------------------------
 
-  maxResultBytes(): number {
-    return this.#session?.maxResultBytes ?? DEFAULT_LIMITS.maxResultBytes;
+  /** The coordinator's limits on what a run sends back; the defaults before the first welcome. */
+  limits(): ResultLimits {
+    return {
+      maxResultBytes: this.#session?.maxResultBytes ?? DEFAULT_LIMITS.maxResultBytes,
+      maxDepth: this.#session?.maxDepth ?? DEFAULT_LIMITS.maxDepth,
+    };
   }
 
   finish(run: ActiveRun, end: RunEnd): void {
@@ -297,9 +326,8 @@ export class Worker implements RunHost {
         ? reason
         : new RegroupError('stale_attempt', `task ${taskId} attempt ${attempt} has ended`);
     }
-    const json = jsonOf(state, `the checkpoint of task ${taskId}`, this.maxResultBytes());
-    if (!json.ok)
-      throw new RegroupError(json.tooLarge ? 'input_too_large' : 'validation_failed', json.message);
+    const json = jsonOf(state, `the checkpoint of task ${taskId}`, this.limits());
+    if (!json.ok) throw new RegroupError(json.code, json.message);
     const { encoded, saved } = this.#checkpoints.add(taskId, attempt, run.nextSeq++, json.text);
     this.#send(encoded);
     run.checkpoint = JSON.parse(await saved);
