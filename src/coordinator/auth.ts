@@ -1,7 +1,11 @@
 /**
  * Bearer tokens: one for clients (the HTTP API), one for workers (the
  * WebSocket). Compared in constant time. Repeated failures from one address
- * are slowed down, so guessing costs time.
+ * are slowed down, so guessing costs time; and once an address is slowed
+ * down, its token checks wait in line, one at a time, each after the delay,
+ * before the token is even compared, so sending guesses in parallel does not
+ * get more of them answered. At most MAX_WAITING checks wait per address;
+ * beyond that the answer is `too_many_requests` at once, with no comparison.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -72,8 +76,13 @@ export class FailureThrottle {
   }
 }
 
+/** Token checks waiting in line per throttled address; more are refused at once. */
+export const MAX_WAITING = 16;
+
 export class Auth {
   readonly throttle: FailureThrottle;
+  /** Per throttled address: the end of its line, and how many wait in it. */
+  private readonly lines = new Map<string, { tail: Promise<void>; waiting: number }>();
 
   constructor(
     private readonly tokens: Tokens,
@@ -101,23 +110,63 @@ export class Auth {
     const expected = this.tokens[role];
     if (expected === null) return;
     const addr = req.socket.remoteAddress ?? 'unknown';
+    // Decided before anything is compared: a burst of guesses is in line by its fourth.
+    const release = this.throttle.delayFor(addr) > 0 ? await this.takeTurn(addr) : null;
+    try {
+      if (release) await sleep(this.throttle.delayFor(addr));
+      this.compare(req, role, expected, addr);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** Waits until this check is first in its address's line; resolves with the function that lets the next one go. */
+  private async takeTurn(addr: string): Promise<() => void> {
+    const line = this.lines.get(addr) ?? { tail: Promise.resolve(), waiting: 0 };
+    if (line.waiting >= MAX_WAITING) {
+      throw new RegroupError(
+        'too_many_requests',
+        `${MAX_WAITING} token checks from ${addr} are already waiting after failed ones; send the right token, one request at a time`,
+      );
+    }
+    line.waiting++;
+    this.lines.set(addr, line);
+    const before = line.tail;
+    let release!: () => void;
+    line.tail = new Promise<void>((r) => (release = r));
+    await before;
+    return () => {
+      line.waiting--;
+      if (line.waiting === 0 && this.lines.get(addr) === line) this.lines.delete(addr);
+      release();
+    };
+  }
+
+  /** Returns when the token is right; otherwise records the failure and throws `unauthorized`. */
+  private compare(req: IncomingMessage, role: Role, expected: string, addr: string): void {
     const given = bearer(req);
     if (given !== null && tokensEqual(given, expected)) {
       this.throttle.succeeded(addr);
       return;
     }
     this.throttle.failed(addr);
-    const delay = this.throttle.delayFor(addr);
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    throw this.refusal(role, given);
+  }
+
+  private refusal(role: Role, given: string | null): RegroupError {
     const what =
       role === 'client'
         ? 'the client token (Client({ token }), --token or REGROUP_TOKEN)'
         : 'the worker token (--token or REGROUP_WORKER_TOKEN)';
-    throw new RegroupError(
+    return new RegroupError(
       'unauthorized',
       given === null
         ? `missing "Authorization: Bearer <token>": send ${what}`
         : `wrong token: send ${what}`,
     );
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

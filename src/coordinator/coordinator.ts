@@ -441,6 +441,8 @@ export class Coordinator {
           helloMs: this.options.timeouts.helloMs,
         });
         ws.close(1008, `no hello within ${this.options.timeouts.helloMs} ms`);
+        // A peer that does not answer the close handshake is cut a second later.
+        setTimeout(() => ws.terminate(), 1000).unref();
       }
     }, this.options.timeouts.helloMs);
     helloTimer.unref();

@@ -13,6 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
 import Fastify, {
   type FastifyInstance,
@@ -129,6 +130,7 @@ export function buildServer(d: ServerDeps): EdgeServer {
     return503OnClosing: true,
     // Group ids are at most 100 characters; the route patterns check them.
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    clientErrorHandler: answerClientError,
   });
   const policy: EdgePolicy = {
     allowHosts: o.allowHosts,
@@ -395,11 +397,56 @@ function sendError(request: FastifyRequest, reply: FastifyReply, e: RegroupError
     reply.raw.destroy();
     return;
   }
-  if (!request.raw.complete) void reply.header('connection', 'close');
+  // A body not read (or an upgrade refused) must not keep its connection.
+  if (!request.raw.complete || request.headers.upgrade !== undefined)
+    void reply.header('connection', 'close');
+  // A refused upgrade's response is written on the raw socket, outside node's
+  // request cycle: nothing else would end it.
+  if (request.headers.upgrade !== undefined) {
+    const socket = request.raw.socket;
+    reply.raw.once('finish', () => socket.end());
+  }
   void reply
     .code(e.status)
     .type('application/json; charset=utf-8')
     .send(JSON.stringify(e.toWire()));
+}
+
+/**
+ * Errors node raises before a request reaches fastify: a request past
+ * headersTimeout or requestTimeout (408), headers too large (431), bytes that
+ * are not HTTP (400). Answered in our shape, then the connection is closed.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, text, e] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [
+          408,
+          'Request Timeout',
+          new RegroupError(
+            'request_timeout',
+            'the request did not arrive in time (headers within timeouts.headersMs, the whole request within timeouts.requestMs): send it at once',
+          ),
+        ]
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [
+            431,
+            'Request Header Fields Too Large',
+            new RegroupError('bad_request', 'the request headers are too large'),
+          ]
+        : [
+            400,
+            'Bad Request',
+            new RegroupError('bad_request', 'the request is not valid HTTP/1.1'),
+          ];
+  const body = JSON.stringify(e.toWire());
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function listenError(e: unknown, host: string, port: number): RegroupError {

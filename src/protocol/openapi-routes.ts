@@ -7,7 +7,7 @@
 import Type, { type TSchema } from 'typebox';
 import type { ErrorCode } from '../core/errors.js';
 import * as H from './http.js';
-import { DASHBOARD_MAX_STREAMS } from './limits.js';
+import { DASHBOARD_MAX_STREAMS, DASHBOARD_RESERVED_STREAMS } from './limits.js';
 
 export interface QueryParam {
   name: string;
@@ -423,10 +423,10 @@ export const OPERATIONS: readonly Operation[] = [
     operationId: 'dashboardStream',
     tag: 'dashboard',
     summary: "The dashboard's live state (server-sent events)",
-    description: `A \`snapshot\` event, then \`update\` events. At most ${DASHBOARD_MAX_STREAMS} streams at once per coordinator (\`unavailable\` beyond). ${DASHBOARD}`,
+    description: `A \`snapshot\` event, then \`update\` events. At most ${DASHBOARD_MAX_STREAMS} streams at once per coordinator, the last ${DASHBOARD_RESERVED_STREAMS} only for requests with the client token (\`too_many_requests\` beyond). ${DASHBOARD}`,
     auth: 'dashboard',
     replies: [{ status: 200, description: 'The event stream.', contentType: 'text/event-stream' }],
-    errors: ['not_found', 'unavailable'],
+    errors: ['not_found', 'too_many_requests'],
   },
   {
     method: 'get',

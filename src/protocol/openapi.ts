@@ -68,13 +68,23 @@ function withRefs(node: JsonValue, byText: Map<string, string>, isRoot: boolean)
 
 /** Codes every operation of its kind can answer, besides its own. */
 function commonErrors(op: Operation): ErrorCode[] {
-  const codes: ErrorCode[] = [];
+  // The edge refuses a foreign Host or Origin before any route (docs/security.md).
+  const codes: ErrorCode[] = ['forbidden_host', 'forbidden_origin'];
   if (op.query?.length) codes.push('validation_failed');
   if (op.body) {
-    codes.push('invalid_json', 'validation_failed', 'unsupported_media_type', 'body_too_large');
+    codes.push(
+      'invalid_json',
+      'validation_failed',
+      'unsupported_media_type',
+      'body_too_large',
+      'too_deep',
+      'request_timeout',
+    );
   }
-  if (op.auth === true) codes.push('unauthorized', 'not_leader', 'unavailable', 'shutting_down');
-  if (op.auth === 'dashboard') codes.push('unauthorized');
+  if (op.auth === true) {
+    codes.push('unauthorized', 'too_many_requests', 'not_leader', 'unavailable', 'shutting_down');
+  }
+  if (op.auth === 'dashboard') codes.push('unauthorized', 'too_many_requests');
   if (op.method === 'post') codes.push('storage_full');
   codes.push('internal');
   return codes;
