@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ERROR_CODES, isErrorCode } from '../src/core/errors.js';
+import { DEFAULT_LIMITS } from '../src/protocol/limits.js';
 import { workerMessage, type CoordinatorMessage } from '../src/protocol/worker.js';
 import { LIMITS, Peer, type Harness, type Snapshot } from './fuzz-harness.js';
 import { INCLUDE_KNOWN_BUGS } from './fuzz-http.js';
@@ -44,7 +45,9 @@ type Step =
   | { k: 'binary'; bytes: number[] }
   | { k: 'oversize' }
   | { k: 'badUtf8' }
-  | { k: 'deep'; depth: number; target: RunTarget }
+  | { k: 'deep'; depth: number; target: RunTarget; report: 'result' | 'checkpoint' }
+  | { k: 'deepFrame'; depth: number; shape: 'arrays' | 'objects' }
+  | { k: 'hugeArray'; items: number }
   | { k: 'reconnect'; resume: boolean; held: HeldVariant };
 
 export interface WsCase {
@@ -252,9 +255,33 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({
       k: fc.constant('deep' as const),
-      depth: fc.constantFrom(100, 1000, 20_000),
+      // Around the coordinator's maxDepth (the default: the harness does not set it), and far beyond.
+      depth: fc.constantFrom(
+        10,
+        DEFAULT_LIMITS.maxDepth,
+        DEFAULT_LIMITS.maxDepth + 1,
+        100,
+        1000,
+        3000,
+        20_000,
+      ),
       target,
+      report: fc.constantFrom<'result' | 'checkpoint'>('result', 'checkpoint'),
     }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(
+      fc.record({
+        k: fc.constant('deepFrame' as const),
+        depth: fc.constantFrom(3000, 20_000),
+        shape: fc.constantFrom<'arrays' | 'objects'>('arrays', 'objects'),
+      }),
+      fc.record({
+        k: fc.constant('hugeArray' as const),
+        items: fc.constantFrom(10_001, 30_000),
+      }),
+    ),
   },
   {
     weight: 2,
@@ -464,16 +491,59 @@ export class WsFuzz {
         break;
       }
       case 'deep': {
-        const r = this.render({ k: 'result', target: s.target, pick: 0, delta: 0, value: null });
+        // A result or checkpoint nested `depth` levels: up to maxDepth it is a report like any
+        // other; deeper, a result fails its run for good (acked like a report) and a checkpoint
+        // is answered saved/too_deep, on a session; without one the answer is a too_deep error.
+        const base =
+          s.report === 'result'
+            ? this.render({ k: 'result', target: s.target, pick: 0, delta: 0, value: null })
+            : this.render({
+                k: 'checkpoint',
+                target: s.target,
+                pick: 0,
+                delta: 0,
+                seq: 0,
+                state: null,
+              });
         const nested = '['.repeat(s.depth) + ']'.repeat(s.depth);
-        const text = JSON.stringify([r.wire]).replace('"value":null', `"value":${nested}`);
+        const field = s.report === 'result' ? 'value' : 'state';
+        const text = JSON.stringify([base.wire]).replace(`"${field}":null`, `"${field}":${nested}`);
         if (text.length > LIMITS.maxMessageBytes) {
           exp.close = 1009;
           exp.changes = true;
-        } else if (s.depth > 5000) exp.errors.push('protocol_error');
-        else this.expectFrame([r], exp);
+        } else if (s.depth <= DEFAULT_LIMITS.maxDepth) this.expectFrame([base], exp);
+        else if (!this.bound || base.kind !== 'valid') exp.errors.push('too_deep');
+        else if (s.report === 'result') this.expectFrame([base], exp);
+        else
+          exp.saved.push({
+            k: key(base.taskId!, base.attempt!),
+            seq: 0,
+            ok: false,
+            code: 'too_deep',
+          });
         await this.before(exp);
         p.ws.send(text);
+        break;
+      }
+      case 'deepFrame': {
+        // The whole frame nested thousands deep: one too_deep error, nothing changes.
+        const text =
+          s.shape === 'arrays'
+            ? '['.repeat(s.depth) + ']'.repeat(s.depth)
+            : '{"a":'.repeat(s.depth) + '1' + '}'.repeat(s.depth);
+        exp.errors.push('too_deep');
+        await this.before(exp);
+        p.ws.send(text);
+        break;
+      }
+      case 'hugeArray': {
+        // A hello with more handlers than its schema allows: refused by length, not item by item.
+        const handlers = new Array<string>(s.items).fill('h');
+        exp.errors.push('protocol_error');
+        await this.before(exp);
+        p.ws.send(
+          JSON.stringify([{ t: 'hello', protocol: 1, name: 'x', handlers, slots: 1, labels: [] }]),
+        );
         break;
       }
       case 'text': {
