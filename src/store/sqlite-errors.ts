@@ -3,6 +3,7 @@
  * reach the disk (`storage_full`), and a file that cannot be opened
  * (`store_open_failed`), each with a message naming the file and what to do.
  */
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { RegroupError } from '../core/errors.js';
 
@@ -19,9 +20,15 @@ function codeOf(err: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
-const PLACE =
-  'check that its directory exists and this user may create and write files there ' +
-  '(SQLite writes <file>-wal and <file>-shm beside it, regroup <file>.lock)';
+/** Where the files of a database go, for the advice on a file that cannot be opened. */
+function place(path: string): string {
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory())
+    return `${path} is a directory: give --db a file name`;
+  return (
+    'check that its directory exists and this user may create and write files there ' +
+    `(${path}, ${path}-wal, ${path}-shm and ${path}.lock)`
+  );
+}
 
 /** What to do about an error opening `path`, by its code. */
 function advice(err: unknown, path: string): string {
@@ -42,7 +49,7 @@ function advice(err: unknown, path: string): string {
     code === 'EPERM' ||
     /directory does not exist/.test(message)
   )
-    return `cannot open ${path} (${message}): ${PLACE.replaceAll('<file>', path)}`;
+    return `cannot open ${path} (${message}): ${place(path)}`;
   return `cannot open ${path}: ${message}`;
 }
 

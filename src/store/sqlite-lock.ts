@@ -72,8 +72,9 @@ export function acquireWriterLock(path: string, waitMs: number): WriterLock | nu
   try {
     conn.pragma(`busy_timeout = ${waitMs}`);
     conn.pragma('locking_mode = EXCLUSIVE');
-    // No rollback journal: the file holds no data, and a journal would linger beside it.
-    conn.pragma('journal_mode = OFF');
+    // The journal in memory: the file holds no data, and a <db>.lock-journal would linger
+    // beside it while the lock is held. (OFF is refused: better-sqlite3 runs in defensive mode.)
+    conn.pragma('journal_mode = MEMORY');
     conn.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {
     conn.close();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { RegroupError } from '../core/errors.js';
@@ -117,6 +117,14 @@ void describe('SqliteStore', () => {
     const first = new SqliteStore({ path });
     await first.open();
     await first.commitTick({ now: 1, events: [{ type: 'first' }] });
+    // Beside the database: SQLite's WAL files and the lock file, no journal of the lock.
+    const name = basename(path);
+    assert.deepEqual(
+      readdirSync(root)
+        .filter((f) => f.startsWith(name))
+        .sort(),
+      [name, `${name}-shm`, `${name}-wal`, `${name}.lock`],
+    );
     const isLocked = (err: unknown): boolean => {
       assert.ok(err instanceof RegroupError);
       assert.equal(err.code, 'store_locked');
