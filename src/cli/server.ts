@@ -1,10 +1,18 @@
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { loadOrCreateTokens } from './tokens.js';
 import { RegroupError } from '../core/errors.js';
 import { Command, Option } from 'commander';
-import { DEFAULT_PORT } from '../coordinator/options.js';
+import {
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_PORT,
+  DEFAULT_TIMEOUTS,
+  resolveCoordinatorOptions,
+  type CoordinatorOptions,
+} from '../coordinator/options.js';
+import { reportError } from './common.js';
 import { DEFAULT_LIVENESS } from '../core/liveness.js';
 import { DEFAULT_LIMITS } from '../protocol/limits.js';
 import { intOption, makeLogger, parseLevel } from './log.js';
@@ -35,6 +43,14 @@ interface ServerFlags {
   coordinatorId?: string;
   leaseMs: number;
   dashboard: 'public' | 'token' | 'off';
+  allowOrigin?: string[];
+  allowHost?: string[];
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  helloTimeoutMs: number;
+  maxConnectionsPerAddress: number;
+  maxJsonDepth: number;
 }
 
 interface Security {
@@ -67,8 +83,7 @@ export function resolveSecurity(f: ServerFlags): Security {
   }
   if ((f.tlsCert === undefined) !== (f.tlsKey === undefined))
     throw new RegroupError('bad_request', '--tls-cert and --tls-key go together: give both');
-  const tls =
-    f.tlsCert && f.tlsKey ? { cert: readFileSync(f.tlsCert), key: readFileSync(f.tlsKey) } : null;
+  const tls = f.tlsCert && f.tlsKey ? readTls(f.tlsCert, f.tlsKey) : null;
   const notes: string[] = [];
   let clientToken = f.clientToken ?? null;
   let workerToken = f.workerToken ?? null;
@@ -100,11 +115,72 @@ export function resolveSecurity(f: ServerFlags): Security {
       `refusing to bind ${f.host} with only one token: give both --client-token and --worker-token (or --insecure)`,
     );
   }
+  if (isLoopback(f.host) && (clientToken === null) !== (workerToken === null)) {
+    notes.push(
+      clientToken === null
+        ? 'WARNING: only --worker-token is set: the client API is open to every program on this machine; give --client-token too'
+        : 'WARNING: only --client-token is set: the worker socket is open to every program on this machine (a worker sees task inputs and returns results); give --worker-token too',
+    );
+  }
   if (!isLoopback(f.host) && tls === null)
     notes.push(
       `note: no TLS: tokens and data cross the network in clear text; use --tls-cert and --tls-key`,
     );
   return { clientToken, workerToken, tls, notes };
+}
+
+/** Reads --tls-cert and --tls-key and checks they make a TLS identity, so a bad pair is refused before anything starts. */
+function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      const why = (e as Error).message;
+      throw new RegroupError('bad_request', `cannot read ${flag} ${file}: ${why}`, { cause: e });
+    }
+  };
+  const cert = read('--tls-cert', certFile);
+  const key = read('--tls-key', keyFile);
+  try {
+    createSecureContext({ cert, key });
+  } catch (e) {
+    throw new RegroupError(
+      'bad_request',
+      `--tls-cert ${certFile} and --tls-key ${keyFile} are not a PEM certificate and its private key (${(e as Error).message})`,
+      { cause: e },
+    );
+  }
+  return { cert, key };
+}
+
+/** The flags of resolveCoordinatorOptions' option names, so its messages speak the command line's words. */
+const FLAG_OF: Record<string, string> = {
+  heartbeatMs: '--heartbeat-ms',
+  deadAfterMs: '--dead-after-ms',
+  closeGraceMs: '--close-grace-ms',
+  clientToken: '--client-token',
+  workerToken: '--worker-token',
+  coordinatorId: '--coordinator-id',
+  advertiseUrl: '--advertise-url',
+  dashboard: '--dashboard',
+};
+
+/**
+ * Checks the coordinator's options as the Coordinator will, before anything
+ * opens: a plain Error of resolveCoordinatorOptions becomes `bad_request`
+ * naming the flag.
+ */
+export function checkCoordinatorOptions(options: CoordinatorOptions): void {
+  try {
+    resolveCoordinatorOptions(options);
+  } catch (e) {
+    if (e instanceof RegroupError) throw e;
+    const message = (e as Error).message.replace(
+      /\b[a-z][A-Za-z]+\b/g,
+      (word) => FLAG_OF[word] ?? word,
+    );
+    throw new RegroupError('bad_request', message, { cause: e });
+  }
 }
 
 export function isLoopback(host: string): boolean {
@@ -220,67 +296,157 @@ export function serverCommand(): Command {
         .choices(['public', 'token', 'off'])
         .default('public'),
     )
+    .option(
+      '--allow-origin <origin...>',
+      "web origins (scheme://host[:port]) whose pages may call the API and open worker sockets; default: only the coordinator's own pages",
+    )
+    .option(
+      '--allow-host <name...>',
+      "host names accepted in the Host header besides IP addresses, localhost, the advertised URL's host and this machine's name",
+    )
+    .addOption(
+      new Option('--headers-timeout-ms <n>', "a request's headers must arrive within this")
+        .argParser(intOption('--headers-timeout-ms', 100))
+        .default(DEFAULT_TIMEOUTS.headersMs),
+    )
+    .addOption(
+      new Option(
+        '--request-timeout-ms <n>',
+        'a whole request (headers and body) must arrive within this',
+      )
+        .argParser(intOption('--request-timeout-ms', 100))
+        .default(DEFAULT_TIMEOUTS.requestMs),
+    )
+    .addOption(
+      new Option('--idle-timeout-ms <n>', 'a kept-alive HTTP connection idle this long is closed')
+        .argParser(intOption('--idle-timeout-ms', 100))
+        .default(DEFAULT_TIMEOUTS.idleMs),
+    )
+    .addOption(
+      new Option('--hello-timeout-ms <n>', 'a worker socket must say hello within this')
+        .argParser(intOption('--hello-timeout-ms', 100))
+        .default(DEFAULT_TIMEOUTS.helloMs),
+    )
+    .addOption(
+      new Option(
+        '--max-connections-per-address <n>',
+        'most open connections from one address (0 = no cap)',
+      )
+        .argParser(intOption('--max-connections-per-address', 0))
+        .default(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+    )
+    .addOption(
+      new Option(
+        '--max-json-depth <n>',
+        'deepest nesting of arrays and objects in inputs, results, checkpoints and bodies',
+      )
+        .argParser(intOption('--max-json-depth', 1))
+        .default(DEFAULT_LIMITS.maxDepth),
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (f: ServerFlags) => {
-      const logger = makeLogger(parseLevel(f.logLevel), 'coordinator');
-      const security = resolveSecurity(f);
-      for (const line of security.notes) process.stdout.write(line + '\n');
-      // Loaded here, not at the top, so that other commands start fast.
-      const { Coordinator } = await import('../coordinator/index.js');
-      const { store, leadership, coordinatorId, where } = await openStore(f, logger);
-      const coordinator = new Coordinator({
-        store,
-        leadership,
-        coordinatorId,
-        advertiseUrl: f.advertiseUrl ?? null,
-        host: f.host,
-        port: f.port,
-        heartbeatMs: f.heartbeatMs,
-        deadAfterMs: f.deadAfterMs,
-        closeGraceMs: f.closeGraceMs,
-        limits: {
-          maxBodyBytes: f.maxBodyBytes,
-          maxTasksPerRequest: f.maxTasksPerRequest,
-          maxInputBytes: f.maxInputBytes,
-          maxResultBytes: f.maxResultBytes,
-          maxMessageBytes: f.maxMessageBytes,
-        },
-        logger,
-        clientToken: security.clientToken,
-        workerToken: security.workerToken,
-        tls: security.tls,
-        dashboard: f.dashboard,
-      });
-      // The role is printed as soon as it is known and again at every change.
-      let printed = '';
-      coordinator.events.on('role', (r) => {
-        const line =
-          r.role === 'leader'
-            ? `role: leader (epoch ${r.epoch ?? '-'})`
-            : `role: standby (${r.leaderUrl ? `leader at ${r.leaderUrl}` : 'no leader known yet'})`;
-        if (line === printed) return;
-        printed = line;
-        process.stdout.write(line + '\n');
-      });
-      const url = await coordinator.start();
-      process.stdout.write(`regroup coordinator listening on ${url} (${where})\n`);
-      if (!leadership) process.stdout.write('role: leader\n');
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        logger('info', `${signal}: stopping`);
-        coordinator.stop().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            logger('error', 'stop failed', { err: (e as Error).message });
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      // A start-up refusal is one line, `regroup: <code>: <message>`, and exit 2.
+      // process.exit: a half-started coordinator may hold timers that keep node alive.
+      try {
+        await serve(f);
+      } catch (e) {
+        process.exit(reportError(e));
+      }
     });
+}
+
+/** Starts the coordinator and stays until SIGTERM or SIGINT. Rejects when it cannot start. */
+async function serve(f: ServerFlags): Promise<void> {
+  const logger = makeLogger(parseLevel(f.logLevel), 'coordinator');
+  const security = resolveSecurity(f);
+  for (const line of security.notes) process.stdout.write(line + '\n');
+  // Loaded here, not at the top, so that other commands start fast.
+  const { Coordinator } = await import('../coordinator/index.js');
+  const { store, leadership, coordinatorId, where } = await openStore(f, logger);
+  const options: CoordinatorOptions = {
+    store,
+    leadership,
+    coordinatorId,
+    advertiseUrl: f.advertiseUrl ?? null,
+    host: f.host,
+    port: f.port,
+    heartbeatMs: f.heartbeatMs,
+    deadAfterMs: f.deadAfterMs,
+    closeGraceMs: f.closeGraceMs,
+    limits: {
+      maxBodyBytes: f.maxBodyBytes,
+      maxTasksPerRequest: f.maxTasksPerRequest,
+      maxInputBytes: f.maxInputBytes,
+      maxResultBytes: f.maxResultBytes,
+      maxMessageBytes: f.maxMessageBytes,
+      maxDepth: f.maxJsonDepth,
+    },
+    logger,
+    clientToken: security.clientToken,
+    workerToken: security.workerToken,
+    tls: security.tls,
+    dashboard: f.dashboard,
+    allowOrigins: f.allowOrigin ?? [],
+    allowHosts: f.allowHost ?? [],
+    timeouts: {
+      headersMs: f.headersTimeoutMs,
+      requestMs: f.requestTimeoutMs,
+      idleMs: f.idleTimeoutMs,
+      helloMs: f.helloTimeoutMs,
+    },
+    maxConnectionsPerAddress: f.maxConnectionsPerAddress,
+  };
+  checkCoordinatorOptions(options);
+  const coordinator = new Coordinator(options);
+  // The role is printed as soon as it is known and again at every change.
+  let printed = '';
+  coordinator.events.on('role', (r) => {
+    const line =
+      r.role === 'leader'
+        ? `role: leader (epoch ${r.epoch ?? '-'})`
+        : `role: standby (${r.leaderUrl ? `leader at ${r.leaderUrl}` : 'no leader known yet'})`;
+    if (line === printed) return;
+    printed = line;
+    process.stdout.write(line + '\n');
+  });
+  let url: string;
+  try {
+    url = await coordinator.start();
+  } catch (e) {
+    // Let go of what did open (the port, the store and its lock) before the refusal is printed.
+    await stopWithin(coordinator, STOP_AFTER_FAILED_START_MS);
+    throw e;
+  }
+  process.stdout.write(`regroup coordinator listening on ${url} (${where})\n`);
+  if (!leadership) process.stdout.write('role: leader\n');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger('info', `${signal}: stopping`);
+    coordinator.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger('error', 'stop failed', { err: (e as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** How long a coordinator that failed to start gets to let go of its port and store. */
+const STOP_AFTER_FAILED_START_MS = 5_000;
+
+/** stop(), but given up on after `ms` (the process exits next, and the OS releases the rest). */
+async function stopWithin(coordinator: { stop(): Promise<void> }, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([coordinator.stop().catch(() => undefined), late]);
+  clearTimeout(timer);
 }
 
 async function openStore(
