@@ -117,10 +117,10 @@ void describe('checker().parse names the first bad field without listing every e
     );
   });
 
-  test('a frame of more than 1,000,000 messages', () => {
+  test('a frame of more than MAX_FRAME_MESSAGES (100,000) messages', () => {
     assert.equal(
       message(() => workerFrame.parse(new Array<number>(2_000_000).fill(0), 'frame')),
-      'protocol_error: invalid frame: (root): must not have more than 1000000 items',
+      'protocol_error: invalid frame: (root): must not have more than 100000 items',
     );
   });
 });
