@@ -4,15 +4,10 @@ import { RegroupError } from '../core/errors.js';
 import { isGroupDone } from '../core/group.js';
 import { resolveTaskOptions } from '../core/options.js';
 import type { GroupInfo, TaskState } from '../core/types.js';
-import type {
-  AddTasksRequest,
-  GroupView,
-  RetryReply,
-  SubmitRequest,
-  TaskView,
-} from '../protocol/http.js';
+import type { AddTasksRequest, GroupView, RetryReply, SubmitRequest } from '../protocol/http.js';
 import type { ApiOperation } from '../protocol/openapi-routes.js';
 import type { Answer, Call } from './server.js';
+import { finishedPageText, tasksPageText, waitReplyText } from './task-pages.js';
 import type { Store } from '../store/store.js';
 import type { Engine } from './engine.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
@@ -253,7 +248,6 @@ export class Api {
     withTasks: number,
     signal: AbortSignal,
   ): Promise<Answer> {
-    // A small done group comes with its tasks: one round trip less for the waiting client.
     const deadline = this.o.now() + timeoutMs;
     for (;;) {
       const watch = this.waiters.watch(id);
@@ -268,11 +262,8 @@ export class Api {
       const done = isGroupDone(g.state, g);
       if (done || left <= 0 || signal.aborted) {
         watch.cancel();
-        if (done && withTasks > 0 && g.total <= withTasks) {
-          const tasks = await this.store.listTasks(id, { limit: Math.max(1, g.total) });
-          return ok({ ...groupView(g), tasks });
-        }
-        return ok(groupView(g));
+        // A small done group comes with its tasks when their results fit one page.
+        return { status: 200, json: await waitReplyText(this.store, groupView(g), withTasks) };
       }
       await watch.wait(left, signal);
     }
@@ -285,13 +276,8 @@ export class Api {
     state: TaskState | undefined,
   ): Promise<Answer> {
     await this.mustGroup(id);
-    const tasks = await this.store.listTasks(id, {
-      after,
-      limit,
-      ...(state ? { state } : {}),
-    });
-    const last = tasks[tasks.length - 1];
-    return ok({ tasks, next: tasks.length === limit && last ? last.index : null });
+    const q = { after, limit, ...(state ? { state } : {}) };
+    return { status: 200, json: await tasksPageText(this.store, id, q) };
   }
 
   private async finished(
@@ -304,23 +290,22 @@ export class Api {
     const deadline = this.o.now() + waitMs;
     for (;;) {
       const watch = this.waiters.watch(id);
-      let g: GroupInfo;
-      let tasks: TaskView[];
+      let page: { text: string; empty: boolean };
+      let done: boolean;
       try {
-        g = await this.mustGroup(id);
-        tasks = await this.store.finishedTasks(id, after, limit);
+        // The group is read before its tasks, so `done` is only reported once
+        // this page reached the end: every task of a done group is final.
+        const g = await this.mustGroup(id);
+        done = isGroupDone(g.state, g);
+        page = await finishedPageText(this.store, groupView(g), { after, limit });
       } catch (e) {
         watch.cancel();
         throw e;
       }
-      const done = isGroupDone(g.state, g);
       const left = deadline - this.o.now();
-      if (tasks.length > 0 || done || left <= 0 || signal.aborted) {
+      if (!page.empty || done || left <= 0 || signal.aborted) {
         watch.cancel();
-        const cursor = tasks.length > 0 ? (tasks[tasks.length - 1]!.seq ?? after) : after;
-        // The group is read before its tasks, so `done` is only reported once
-        // this page reached the end: every task of a done group is final.
-        return ok({ tasks, cursor, done: done && tasks.length < limit });
+        return { status: 200, json: page.text };
       }
       await watch.wait(left, signal);
     }
