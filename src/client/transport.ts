@@ -102,7 +102,8 @@ export class Transport {
           throw new LeaderRedirect(err, leader);
         throw err;
       }
-      return parseJson(text, `reply of ${req.method} ${base}${req.path}`);
+      // The coordinator bounded every value's depth when it entered; its replies nest them further.
+      return parseJson(text, `reply of ${req.method} ${base}${req.path}`, { maxDepth: Infinity });
     } catch (e) {
       if (e instanceof RegroupError) throw e;
       throwIfAborted(this.closer.signal, userSignal);

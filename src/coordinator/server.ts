@@ -145,7 +145,8 @@ export function buildServer(d: ServerDeps): EdgeServer {
     const s = text as string;
     if (s.length === 0) return done(null, undefined);
     try {
-      done(null, parseJson(s, 'the request body'));
+      // An input or option value sits two levels down in a body ({ "inputs": [X] }).
+      done(null, parseJson(s, 'the request body', { maxDepth: o.limits.maxDepth + 2 }));
     } catch (e) {
       done(e as Error, undefined);
     }
