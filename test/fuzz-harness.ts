@@ -35,6 +35,8 @@ export interface RawRequest {
   body?: string | Buffer | undefined;
   /** Send the body with Transfer-Encoding: chunked (in two pieces) instead of Content-Length. */
   chunked?: boolean;
+  /** Further headers, sent as given (`host` replaces the one node would write). */
+  headers?: Record<string, string>;
 }
 
 export interface Reply {
@@ -244,7 +246,7 @@ export class Harness {
   /** Sends one request exactly as described, over the keep-alive agent. */
   request(r: RawRequest): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      const headers: Record<string, string> = {};
+      const headers: Record<string, string> = { ...r.headers };
       if (r.contentType !== undefined) headers['content-type'] = r.contentType;
       if (r.chunked) headers['transfer-encoding'] = 'chunked';
       const req = http.request(
