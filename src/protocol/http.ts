@@ -11,9 +11,10 @@
  *   GET  /v1/groups                    ?limit&before -> { groups: GroupView[] }
  *   GET  /v1/groups/:id                -> GroupView
  *   GET  /v1/groups/:id/wait           ?timeoutMs (long poll, at most 60 s)&tasks=<n> -> GroupView (done or not);
- *                                      with tasks=n, a done group of at most n tasks also carries `tasks: TaskView[]` in input order
+ *                                      with tasks=n, a done group of at most n tasks whose results fit one page also carries `tasks: TaskView[]` in input order
  *   GET  /v1/groups/:id/tasks          ?after=<index>&limit&state -> { tasks: TaskView[], next: number|null } in input order
  *   GET  /v1/groups/:id/finished       ?after=<seq>&limit&waitMs -> { tasks: TaskView[], cursor: number, done: boolean } in finishing order
+ *   (pages of tasks are bounded by bytes of results too, TASK_PAGE_BYTES: docs/protocol.md "Paging by bytes")
  *   GET  /v1/workers                   -> { workers: WorkerView[] }
  *   GET  /v1/events                    ?after=<seq>&limit -> { events: EventView[] }
  *   GET  /healthz                      -> { ok: true }
@@ -207,7 +208,10 @@ export const EventView = Type.Object({
 });
 export type EventView = Static<typeof EventView>;
 
-/** GET /v1/groups/:id/wait: the group; with `tasks=n`, a done group of at most n tasks carries them. */
+/**
+ * GET /v1/groups/:id/wait: the group; with `tasks=n`, a done group of at most
+ * n tasks whose results fit one page (TASK_PAGE_BYTES) carries them.
+ */
 export const WaitReply = Type.Object({
   ...GroupView.properties,
   tasks: Type.Optional(
@@ -219,6 +223,12 @@ export type WaitReply = Static<typeof WaitReply>;
 export const GroupList = Type.Object({ groups: Type.Array(GroupView) });
 export type GroupList = Static<typeof GroupList>;
 
+/**
+ * A page of `/tasks`. Pages are bounded by bytes of results as well as by
+ * `limit`: `next` is set whenever more may follow, so a short page may have
+ * one; only `next: null` ends the listing. (The OpenAPI description of `next`
+ * below still says "not full": to be updated with the generated docs.)
+ */
 export const TaskPage = Type.Object({
   tasks: Type.Array(TaskView),
   next: Type.Union([Type.Integer(), Type.Null()], {
@@ -227,6 +237,7 @@ export const TaskPage = Type.Object({
 });
 export type TaskPage = Static<typeof TaskPage>;
 
+/** A page of `/finished`; a short page is not the end, only `done` is. */
 export const FinishedPage = Type.Object({
   tasks: Type.Array(TaskView),
   cursor: Type.Integer({ description: 'The seq to pass as `after` next time.' }),
