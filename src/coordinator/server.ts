@@ -140,13 +140,20 @@ export function buildServer(d: ServerDeps): EdgeServer {
     tls: o.tls !== null,
   };
 
+  // No valid body holds an array or a string larger than these: the inputs
+  // array has at most maxTasksPerRequest items, an input of maxInputBytes at
+  // most maxInputBytes / 2 (`[0,0,...]`), and no string is longer than an input.
+  const shape = {
+    maxArrayItems: Math.max(o.limits.maxTasksPerRequest, Math.floor(o.limits.maxInputBytes / 2)),
+    maxStringLength: o.limits.maxInputBytes,
+  };
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
     const s = text as string;
     if (s.length === 0) return done(null, undefined);
     try {
       // An input or option value sits two levels down in a body ({ "inputs": [X] }).
-      done(null, parseJson(s, 'the request body', { maxDepth: o.limits.maxDepth + 2 }));
+      done(null, parseJson(s, 'the request body', { maxDepth: o.limits.maxDepth + 2, shape }));
     } catch (e) {
       done(e as Error, undefined);
     }

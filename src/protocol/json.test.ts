@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { RegroupError } from '../core/errors.js';
 import { DEFAULT_LIMITS } from './limits.js';
-import { TooDeepMessage, depthExceededAt, parseFrame, parseJson } from './json.js';
+import { TooDeepMessage, depthExceededAt, parseFrame, parseJson, shapeExceededAt } from './json.js';
 
 const nested = (n: number, inner = '1'): string => '['.repeat(n) + inner + ']'.repeat(n);
 
@@ -167,5 +167,36 @@ void describe('parseFrame', () => {
       code(() => parseFrame('[{"a":', 'frame', o)),
       'invalid_json',
     );
+  });
+});
+
+describe('shapeExceededAt: arrays and strings no valid text can hold', () => {
+  const limits = { maxArrayItems: 3, maxStringLength: 5 };
+  it('counts the items of each array apart, at every level, and skips strings', () => {
+    assert.equal(shapeExceededAt('[1,2,3]', limits, 10), null);
+    assert.equal(shapeExceededAt('[[1,2,3],[4,5,6],{"a":[7,8,9]}]', limits, 10), null);
+    assert.equal(shapeExceededAt('["a,b,c", "x"]', limits, 10), null, 'commas in strings');
+    assert.equal(shapeExceededAt('{"a":1,"b":2,"c":3,"d":4}', limits, 10), null, 'objects');
+    assert.deepEqual(shapeExceededAt('[1,2,3,4]', limits, 10), { at: 0, what: 'array' });
+    assert.deepEqual(shapeExceededAt('{"x":[[1],[2],[3],[4]]}', limits, 10), {
+      at: 5,
+      what: 'array',
+    });
+    assert.deepEqual(shapeExceededAt('[[1,2],[1,2,3,4]]', limits, 10), { at: 7, what: 'array' });
+  });
+  it('measures strings, escapes included', () => {
+    assert.equal(shapeExceededAt('["abcde"]', limits, 10), null);
+    assert.deepEqual(shapeExceededAt('["abcdef"]', limits, 10), { at: 1, what: 'string' });
+    assert.deepEqual(shapeExceededAt('{"abcdef":1}', limits, 10), { at: 1, what: 'string' });
+  });
+  it('parseJson refuses such text before parsing, with validation_failed naming the limit', () => {
+    assert.throws(
+      () => parseJson('[' + '0,'.repeat(10) + '0]', 'the body', { shape: limits }),
+      (e: unknown) =>
+        e instanceof RegroupError &&
+        e.code === 'validation_failed' &&
+        /more than 3 items/.test(e.message),
+    );
+    assert.deepEqual(parseJson('[1,2,3]', 'the body', { shape: limits }), [1, 2, 3]);
   });
 });

@@ -55,12 +55,80 @@ export function depthExceededAt(
   return -1;
 }
 
+/** What a text must not hold, checked on the text before it is parsed. */
+export interface ShapeLimits {
+  /** Most items in any one array. */
+  maxArrayItems: number;
+  /** Longest string (in UTF-16 code units, never more than its UTF-8 bytes). */
+  maxStringLength: number;
+}
+
+/**
+ * The first array with more than `maxArrayItems` items or string longer than
+ * `maxStringLength` in the text: where it starts and which, or null. One
+ * pass with a counter per open level (at most maxDepth + 1 of them: run it
+ * after the depth check); JSON.parse of a huge array costs far more than
+ * this scan, so a body that cannot be valid is refused before it is parsed.
+ */
+export function shapeExceededAt(
+  text: string,
+  limits: ShapeLimits,
+  maxDepth: number,
+): { at: number; what: 'array' | 'string' } | null {
+  const items = new Int32Array(maxDepth + 2);
+  const isArray = new Uint8Array(maxDepth + 2);
+  const start = new Int32Array(maxDepth + 2);
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      const end = skipString(text, i);
+      if (end - i - 2 > limits.maxStringLength) return { at: i, what: 'string' };
+      if (isArray[depth] === 1 && items[depth] === 0) items[depth] = 1;
+      i = end - 1;
+    } else if (isOpen(c)) {
+      if (isArray[depth] === 1 && items[depth] === 0) items[depth] = 1;
+      if (depth + 1 >= items.length) return null; // deeper than checked: the depth check reports it
+      depth++;
+      isArray[depth] = c === OPEN_ARRAY ? 1 : 0;
+      items[depth] = 0;
+      start[depth] = i;
+    } else if (isClose(c)) {
+      if (depth > 0) depth--;
+    } else if (c === COMMA) {
+      if (isArray[depth] === 1) {
+        const n = (items[depth] ?? 0) + 1;
+        items[depth] = n;
+        if (n > limits.maxArrayItems) return { at: start[depth] ?? 0, what: 'array' };
+      }
+    } else if (isArray[depth] === 1 && items[depth] === 0 && !isSpace(c)) {
+      items[depth] = 1; // the first item of an array: a number, true, false or null
+    }
+  }
+  return null;
+}
+
 function tooDeep(what: string, maxDepth: number, at: number): RegroupError {
   return new RegroupError(
     'too_deep',
     `${what} nests arrays and objects deeper than ${maxDepth} levels (maxDepth; level ${
       maxDepth + 1
     } opens at character ${at}): flatten the data, or start the coordinator with a larger --max-json-depth`,
+  );
+}
+
+function tooBig(
+  what: string,
+  s: { at: number; what: 'array' | 'string' },
+  l: ShapeLimits,
+): RegroupError {
+  const detail =
+    s.what === 'array'
+      ? `an array of more than ${l.maxArrayItems} items`
+      : `a string longer than ${l.maxStringLength} characters`;
+  return new RegroupError(
+    'validation_failed',
+    `${what} holds ${detail} (at character ${s.at}), more than any valid one can: send fewer tasks per request, or smaller inputs (maxTasksPerRequest, maxInputBytes)`,
   );
 }
 
@@ -91,6 +159,8 @@ export interface ParseJsonOptions {
    * check: only for text whose depth was checked already.
    */
   maxDepth?: number;
+  /** Arrays and strings no valid text can hold, refused before parsing (`validation_failed`). */
+  shape?: ShapeLimits;
 }
 
 /**
@@ -105,6 +175,8 @@ export function parseJson(text: string, what: string, options: ParseJsonOptions 
   if (maxDepth !== Infinity) {
     const at = depthExceededAt(text, maxDepth);
     if (at !== -1) throw tooDeep(what, maxDepth, at);
+    const shape = options.shape ? shapeExceededAt(text, options.shape, maxDepth) : null;
+    if (shape && options.shape) throw tooBig(what, shape, options.shape);
   }
   let value: unknown;
   try {
