@@ -157,6 +157,30 @@ void describe('SqliteStore', () => {
     await second.close();
   });
 
+  void it('a database another program keeps locked is refused with store_locked that says so', async () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path });
+    await s.open();
+    await s.close();
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      await assert.rejects(new SqliteStore({ path, busyTimeoutMs: 50 }).open(), (err: unknown) => {
+        assert.ok(err instanceof RegroupError);
+        assert.equal(err.code, 'store_locked');
+        assert.ok(err.message.includes(path), err.message);
+        assert.match(err.message, /not a regroup coordinator/);
+        return true;
+      });
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    // The refusal let go of the writer lock too.
+    await s.open();
+    await s.close();
+  });
+
   void it('other connections may read a live file (what sqlite3 ".backup" needs)', async () => {
     const path = freshPath();
     const s = new SqliteStore({ path });

@@ -125,12 +125,15 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** A lock held past busy_timeout by a process that is no regroup store (those take the writer lock first). */
+  /**
+   * SQLITE_BUSY from the database itself (at once, or after busy_timeout):
+   * a process that is no regroup store holds it (those take the writer lock first).
+   */
   private openError(err: unknown): RegroupError {
     if (!isBusy(err)) return openFailed(this.path, err);
     return new RegroupError(
       'store_locked',
-      `${this.path} stayed locked for ${this.busyTimeoutMs} ms by another process that is not a regroup coordinator ` +
+      `${this.path} is locked by another process that is not a regroup coordinator ` +
         `(those hold ${lockFileOf(this.path)}): a sqlite3 shell or another program with a transaction open? ` +
         'End it, or give this coordinator another --db',
       { cause: err },
