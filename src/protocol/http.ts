@@ -232,7 +232,8 @@ export type GroupList = Static<typeof GroupList>;
 export const TaskPage = Type.Object({
   tasks: Type.Array(TaskView),
   next: Type.Union([Type.Integer(), Type.Null()], {
-    description: 'The index to pass as `after` for the next page; null on a page that is not full.',
+    description:
+      'The index to pass as `after` for the next page, set whenever more tasks may follow (the page was cut by `limit` or by its byte budget); null at the end.',
   }),
 });
 export type TaskPage = Static<typeof TaskPage>;
