@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
+import { RegroupError } from '../src/core/errors.js';
+import { SqliteStore } from '../src/store/sqlite.js';
 import type { EventView, TaskView, WorkerView } from '../src/protocol/http.js';
 import {
   killAll,
@@ -37,6 +39,10 @@ async function tasksOf(url: string, groupId: string): Promise<TaskView[]> {
 async function eventsOf(url: string, type: string): Promise<EventView[]> {
   const page = await getJson<{ events: EventView[] }>(`${url}/v1/events?after=0&limit=1000`);
   return page.events.filter((e) => e.type === type);
+}
+
+function secondServer(db: string): Proc {
+  return new Proc('second', ['server', '--port', '0', '--db', db, '--log-level', 'warn']);
 }
 
 /** Resolves with the exit code of a process expected to end by itself; fails the test if it runs on. */
@@ -87,15 +93,7 @@ describe('one coordinator per SQLite file (real processes)', () => {
       await group.add([{ ms: 3000 }, { ms: 3000 }]);
       await until('both tasks running', async () => (await group.status()).running === 2);
 
-      const second = new Proc('second', [
-        'server',
-        '--port',
-        '0',
-        '--db',
-        db,
-        '--log-level',
-        'warn',
-      ]);
+      const second = secondServer(db);
       assert.equal(await exitCodeOf(second), 2, second.out.join('\n'));
       const said = second.out.join('\n');
       assert.match(said, /^regroup: store_locked: /m);
@@ -146,6 +144,28 @@ describe('one coordinator per SQLite file (real processes)', () => {
       assert.deepEqual(await tasksOf(next.url, group.id), tasks, 'the tasks as they were');
       assert.equal((await eventsOf(next.url, 'coordinator.started')).length, 2);
     } finally {
+      t.cleanup();
+    }
+  });
+
+  it('a store refused in the process that holds the file does not loosen the hold on it for other processes', async () => {
+    const t = tempDir();
+    const db = join(t.dir, 'r.db');
+    const held = new SqliteStore({ path: db });
+    try {
+      await held.open();
+      // POSIX drops a process's locks on a file when it closes any descriptor of it:
+      // the refused store opens and closes the lock file, and the hold must survive that.
+      await assert.rejects(new SqliteStore({ path: db, lockWaitMs: 0 }).open(), (e: unknown) => {
+        assert.ok(e instanceof RegroupError);
+        assert.equal(e.code, 'store_locked');
+        return true;
+      });
+      const second = secondServer(db);
+      assert.equal(await exitCodeOf(second), 2, second.out.join('\n'));
+      assert.match(second.out.join('\n'), /^regroup: store_locked: /m);
+    } finally {
+      await held.close();
       t.cleanup();
     }
   });

@@ -16,7 +16,7 @@
  * itself: that shuts out every other connection, readers included, so the
  * documented online backup (`sqlite3 regroup.db ".backup ..."`) and reading
  * a live database with the sqlite3 shell would stop working.
- * docs/design.md (The SQLite store) has the comparison.
+ * docs/design.md (SQLite store: one writer per file) has the comparison.
  */
 import { realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
