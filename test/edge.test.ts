@@ -99,14 +99,6 @@ describe('edge: one coordinator, no tokens (loopback), request and headers timeo
   });
 
   it('a page on another origin (Chromium) opens a worker socket and says hello: no session; it POSTs a cancel (no-cors): the group runs on and finishes', async () => {
-    const client = new Client({ url });
-    cleanups.push(() => client.close());
-    const g = await client.submit('slowSquare', [
-      { n: 2, ms: 2500 },
-      { n: 3, ms: 2500 },
-    ]);
-    await until('the group running', async () => (await group(url, g.id)).running > 0);
-
     // The attacker's site: another port and another host name, so another origin (and another site).
     const script = readFileSync(ATTACK_PAGE, 'utf8');
     const site = http.createServer((req, res) => {
@@ -141,6 +133,14 @@ describe('edge: one coordinator, no tokens (loopback), request and headers timeo
     const page = await context.newPage();
     await page.goto(`http://localhost:${sitePort}/`);
     await page.waitForFunction(() => 'attack' in globalThis);
+    // Submitted only now, so that it still runs when the page strikes, however slow the browser started.
+    const client = new Client({ url });
+    cleanups.push(() => client.close());
+    const g = await client.submit('slowSquare', [
+      { n: 2, ms: 5000 },
+      { n: 3, ms: 5000 },
+    ]);
+    await until('the group running', async () => (await group(url, g.id)).running > 0);
     const result = await page.evaluate(
       ([c, id]) =>
         (
@@ -165,7 +165,9 @@ describe('edge: one coordinator, no tokens (loopback), request and headers timeo
       `the worker socket opened: ${JSON.stringify(result)}`,
     );
     assert.deepEqual(result.socket.messages, []);
+    // Looked for while the page still holds its socket (if it has one).
     const names = (await workers(url)).map((w) => w.name);
+    await page.evaluate(() => (globalThis as unknown as { closeSocket(): void }).closeSocket());
     assert.ok(!names.includes('evil-page'), `the page joined as a worker: ${names.join(', ')}`);
     assert.deepEqual(names, ['w-legit']);
     // (b) The browser did send the cancel (an opaque no-cors answer); the coordinator refused it.
