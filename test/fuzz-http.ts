@@ -96,21 +96,50 @@ export const jsonish: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(100, 1000, 8000).map((d) => `@@DEEP${d}@@`) },
 );
 
-/** Deepest nesting of arrays and objects in JSON text (brackets in strings do not count). */
-export function nesting(text: string): number {
+/**
+ * What the coordinator checks on a body's text before it parses it: the
+ * deepest nesting of arrays and objects, the longest string (its characters
+ * between the quotes, escapes as written; one that never closes runs to the
+ * end) and the most items of one array. Brackets and commas in strings do
+ * not count.
+ */
+export function textShape(text: string): {
+  depth: number;
+  longestString: number;
+  mostItems: number;
+} {
+  const stack: { array: boolean; commas: number; value: boolean }[] = [];
   let depth = 0;
-  let max = 0;
-  let inString = false;
+  let longestString = 0;
+  let mostItems = 0;
+  const top = (): { array: boolean; commas: number; value: boolean } | undefined =>
+    stack[stack.length - 1];
   for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (inString) {
-      if (ch === '\\') i++;
-      else if (ch === '"') inString = false;
-    } else if (ch === '"') inString = true;
-    else if (ch === '[' || ch === '{') max = Math.max(max, ++depth);
-    else if (ch === ']' || ch === '}') depth--;
+    const ch = text[i]!;
+    const t = top();
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      longestString = Math.max(
+        longestString,
+        Math.min(j, text.length) - i - (j < text.length ? 1 : 2),
+      );
+      if (t) t.value = true;
+      i = j;
+    } else if (ch === '[' || ch === '{') {
+      if (t) t.value = true;
+      stack.push({ array: ch === '[', commas: 0, value: false });
+      depth = Math.max(depth, stack.length);
+    } else if (ch === ']' || ch === '}') {
+      const done = stack.pop();
+      if (done?.array) mostItems = Math.max(mostItems, done.value ? done.commas + 1 : 0);
+    } else if (ch === ',') {
+      if (t) t.commas++;
+    } else if (t && !/\s/.test(ch)) t.value = true;
   }
-  return max;
+  for (const open of stack)
+    if (open.array) mostItems = Math.max(mostItems, open.value ? open.commas + 1 : 0);
+  return { depth, longestString, mostItems };
 }
 
 /** Replaces deep-nesting placeholders by that many nested arrays. */
@@ -668,19 +697,17 @@ const anyCase: fc.Arbitrary<HttpCase> = fc.oneof(
 
 /** Every kind of request; about one in five carries edge headers. */
 export const httpCase: fc.Arbitrary<HttpCase> = fc
-  .tuple(anyCase, fc.option(edgeHeaders, { freq: 5 }))
+  .tuple(
+    anyCase,
+    fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: edgeHeaders }),
+  )
   .map(([c, edge]) => (edge === null ? c : { ...c, edge }));
 
-/** The case's label plus the edge headers it carries, for the statistics. */
+/** The case's label plus what its edge headers must get (refused, or let through), for the statistics. */
 export function caseKind(c: HttpCase): string {
-  const e = c.edge;
-  if (!e) return c.label;
-  const parts = [
-    e.host ? (e.host.ok ? 'host' : 'HOST!') : '',
-    e.origin ? (e.origin.own ? 'origin' : 'ORIGIN!') : '',
-    e.secFetchSite === 'cross-site' ? 'cross-site' : '',
-  ].filter((x) => x !== '');
-  return parts.length > 0 ? `${c.label}+${parts.join('+')}` : c.label;
+  if (!c.edge) return c.label;
+  const refusal = edgePrediction(c);
+  return `${c.label}+${refusal?.code ?? 'edge ok'}`;
 }
 
 function edgeRequestHeaders(e: EdgeHeaders, port: number): Record<string, string> {
@@ -735,15 +762,20 @@ export function routeOf(
 ):
   | { route: string; groupId: string | null; q: URLSearchParams }
   | { code: 'not_found' | 'method_not_allowed' } {
-  const url = new URL(rawPath, 'http://x');
+  // The router takes the target as sent: the path ends at the first `?` or `#`; no dot
+  // segments are resolved and `//` is not an authority (as `new URL` would have it).
+  const end = rawPath.search(/[?#]/);
+  const pathname = end === -1 ? rawPath : rawPath.slice(0, end);
+  const query = end !== -1 && rawPath[end] === '?' ? rawPath.slice(end + 1).split('#')[0]! : '';
+  const q = new URLSearchParams(query);
   // HEAD is served wherever GET is (fastify's HEAD routes).
   const asMethod = method === 'HEAD' ? 'GET' : method;
   let matched = false;
   for (const [m, re, route] of ROUTES) {
-    const hit = re.exec(url.pathname);
+    const hit = re.exec(pathname);
     if (!hit) continue;
     matched = true;
-    if (m === asMethod) return { route, groupId: hit[1] ?? null, q: url.searchParams };
+    if (m === asMethod) return { route, groupId: hit[1] ?? null, q };
   }
   // A known path answers the methods the server knows 405; other methods (PURGE, HEAD without GET) are 404 (docs/design.md).
   return { code: matched && ANSWERED_405.includes(method) ? 'method_not_allowed' : 'not_found' };
@@ -763,25 +795,27 @@ const err = (code: keyof typeof ERROR_CODES): Prediction => ({
 
 const dropProto = (k: string, v: unknown): unknown => (k === '__proto__' ? undefined : v);
 
-/** Deepest nesting of a task input (the coordinator's default: the harness sets none). */
-const MAX_DEPTH = DEFAULT_LIMITS.maxDepth;
 /**
- * A body deeper than this is `too_deep` whichever way its own levels are
- * counted (inputs sit two levels down in `{ "inputs": [...] }`); between
- * MAX_DEPTH and this, only the invariants are checked.
+ * Deepest nesting of a task input (the coordinator's default: the harness
+ * sets none). A body may nest two levels more: an input sits two levels down
+ * in `{ "inputs": [...] }`.
  */
-const BODY_DEPTH_SURE = MAX_DEPTH + 2;
+const MAX_DEPTH = DEFAULT_LIMITS.maxDepth;
+/** Most items of any array in a valid body: the inputs, or an input of maxInputBytes (`[0,0,...]`). */
+const MOST_ITEMS = Math.max(LIMITS.maxTasksPerRequest, Math.floor(LIMITS.maxInputBytes / 2));
 
-/** The body checks every JSON route makes, in order: type, size, empty, depth, JSON. */
+/** The body checks every JSON route makes, in order: type, size, empty, depth, shape, JSON. */
 function bodyPrediction(c: HttpCase, maxBytes: number): Prediction | 'parsed' {
   const type = (c.contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') return err('unsupported_media_type');
   if (Buffer.byteLength(c.body ?? '') > maxBytes) return err('body_too_large');
   if ((c.body ?? '') === '') return err('invalid_json');
-  // The depth is checked on the text, before JSON.parse: it comes before syntax, schema and group state.
-  const depth = nesting(c.body!);
-  if (depth > BODY_DEPTH_SURE) return err('too_deep');
-  if (depth > MAX_DEPTH) return null;
+  // Depth, then strings and arrays no valid body holds, are checked on the text before
+  // JSON.parse: they come before syntax, schema and group state.
+  const shape = textShape(c.body!);
+  if (shape.depth > MAX_DEPTH + 2) return err('too_deep');
+  if (shape.longestString > LIMITS.maxInputBytes || shape.mostItems > MOST_ITEMS)
+    return err('validation_failed');
   try {
     JSON.parse(c.body!, dropProto);
   } catch {
@@ -851,7 +885,7 @@ export function predict(c: HttpCase, pool: PoolView): Prediction {
         return err('validation_failed');
       return exists ? { status: 200 } : err('group_not_found');
     case 'tasks': {
-      if (!exists) return err('group_not_found');
+      // The query is checked (by the route's schema) before the group is looked up.
       if (!intOk(q, 'limit', 1, 10_000) || !intOk(q, 'after', -1, MAX))
         return err('validation_failed');
       const s = q.get('state');
@@ -859,7 +893,9 @@ export function predict(c: HttpCase, pool: PoolView): Prediction {
         s !== '' &&
         !['pending', 'running', 'succeeded', 'failed', 'canceled'].includes(s)
         ? err('validation_failed')
-        : { status: 200 };
+        : exists
+          ? { status: 200 }
+          : err('group_not_found');
     }
     case 'finished':
       if (
