@@ -103,11 +103,20 @@ export const jsonish: fc.Arbitrary<unknown> = fc.oneof(
  * end) and the most items of one array. Brackets and commas in strings do
  * not count.
  */
-export function textShape(text: string): {
+export function textShape(
+  text: string,
+  limits: { maxStringLength: number; maxArrayItems: number } = {
+    maxStringLength: Infinity,
+    maxArrayItems: Infinity,
+  },
+): {
   depth: number;
   longestString: number;
   mostItems: number;
+  /** Which limit the text breaks first, reading left to right (the server's scan stops there). */
+  first: 'string' | 'array' | null;
 } {
+  let first: 'string' | 'array' | null = null;
   const stack: { array: boolean; commas: number; value: boolean }[] = [];
   let depth = 0;
   let longestString = 0;
@@ -120,10 +129,9 @@ export function textShape(text: string): {
     if (ch === '"') {
       let j = i + 1;
       while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      longestString = Math.max(
-        longestString,
-        Math.min(j, text.length) - i - (j < text.length ? 1 : 2),
-      );
+      const length = Math.min(j, text.length) - i - (j < text.length ? 1 : 2);
+      longestString = Math.max(longestString, length);
+      if (first === null && length > limits.maxStringLength) first = 'string';
       if (t) t.value = true;
       i = j;
     } else if (ch === '[' || ch === '{') {
@@ -135,11 +143,12 @@ export function textShape(text: string): {
       if (done?.array) mostItems = Math.max(mostItems, done.value ? done.commas + 1 : 0);
     } else if (ch === ',') {
       if (t) t.commas++;
+      if (first === null && t?.array && t.commas + 1 > limits.maxArrayItems) first = 'array';
     } else if (t && !/\s/.test(ch)) t.value = true;
   }
   for (const open of stack)
     if (open.array) mostItems = Math.max(mostItems, open.value ? open.commas + 1 : 0);
-  return { depth, longestString, mostItems };
+  return { depth, longestString, mostItems, first };
 }
 
 /** Replaces deep-nesting placeholders by that many nested arrays. */
@@ -812,10 +821,14 @@ function bodyPrediction(c: HttpCase, maxBytes: number): Prediction | 'parsed' {
   if ((c.body ?? '') === '') return err('invalid_json');
   // Depth, then strings and arrays no valid body holds, are checked on the text before
   // JSON.parse: they come before syntax, schema and group state.
-  const shape = textShape(c.body!);
+  const shape = textShape(c.body!, {
+    maxStringLength: LIMITS.maxInputBytes,
+    maxArrayItems: MOST_ITEMS,
+  });
   if (shape.depth > MAX_DEPTH + 2) return err('too_deep');
-  if (shape.longestString > LIMITS.maxInputBytes || shape.mostItems > MOST_ITEMS)
-    return err('validation_failed');
+  // A string that long can only be in an input (413); an array that long is just invalid.
+  if (shape.first === 'string') return err('input_too_large');
+  if (shape.first === 'array') return err('validation_failed');
   try {
     JSON.parse(c.body!, dropProto);
   } catch {

@@ -103,7 +103,7 @@ async function create(body: Record<string, unknown>): Promise<string> {
 }
 
 /** Reads the pool groups; replaces the open and sealed ones when a case moved them on. */
-async function refreshPool(): Promise<void> {
+async function refreshPool(tries = 1): Promise<void> {
   pool.ids.ref = h.ref.groupId;
   if (!pool.ids.open) pool.ids.open = await create({ handler: 'pool', inputs: [1], open: true });
   if (!pool.ids.sealed) pool.ids.sealed = await create({ handler: 'pool', inputs: [1, 2] });
@@ -130,7 +130,13 @@ async function refreshPool(): Promise<void> {
       again = true;
     }
   }
-  if (again) await refreshPool();
+  if (!again) return;
+  // A pool group that cannot be put in its state (a cancel that does not cancel) is a bug to see, not to retry forever.
+  assert.ok(
+    tries < 5,
+    `the pool groups cannot be put in their states: ${JSON.stringify(pool.states)}`,
+  );
+  await refreshPool(tries + 1);
 }
 
 describe('fuzz: HTTP API', () => {
@@ -296,7 +302,8 @@ describe('fuzz: bugs found (bodies)', () => {
     assert.equal(open.status, 201);
     const id = open.body['id'] as string;
     await h.settle();
-    const before = await h.snapshot();
+    // The reference task has committed by now (the runs are over): compare writes, not snapshots.
+    const written = h.dataVersion();
     for (const path of [
       '/v1/groups',
       `/v1/groups/${id}/tasks`,
@@ -317,7 +324,7 @@ describe('fuzz: bugs found (bodies)', () => {
         `POST ${path} null -> ${r.status} ${r.text.slice(0, 200)}`,
       );
     }
-    assert.equal((await h.snapshot()).text, before.text, 'nothing changed');
+    assert.equal(h.dataVersion(), written, 'nothing written');
     await h.json('POST', `/v1/groups/${id}/cancel`);
     await h.settle();
   });

@@ -96,7 +96,8 @@ export interface EdgeRequest {
   method: string;
   host: string | undefined;
   origin: string | undefined;
-  secFetchSite: string | undefined;
+  /** As sent; case and repeats (joined with commas) do not hide `cross-site`. */
+  secFetchSite: string | string[] | undefined;
   /** A WebSocket upgrade. */
   upgrade: boolean;
 }
@@ -117,7 +118,10 @@ export function checkEdge(r: EdgeRequest, p: EdgePolicy): void {
     );
   }
   const changing = r.method !== 'GET' && r.method !== 'HEAD' && r.method !== 'OPTIONS';
-  if ((changing || r.upgrade) && r.origin === undefined && r.secFetchSite === 'cross-site') {
+  const crossSite = [r.secFetchSite ?? []]
+    .flat()
+    .some((v) => v.toLowerCase().includes('cross-site'));
+  if ((changing || r.upgrade) && r.origin === undefined && crossSite) {
     throw new RegroupError(
       'forbidden_origin',
       'a cross-site request without an Origin may not change anything here; send it from the dashboard, the SDK or the CLI',

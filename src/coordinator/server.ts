@@ -108,7 +108,8 @@ export function buildServer(d: ServerDeps): EdgeServer {
   const t = o.timeouts;
   const factory = (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
     const opts = {
-      headersTimeout: t.headersMs,
+      // node refuses a headers timeout longer than the request's.
+      headersTimeout: Math.min(t.headersMs, t.requestMs),
       requestTimeout: t.requestMs,
       keepAliveTimeout: t.idleMs,
       // How often node looks for connections past headersTimeout/requestTimeout.
@@ -131,6 +132,17 @@ export function buildServer(d: ServerDeps): EdgeServer {
     // Group ids are at most 100 characters; the route patterns check them.
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     clientErrorHandler: answerClientError,
+    // A target fastify cannot route (a bad % escape, a parameter too long):
+    // the edge first, then 404 in our shape.
+    frameworkErrors: (err, request, reply) => {
+      try {
+        edge(request);
+      } catch (e) {
+        sendError(request, reply, e as RegroupError);
+        return;
+      }
+      sendError(request, reply, toRegroupError(err, request));
+    },
   });
   const policy: EdgePolicy = {
     allowHosts: o.allowHosts,
@@ -153,7 +165,14 @@ export function buildServer(d: ServerDeps): EdgeServer {
     if (s.length === 0) return done(null, undefined);
     try {
       // An input or option value sits two levels down in a body ({ "inputs": [X] }).
-      done(null, parseJson(s, 'the request body', { maxDepth: o.limits.maxDepth + 2, shape }));
+      const body = parseJson(s, 'the request body', { maxDepth: o.limits.maxDepth + 2, shape });
+      if (body === null) {
+        throw new RegroupError(
+          'validation_failed',
+          'the request body is JSON null: send a JSON object ({} where the route takes no fields)',
+        );
+      }
+      done(null, body);
     } catch (e) {
       done(e as Error, undefined);
     }
@@ -187,18 +206,22 @@ export function buildServer(d: ServerDeps): EdgeServer {
   });
 
   // The edge, for every request (404s and upgrades included).
-  app.addHook('onRequest', async (request, reply) => {
+  function edge(request: FastifyRequest): void {
     const h = request.headers;
     checkEdge(
       {
         method: request.method,
         host: h.host,
         origin: h.origin,
-        secFetchSite: first(h['sec-fetch-site']),
+        secFetchSite: h['sec-fetch-site'],
         upgrade: h.upgrade !== undefined,
       },
       policy,
     );
+  }
+  app.addHook('onRequest', async (request, reply) => {
+    const h = request.headers;
+    edge(request);
     if (h.origin !== undefined && o.allowOrigins.includes(h.origin.toLowerCase())) {
       allowCors(reply, h.origin);
       if (request.method === 'OPTIONS') return reply.code(204).send();
@@ -336,6 +359,7 @@ export function buildServer(d: ServerDeps): EdgeServer {
           'the body is not as long as its Content-Length says; send it whole',
         );
       case 'FST_ERR_BAD_URL':
+      case 'FST_ERR_MAX_PARAM_LENGTH':
         return new RegroupError(
           'not_found',
           'the request target is not a valid URL path; see docs/protocol.md',
@@ -568,7 +592,9 @@ function badQuery(p: QuerySpec, v: string | undefined): RegroupError {
 function bodyValidator(schema: TSchema, what: string): (b: unknown) => { error?: Error } {
   const c = checker(schema);
   return (body) => {
-    if (body === null || body === undefined) return {};
+    // No body at all is for the route to judge (requireBody). fastify gives an
+    // empty chunked body as null: JSON null itself is refused by the parser.
+    if (body === undefined || body === null) return {};
     try {
       c.parse(body, what);
       return {};

@@ -126,8 +126,9 @@ function tooBig(
     s.what === 'array'
       ? `an array of more than ${l.maxArrayItems} items`
       : `a string longer than ${l.maxStringLength} characters`;
+  // A string that long can only be part of an input, and makes it too large.
   return new RegroupError(
-    'validation_failed',
+    s.what === 'string' ? 'input_too_large' : 'validation_failed',
     `${what} holds ${detail} (at character ${s.at}), more than any valid one can: send fewer tasks per request, or smaller inputs (maxTasksPerRequest, maxInputBytes)`,
   );
 }

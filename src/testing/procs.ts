@@ -37,22 +37,28 @@ export class Proc {
         resolve(code);
       });
     });
-    const onData = (buf: Buffer): void => {
-      for (const line of buf.toString('utf8').split('\n')) {
-        if (line === '') continue;
-        this.out.push(line);
-        if (process.env['REGROUP_TEST_VERBOSE']) process.stderr.write(`[${this.name}] ${line}\n`);
-        for (const w of [...this.waiters]) {
-          const m = w.re.exec(line);
-          if (m) {
-            this.waiters.splice(this.waiters.indexOf(w), 1);
-            w.resolve(m);
-          }
+    const onLine = (line: string): void => {
+      if (line === '') return;
+      this.out.push(line);
+      if (process.env['REGROUP_TEST_VERBOSE']) process.stderr.write(`[${this.name}] ${line}\n`);
+      for (const w of [...this.waiters]) {
+        const m = w.re.exec(line);
+        if (m) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(m);
         }
       }
     };
-    this.child.stdout!.on('data', onData);
-    this.child.stderr!.on('data', onData);
+    // A line may arrive in several chunks: only whole lines are read, per stream.
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      let rest = '';
+      stream.on('data', (buf: Buffer) => {
+        const lines = (rest + buf.toString('utf8')).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) onLine(line);
+      });
+      stream.on('end', () => onLine(rest));
+    }
   }
 
   get pid(): number {
