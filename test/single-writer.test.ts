@@ -142,6 +142,11 @@ describe('one coordinator per SQLite file (real processes)', () => {
       assert.equal(view.state, 'done');
       assert.equal(view.succeeded, 3);
       assert.deepEqual(await tasksOf(next.url, group.id), tasks, 'the tasks as they were');
+      // Events ride with the next tick (up to 25 ms later): wait for the new one, then count.
+      await until(
+        'the restarted coordinator logs its start',
+        async () => (await eventsOf(next.url, 'coordinator.started')).length >= 2,
+      );
       assert.equal((await eventsOf(next.url, 'coordinator.started')).length, 2);
     } finally {
       t.cleanup();

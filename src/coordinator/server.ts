@@ -12,18 +12,10 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
-import Fastify, {
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  type FastifySchema,
-} from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import type { TSchema } from 'typebox';
 import { RegroupError } from '../core/errors.js';
 import { parseJson } from '../protocol/json.js';
 import { WORKER_PATH } from '../protocol/constants.js';
@@ -33,8 +25,9 @@ import {
   type Operation,
   type OperationId,
 } from '../protocol/openapi-routes.js';
-import { checker } from '../protocol/validate.js';
 import type { Auth, Role } from './auth.js';
+import { answerClientError, capConnections, listenError } from './connections.js';
+import { bodyValidator, queryValidator, routeSchema } from './route-validation.js';
 import { checkEdge, type EdgePolicy } from './edge.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 
@@ -390,10 +383,6 @@ export function buildServer(d: ServerDeps): EdgeServer {
   };
 }
 
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
 function unsupportedType(type: string | undefined): RegroupError {
   const t = (type ?? '').split(';')[0]!.trim().toLowerCase();
   return new RegroupError(
@@ -442,200 +431,4 @@ function sendError(request: FastifyRequest, reply: FastifyReply, e: RegroupError
     .code(e.status)
     .type('application/json; charset=utf-8')
     .send(JSON.stringify(e.toWire()));
-}
-
-/**
- * Errors node raises before a request reaches fastify: a request past
- * headersTimeout or requestTimeout (408), headers too large (431), bytes that
- * are not HTTP (400). Answered in our shape, then the connection is closed.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const [status, text, e] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [
-          408,
-          'Request Timeout',
-          new RegroupError(
-            'request_timeout',
-            'the request did not arrive in time (headers within timeouts.headersMs, the whole request within timeouts.requestMs): send it at once',
-          ),
-        ]
-      : err.code === 'HPE_HEADER_OVERFLOW'
-        ? [
-            431,
-            'Request Header Fields Too Large',
-            new RegroupError('bad_request', 'the request headers are too large'),
-          ]
-        : [
-            400,
-            'Bad Request',
-            new RegroupError('bad_request', 'the request is not valid HTTP/1.1'),
-          ];
-  const body = JSON.stringify(e.toWire());
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
-}
-
-function listenError(e: unknown, host: string, port: number): RegroupError {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') {
-    return new RegroupError(
-      'port_in_use',
-      `port ${port} on ${host} is in use (another coordinator, or another program): stop it, or choose another --port`,
-      { cause: e },
-    );
-  }
-  return new RegroupError(
-    'listen_failed',
-    `cannot listen on ${host}:${port} (${code ?? (e as Error).message}): check --host and --port${code === 'EACCES' ? ' (ports below 1024 need privileges)' : ''}`,
-    { cause: e },
-  );
-}
-
-/** The fastify schema of an operation: its query, its path parameter and its body, from the table. */
-function routeSchema(op: Operation): FastifySchema {
-  const schema: FastifySchema = {};
-  if (op.query?.length) {
-    const properties: Record<string, TSchema> = {};
-    const required: string[] = [];
-    for (const q of op.query) {
-      properties[q.name] = q.schema;
-      if (q.required) required.push(q.name);
-    }
-    schema.querystring = { type: 'object', properties, required };
-  }
-  if (op.body) schema.body = op.body.schema;
-  return schema;
-}
-
-interface QuerySpec {
-  name: string;
-  type?: string;
-  minimum?: number;
-  maximum?: number;
-  default?: number;
-  enum?: string[];
-  pattern?: string;
-  required: boolean;
-}
-
-/**
- * Query strings arrive as text: integers are converted and held to their
- * range, enums and patterns checked, defaults applied; unknown parameters are
- * ignored. The first bad parameter is named.
- */
-function queryValidator(schema: TSchema): (q: unknown) => { value?: unknown; error?: Error } {
-  const s = schema as unknown as { properties: Record<string, QuerySpec>; required?: string[] };
-  const specs = Object.entries(s.properties).map(([name, p]) => ({
-    ...p,
-    name,
-    required: s.required?.includes(name) ?? false,
-  }));
-  return (raw) => {
-    const q = (raw ?? {}) as Record<string, string | string[] | undefined>;
-    const out: Record<string, unknown> = {};
-    try {
-      for (const p of specs) {
-        const v = first(q[p.name]);
-        if (v === undefined || v === '') {
-          if (p.required) throw badQuery(p, v);
-          if (p.default !== undefined) out[p.name] = p.default;
-          continue;
-        }
-        out[p.name] = queryValue(p, v);
-      }
-    } catch (e) {
-      return { error: e as Error };
-    }
-    return { value: out };
-  };
-}
-
-function queryValue(p: QuerySpec, v: string): unknown {
-  if (p.type === 'integer') {
-    const n = Number(v);
-    const min = p.minimum ?? Number.MIN_SAFE_INTEGER;
-    const max = p.maximum ?? Number.MAX_SAFE_INTEGER;
-    if (!Number.isInteger(n) || n < min || n > max) throw badQuery(p, v);
-    return n;
-  }
-  if (p.enum && !p.enum.includes(v)) throw badQuery(p, v);
-  if (p.pattern && !new RegExp(p.pattern).test(v)) throw badQuery(p, v);
-  return v;
-}
-
-function badQuery(p: QuerySpec, v: string | undefined): RegroupError {
-  const got = v === undefined ? 'nothing' : `"${v.slice(0, 50)}"`;
-  if (p.type === 'integer') {
-    return new RegroupError(
-      'validation_failed',
-      `query parameter ${p.name} must be an integer from ${p.minimum} to ${p.maximum}, got ${got}`,
-    );
-  }
-  if (p.enum) {
-    return new RegroupError(
-      'validation_failed',
-      `query parameter ${p.name} must be one of ${p.enum.join(', ')}, got ${got}`,
-    );
-  }
-  return new RegroupError(
-    'validation_failed',
-    `query parameter ${p.name} must be ${p.name === 'group' ? 'a group id' : `a string matching ${p.pattern}`}, got ${got}`,
-  );
-}
-
-function bodyValidator(schema: TSchema, what: string): (b: unknown) => { error?: Error } {
-  const c = checker(schema);
-  return (body) => {
-    // No body at all is for the route to judge (requireBody). fastify gives an
-    // empty chunked body as null: JSON null itself is refused by the parser.
-    if (body === undefined || body === null) return {};
-    try {
-      c.parse(body, what);
-      return {};
-    } catch (e) {
-      return { error: e as Error };
-    }
-  };
-}
-
-/**
- * At most `max` connections open at once from one address (0: no cap). A
- * connection over the cap gets a 429 and is closed before it is read.
- */
-function capConnections(server: Server, max: number, tls: boolean): void {
-  if (max <= 0) return;
-  const open = new Map<string, number>();
-  server.on('connection', (socket: Socket) => {
-    const addr = socket.remoteAddress ?? 'unknown';
-    const n = (open.get(addr) ?? 0) + 1;
-    if (n > max) {
-      if (tls) {
-        socket.destroy();
-        return;
-      }
-      const body = JSON.stringify(
-        new RegroupError(
-          'too_many_requests',
-          `more than ${max} connections from ${addr} (maxConnectionsPerAddress): close some, or start the server with a larger --max-connections-per-address`,
-        ).toWire(),
-      );
-      socket.end(
-        `HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-      socket.destroySoon();
-      return;
-    }
-    open.set(addr, n);
-    socket.once('close', () => {
-      const left = (open.get(addr) ?? 1) - 1;
-      if (left <= 0) open.delete(addr);
-      else open.set(addr, left);
-    });
-  });
 }
