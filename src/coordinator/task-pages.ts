@@ -113,18 +113,9 @@ function tasksArrayText(tasks: readonly TaskRecord[]): string {
  * written by JSON.stringify when the result was committed, so it is JSON.
  */
 export function taskText(t: TaskRecord): string {
-  const head = JSON.stringify({
-    taskId: t.taskId,
-    groupId: t.groupId,
-    index: t.index,
-    state: t.state,
-    attempt: t.attempt,
-    workerId: t.workerId,
-    startedAt: t.startedAt,
-    finishedAt: t.finishedAt,
-    seq: t.seq,
-  });
-  const value = t.valueJson === null ? '' : `,"value":${t.valueJson}`;
-  const error = t.errorJson === null ? '' : `,"error":${t.errorJson}`;
+  const { valueJson, errorJson, ...fields } = t;
+  const head = JSON.stringify(fields);
+  const value = valueJson === null ? '' : `,"value":${valueJson}`;
+  const error = errorJson === null ? '' : `,"error":${errorJson}`;
   return `${head.slice(0, -1)}${value}${error}}`;
 }

@@ -34,7 +34,7 @@ import type {
   TickOutcome,
   WorkerRecord,
 } from './store.js';
-import { withinBudget } from './rows.js';
+import { taskViewFromRecord, withinBudget } from './rows.js';
 
 export interface ModelTask {
   taskId: number;
@@ -247,20 +247,7 @@ function byConnected(a: WorkerRecord, b: WorkerRecord): number {
 }
 
 function view(t: ModelTask): TaskView {
-  const v: TaskView = {
-    taskId: t.taskId,
-    groupId: t.groupId,
-    index: t.index,
-    state: t.state,
-    attempt: t.attempt,
-    workerId: t.workerId,
-    startedAt: t.startedAt,
-    finishedAt: t.finishedAt,
-    seq: t.seq,
-  };
-  if (t.value !== null) v.value = JSON.parse(t.value);
-  if (t.error !== null) v.error = clone(t.error);
-  return v;
+  return taskViewFromRecord(record(t));
 }
 
 function record(t: ModelTask): TaskRecord {

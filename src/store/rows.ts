@@ -115,20 +115,7 @@ export const TASK_VIEW_COLUMNS =
   'id, group_id, idx, state, attempt, worker_id, value, error, started_at, finished_at, finish_seq';
 
 export function taskViewFromRow(r: TaskViewRow): TaskView {
-  const view: TaskView = {
-    taskId: r.id,
-    groupId: r.group_id,
-    index: r.idx,
-    state: r.state,
-    attempt: r.attempt,
-    workerId: r.worker_id,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    seq: r.finish_seq,
-  };
-  if (r.value !== null) view.value = JSON.parse(r.value);
-  if (r.error !== null) view.error = JSON.parse(r.error) as TaskError;
-  return view;
+  return taskViewFromRecord(taskRecordFromRow(r));
 }
 
 /** A task row as the paged reads return it: value and error stay JSON text. */
