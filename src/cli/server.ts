@@ -163,6 +163,13 @@ const FLAG_OF: Record<string, string> = {
   coordinatorId: '--coordinator-id',
   advertiseUrl: '--advertise-url',
   dashboard: '--dashboard',
+  allowOrigins: '--allow-origin',
+  allowHosts: '--allow-host',
+  'timeouts.headersMs': '--headers-timeout-ms',
+  'timeouts.requestMs': '--request-timeout-ms',
+  'timeouts.idleMs': '--idle-timeout-ms',
+  'timeouts.helloMs': '--hello-timeout-ms',
+  maxConnectionsPerAddress: '--max-connections-per-address',
 };
 
 /**
@@ -176,7 +183,7 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   } catch (e) {
     if (e instanceof RegroupError) throw e;
     const message = (e as Error).message.replace(
-      /\b[a-z][A-Za-z]+\b/g,
+      /\b[a-z][A-Za-z]+(?:\.[a-z][A-Za-z]+)?\b/g,
       (word) => FLAG_OF[word] ?? word,
     );
     throw new RegroupError('bad_request', message, { cause: e });
