@@ -144,6 +144,8 @@ export class Dashboard {
    */
   async stream(req: IncomingMessage, reply: FastifyReply, authed: boolean): Promise<void> {
     this.off();
+    await this.ensureLoaded();
+    // Counted after the wait, right before the stream is added: a burst cannot pass the cap together.
     const cap = authed ? DASHBOARD_MAX_STREAMS : DASHBOARD_MAX_STREAMS - DASHBOARD_RESERVED_STREAMS;
     if (this.hub.size >= cap)
       throw new RegroupError(
@@ -152,10 +154,13 @@ export class Dashboard {
           ? `the dashboard already streams to ${DASHBOARD_MAX_STREAMS} clients; close one, or poll /dashboard/snapshot`
           : `the dashboard already streams to ${cap} clients without a token; close one, poll /dashboard/snapshot, or enter the client token (${DASHBOARD_RESERVED_STREAMS} streams are kept for it)`,
       );
-    await this.ensureLoaded();
     const res = reply.raw;
     if (res.destroyed) return;
     reply.hijack();
+    // Headers the hooks set (CORS for an allowed origin) go out with the stream's own.
+    for (const [name, value] of Object.entries(reply.getHeaders())) {
+      if (value !== undefined) res.setHeader(name, value);
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
