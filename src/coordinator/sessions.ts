@@ -80,6 +80,16 @@ export class Session {
     return judgeWorker(this, now, o);
   }
 
+  /**
+   * The coordinator could not hear for `ms` (a stall: core/liveness.ts
+   * stalledMs): that time is not this worker's silence, nor part of its
+   * close grace. Never moves either time past `now`.
+   */
+  creditStall(ms: number, now: number): void {
+    this.lastSeenAt = Math.min(now, this.lastSeenAt + ms);
+    if (this.closedAt !== null) this.closedAt = Math.min(now, this.closedAt + ms);
+  }
+
   /** How many more tasks may be claimed for this worker: its free slots plus room in its reserve. */
   free(): number {
     return Math.max(0, this.slots + this.reserveCap() - this.leases.size);

@@ -4,6 +4,7 @@
  */
 import { RegroupError } from '../core/errors.js';
 import { decideFailure, decideNodeFailure } from '../core/retry.js';
+import { stalledMs } from '../core/liveness.js';
 import type { TaskError } from '../core/types.js';
 import { TooDeepMessage } from '../protocol/json.js';
 import {
@@ -28,6 +29,8 @@ export interface Conn {
 
 export class WorkerGateway {
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** When the sweep last ran: a late sweep measures a stall of the coordinator itself. */
+  private lastSweepAt = 0;
   /** taskId -> when its worker died, to measure how fast it runs again. */
   private readonly requeuedAt = new Map<number, { at: number; from: string }>();
 
@@ -39,6 +42,7 @@ export class WorkerGateway {
   ) {}
 
   start(): void {
+    this.lastSweepAt = this.o.now();
     this.sweepTimer = setInterval(() => this.sweep(), this.o.sweepMs);
     this.sweepTimer.unref();
   }
@@ -449,6 +453,17 @@ export class WorkerGateway {
   /** Judges every session; declares the dead ones dead. Runs every sweepMs. */
   sweep(): void {
     const now = this.o.now();
+    // Timers run before pending socket reads after a stall: without the credit,
+    // the beats that wait in the sockets would be judged missing.
+    const stall = this.lastSweepAt > 0 ? stalledMs(this.lastSweepAt, now, this.o.sweepMs) : 0;
+    this.lastSweepAt = now;
+    if (stall > 0) {
+      for (const s of this.sessions.all()) s.creditStall(stall, now);
+      if (stall >= this.o.heartbeatMs)
+        this.o.logger('warn', 'the coordinator stalled; not counted against workers', {
+          stalledMs: stall,
+        });
+    }
     for (const s of [...this.sessions.all()]) {
       const h = s.health(now, this.o);
       if (h === 'dead') this.declareDead(s, now);

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import fc from 'fast-check';
 import {
   canTakeWork,
   DEFAULT_LIVENESS,
   judgeWorker,
   nextJudgementAt,
+  STALL_TOLERANCE_MS,
+  stalledMs,
   type LivenessOptions,
   type SessionView,
 } from './liveness.js';
@@ -159,4 +161,23 @@ void test('nextJudgementAt: with an odd heartbeatMs the suspect change is not la
   const s = session({ lastSeenAt: 0 });
   const next = nextJudgementAt(s, lo);
   for (let t = 0; t < next; t++) assert.equal(judgeWorker(s, t, lo), 'alive', `at ${t}`);
+});
+
+describe('stalledMs: time the coordinator itself could not hear', () => {
+  it('is 0 for a sweep on time or late by timer jitter', () => {
+    assert.equal(stalledMs(1000, 1100, 100), 0);
+    assert.equal(stalledMs(1000, 1100 + STALL_TOLERANCE_MS, 100), 0);
+  });
+  it('is the whole lateness of a sweep held up longer than the tolerance', () => {
+    assert.equal(stalledMs(1000, 1100 + STALL_TOLERANCE_MS + 1, 100), STALL_TOLERANCE_MS + 1);
+    assert.equal(stalledMs(1000, 6100, 100), 5000);
+  });
+  it('credited to a session, keeps a worker that beat just before a 5 s stall alive', () => {
+    const o = { heartbeatMs: 500, deadAfterMs: 2000, closeGraceMs: 500 };
+    const s = { lastSeenAt: 1000, closedAt: null, draining: false };
+    const now = 1000 + 100 + 5000;
+    assert.equal(judgeWorker(s, now, o), 'dead', 'without the credit');
+    const credited = { ...s, lastSeenAt: Math.min(now, s.lastSeenAt + stalledMs(1000, now, 100)) };
+    assert.equal(judgeWorker(credited, now, o), 'alive');
+  });
 });

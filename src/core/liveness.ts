@@ -40,6 +40,27 @@ export function judgeWorker(s: SessionView, now: number, o: LivenessOptions): Wo
   return 'alive';
 }
 
+/**
+ * How long the coordinator itself could not hear, judged from its own sweep:
+ * a sweep due `sweepMs` after the last one that comes later than that by more
+ * than `toleranceMs` was held up by the coordinator (its event loop blocked
+ * by a large request, a slow disk or a GC pause; its process paused). All of
+ * that lateness is time no beat could have been read, so it must not count
+ * as any worker's silence. 0 when the sweep came on time.
+ */
+export function stalledMs(
+  lastSweepAt: number,
+  now: number,
+  sweepMs: number,
+  toleranceMs = STALL_TOLERANCE_MS,
+): number {
+  const late = now - lastSweepAt - sweepMs;
+  return late > toleranceMs ? late : 0;
+}
+
+/** Lateness of a sweep below this is timer jitter, not a stall. */
+export const STALL_TOLERANCE_MS = 20;
+
 /** Whether a worker in this health may be given new tasks. */
 export function canTakeWork(health: WorkerHealth): boolean {
   return health === 'alive';

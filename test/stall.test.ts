@@ -1,0 +1,64 @@
+/**
+ * A coordinator that cannot hear is not a worker that is silent (issue 12,
+ * item 1), with real processes: the coordinator is paused (SIGSTOP) for three
+ * times its deadAfterMs while a healthy worker runs a long task; afterwards
+ * no worker is declared dead and the task finishes on attempt 1.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '../src/client/index.js';
+import type { EventView } from '../src/protocol/http.js';
+import {
+  killAll,
+  liveProcesses,
+  sleep,
+  startServer,
+  startWorker,
+  tempDir,
+  until,
+} from '../src/testing/procs.js';
+
+const HANDLERS = fileURLToPath(new URL('../../test/fixtures/fault-handlers.js', import.meta.url));
+const tmp = tempDir('regroup-stall-');
+const clients: Client[] = [];
+
+after(async () => {
+  for (const c of clients) c.close();
+  await killAll();
+  tmp.cleanup();
+  assert.equal(liveProcesses(), 0, 'no process left running');
+});
+
+describe('a stalled coordinator (real processes)', () => {
+  it('paused for 3 × deadAfterMs: no healthy worker is declared dead, the long task stays on attempt 1', async () => {
+    // A close grace long enough for the worker to come back through its own
+    // reconnect backoff: this test is about silence, not about the grace.
+    const server = await startServer(join(tmp.dir, 'stall.db'), {
+      extra: ['--heartbeat-ms', '200', '--dead-after-ms', '1000', '--close-grace-ms', '5000'],
+    });
+    await startWorker(server.url, HANDLERS, 'w1');
+    const client = new Client({ url: server.url });
+    clients.push(client);
+    const group = await client.submit('slowSquare', [{ n: 7, ms: 5000 }]);
+    await until('the task runs', async () => (await group.status()).running === 1);
+    server.proc.signal('SIGSTOP');
+    await sleep(3000);
+    server.proc.signal('SIGCONT');
+    const [result] = (await group.wait()) as { square: number; attempt: number }[];
+    assert.equal(result?.square, 49);
+    assert.equal(result?.attempt, 1, 'the run was not taken from its worker');
+    const r = await fetch(`${server.url}/v1/events?after=0&limit=1000`);
+    const { events } = (await r.json()) as { events: EventView[] };
+    assert.deepEqual(
+      events.filter((e) => e.type === 'worker.dead'),
+      [],
+      'no worker was declared dead',
+    );
+    assert.ok(
+      server.proc.out.some((l) => /stalled/.test(l)),
+      `the coordinator logged its stall:\n${server.proc.out.join('\n')}`,
+    );
+  });
+});
