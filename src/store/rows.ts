@@ -149,19 +149,8 @@ export const TASK_SUMMARY_COLUMNS =
   'id, group_id, idx, state, attempt, worker_id, error, started_at, finished_at, finish_seq';
 
 export function taskSummaryFromRow(r: Omit<TaskViewRow, 'value'>): TaskSummary {
-  const view: TaskSummary = {
-    taskId: r.id,
-    groupId: r.group_id,
-    index: r.idx,
-    state: r.state,
-    attempt: r.attempt,
-    workerId: r.worker_id,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    seq: r.finish_seq,
-  };
-  if (r.error !== null) view.error = JSON.parse(r.error) as TaskError;
-  return view;
+  // A row without its value is a task view without one.
+  return taskViewFromRecord(taskRecordFromRow({ ...r, value: null }));
 }
 
 /**
