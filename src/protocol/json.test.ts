@@ -184,6 +184,17 @@ describe('shapeExceededAt: arrays and strings no valid text can hold', () => {
     });
     assert.deepEqual(shapeExceededAt('[[1,2],[1,2,3,4]]', limits, 10), { at: 7, what: 'array' });
   });
+  it('finds a level deeper than maxDepth first, even after an array or string too long', () => {
+    assert.deepEqual(shapeExceededAt('[[[1]]]', limits, 2), { at: 2, what: 'depth' });
+    assert.deepEqual(shapeExceededAt('[1,2,3,4,"abcdefg",[[[]]]]', limits, 3), {
+      at: 21,
+      what: 'depth',
+    });
+    assert.deepEqual(shapeExceededAt('[1,2,3,4,"abcdefg",[[]]]', limits, 3), {
+      at: 0,
+      what: 'array',
+    });
+  });
   it('measures strings, escapes included', () => {
     assert.equal(shapeExceededAt('["abcde"]', limits, 10), null);
     assert.deepEqual(shapeExceededAt('["abcdef"]', limits, 10), { at: 1, what: 'string' });

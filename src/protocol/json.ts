@@ -64,31 +64,34 @@ export interface ShapeLimits {
 }
 
 /**
- * The first array with more than `maxArrayItems` items or string longer than
- * `maxStringLength` in the text: where it starts and which, or null. One
- * pass with a counter per open level (at most maxDepth + 1 of them: run it
- * after the depth check); JSON.parse of a huge array costs far more than
- * this scan, so a body that cannot be valid is refused before it is parsed.
+ * What in the text no valid one can hold, found in one pass: a level deeper
+ * than `maxDepth` first (anywhere in the text: the pass stops there), else
+ * the first array with more than `maxArrayItems` items or string longer than
+ * `maxStringLength`; where it starts and which, or null. A counter per open
+ * level, at most maxDepth of them. JSON.parse of a huge array costs far more
+ * than this scan, so a body that cannot be valid is refused before it is
+ * parsed.
  */
 export function shapeExceededAt(
   text: string,
   limits: ShapeLimits,
   maxDepth: number,
-): { at: number; what: 'array' | 'string' } | null {
-  const items = new Int32Array(maxDepth + 2);
-  const isArray = new Uint8Array(maxDepth + 2);
-  const start = new Int32Array(maxDepth + 2);
+): { at: number; what: 'depth' | 'array' | 'string' } | null {
+  const items = new Int32Array(maxDepth + 1);
+  const isArray = new Uint8Array(maxDepth + 1);
+  const start = new Int32Array(maxDepth + 1);
+  let found: { at: number; what: 'array' | 'string' } | null = null;
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
       const end = skipString(text, i);
-      if (end - i - 2 > limits.maxStringLength) return { at: i, what: 'string' };
+      if (found === null && end - i - 2 > limits.maxStringLength) found = { at: i, what: 'string' };
       if (isArray[depth] === 1 && items[depth] === 0) items[depth] = 1;
       i = end - 1;
     } else if (isOpen(c)) {
+      if (depth + 1 > maxDepth) return { at: i, what: 'depth' };
       if (isArray[depth] === 1 && items[depth] === 0) items[depth] = 1;
-      if (depth + 1 >= items.length) return null; // deeper than checked: the depth check reports it
       depth++;
       isArray[depth] = c === OPEN_ARRAY ? 1 : 0;
       items[depth] = 0;
@@ -99,13 +102,14 @@ export function shapeExceededAt(
       if (isArray[depth] === 1) {
         const n = (items[depth] ?? 0) + 1;
         items[depth] = n;
-        if (n > limits.maxArrayItems) return { at: start[depth] ?? 0, what: 'array' };
+        if (found === null && n > limits.maxArrayItems)
+          found = { at: start[depth] ?? 0, what: 'array' };
       }
     } else if (isArray[depth] === 1 && items[depth] === 0 && !isSpace(c)) {
       items[depth] = 1; // the first item of an array: a number, true, false or null
     }
   }
-  return null;
+  return found;
 }
 
 function tooDeep(what: string, maxDepth: number, at: number): RegroupError {
@@ -174,10 +178,15 @@ export interface ParseJsonOptions {
 export function parseJson(text: string, what: string, options: ParseJsonOptions = {}): unknown {
   const maxDepth = options.maxDepth ?? DEFAULT_LIMITS.maxDepth;
   if (maxDepth !== Infinity) {
-    const at = depthExceededAt(text, maxDepth);
-    if (at !== -1) throw tooDeep(what, maxDepth, at);
-    const shape = options.shape ? shapeExceededAt(text, options.shape, maxDepth) : null;
-    if (shape && options.shape) throw tooBig(what, shape, options.shape);
+    if (options.shape) {
+      // One pass for both: the depth wins wherever it is, then the first shape found.
+      const bad = shapeExceededAt(text, options.shape, maxDepth);
+      if (bad?.what === 'depth') throw tooDeep(what, maxDepth, bad.at);
+      if (bad) throw tooBig(what, { at: bad.at, what: bad.what }, options.shape);
+    } else {
+      const at = depthExceededAt(text, maxDepth);
+      if (at !== -1) throw tooDeep(what, maxDepth, at);
+    }
   }
   let value: unknown;
   try {
