@@ -23,13 +23,13 @@ export interface TaskContext {
 /** How a run ended, as the worker will report it. */
 export type RunEnd = { ok: true; valueJson: string } | { ok: false; error: WireTaskError };
 
-/** The worker side of a run: what the run needs from it. */
 /** The coordinator's limits on results and checkpoints (its welcome says them). */
 export interface ResultLimits {
   maxResultBytes: number;
   maxDepth: number;
 }
 
+/** The worker side of a run: what the run needs from it. */
 export interface RunHost {
   limits(): ResultLimits;
   saveCheckpoint(run: ActiveRun, state: unknown): Promise<void>;
