@@ -101,7 +101,7 @@ export function dashboardPage(cfg: PageConfig): string {
   const config = JSON.stringify({ mode: cfg.mode, tokenRequired: cfg.tokenRequired });
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>regroup dashboard</title><style>${STYLE}</style></head>
+<link rel="icon" href="data:,"><title>regroup dashboard</title><style>${STYLE}</style></head>
 <body>${BODY}
 <script id="cfg" type="application/json">${config}</script>
 <script>${DASHBOARD_SCRIPT}</script>
