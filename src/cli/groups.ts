@@ -1,11 +1,9 @@
 /** `regroup groups`: recent groups, newest first, paged; `regroup tasks <group>`: a group's tasks, paged. */
 import { Command, Option } from 'commander';
 import type { Client, GroupState, GroupView, TaskState } from '../client/index.js';
+import { GROUP_STATES, TASK_STATES } from '../core/types.js';
 import { integer, runCommand, withConnectionOptions, type ConnectionOptions } from './common.js';
 import { groupsTable, tasksTable } from './views.js';
-
-const GROUP_STATES: readonly GroupState[] = ['open', 'sealed', 'done', 'canceled'];
-const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeeded', 'failed', 'canceled'];
 
 /** Groups read per request while looking for `--state` matches. */
 const SCAN_PAGE = 1000;

@@ -6,6 +6,7 @@
  * callers answered, the runs sent and the waiters woken.
  */
 import { RegroupError } from '../core/errors.js';
+import { holdsLease } from '../core/fence.js';
 import { planDispatch, rotate, type WorkerCredit } from '../core/dispatch.js';
 import type { GroupInfo } from '../core/types.js';
 import type {
@@ -418,7 +419,7 @@ export class Engine {
   private apply(tick: Tick, outcome: TickOutcome): void {
     const drop = (taskId: number, attempt: number, workerId: string, finished: boolean): void => {
       const lease = this.leases.get(taskId);
-      if (!lease || lease.attempt !== attempt || lease.workerId !== workerId) return;
+      if (!holdsLease(lease, attempt, workerId)) return;
       this.leases.delete(taskId);
       const s = this.sessions.get(workerId);
       if (s) {

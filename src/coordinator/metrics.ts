@@ -12,7 +12,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { judgeWorker, type LivenessOptions } from '../core/liveness.js';
-import type { WorkerHealth } from '../core/types.js';
+import { TASK_STATES, type WorkerHealth } from '../core/types.js';
+import { holdsLease } from '../core/fence.js';
 import type { LeaderState } from '../store/leadership.js';
 import type { Store, Tick, TickOutcome } from '../store/store.js';
 import type { CoordinatorEvents, Emitter } from './emitter.js';
@@ -30,7 +31,6 @@ export interface MetricsSource {
   logger: Logger;
 }
 
-const TASK_STATES = ['pending', 'running', 'succeeded', 'failed', 'canceled'] as const;
 const WORKER_STATES: readonly WorkerHealth[] = ['alive', 'suspect', 'draining', 'dead'];
 /** Outcome lists of a tick that answer an op (the rest: claimed is counted apart, revoked and changedGroups are consequences). */
 const NOT_OPS: ReadonlySet<keyof TickOutcome> = new Set(['claimed', 'revoked', 'changedGroups']);
@@ -293,7 +293,7 @@ export class Metrics {
       committed++;
       const c = commits[i]!;
       const lease = leases.get(c.taskId);
-      if (lease && lease.attempt === c.attempt) {
+      if (holdsLease(lease, c.attempt, c.workerId)) {
         this.runSeconds.observe(Math.max(0, now - lease.startedAt) / 1000);
         const at = this.addedAt(lease.groupId, lease.index);
         if (at !== null) this.taskSeconds.observe(Math.max(0, now - at) / 1000);

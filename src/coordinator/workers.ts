@@ -5,6 +5,7 @@
 import { RegroupError } from '../core/errors.js';
 import { decideFailure, decideNodeFailure } from '../core/retry.js';
 import { stalledMs } from '../core/liveness.js';
+import { holdsLease } from '../core/fence.js';
 import type { TaskError } from '../core/types.js';
 import { TooDeepMessage } from '../protocol/json.js';
 import {
@@ -179,7 +180,7 @@ export class WorkerGateway {
   private freed(s: Session, taskId: number, attempt: number): void {
     // Only the run this worker holds frees a slot: a stale or foreign report changes nothing.
     const lease = this.engine.leases.get(taskId);
-    if (!lease || lease.attempt !== attempt || lease.workerId !== s.workerId) return;
+    if (!holdsLease(lease, attempt, s.workerId)) return;
     s.reported(taskId, this.o.now());
     this.pump(s);
   }
@@ -191,7 +192,7 @@ export class WorkerGateway {
     while (s.reserve.length > 0 && s.freeSlots() > 0) {
       const c = s.nextReserved()!;
       const lease = this.engine.leases.get(c.taskId);
-      if (!lease || lease.attempt !== c.attempt || lease.workerId !== s.workerId) continue;
+      if (!holdsLease(lease, c.attempt, s.workerId)) continue;
       this.sendRun(s, c, now);
     }
   }
@@ -250,7 +251,7 @@ export class WorkerGateway {
       ...(wire.name ? { name: wire.name } : {}),
     };
     let retryAt: number | null = null;
-    if (lease && lease.attempt === attempt && lease.workerId === s.workerId) {
+    if (holdsLease(lease, attempt, s.workerId)) {
       const d = decideFailure({
         errorsBefore: lease.errors,
         error,
@@ -420,7 +421,7 @@ export class WorkerGateway {
     }
     for (const [taskId, attempt] of held) {
       const lease = this.engine.leases.get(taskId);
-      if (!lease || lease.attempt !== attempt || lease.workerId !== s.workerId)
+      if (!holdsLease(lease, attempt, s.workerId))
         s.send({ t: 'revoke', taskId, attempt, reason: 'stale' });
     }
     this.engine.event({

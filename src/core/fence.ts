@@ -22,3 +22,24 @@ export function checkFence(task: FencedTask, attempt: number, workerId: string):
     return 'ok';
   return 'stale';
 }
+
+/** A run: one attempt of one task on one worker (the fencing token and its holder). */
+export interface RunRef {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+}
+
+/**
+ * The in-memory form of the fence: `lease` (the coordinator's cache of a
+ * running task's lease, undefined when it has none) is held by exactly this
+ * attempt on exactly this worker. Every report, reserve pump and reconcile
+ * asks this, never the fields by hand.
+ */
+export function holdsLease<L extends { attempt: number; workerId: string }>(
+  lease: L | undefined,
+  attempt: number,
+  workerId: string,
+): lease is L {
+  return lease !== undefined && lease.attempt === attempt && lease.workerId === workerId;
+}

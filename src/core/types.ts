@@ -16,10 +16,22 @@
 /** JSON values: task inputs, results and checkpoints are JSON, nothing else. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed' | 'canceled';
-export const FINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'canceled'];
+/** Every task state, in lifecycle order: the one list the type, schemas, metrics and CLI derive from. */
+export const TASK_STATES = ['pending', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const FINAL_TASK_STATES = [
+  'succeeded',
+  'failed',
+  'canceled',
+] as const satisfies readonly TaskState[];
+const FINAL: ReadonlySet<TaskState> = new Set(FINAL_TASK_STATES);
 export function isFinal(state: TaskState): boolean {
-  return state === 'succeeded' || state === 'failed' || state === 'canceled';
+  return FINAL.has(state);
+}
+
+/** A record with one entry per task state, each `init()`: counters and empty structures. */
+export function perTaskState<T>(init: () => T): Record<TaskState, T> {
+  return Object.fromEntries(TASK_STATES.map((s) => [s, init()])) as Record<TaskState, T>;
 }
 
 /**
@@ -28,13 +40,22 @@ export function isFinal(state: TaskState): boolean {
  * done: sealed and every task final.
  * canceled: canceled by a client; every task final (canceled or already final).
  */
-export type GroupState = 'open' | 'sealed' | 'done' | 'canceled';
+export const GROUP_STATES = ['open', 'sealed', 'done', 'canceled'] as const;
+export type GroupState = (typeof GROUP_STATES)[number];
 
 /** collectAll (default) waits for every task; failFast cancels the rest at the first failure. */
-export type GroupPolicy = 'collectAll' | 'failFast';
+export const GROUP_POLICIES = ['collectAll', 'failFast'] as const;
+export type GroupPolicy = (typeof GROUP_POLICIES)[number];
 
 /** Why a task failed for good. */
-export type FailureKind = 'error' | 'timeout' | 'poison' | 'permanent' | 'handler_not_found';
+export const FAILURE_KINDS = [
+  'error',
+  'timeout',
+  'poison',
+  'permanent',
+  'handler_not_found',
+] as const;
+export type FailureKind = (typeof FAILURE_KINDS)[number];
 
 export interface TaskError {
   /** error | timeout | poison | permanent | handler_not_found */
@@ -72,7 +93,8 @@ export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
   backoffMaxMs: 30_000,
 });
 
-export type WorkerHealth = 'alive' | 'suspect' | 'draining' | 'dead';
+export const WORKER_HEALTHS = ['alive', 'suspect', 'draining', 'dead'] as const;
+export type WorkerHealth = (typeof WORKER_HEALTHS)[number];
 
 /** Counters of a group, updated in the same transaction as the tasks they count. */
 export interface GroupCounts {

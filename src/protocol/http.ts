@@ -25,7 +25,18 @@
 import Type, { type Static } from 'typebox';
 import { checker } from './validate.js';
 import { ERROR_CODES, type ErrorCode, type WireError } from '../core/errors.js';
-import type { GroupInfo, TaskError, TaskOptions, TaskState, WorkerHealth } from '../core/types.js';
+import {
+  FAILURE_KINDS,
+  GROUP_POLICIES,
+  GROUP_STATES,
+  TASK_STATES,
+  WORKER_HEALTHS,
+  type GroupInfo,
+  type TaskError,
+  type TaskOptions,
+  type TaskState,
+  type WorkerHealth,
+} from '../core/types.js';
 
 /** Handler names are the worker module's export names. */
 export const HandlerName = Type.String({
@@ -102,19 +113,19 @@ export const emptyRequest = checker(EmptyRequest);
 // Each mirrors a type of core/types.ts, and the checks at the end of this
 // file fail the build when the two part.
 
-export const TaskStateSchema = Type.Enum(['pending', 'running', 'succeeded', 'failed', 'canceled']);
-export const GroupStateSchema = Type.Enum(['open', 'sealed', 'done', 'canceled'], {
+export const TaskStateSchema = Type.Enum([...TASK_STATES]);
+export const GroupStateSchema = Type.Enum([...GROUP_STATES], {
   description:
     'open: takes more tasks until sealed; sealed: no more tasks; done: sealed and every task final; canceled: canceled by a client.',
 });
-export const GroupPolicySchema = Type.Enum(['collectAll', 'failFast'], {
+export const GroupPolicySchema = Type.Enum([...GROUP_POLICIES], {
   description: 'collectAll waits for every task; failFast cancels the rest at the first failure.',
 });
-export const WorkerHealthSchema = Type.Enum(['alive', 'suspect', 'draining', 'dead']);
+export const WorkerHealthSchema = Type.Enum([...WORKER_HEALTHS]);
 
 export const TaskErrorSchema = Type.Object(
   {
-    kind: Type.Enum(['error', 'timeout', 'poison', 'permanent', 'handler_not_found']),
+    kind: Type.Enum([...FAILURE_KINDS]),
     message: Type.String(),
     /** The error's class name on the worker, when there was one. */
     name: Type.Optional(Type.String()),
