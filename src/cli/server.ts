@@ -14,6 +14,7 @@ import {
 } from '../coordinator/options.js';
 import { reportError } from './common.js';
 import { DEFAULT_LIVENESS } from '../core/liveness.js';
+import { DEFAULT_MAX_WORKER_SLOTS, DEFAULT_TIMEOUT_GRACE_MS } from '../core/deadline.js';
 import { DEFAULT_LIMITS } from '../protocol/limits.js';
 import { intOption, makeLogger, parseLevel } from './log.js';
 
@@ -30,6 +31,8 @@ interface ServerFlags {
   heartbeatMs: number;
   deadAfterMs: number;
   closeGraceMs: number;
+  timeoutGraceMs: number;
+  maxWorkerSlots: number;
   maxBodyBytes: number;
   maxTasksPerRequest: number;
   maxInputBytes: number;
@@ -158,6 +161,8 @@ const FLAG_OF: Record<string, string> = {
   heartbeatMs: '--heartbeat-ms',
   deadAfterMs: '--dead-after-ms',
   closeGraceMs: '--close-grace-ms',
+  timeoutGraceMs: '--timeout-grace-ms',
+  maxWorkerSlots: '--max-worker-slots',
   clientToken: '--client-token',
   workerToken: '--worker-token',
   coordinatorId: '--coordinator-id',
@@ -252,6 +257,22 @@ export function serverCommand(): Command {
       new Option('--close-grace-ms <n>', 'grace for a closed worker connection to resume')
         .argParser(intOption('--close-grace-ms', 1))
         .default(DEFAULT_LIVENESS.closeGraceMs),
+    )
+    .addOption(
+      new Option(
+        '--timeout-grace-ms <n>',
+        "grace after a run's timeoutMs (or heartbeatTimeoutMs) before the coordinator ends it itself",
+      )
+        .argParser(intOption('--timeout-grace-ms', 0))
+        .default(DEFAULT_TIMEOUT_GRACE_MS),
+    )
+    .addOption(
+      new Option(
+        '--max-worker-slots <n>',
+        'most slots one worker is granted, whatever it announces',
+      )
+        .argParser(intOption('--max-worker-slots', 1))
+        .default(DEFAULT_MAX_WORKER_SLOTS),
     )
     .addOption(
       new Option('--max-body-bytes <n>', 'largest HTTP request body')
@@ -380,6 +401,8 @@ async function serve(f: ServerFlags): Promise<void> {
     heartbeatMs: f.heartbeatMs,
     deadAfterMs: f.deadAfterMs,
     closeGraceMs: f.closeGraceMs,
+    timeoutGraceMs: f.timeoutGraceMs,
+    maxWorkerSlots: f.maxWorkerSlots,
     limits: {
       maxBodyBytes: f.maxBodyBytes,
       maxTasksPerRequest: f.maxTasksPerRequest,

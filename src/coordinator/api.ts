@@ -4,6 +4,7 @@ import { RegroupError } from '../core/errors.js';
 import { isGroupDone } from '../core/group.js';
 import { resolveTaskOptions } from '../core/options.js';
 import type { GroupInfo, TaskState } from '../core/types.js';
+import type { GroupWaiting } from '../core/waiting.js';
 import type { AddTasksRequest, GroupView, RetryReply, SubmitRequest } from '../protocol/http.js';
 import type { ApiOperation } from '../protocol/openapi-routes.js';
 import type { Answer, Call } from './server.js';
@@ -14,8 +15,11 @@ import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
 import { jsonBytes } from './workers.js';
 
-export function groupView(g: GroupInfo): GroupView {
-  return { ...g, done: isGroupDone(g.state, g) };
+/** A group as the API shows it; `waiting` when no connected worker can run its pending tasks. */
+export function groupView(g: GroupInfo, waiting?: GroupWaiting): GroupView {
+  const view: GroupView = { ...g, done: isGroupDone(g.state, g) };
+  if (waiting) view.waiting = waiting;
+  return view;
 }
 
 /**
@@ -90,7 +94,7 @@ export class Api {
     this.handlers = {
       submit: (c) => this.submit(c.body as SubmitRequest),
       listGroups: (c) => this.list(q(c, 'limit'), c.query['before'] as number | undefined),
-      getGroup: async (c) => ok(groupView(await this.mustGroup(id(c)))),
+      getGroup: async (c) => ok(this.view(await this.mustGroup(id(c)))),
       addTasks: (c) => this.add(id(c), c.body as AddTasksRequest),
       sealGroup: (c) => this.seal(id(c)),
       cancelGroup: (c) => this.cancel(id(c)),
@@ -109,6 +113,11 @@ export class Api {
       listEvents: async (c) =>
         ok({ events: await this.store.listEvents(q(c, 'after'), q(c, 'limit')) }),
     };
+  }
+
+  /** The group's view, with why it waits (the engine's index, as of its last tick). */
+  private view(g: GroupInfo): GroupView {
+    return groupView(g, this.engine.waiting(g.id));
   }
 
   private async mustGroup(id: string): Promise<GroupInfo> {
@@ -167,7 +176,7 @@ export class Api {
         tasks: body.inputs.length,
       });
     }
-    return ok(groupView(outcome.group), outcome.status === 'created' ? 201 : 200);
+    return ok(this.view(outcome.group), outcome.status === 'created' ? 201 : 200);
   }
 
   private async add(id: string, body: AddTasksRequest): Promise<Answer> {
@@ -180,7 +189,7 @@ export class Api {
     switch (out.status) {
       case 'added':
       case 'duplicate':
-        return ok(groupView(out.group));
+        return ok(this.view(out.group));
       case 'not_found':
         throw new RegroupError('group_not_found', `no group with id ${id}`);
       case 'sealed':
@@ -200,7 +209,7 @@ export class Api {
     const out = await this.engine.request('seals', id);
     if (out.status === 'not_found')
       throw new RegroupError('group_not_found', `no group with id ${id}`);
-    return ok(groupView(out.group));
+    return ok(this.view(out.group));
   }
 
   private async cancel(id: string): Promise<Answer> {
@@ -209,7 +218,7 @@ export class Api {
       throw new RegroupError('group_not_found', `no group with id ${id}`);
     this.engine.event({ type: 'group.canceled', groupId: id, data: {} });
     this.o.logger('info', 'group canceled', { groupId: id });
-    return ok(groupView(out.group));
+    return ok(this.view(out.group));
   }
 
   /** The group's failed tasks run again (a new attempt each, budget started over: docs/design.md). */
@@ -228,7 +237,7 @@ export class Api {
           const data = { retried: out.retried };
           this.engine.event({ type: 'group.retried', groupId: id, data });
         }
-        const reply: RetryReply = { retried: out.retried, group: groupView(out.group) };
+        const reply: RetryReply = { retried: out.retried, group: this.view(out.group) };
         return ok(reply);
       }
     }
@@ -239,7 +248,7 @@ export class Api {
       limit,
       ...(before === undefined ? {} : { before }),
     });
-    return ok({ groups: groups.map(groupView) });
+    return ok({ groups: groups.map((g) => this.view(g)) });
   }
 
   private async wait(
@@ -263,7 +272,7 @@ export class Api {
       if (done || left <= 0 || signal.aborted) {
         watch.cancel();
         // A small done group comes with its tasks when their results fit one page.
-        return { status: 200, json: await waitReplyText(this.store, groupView(g), withTasks) };
+        return { status: 200, json: await waitReplyText(this.store, this.view(g), withTasks) };
       }
       await watch.wait(left, signal);
     }
@@ -297,7 +306,7 @@ export class Api {
         // this page reached the end: every task of a done group is final.
         const g = await this.mustGroup(id);
         done = isGroupDone(g.state, g);
-        page = await finishedPageText(this.store, groupView(g), { after, limit });
+        page = await finishedPageText(this.store, this.view(g), { after, limit });
       } catch (e) {
         watch.cancel();
         throw e;

@@ -383,8 +383,9 @@ export class Coordinator {
   private async recover(term: Term): Promise<void> {
     const o = this.options;
     const { leases, workers } = await o.store.recover();
+    const pending = await o.store.pendingGroups();
     const now = o.now();
-    term.engine.restore(leases);
+    term.engine.restore(leases, pending);
     for (const w of workers) {
       if (w.state === 'dead' || w.state === 'left') continue;
       const s = new Session({ ...w, now, recorded: w.state === 'draining' ? 'draining' : 'alive' });

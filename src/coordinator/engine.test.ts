@@ -62,6 +62,10 @@ const group = (id: string) => ({
   inputs: [1],
 });
 
+/** The events a test wrote: no worker runs these groups, so the engine also records group.waiting. */
+const ours = <E extends { type: string }>(events: E[]): E[] =>
+  events.filter((e) => e.type !== 'group.waiting');
+
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -80,7 +84,7 @@ void describe('engine scheduling', { timeout: 10_000 }, () => {
     );
     e.event({ type: 'second' });
     await e.settle();
-    const events = await store.listEvents(0, 10);
+    const events = ours(await store.listEvents(0, 10));
     assert.deepEqual(
       events.map((x) => x.type),
       ['first', 'second'],
@@ -104,7 +108,7 @@ void describe('engine scheduling', { timeout: 10_000 }, () => {
     await sealed;
     await e.settle();
     assert.deepEqual(
-      (await store.listEvents(0, 10)).map((x) => x.type),
+      ours(await store.listEvents(0, 10)).map((x) => x.type),
       ['late'],
     );
     await e.stop();

@@ -7,15 +7,21 @@
  */
 import { RegroupError } from '../core/errors.js';
 import { holdsLease } from '../core/fence.js';
-import { planDispatch, rotate, type WorkerCredit } from '../core/dispatch.js';
+import { planDispatch, type WorkerCredit } from '../core/dispatch.js';
+import { isClientOp, OP_KINDS, perOpKind, type OpKind } from '../core/ops.js';
+import { RunnableIndex, type WaitChange } from '../core/runnable.js';
 import type { GroupInfo } from '../core/types.js';
+import { unschedulableError, type GroupWaiting, type Offer } from '../core/waiting.js';
 import type {
   ClaimOp,
   ClaimedTask,
   Lease,
   NewEvent,
+  OpOf,
+  OutcomeOf,
   ReadyTask,
   RevokedRun,
+  ScheduleTimeoutOp,
   Store,
   Tick,
   TickOutcome,
@@ -25,19 +31,6 @@ import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
 import type { CoordinatorEvents, Emitter } from './emitter.js';
 
-export type OpKind =
-  | 'createGroups'
-  | 'addTasks'
-  | 'seals'
-  | 'cancels'
-  | 'retries'
-  | 'commits'
-  | 'failures'
-  | 'requeues'
-  | 'checkpoints';
-type OpOf<K extends OpKind> = NonNullable<Tick[K]>[number];
-type OutcomeOf<K extends OpKind> = TickOutcome[K][number];
-
 interface Queued<K extends OpKind> {
   op: OpOf<K>;
   resolve: (o: OutcomeOf<K>) => void;
@@ -46,17 +39,10 @@ interface Queued<K extends OpKind> {
 
 type Queue = { [K in OpKind]: Queued<K>[] };
 
-const OP_KINDS: readonly OpKind[] = [
-  'createGroups',
-  'addTasks',
-  'seals',
-  'cancels',
-  'retries',
-  'commits',
-  'failures',
-  'requeues',
-  'checkpoints',
-];
+function emptyQueue(): Queue {
+  return perOpKind(() => []);
+}
+
 /**
  * A tick asked for within this long of the previous tick's end waits out the
  * rest of it (or until BATCH_TARGET ops are queued): back-to-back ticks mean
@@ -72,28 +58,12 @@ const BATCH_TARGET = 256;
  * its own would put one more commit (fsync) in front of the next request.
  */
 const EVENT_LAZY_MS = 25;
-/** Ops from clients are answered with the error when a commit fails; the client retries. */
-const CLIENT_KINDS: ReadonlySet<OpKind> = new Set([
-  'createGroups',
-  'addTasks',
-  'seals',
-  'cancels',
-  'retries',
-]);
-
-function emptyQueue(): Queue {
-  return {
-    createGroups: [],
-    addTasks: [],
-    seals: [],
-    cancels: [],
-    retries: [],
-    commits: [],
-    failures: [],
-    requeues: [],
-    checkpoints: [],
-  };
-}
+/**
+ * Dispatch reads at most this many groups a tick, from the index of runnable
+ * work (core/runnable.ts): least recently served first, so every runnable
+ * group is read within ceil(runnable groups / DISPATCH_WINDOW) ticks.
+ */
+const DISPATCH_WINDOW = 256;
 
 export interface EngineHooks {
   /** A tick committed: these runs were claimed (send them), revoked (tell the workers), groups changed (wake waiters). */
@@ -125,7 +95,12 @@ export class Engine {
   private eventsDue = false;
   private ticking = false;
   private dispatchDirty = true;
-  private rr = 0;
+  /** Every group with pending tasks, by shape: what dispatch reads, and why a group waits. */
+  private readonly runnable = new RunnableIndex();
+  /** Groups read since the last tick that claimed: a sweep of the index with nothing to give ends. */
+  private sweep = 0;
+  /** Wakes the engine when the next schedule timeout runs out. */
+  private expiryTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
   /** Commits failed in a row; the retry waits longer each time (250 ms doubling, at most 5 s). */
@@ -265,6 +240,7 @@ export class Engine {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.batchTimer) clearTimeout(this.batchTimer);
     if (this.eventTimer) clearTimeout(this.eventTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     const err = new RegroupError(
       'shutting_down',
       'the coordinator stopped before this was committed; retry against it once it is back',
@@ -308,9 +284,13 @@ export class Engine {
     this.lastTickOps = this.queued + workers.length;
     this.queued = 0;
     try {
+      // Sessions may have changed since the last tick (a worker joined, left, drains).
+      this.judge(now);
+      const scheduleTimeouts = this.expired(now);
       const { claims, credits } = await this.planClaims(now);
       if (
         !OP_KINDS.some((k) => batch[k].length > 0) &&
+        scheduleTimeouts.length === 0 &&
         workers.length === 0 &&
         claims.length === 0 &&
         (events.length === 0 || !this.eventsDue)
@@ -333,6 +313,7 @@ export class Engine {
         claimNew: this.claimNew(batch, credits, now),
       };
       for (const k of OP_KINDS) (tick as Record<OpKind, unknown[]>)[k] = batch[k].map((q) => q.op);
+      tick.scheduleTimeouts = [...(tick.scheduleTimeouts ?? []), ...scheduleTimeouts];
       this.lastTickOps += claims.length;
       const started = performance.now();
       const outcome = await this.store.commitTick(tick);
@@ -342,6 +323,10 @@ export class Engine {
         this.emitter.emit('tick', { tick, outcome, ms, leases: this.leases });
       }
       this.apply(tick, outcome);
+      for (const g of outcome.changedGroups) this.runnable.update(g);
+      // Before the answers: a submit's reply says at once why its group waits.
+      this.judge(now);
+      this.timedOut(tick.scheduleTimeouts, outcome.scheduleTimeouts);
       for (const k of OP_KINDS) {
         const results = outcome[k] as unknown[];
         (batch[k] as Queued<OpKind>[]).forEach((q, i) => q.resolve(results[i] as never));
@@ -361,6 +346,7 @@ export class Engine {
       this.ticking = false;
       this.lastTickEnd = performance.now();
       for (const r of this.tickEnded.splice(0)) r();
+      this.armExpiry();
       // Events whose timer ran out during this tick go with the next one.
       const eventsDue = this.eventsDue && this.events.length > 0;
       if (this.hasWork(false) || this.dispatchDirty || eventsDue) this.schedule();
@@ -397,7 +383,7 @@ export class Engine {
       err: err.message,
     });
     for (const k of OP_KINDS) {
-      if (CLIENT_KINDS.has(k)) for (const q of batch[k]) q.reject(err);
+      if (isClientOp(k)) for (const q of batch[k]) q.reject(err);
       else {
         (this.queue[k] as Queued<OpKind>[]).unshift(...(batch[k] as Queued<OpKind>[]));
         this.queued += batch[k].length;
@@ -474,9 +460,8 @@ export class Engine {
     const credits = this.sessions.credits(now, this.o);
     const totalFree = credits.reduce((a, c) => a + c.free, 0);
     if (totalFree === 0) return { claims: [], credits };
-    const groupIds = await this.store.groupsWithPending(256);
-    if (groupIds.length === 0) return { claims: [], credits };
-    const order = rotate(groupIds, this.rr++);
+    const { ids: order, candidates } = this.runnable.pick(credits, DISPATCH_WINDOW);
+    if (order.length === 0) return { claims: [], credits };
     const perGroup = Math.min(
       totalFree,
       Math.max(16, Math.ceil((2 * totalFree) / order.length)),
@@ -484,7 +469,26 @@ export class Engine {
     );
     const ready = await this.store.readyTasks(order, now, perGroup);
     const claims = assign(ready, order, credits);
-    return { claims, credits: remaining(credits, claims) };
+    const left = remaining(credits, claims);
+    this.served(order, ready, claims);
+    // More runnable groups than one read takes, and slots left: read on next
+    // tick, until a whole sweep of the index found nothing to give.
+    this.sweep = claims.length > 0 ? 0 : this.sweep + order.length;
+    if (candidates > order.length && left.length > 0 && this.sweep < candidates)
+      this.dispatchDirty = true;
+    return { claims, credits: left };
+  }
+
+  /**
+   * The groups read that were served go to the back of the index's line: the
+   * ones given a run and the ones with nothing ready (a retry backoff). A
+   * group with ready tasks that got no slot keeps its place.
+   */
+  private served(order: string[], ready: ReadyTask[], claims: ClaimOp[]): void {
+    const groupOf = new Map(ready.map((t) => [t.taskId, t.groupId]));
+    const withReady = new Set(groupOf.values());
+    const given = new Set(claims.map((c) => groupOf.get(c.taskId)));
+    this.runnable.served(order.filter((id) => given.has(id) || !withReady.has(id)));
   }
 
   /**
@@ -506,9 +510,86 @@ export class Engine {
     };
   }
 
-  /** Loads the running leases of a restarted coordinator. */
-  restore(leases: Lease[]): void {
+  /**
+   * Loads what a new term starts from: the running leases, and every group
+   * with pending tasks (the index of runnable work; waits are timed from now).
+   */
+  restore(leases: Lease[], pending: GroupInfo[]): void {
     for (const l of leases) this.leases.set(l.taskId, l);
+    for (const g of pending) this.runnable.update(g);
+  }
+
+  /** Why the group waits: no connected worker could run its pending tasks at the last tick. */
+  waiting(groupId: string): GroupWaiting | undefined {
+    return this.runnable.waiting(groupId);
+  }
+
+  /**
+   * Judges the index against the connected workers: alive or suspect (a
+   * restored session still in its resume grace counts), not draining.
+   * Each group that starts waiting is logged and recorded once; one that
+   * can run again is logged.
+   */
+  private judge(now: number): void {
+    const connected: Offer[] = [];
+    for (const s of this.sessions.all()) {
+      const h = s.health(now, this.o);
+      if ((h === 'alive' || h === 'suspect') && !s.draining) connected.push(s);
+    }
+    for (const c of this.runnable.judge(connected, now)) this.waitChanged(c);
+  }
+
+  private waitChanged(c: WaitChange): void {
+    if (c.waiting) {
+      const { code, message } = c.waiting;
+      this.o.logger('warn', 'group waiting: no connected worker can run it', {
+        groupId: c.groupId,
+        handler: c.handler,
+        code,
+        message,
+      });
+      this.event({ type: 'group.waiting', groupId: c.groupId, data: { code, message } });
+    } else {
+      this.o.logger('info', 'group runnable again', { groupId: c.groupId, handler: c.handler });
+    }
+  }
+
+  /** The schedule timeouts that ran out: this tick fails those groups' pending tasks. */
+  private expired(now: number): ScheduleTimeoutOp[] {
+    return this.runnable.expired(now).expired.map((e) => ({
+      groupId: e.groupId,
+      error: unschedulableError(e.reason, e.scheduleTimeoutMs),
+    }));
+  }
+
+  /** Logs and records the groups whose pending tasks a schedule timeout failed. */
+  private timedOut(ops: ScheduleTimeoutOp[] | undefined, failed: number[]): void {
+    (ops ?? []).forEach((op, i) => {
+      const n = failed[i] ?? 0;
+      if (n === 0) return;
+      const data = { failed: n, message: op.error.message };
+      this.o.logger('warn', 'schedule timeout: pending tasks failed', {
+        groupId: op.groupId,
+        ...data,
+      });
+      this.event({ type: 'group.unschedulable', groupId: op.groupId, data });
+    });
+  }
+
+  /** A tick when the next schedule timeout runs out (the engine may be idle until then). */
+  private armExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    if (this.stopped) return;
+    const { next } = this.runnable.expired(this.o.now());
+    if (next === null) return;
+    this.expiryTimer = setTimeout(
+      () => {
+        this.expiryTimer = null;
+        this.schedule();
+      },
+      Math.max(0, next - this.o.now()),
+    );
   }
 }
 

@@ -312,6 +312,12 @@ export class Metrics {
       else this.retried.inc();
     }
 
+    // A schedule timeout fails a group's pending tasks for good (kind unschedulable).
+    (tick.scheduleTimeouts ?? []).forEach((s, i) => {
+      const n = outcome.scheduleTimeouts[i] ?? 0;
+      if (n > 0) this.failed.inc({ kind: s.error.kind }, n);
+    });
+
     const requeues = tick.requeues ?? [];
     for (let i = 0; i < requeues.length; i++) {
       if (requeues[i]!.nodeFailure && outcome.requeues[i] === 'applied') this.reassigned.inc();

@@ -1,4 +1,5 @@
 import { DEFAULT_LIVENESS, type LivenessOptions } from '../core/liveness.js';
+import { DEFAULT_MAX_WORKER_SLOTS, DEFAULT_TIMEOUT_GRACE_MS } from '../core/deadline.js';
 import { DEFAULT_LIMITS, type Limits } from '../protocol/limits.js';
 import { randomBytes } from 'node:crypto';
 import type { Leadership } from '../store/leadership.js';
@@ -17,6 +18,14 @@ export interface CoordinatorOptions {
   heartbeatMs?: number;
   deadAfterMs?: number;
   closeGraceMs?: number;
+  /**
+   * How long after a run's timeoutMs (or heartbeatTimeoutMs) the coordinator
+   * ends the run itself, failing it as a timeout, when the worker has not
+   * reported it. Default 5000 (docs/design.md, "Lease ends").
+   */
+  timeoutGraceMs?: number;
+  /** Most slots one worker is granted, whatever its hello announces. Default 1024. */
+  maxWorkerSlots?: number;
   limits?: Partial<Limits>;
   /** How often liveness is judged and ended backoffs are dispatched. Default heartbeatMs / 5, within 10..100 ms. */
   sweepMs?: number;
@@ -65,6 +74,8 @@ export interface ResolvedCoordinatorOptions extends LivenessOptions {
   port: number;
   limits: Limits;
   sweepMs: number;
+  timeoutGraceMs: number;
+  maxWorkerSlots: number;
   logger: Logger;
   clientToken: string | null;
   workerToken: string | null;
@@ -160,6 +171,14 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
   const maxConns = o.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
   if (!Number.isInteger(maxConns) || maxConns < 0)
     throw new Error(`maxConnectionsPerAddress must be a whole number >= 0, got ${maxConns}`);
+  const timeoutGraceMs = o.timeoutGraceMs ?? DEFAULT_TIMEOUT_GRACE_MS;
+  if (!Number.isInteger(timeoutGraceMs) || timeoutGraceMs < 0)
+    throw new Error(`timeoutGraceMs must be whole milliseconds >= 0, got ${timeoutGraceMs}`);
+  const maxWorkerSlots = o.maxWorkerSlots ?? DEFAULT_MAX_WORKER_SLOTS;
+  if (!Number.isInteger(maxWorkerSlots) || maxWorkerSlots < 1 || maxWorkerSlots > 100_000)
+    throw new Error(
+      `maxWorkerSlots must be a whole number from 1 to 100000, got ${maxWorkerSlots}`,
+    );
   if (deadAfterMs <= heartbeatMs) {
     throw new Error(
       `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,
@@ -174,6 +193,8 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     closeGraceMs,
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     sweepMs: o.sweepMs ?? Math.max(10, Math.min(100, Math.floor(heartbeatMs / 5))),
+    timeoutGraceMs,
+    maxWorkerSlots,
     logger: o.logger ?? silentLogger,
     clientToken: o.clientToken ?? null,
     workerToken: o.workerToken ?? null,

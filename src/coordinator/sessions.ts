@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { judgeWorker, type LivenessOptions } from '../core/liveness.js';
+import { lostRuns, runDeadline, type RunLimit } from '../core/deadline.js';
 import type { WorkerCredit } from '../core/dispatch.js';
-import type { WorkerHealth } from '../core/types.js';
-import type { CoordinatorMessage } from '../protocol/worker.js';
+import type { TaskOptions, WorkerHealth } from '../core/types.js';
+import type { CoordinatorMessage, RunRef } from '../protocol/worker.js';
 import type { ClaimedTask, WorkerRecord } from '../store/store.js';
 import type { WorkerView } from '../protocol/http.js';
 
@@ -10,6 +11,8 @@ import type { WorkerView } from '../protocol/http.js';
 export interface Link {
   send(messages: CoordinatorMessage[]): void;
   close(code: number, reason: string): void;
+  /** Frames sent on this connection so far (the worker counts what it receives, see Beat.frames). */
+  readonly framesSent: number;
 }
 
 /**
@@ -26,152 +29,347 @@ export const RESERVE_RUN_MS = 50;
 export const RESERVE_PER_SLOT = 4;
 export const RESERVE_MAX = 1024;
 
-/** One worker session, in memory. Beats are not written to the store; state changes are. */
+/** A run sent to the worker and not reported back yet: one of its busy slots. */
+export interface SentRun {
+  readonly taskId: number;
+  readonly attempt: number;
+  /** When it was sent; moved forward by the coordinator's stalls. */
+  sentAt: number;
+  /** The last progress (ctx.heartbeat, a checkpoint); sentAt until one comes. */
+  progressAt: number;
+  /** The frame of the current connection it went out in; null while queued (or sent before a resume, until the hello's held list said so). */
+  frame: number | null;
+  readonly limits: Pick<TaskOptions, 'timeoutMs' | 'heartbeatTimeoutMs'>;
+}
+
+/** What a (re)connecting worker says about itself in its hello. */
+export interface Announced {
+  name?: string;
+  slots: number;
+  labels: readonly string[];
+  handlers: readonly string[];
+  leaseReports: boolean;
+}
+
+/**
+ * One worker session, in memory. Beats are not written to the store; state
+ * changes are. It owns the rules tying its leases, its reserve and its sent
+ * runs together: other classes call its transitions (claim, addReserve,
+ * markSent, reported, progressed, expire, forget, resume, startDrain,
+ * creditStall) and read its views.
+ */
 export class Session {
   readonly workerId: string;
   readonly token: string;
-  name: string;
-  slots: number;
-  labels: Set<string>;
-  handlers: Set<string>;
-  connectedAt: number;
-  lastSeenAt: number;
-  closedAt: number | null = null;
-  draining = false;
-  link: Link | null = null;
+  #name: string;
+  #slots: number;
+  #labels: Set<string>;
+  #handlers: Set<string>;
+  #connectedAt: number;
+  #lastSeenAt: number;
+  #closedAt: number | null = null;
+  #draining: boolean;
+  #link: Link | null = null;
+  /** The worker reports frames and held runs in its beats, and progress (hello.leaseReports). */
+  #leaseReports = false;
   /** taskIds this session holds a lease on: sent to the worker, or reserved for it. */
-  readonly leases = new Set<number>();
+  readonly #leases = new Set<number>();
   /** Leases claimed for this worker and not sent yet, oldest first (see RESERVE_RUN_MS). */
-  readonly reserve: ClaimedTask[] = [];
+  readonly #reserve: ClaimedTask[] = [];
   /** The taskIds in `reserve`, so an ended lease is found without a scan. */
-  private readonly reservedIds = new Set<number>();
-  /** Runs sent and not reported back yet, with when they were sent: the worker's busy slots. */
-  readonly sent = new Map<number, number>();
+  readonly #reservedIds = new Set<number>();
+  /** Runs sent and not reported back yet: the worker's busy slots. */
+  readonly #sent = new Map<number, SentRun>();
   /** Average run time seen (ms, exponentially weighted); null until a run came back. */
-  avgRunMs: number | null = null;
-  tasksDone = 0;
+  #avgRunMs: number | null = null;
+  #tasksDone = 0;
   /** The health last written to the store. */
   recorded: WorkerHealth;
-  private outbox: CoordinatorMessage[] = [];
-  private flushScheduled = false;
+  #outbox: CoordinatorMessage[] = [];
+  #flushScheduled = false;
 
   constructor(init: {
     workerId: string;
     token: string;
     name: string;
     slots: number;
-    labels: string[];
-    handlers: string[];
+    labels: readonly string[];
+    handlers: readonly string[];
     now: number;
     recorded?: WorkerHealth;
+    draining?: boolean;
+    leaseReports?: boolean;
   }) {
     this.workerId = init.workerId;
     this.token = init.token;
-    this.name = init.name;
-    this.slots = init.slots;
-    this.labels = new Set(init.labels);
-    this.handlers = new Set(init.handlers);
-    this.connectedAt = init.now;
-    this.lastSeenAt = init.now;
+    this.#name = init.name;
+    this.#slots = init.slots;
+    this.#labels = new Set(init.labels);
+    this.#handlers = new Set(init.handlers);
+    this.#connectedAt = init.now;
+    this.#lastSeenAt = init.now;
+    this.#draining = init.draining ?? false;
+    this.#leaseReports = init.leaseReports ?? false;
     this.recorded = init.recorded ?? 'alive';
+  }
+
+  // ---- views ------------------------------------------------------------------
+
+  get name(): string {
+    return this.#name;
+  }
+  get slots(): number {
+    return this.#slots;
+  }
+  get labels(): ReadonlySet<string> {
+    return this.#labels;
+  }
+  get handlers(): ReadonlySet<string> {
+    return this.#handlers;
+  }
+  get lastSeenAt(): number {
+    return this.#lastSeenAt;
+  }
+  get closedAt(): number | null {
+    return this.#closedAt;
+  }
+  get draining(): boolean {
+    return this.#draining;
+  }
+  get link(): Link | null {
+    return this.#link;
+  }
+  get leaseReports(): boolean {
+    return this.#leaseReports;
+  }
+  /** taskIds of every lease: sent or reserved. */
+  get leases(): ReadonlySet<number> {
+    return this.#leases;
+  }
+  /** Leases claimed ahead of free slots, oldest first. */
+  get reserve(): readonly ClaimedTask[] {
+    return this.#reserve;
+  }
+  /** Runs sent and not reported back, by taskId. */
+  get sent(): ReadonlyMap<number, Readonly<SentRun>> {
+    return this.#sent;
+  }
+  get avgRunMs(): number | null {
+    return this.#avgRunMs;
   }
 
   health(now: number, o: LivenessOptions): WorkerHealth {
     return judgeWorker(this, now, o);
   }
 
-  /**
-   * The coordinator could not hear for `ms` (a stall: core/liveness.ts
-   * stalledMs): that time is not this worker's silence, nor part of its
-   * close grace. Never moves either time past `now`.
-   */
-  creditStall(ms: number, now: number): void {
-    this.lastSeenAt = Math.min(now, this.lastSeenAt + ms);
-    if (this.closedAt !== null) this.closedAt = Math.min(now, this.closedAt + ms);
-  }
-
   /** How many more tasks may be claimed for this worker: its free slots plus room in its reserve. */
   free(): number {
-    return Math.max(0, this.slots + this.reserveCap() - this.leases.size);
+    return Math.max(0, this.#slots + this.reserveCap() - this.#leases.size);
   }
 
   /** Slots the worker has free now: runs sent minus runs reported. */
   freeSlots(): number {
-    return Math.max(0, this.slots - this.sent.size);
+    return Math.max(0, this.#slots - this.#sent.size);
   }
 
   reserveCap(): number {
-    if (this.draining || this.avgRunMs === null || this.avgRunMs >= RESERVE_RUN_MS) return 0;
-    return Math.min(this.slots * RESERVE_PER_SLOT, RESERVE_MAX);
+    if (this.#draining || this.#avgRunMs === null || this.#avgRunMs >= RESERVE_RUN_MS) return 0;
+    return Math.min(this.#slots * RESERVE_PER_SLOT, RESERVE_MAX);
   }
 
-  /** The worker reported a run (result, failure, release): its slot is free again. */
-  reported(taskId: number, now: number): void {
-    const at = this.sent.get(taskId);
-    if (at === undefined) return;
-    this.sent.delete(taskId);
-    const ms = Math.max(0, now - at);
-    this.avgRunMs = this.avgRunMs === null ? ms : this.avgRunMs * 0.9 + ms * 0.1;
+  /** The runs past their deadline at `now` (core/deadline.ts runDeadline), with the limit that ran out. */
+  overdue(now: number, graceMs: number): { run: Readonly<SentRun>; limit: RunLimit }[] {
+    const out: { run: Readonly<SentRun>; limit: RunLimit }[] = [];
+    const o = { graceMs, watchProgress: this.#leaseReports };
+    for (const run of this.#sent.values()) {
+      const d = runDeadline(run, run.limits, o);
+      if (d !== null && now >= d.at) out.push({ run, limit: d.limit });
+    }
+    return out;
   }
 
-  /** The lease ended (committed, failed, requeued, revoked): forget it everywhere. */
-  forget(taskId: number): void {
-    this.leases.delete(taskId);
-    this.sent.delete(taskId);
-    if (!this.reservedIds.delete(taskId)) return;
-    const i = this.reserve.findIndex((c) => c.taskId === taskId);
-    if (i >= 0) this.reserve.splice(i, 1);
+  /** Runs sent in a frame the worker says it received and that it does not hold (core/deadline.ts lostRuns). */
+  lost(framesReceived: number, held: readonly RunRef[]): Readonly<SentRun>[] {
+    return lostRuns(this.#sent.values(), framesReceived, held);
+  }
+
+  // ---- connection and liveness -----------------------------------------------
+
+  /** Anything arrived from the worker. */
+  heard(now: number): void {
+    this.#lastSeenAt = now;
+  }
+
+  /** The session's first connection, once its record is durable. */
+  attach(link: Link): void {
+    this.#link = link;
+    this.#closedAt = null;
+  }
+
+  /** Its connection closed (a resume may still come, within closeGraceMs). */
+  detach(now: number): void {
+    this.#link = null;
+    this.#closedAt = now;
+  }
+
+  /** Declared dead or gone: no link any more, nothing more is sent. */
+  drop(): void {
+    this.#link = null;
+  }
+
+  /**
+   * The coordinator could not hear for `ms` (a stall: core/liveness.ts
+   * stalledMs): that time is not this worker's silence, nor part of its
+   * close grace, nor time its runs took. Never moves a time past `now`.
+   */
+  creditStall(ms: number, now: number): void {
+    this.#lastSeenAt = Math.min(now, this.#lastSeenAt + ms);
+    if (this.#closedAt !== null) this.#closedAt = Math.min(now, this.#closedAt + ms);
+    for (const r of this.#sent.values()) {
+      r.sentAt = Math.min(now, r.sentAt + ms);
+      r.progressAt = Math.min(now, r.progressAt + ms);
+    }
+  }
+
+  /**
+   * The worker reconnected with this session's token: it takes `link`, and
+   * says what it holds. The reserve (never sent) is emptied and sent runs
+   * not in `held` are forgotten as sent: the caller requeues every lease
+   * `held` lacks.
+   */
+  resume(link: Link, a: Announced, held: ReadonlyMap<number, number>, now: number): void {
+    this.#link = link;
+    this.#closedAt = null;
+    this.#lastSeenAt = now;
+    this.#slots = a.slots;
+    this.#handlers = new Set(a.handlers);
+    this.#labels = new Set(a.labels);
+    this.#leaseReports = a.leaseReports;
+    for (const [taskId, r] of [...this.#sent]) {
+      if (held.get(taskId) !== r.attempt) this.#sent.delete(taskId);
+      // The hello listed it: received, whatever frame of the old connection it came in.
+      else r.frame = 0;
+    }
+    this.takeReserve();
+  }
+
+  /** The worker asked to drain: no new tasks. False when it already was draining. */
+  startDrain(): boolean {
+    if (this.#draining) return false;
+    this.#draining = true;
+    return true;
+  }
+
+  // ---- leases and runs ----------------------------------------------------------
+
+  /** A lease was claimed (committed) for this worker. */
+  claim(taskId: number): void {
+    this.#leases.add(taskId);
+  }
+
+  /** A lease found in the store at start: sent, as far as this term knows (the resume tells). */
+  restoreLease(lease: Pick<ClaimedTask, 'taskId' | 'attempt' | 'options'>, now: number): void {
+    this.#leases.add(lease.taskId);
+    this.#sent.set(lease.taskId, newSentRun(lease, now));
   }
 
   addReserve(c: ClaimedTask): void {
-    this.reserve.push(c);
-    this.reservedIds.add(c.taskId);
+    this.#reserve.push(c);
+    this.#reservedIds.add(c.taskId);
   }
 
   /** The oldest reserved run, taken out of the reserve; undefined when empty. */
   nextReserved(): ClaimedTask | undefined {
-    const c = this.reserve.shift();
-    if (c) this.reservedIds.delete(c.taskId);
+    const c = this.#reserve.shift();
+    if (c) this.#reservedIds.delete(c.taskId);
     return c;
   }
 
   /** Empties the reserve, returning what was in it (to hand back). */
   takeReserve(): ClaimedTask[] {
-    this.reservedIds.clear();
-    return this.reserve.splice(0);
+    this.#reservedIds.clear();
+    return this.#reserve.splice(0);
   }
+
+  /** The run goes to the worker now (queued in this turn's frame). */
+  markSent(c: Pick<ClaimedTask, 'taskId' | 'attempt' | 'options'>, now: number): void {
+    this.#sent.set(c.taskId, newSentRun(c, now));
+  }
+
+  /** The worker reported a run (result, failure, release): its slot is free again. */
+  reported(taskId: number, now: number): void {
+    const r = this.#sent.get(taskId);
+    if (r === undefined) return;
+    this.#sent.delete(taskId);
+    const ms = Math.max(0, now - r.sentAt);
+    this.#avgRunMs = this.#avgRunMs === null ? ms : this.#avgRunMs * 0.9 + ms * 0.1;
+  }
+
+  /** The run showed progress (ctx.heartbeat, a checkpoint). */
+  progressed(taskId: number, attempt: number, now: number): void {
+    const r = this.#sent.get(taskId);
+    if (r !== undefined && r.attempt === attempt) r.progressAt = Math.max(r.progressAt, now);
+  }
+
+  /**
+   * The coordinator took the run back (past its deadline, or lost by the
+   * worker): its slot is free, though the lease lasts until the failure or
+   * requeue commits. Does not count toward the average run time.
+   */
+  expire(taskId: number): void {
+    this.#sent.delete(taskId);
+  }
+
+  /** The lease ended (committed, failed, requeued, revoked): forget it everywhere. `finished`: a run that came to its end. */
+  forget(taskId: number, finished = false): void {
+    if (finished && this.#leases.has(taskId)) this.#tasksDone++;
+    this.#leases.delete(taskId);
+    this.#sent.delete(taskId);
+    if (!this.#reservedIds.delete(taskId)) return;
+    const i = this.#reserve.findIndex((c) => c.taskId === taskId);
+    if (i >= 0) this.#reserve.splice(i, 1);
+  }
+
+  // ---- sending ----------------------------------------------------------------
 
   /** Queues a message; everything queued in one event-loop turn goes out in one frame. */
   send(m: CoordinatorMessage): void {
-    if (this.link === null) return;
-    this.outbox.push(m);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
+    if (this.#link === null) return;
+    this.#outbox.push(m);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
       setImmediate(() => this.flush());
     }
   }
 
   flush(): void {
-    this.flushScheduled = false;
-    if (this.outbox.length === 0 || this.link === null) {
-      this.outbox = [];
+    this.#flushScheduled = false;
+    if (this.#outbox.length === 0 || this.#link === null) {
+      this.#outbox = [];
       return;
     }
-    const frame = this.outbox;
-    this.outbox = [];
-    this.link.send(frame);
+    const frame = this.#outbox;
+    this.#outbox = [];
+    this.#link.send(frame);
+    // Which frame of this connection each run went out in, for the worker's frame count.
+    const n = this.#link.framesSent;
+    for (const m of frame) {
+      if (m.t !== 'run') continue;
+      const r = this.#sent.get(m.taskId);
+      if (r !== undefined && r.attempt === m.attempt) r.frame = n;
+    }
   }
 
   record(state: WorkerRecord['state'], now: number): WorkerRecord {
     return {
       workerId: this.workerId,
-      name: this.name,
+      name: this.#name,
       token: this.token,
       state,
-      slots: this.slots,
-      labels: [...this.labels],
-      handlers: [...this.handlers],
-      connectedAt: this.connectedAt,
+      slots: this.#slots,
+      labels: [...this.#labels],
+      handlers: [...this.#handlers],
+      connectedAt: this.#connectedAt,
       seenAt: now,
     };
   }
@@ -179,17 +377,28 @@ export class Session {
   view(now: number, o: LivenessOptions): WorkerView {
     return {
       workerId: this.workerId,
-      name: this.name,
+      name: this.#name,
       health: this.health(now, o),
-      connected: this.link !== null,
-      slots: this.slots,
-      running: this.sent.size,
-      labels: [...this.labels],
-      handlers: [...this.handlers],
-      lastSeenAgoMs: Math.max(0, now - this.lastSeenAt),
-      tasksDone: this.tasksDone,
+      connected: this.#link !== null,
+      slots: this.#slots,
+      running: this.#sent.size,
+      labels: [...this.#labels],
+      handlers: [...this.#handlers],
+      lastSeenAgoMs: Math.max(0, now - this.#lastSeenAt),
+      tasksDone: this.#tasksDone,
     };
   }
+}
+
+function newSentRun(c: Pick<ClaimedTask, 'taskId' | 'attempt' | 'options'>, now: number): SentRun {
+  return {
+    taskId: c.taskId,
+    attempt: c.attempt,
+    sentAt: now,
+    progressAt: now,
+    frame: null,
+    limits: { timeoutMs: c.options.timeoutMs, heartbeatTimeoutMs: c.options.heartbeatTimeoutMs },
+  };
 }
 
 export function newWorkerId(): string {

@@ -54,11 +54,12 @@ export const FAILURE_KINDS = [
   'poison',
   'permanent',
   'handler_not_found',
+  'unschedulable',
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
 export interface TaskError {
-  /** error | timeout | poison | permanent | handler_not_found */
+  /** error | timeout | poison | permanent | handler_not_found | unschedulable */
   kind: FailureKind;
   message: string;
   /** The error's class name on the worker, when there was one. */
@@ -81,6 +82,11 @@ export interface TaskOptions {
   backoffMs: number;
   /** Upper bound of the retry delay. Default 30 s. */
   backoffMaxMs: number;
+  /**
+   * A group that no connected worker can run for this long has its pending
+   * tasks failed for good (kind unschedulable); 0 = wait forever. Default 0.
+   */
+  scheduleTimeoutMs: number;
 }
 
 export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
@@ -91,6 +97,7 @@ export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
   requires: [],
   backoffMs: 200,
   backoffMaxMs: 30_000,
+  scheduleTimeoutMs: 0,
 });
 
 export const WORKER_HEALTHS = ['alive', 'suspect', 'draining', 'dead'] as const;

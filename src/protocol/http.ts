@@ -25,6 +25,7 @@
 import Type, { type Static } from 'typebox';
 import { checker } from './validate.js';
 import { ERROR_CODES, type ErrorCode, type WireError } from '../core/errors.js';
+import { WAITING_CODES, type GroupWaiting } from '../core/waiting.js';
 import {
   FAILURE_KINDS,
   GROUP_POLICIES,
@@ -56,6 +57,7 @@ export const TaskOptionsInput = Type.Object(
     ),
     backoffMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 * 1000 })),
     backoffMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 24 * 3600 * 1000 })),
+    scheduleTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
   },
   { additionalProperties: false },
 );
@@ -143,12 +145,37 @@ export const TaskOptionsSchema = Type.Object(
     requires: Type.Array(Type.String()),
     backoffMs: Type.Integer(),
     backoffMaxMs: Type.Integer(),
+    scheduleTimeoutMs: Type.Integer({
+      description:
+        'A group that no connected worker can run for this long has its pending tasks failed (kind unschedulable); 0 = wait forever.',
+    }),
   },
   { description: 'The resolved task options of a group: every field set.' },
 );
 
 const NullableInt = Type.Union([Type.Integer(), Type.Null()]);
 const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+/** Why a group's pending tasks wait (core/waiting.ts). */
+export const GroupWaitingSchema = Type.Object(
+  {
+    code: Type.Enum([...WAITING_CODES], {
+      description:
+        'no_worker: no worker is connected; no_handler: no connected worker offers the handler; no_label: workers offer the handler, none has every required label.',
+    }),
+    message: Type.String({
+      description: 'What is missing, and what the connected workers offer.',
+    }),
+    since: Type.Integer({
+      description:
+        'Since when (ms epoch) no connected worker could run the group; kept in memory: after a coordinator restart or a new leader, counted from the start of its term.',
+    }),
+  },
+  {
+    description:
+      'Present while the group has pending tasks that no connected worker (alive or suspect, not draining) can run.',
+  },
+);
 
 export const GroupView = Type.Object({
   id: Type.String(),
@@ -171,6 +198,7 @@ export const GroupView = Type.Object({
   done: Type.Boolean({
     description: 'Sealed (or canceled) and nothing outstanding.',
   }),
+  waiting: Type.Optional(GroupWaitingSchema),
 });
 export type GroupView = Static<typeof GroupView>;
 
@@ -293,7 +321,7 @@ export const LONG_POLL_MAX_MS = 60_000;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Holds<T extends true> = T;
 export type _RepliesMirrorCore = [
-  Holds<Same<GroupView, GroupInfo & { done: boolean }>>,
+  Holds<Same<GroupView, GroupInfo & { done: boolean; waiting?: GroupWaiting }>>,
   Holds<Same<Static<typeof TaskStateSchema>, TaskState>>,
   Holds<Same<Static<typeof WorkerHealthSchema>, WorkerHealth>>,
   Holds<Same<Static<typeof TaskErrorSchema>, TaskError>>,

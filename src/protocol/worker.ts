@@ -5,7 +5,7 @@
  * its fencing token `(taskId, attempt)`.
  *
  * Worker -> coordinator: hello (first), beat, result, fail, checkpoint,
- * release, drain, bye. Coordinator -> worker: welcome, run, ack, saved,
+ * progress, release, drain, bye. Coordinator -> worker: welcome, run, ack, saved,
  * revoke, beat, error. See docs/protocol.md.
  */
 import Type, { type Static } from 'typebox';
@@ -45,12 +45,32 @@ export const Hello = Type.Object(
     held: Type.Optional(Type.Array(RunRef, { maxItems: 100_000 })),
     /** The worker is draining (it reconnected during its drain). */
     draining: Type.Optional(Type.Boolean()),
+    /**
+     * The worker reports what it holds: its beats carry `frames` and `held`,
+     * and it sends `progress`. Without it (an older worker) the coordinator
+     * neither requeues runs by those reports nor watches heartbeatTimeoutMs.
+     */
+    leaseReports: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
 export type Hello = Static<typeof Hello>;
 
-export const Beat = Type.Object({ t: Type.Literal('beat') }, { additionalProperties: false });
+export const Beat = Type.Object(
+  {
+    t: Type.Literal('beat'),
+    /**
+     * Frames received on this connection so far (every frame, also one the
+     * worker could not parse). With `held`: a run sent in one of those
+     * frames that is not held was lost, and is requeued.
+     */
+    frames: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Runs the worker holds as it beats: running, or with a report not acked yet. */
+    held: Type.Optional(Type.Array(RunRef, { maxItems: 100_000 })),
+  },
+  { additionalProperties: false },
+);
+export type Beat = Static<typeof Beat>;
 
 export const WireTaskError = Type.Object(
   {
@@ -92,6 +112,13 @@ export const Checkpoint = Type.Object(
 );
 export type Checkpoint = Static<typeof Checkpoint>;
 
+/** The handler showed progress (ctx.heartbeat()); coalesced by the worker (core/deadline.ts progressEveryMs). */
+export const Progress = Type.Object(
+  { t: Type.Literal('progress'), taskId: TaskId, attempt: Attempt },
+  { additionalProperties: false },
+);
+export type Progress = Static<typeof Progress>;
+
 /** The worker hands a run back unfinished (drain timeout): it goes back to pending at once. */
 export const Release = Type.Object(
   { t: Type.Literal('release'), taskId: TaskId, attempt: Attempt },
@@ -109,6 +136,7 @@ export const WorkerMessage = Type.Union([
   Result,
   Fail,
   Checkpoint,
+  Progress,
   Release,
   Drain,
   Bye,
@@ -143,6 +171,8 @@ export interface Welcome {
   maxResultBytes: number;
   /** The coordinator's limit on the nesting of inputs, results and checkpoints (Limits.maxDepth). */
   maxDepth: number;
+  /** The slots granted: the hello's, at most the coordinator's maxWorkerSlots. The worker runs at most this many at once. */
+  slots?: number;
 }
 
 export interface Run {
@@ -158,6 +188,8 @@ export interface Run {
   checkpoint?: unknown;
   /** 0 = no limit. */
   timeoutMs: number;
+  /** 0 = not watched; otherwise the handler should call ctx.heartbeat() at least this often. */
+  heartbeatTimeoutMs?: number;
 }
 
 /** The answer to result, fail and release. The worker drops the entry from its outbox on any ack. */
@@ -183,7 +215,10 @@ export interface Revoke {
   t: 'revoke';
   taskId: number;
   attempt: number;
-  reason: 'canceled' | 'stale' | 'lost';
+  /** timeout: the coordinator ended the run (timeoutMs or heartbeatTimeoutMs ran out). */
+  reason: 'canceled' | 'stale' | 'lost' | 'timeout';
+  /** Why, in words (with reason timeout). */
+  message?: string;
 }
 
 export interface CoordinatorBeat {

@@ -15,6 +15,7 @@ import { resolveTaskOptions } from '../core/options.js';
 import { isFinal, type GroupInfo, type TaskOptions } from '../core/types.js';
 import type { TaskView } from '../protocol/http.js';
 import { pageRules } from './contract-pages.js';
+import { waitingRules } from './contract-waiting.js';
 import { ModelStore } from './model.js';
 import type {
   ClaimedTask,
@@ -133,6 +134,7 @@ export function storeContract(name: string, make: Make): void {
     retryRules(make);
     readRules(make);
     pageRules(make);
+    waitingRules(make);
     durabilityRules(make);
     propertyRules(make);
   });
@@ -1440,7 +1442,7 @@ type AbstractOp =
       handler: number;
     }
   | { k: 'add'; g: number; offset: 'null' | 'next' | 'repeat' | 'bad'; n: number }
-  | { k: 'seal' | 'cancel' | 'retry'; g: number }
+  | { k: 'seal' | 'cancel' | 'retry' | 'scheduleTimeout'; g: number }
   | {
       k: 'commit' | 'fail' | 'requeue' | 'checkpoint';
       t: number;
@@ -1493,6 +1495,7 @@ const abstractOp: fc.Arbitrary<AbstractOp> = fc.oneof(
   weighted(fc.record({ k: fc.constant('seal' as const), g: nat(20) }), 1),
   weighted(fc.record({ k: fc.constant('cancel' as const), g: nat(20) }), 1),
   weighted(fc.record({ k: fc.constant('retry' as const), g: nat(20) }), 1),
+  weighted(fc.record({ k: fc.constant('scheduleTimeout' as const), g: nat(20) }), 1),
   weighted(
     fc.record({ k: runKind, t: nat(50), fault, retry: fc.boolean(), node: fc.boolean() }),
     8,
@@ -1524,6 +1527,7 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
     failures: [],
     requeues: [],
     checkpoints: [],
+    scheduleTimeouts: [],
     workers: [],
     claims: [],
     events: [],
@@ -1578,6 +1582,12 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
         break;
       case 'retry':
         tick.retries.push(groupId(op.g));
+        break;
+      case 'scheduleTimeout':
+        tick.scheduleTimeouts.push({
+          groupId: groupId(op.g),
+          error: { kind: 'unschedulable', message: `waited ${op.g}` },
+        });
         break;
       case 'claim': {
         const x = pick(pending, op.t);
@@ -1704,6 +1714,7 @@ async function checkInvariants(
   const { leases } = await store.recover();
   assert.deepEqual(leases, (await model.recover()).leases);
   assert.deepEqual(await store.groupsWithPending(100), await model.groupsWithPending(100));
+  assert.deepEqual(await store.pendingGroups(), await model.pendingGroups());
   return now;
 }
 

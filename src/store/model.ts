@@ -21,6 +21,7 @@ import type {
   RetryOutcome,
   RevokedRun,
   RunOutcome,
+  ScheduleTimeoutOp,
   SealOutcome,
   FinishedPageQuery,
   Store,
@@ -35,6 +36,7 @@ import type {
   WorkerRecord,
 } from './store.js';
 import { taskViewFromRecord, withinBudget } from './rows.js';
+import { applyOps } from './tick-ops.js';
 
 export interface ModelTask {
   taskId: number;
@@ -101,6 +103,14 @@ export class ModelStore implements Store {
       .sort((a, b) => a.createdAt - b.createdAt)
       .slice(0, limit)
       .map((g) => g.id);
+  }
+
+  async pendingGroups(): Promise<GroupInfo[]> {
+    return this.groups
+      .map((g, i) => ({ g, i }))
+      .filter(({ g }) => g.pending > 0 && g.state !== 'canceled')
+      .sort((a, b) => a.g.createdAt - b.g.createdAt || a.i - b.i)
+      .map(({ g }) => clone(g));
   }
 
   async readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]> {
@@ -287,44 +297,34 @@ class ModelTick {
   ) {}
 
   run(tick: Tick): TickOutcome {
-    const out: TickOutcome = {
-      createGroups: (tick.createGroups ?? []).map((g) => this.create(g)),
-      addTasks: (tick.addTasks ?? []).map((a) => this.add(a)),
-      seals: (tick.seals ?? []).map((id) => this.seal(id)),
-      cancels: (tick.cancels ?? []).map((id) => this.cancel(id)),
-      retries: (tick.retries ?? []).map((id) => this.retry(id)),
-      commits: (tick.commits ?? []).map((c) =>
-        this.fenced(c, (t) => this.finish(t, 'succeeded', { value: json(c.value) })),
-      ),
-      failures: (tick.failures ?? []).map((f) =>
+    const ops = applyOps(tick, {
+      createGroups: (g) => this.create(g),
+      addTasks: (a) => this.add(a),
+      seals: (id) => this.seal(id),
+      cancels: (id) => this.cancel(id),
+      retries: (id) => this.retry(id),
+      commits: (c) => this.fenced(c, (t) => this.finish(t, 'succeeded', { value: json(c.value) })),
+      failures: (f) =>
         this.fenced(f, (t) => {
           if (f.nodeFailure) t.nodeFailures++;
           else t.errors++;
           t.error = clone(f.error);
           if (f.retryAt !== null) return this.toPending(t, f.retryAt);
           this.finish(t, 'failed', {});
-          const g = this.group(t.groupId);
-          if (g?.policy === 'failFast' && (g.state === 'open' || g.state === 'sealed')) {
-            this.cancelRest(g);
-            if (g.state === 'open') this.sealOpen(g);
-          }
+          this.failFast(t.groupId);
         }),
-      ),
-      requeues: (tick.requeues ?? []).map((r) =>
+      requeues: (r) =>
         this.fenced(r, (t) => {
           if (r.nodeFailure) t.nodeFailures++;
           this.toPending(t, r.runAt);
         }),
-      ),
-      checkpoints: (tick.checkpoints ?? []).map((c) =>
+      checkpoints: (c) =>
         this.fenced(c, (t) => {
           t.checkpoint = json(c.state);
         }),
-      ),
-      claimed: [],
-      revoked: this.revoked,
-      changedGroups: [],
-    };
+      scheduleTimeouts: (s) => this.scheduleTimeout(s),
+    });
+    const out: TickOutcome = { ...ops, claimed: [], revoked: this.revoked, changedGroups: [] };
     for (const w of tick.workers ?? []) this.m.putWorker(w);
     for (const c of tick.claims ?? []) {
       const t = this.m.tasks.find((x) => x.taskId === c.taskId);
@@ -391,6 +391,30 @@ class ModelTick {
     if (f !== 'ok') return f;
     apply(t);
     return 'applied';
+  }
+
+  /** A final failure in a failFast group cancels the rest of it. */
+  private failFast(groupId: string): void {
+    const g = this.group(groupId);
+    if (g?.policy === 'failFast' && (g.state === 'open' || g.state === 'sealed')) {
+      this.cancelRest(g);
+      if (g.state === 'open') this.sealOpen(g);
+    }
+  }
+
+  /** Every pending task of a live group fails for good, in input order. */
+  private scheduleTimeout(s: ScheduleTimeoutOp): number {
+    const g = this.group(s.groupId);
+    if (!g || (g.state !== 'open' && g.state !== 'sealed')) return 0;
+    const pending = this.m.tasks
+      .filter((t) => t.groupId === g.id && t.state === 'pending')
+      .sort((a, b) => a.index - b.index);
+    for (const t of pending) {
+      t.error = clone(s.error);
+      this.finish(t, 'failed', {});
+    }
+    if (pending.length > 0) this.failFast(g.id);
+    return pending.length;
   }
 
   private toPending(t: ModelTask, runAt: number): void {

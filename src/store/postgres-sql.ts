@@ -51,6 +51,8 @@ export const SQL = {
   groupStatics: 'SELECT id, handler, options FROM groups WHERE id = ANY($1::text[])',
   groupsWithPending: `SELECT id FROM groups WHERE pending > 0 AND state <> 'canceled'
      ORDER BY created_at, rowid LIMIT $1`,
+  pendingGroups: `SELECT * FROM groups WHERE pending > 0 AND state <> 'canceled'
+     ORDER BY created_at, rowid`,
   listGroups: 'SELECT * FROM groups ORDER BY created_at DESC, rowid DESC LIMIT $1',
   listGroupsBefore: `SELECT * FROM groups WHERE created_at < $1
      ORDER BY created_at DESC, rowid DESC LIMIT $2`,
@@ -95,6 +97,12 @@ export const SQL = {
        WHERE group_id = $1 AND state = 'failed'`,
   // Cancels every running, then every pending task of a group, each in input
   // order, numbering finish_seq from $3 + 1 (cancel and failFast).
+  // A schedule timeout: every pending task of a group fails for good with one
+  // error ($2), finish_seq numbered from $4 + 1 in input order.
+  failPending: `UPDATE tasks t SET state = 'failed', error = $2, finished_at = $3, finish_seq = $4 + c.rn
+       FROM (SELECT id, row_number() OVER (ORDER BY idx) AS rn
+               FROM tasks WHERE group_id = $1 AND state = 'pending') AS c
+      WHERE t.id = c.id`,
   cancelRest: `UPDATE tasks t SET state = 'canceled', finished_at = $2, finish_seq = $3 + c.rn
        FROM (SELECT id, was, row_number() OVER (ORDER BY was <> 'running', idx) AS rn
                FROM (SELECT id, idx, state AS was FROM tasks WHERE group_id = $1 AND state = 'running'

@@ -26,12 +26,13 @@ import type {
   NewGroup,
   RetryOutcome,
   RevokedRun,
+  ScheduleTimeoutOp,
   SealOutcome,
   Tick,
   TickOutcome,
   WorkerRecord,
 } from './store.js';
-import { addVerdict, copyOptions, isLive, snapshot, TickGroups } from './tick-groups.js';
+import { addVerdict, copyOptions, failsFast, isLive, snapshot, TickGroups } from './tick-groups.js';
 
 interface ClaimRow {
   id: number;
@@ -51,41 +52,6 @@ interface CancelRow {
   attempt: number;
   worker_id: string;
   was: 'running' | 'pending';
-}
-
-/** True when the tick has nothing to write: it costs no transaction at all. */
-export function isEmptyTick(t: Tick): boolean {
-  return (
-    !t.createGroups?.length &&
-    !t.addTasks?.length &&
-    !t.seals?.length &&
-    !t.cancels?.length &&
-    !t.retries?.length &&
-    !t.commits?.length &&
-    !t.failures?.length &&
-    !t.requeues?.length &&
-    !t.checkpoints?.length &&
-    !t.workers?.length &&
-    !t.claims?.length &&
-    !t.events?.length
-  );
-}
-
-export function emptyOutcome(): TickOutcome {
-  return {
-    createGroups: [],
-    addTasks: [],
-    seals: [],
-    cancels: [],
-    retries: [],
-    commits: [],
-    failures: [],
-    requeues: [],
-    checkpoints: [],
-    claimed: [],
-    revoked: [],
-    changedGroups: [],
-  };
 }
 
 export class PgTickApplier implements RunContext {
@@ -119,6 +85,7 @@ export class PgTickApplier implements RunContext {
     const retries: RetryOutcome[] = [];
     for (const id of t.retries ?? []) retries.push(await this.retry(id));
     const runs = await applyRunOps(this, t);
+    const scheduleTimeouts = await this.scheduleTimeouts(t.scheduleTimeouts ?? []);
     await this.upsertWorkers(t.workers ?? []);
     const claimed = await this.claim(t.claims ?? []);
     await this.insertEvents(t.events ?? []);
@@ -131,6 +98,7 @@ export class PgTickApplier implements RunContext {
       cancels,
       retries,
       ...runs,
+      scheduleTimeouts,
       claimed,
       revoked: this.revoked,
       changedGroups: changed.map(snapshot),
@@ -284,6 +252,31 @@ export class PgTickApplier implements RunContext {
     for (const r of runs) {
       this.revoked.push({ taskId: r.id, attempt: r.attempt, workerId: r.worker_id });
     }
+  }
+
+  /** Every pending task of each group fails for good (ScheduleTimeoutOp), one statement a group. */
+  private async scheduleTimeouts(ops: ScheduleTimeoutOp[]): Promise<number[]> {
+    if (ops.length === 0) return [];
+    await this.loadGroups(ops.map((s) => s.groupId));
+    const out: number[] = [];
+    for (const s of ops) {
+      const g = this.groups.get(s.groupId);
+      if (!g || !isLive(g) || g.pending === 0) {
+        out.push(0);
+        continue;
+      }
+      const n = g.pending;
+      const error = JSON.stringify(s.error);
+      await this.write('failPending', [g.id, error, this.now, this.finishSeq], n);
+      this.finishSeq += n;
+      this.groups.move(g, 'pending', 'failed', n);
+      if (failsFast(g)) {
+        await this.execEnd(this.planEnd(g));
+        if (g.state === 'open') this.groups.seal(g);
+      }
+      out.push(n);
+    }
+    return out;
   }
 
   /** One upsert; a worker named twice in one tick keeps its last record. */

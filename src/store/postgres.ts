@@ -21,7 +21,8 @@ import {
 } from './postgres-pool.js';
 import { checkSchemaName, migrate } from './postgres-schema.js';
 import { stmt, type StatementName } from './postgres-sql.js';
-import { emptyOutcome, isEmptyTick, PgTickApplier } from './postgres-tick.js';
+import { PgTickApplier } from './postgres-tick.js';
+import { emptyOutcome, isEmptyTick } from './tick-ops.js';
 import {
   eventFromRow,
   groupFromRow,
@@ -237,6 +238,10 @@ export class PostgresStore implements Store {
   async groupsWithPending(limit: number): Promise<string[]> {
     const rows = await this.rows<{ id: string }>('groupsWithPending', [limit]);
     return rows.map((r) => r.id);
+  }
+
+  async pendingGroups(): Promise<GroupInfo[]> {
+    return (await this.rows<GroupRow>('pendingGroups', [])).map(groupFromRow);
   }
 
   async readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]> {

@@ -1,11 +1,12 @@
 /** Rows as both stores return them (the columns are named alike), and their mapping to store types. */
-import type {
-  GroupInfo,
-  GroupPolicy,
-  GroupState,
-  TaskError,
-  TaskOptions,
-  TaskState,
+import {
+  DEFAULT_TASK_OPTIONS,
+  type GroupInfo,
+  type GroupPolicy,
+  type GroupState,
+  type TaskError,
+  type TaskOptions,
+  type TaskState,
 } from '../core/types.js';
 import type { EventView, TaskView } from '../protocol/http.js';
 import type { Lease, TaskRecord, TaskSummary, WorkerRecord, WorkerRecordState } from './store.js';
@@ -85,7 +86,7 @@ export function groupFromRow(r: GroupRow): GroupInfo {
     createdAt: r.created_at,
     sealedAt: r.sealed_at,
     finishedAt: r.finished_at,
-    options: JSON.parse(r.options) as TaskOptions,
+    options: optionsFromText(r.options),
     total: r.total,
     pending: r.pending,
     running: r.running,
@@ -228,6 +229,15 @@ export function leaseFromRow(r: LeaseRow): Lease {
     startedAt: r.started_at,
     errors: r.errors,
     nodeFailures: r.node_failures,
-    options: JSON.parse(r.options) as TaskOptions,
+    options: optionsFromText(r.options),
   };
+}
+
+/**
+ * A group's options as stored: the JSON of the resolved options when the
+ * group was created. An option added since (scheduleTimeoutMs) takes its
+ * default for the groups created before it.
+ */
+export function optionsFromText(text: string): TaskOptions {
+  return { ...DEFAULT_TASK_OPTIONS, ...(JSON.parse(text) as Partial<TaskOptions>) };
 }

@@ -33,6 +33,9 @@ export const SQL = {
   groupsWithPending: p(
     'SELECT id FROM groups WHERE pending > 0 AND state <> ? ORDER BY created_at, rowid LIMIT ?',
   ),
+  pendingGroups: p(
+    'SELECT * FROM groups WHERE pending > 0 AND state <> ? ORDER BY created_at, rowid',
+  ),
   listGroups: p('SELECT * FROM groups ORDER BY created_at DESC, rowid DESC LIMIT ?'),
   listGroupsBefore: p(
     'SELECT * FROM groups WHERE created_at < ? ORDER BY created_at DESC, rowid DESC LIMIT ?',
@@ -84,6 +87,15 @@ export const SQL = {
   ),
   cancelPending: p(
     `UPDATE tasks SET state = 'canceled', finished_at = @now, finish_seq = @seq + c.rn
+       FROM (SELECT id, row_number() OVER (ORDER BY idx) AS rn FROM tasks
+             WHERE group_id = @groupId AND state = 'pending') AS c
+       WHERE tasks.id = c.id`,
+  ),
+
+  // A schedule timeout: every pending task of a group fails for good with one
+  // error, numbering finish_seq from @seq + 1 in input order.
+  failPending: p(
+    `UPDATE tasks SET state = 'failed', error = @error, finished_at = @now, finish_seq = @seq + c.rn
        FROM (SELECT id, row_number() OVER (ORDER BY idx) AS rn FROM tasks
              WHERE group_id = @groupId AND state = 'pending') AS c
        WHERE tasks.id = c.id`,

@@ -24,12 +24,14 @@ import type {
   RetryOutcome,
   RevokedRun,
   RunOutcome,
+  ScheduleTimeoutOp,
   SealOutcome,
   Tick,
   TickOutcome,
   WorkerRecord,
 } from './store.js';
 import { addVerdict, copyOptions, failsFast, isLive, snapshot, TickGroups } from './tick-groups.js';
+import { applyOps } from './tick-ops.js';
 
 interface ClaimRow {
   id: number;
@@ -63,20 +65,19 @@ export class TickApplier {
 
   apply(): TickOutcome {
     const t = this.tick;
-    const out: TickOutcome = {
-      createGroups: (t.createGroups ?? []).map((g) => this.create(g)),
-      addTasks: (t.addTasks ?? []).map((a) => this.add(a)),
-      seals: (t.seals ?? []).map((id) => this.seal(id)),
-      cancels: (t.cancels ?? []).map((id) => this.cancel(id)),
-      retries: (t.retries ?? []).map((id) => this.retry(id)),
-      commits: (t.commits ?? []).map((c) => this.commit(c)),
-      failures: (t.failures ?? []).map((f) => this.fail(f)),
-      requeues: (t.requeues ?? []).map((r) => this.requeue(r)),
-      checkpoints: (t.checkpoints ?? []).map((c) => this.checkpoint(c)),
-      claimed: [],
-      revoked: this.revoked,
-      changedGroups: [],
-    };
+    const ops = applyOps(t, {
+      createGroups: (g) => this.create(g),
+      addTasks: (a) => this.add(a),
+      seals: (id) => this.seal(id),
+      cancels: (id) => this.cancel(id),
+      retries: (id) => this.retry(id),
+      commits: (c) => this.commit(c),
+      failures: (f) => this.fail(f),
+      requeues: (r) => this.requeue(r),
+      checkpoints: (c) => this.checkpoint(c),
+      scheduleTimeouts: (s) => this.scheduleTimeout(s),
+    });
+    const out: TickOutcome = { ...ops, claimed: [], revoked: this.revoked, changedGroups: [] };
     for (const w of t.workers ?? []) this.worker(w);
     for (const c of t.claims ?? []) {
       const claimed = this.claim(c);
@@ -272,6 +273,22 @@ export class TickApplier {
       if (g.state === 'open') this.groups.seal(g);
     }
     return 'applied';
+  }
+
+  /** Every pending task of the group fails for good (ScheduleTimeoutOp). */
+  private scheduleTimeout(s: ScheduleTimeoutOp): number {
+    const g = this.group(s.groupId);
+    if (!g || !isLive(g) || g.pending === 0) return 0;
+    const error = JSON.stringify(s.error);
+    const args = { error, now: this.now, seq: this.finishSeq, groupId: g.id };
+    const n = this.st.failPending.run(args).changes;
+    this.finishSeq += n;
+    this.groups.move(g, 'pending', 'failed', n);
+    if (failsFast(g)) {
+      this.cancelRest(g);
+      if (g.state === 'open') this.groups.seal(g);
+    }
+    return n;
   }
 
   private requeue(r: RequeueOp): RunOutcome {

@@ -22,6 +22,7 @@ import {
   type TaskViewRow,
   type WorkerRow,
   leaseFromRow,
+  optionsFromText,
   type LeaseRow,
 } from './rows.js';
 import { isBusy, openFailed, storageErrorCode } from './sqlite-errors.js';
@@ -194,6 +195,11 @@ export class SqliteStore implements Store {
     return rows.map((r) => r.id);
   }
 
+  async pendingGroups(): Promise<GroupInfo[]> {
+    const rows = this.st.pendingGroups.all('canceled') as GroupRow[];
+    return rows.map(groupFromRow);
+  }
+
   async readyTasks(groupIds: string[], now: number, perGroup: number): Promise<ReadyTask[]> {
     const out: ReadyTask[] = [];
     for (const groupId of groupIds) {
@@ -223,7 +229,7 @@ export class SqliteStore implements Store {
     const row = this.st.groupStatic.get(id) as { handler: string; options: string } | undefined;
     if (!row) return null;
     if (this.statics.size >= STATIC_CACHE_MAX) this.statics.clear();
-    const g = { handler: row.handler, options: JSON.parse(row.options) as TaskOptions };
+    const g = { handler: row.handler, options: optionsFromText(row.options) };
     this.statics.set(id, g);
     return g;
   }

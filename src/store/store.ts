@@ -5,9 +5,10 @@
  * Rules every implementation keeps (the contract suite in contract.ts checks them):
  * - Every method is atomic. No transaction or connection type leaks out.
  * - `commitTick` applies everything that arrived in one coordinator tick in ONE
- *   transaction (group commit), in this order: createGroups, addTasks, seals,
- *   cancels, retries, commits, failures, requeues, checkpoints, workers, claims,
- *   events.
+ *   transaction (group commit), in this order: the op kinds in the order of
+ *   OPS (src/core/ops.ts: createGroups, addTasks, seals, cancels, retries,
+ *   commits, failures, requeues, checkpoints, scheduleTimeouts), then
+ *   workers, claims, events.
  *   Nothing is acknowledged before it returns.
  * - Every write about a run is fenced by `(taskId, attempt, workerId)`: it
  *   applies only while the task is `running` with exactly that attempt and
@@ -32,6 +33,7 @@ import type {
   TaskOptions,
   TaskState,
 } from '../core/types.js';
+import type { OpKind } from '../core/ops.js';
 import type { EventView, TaskView } from '../protocol/http.js';
 
 export interface NewGroup {
@@ -89,6 +91,18 @@ export interface CheckpointOp {
   state: unknown;
 }
 
+/**
+ * A group waited longer than its scheduleTimeoutMs with no connected worker
+ * able to run it (core decided): every pending task of the group fails for
+ * good with `error` (kind unschedulable), finishing in input order; under
+ * failFast the rest of the group is canceled as for any final failure.
+ * Nothing happens to a group that is not open or sealed.
+ */
+export interface ScheduleTimeoutOp {
+  groupId: string;
+  error: TaskError;
+}
+
 export type WorkerRecordState = 'alive' | 'suspect' | 'draining' | 'dead' | 'left';
 
 /** What the store keeps of a worker session: enough to resume it after a coordinator restart. */
@@ -120,18 +134,33 @@ export interface NewEvent {
   data?: Json;
 }
 
-export interface Tick {
-  now: number;
-  createGroups?: NewGroup[];
-  addTasks?: AddTasks[];
-  seals?: string[];
-  cancels?: string[];
+/** The op and the outcome of each op kind (the kinds and their order: core/ops.ts). */
+export interface Ops {
+  createGroups: { op: NewGroup; outcome: CreateOutcome };
+  addTasks: { op: AddTasks; outcome: AddOutcome };
+  seals: { op: string; outcome: SealOutcome };
+  cancels: { op: string; outcome: CancelOutcome };
   /** Group ids whose failed tasks go back to pending (see RetryOutcome). */
-  retries?: string[];
-  commits?: CommitOp[];
-  failures?: FailOp[];
-  requeues?: RequeueOp[];
-  checkpoints?: CheckpointOp[];
+  retries: { op: string; outcome: RetryOutcome };
+  commits: { op: CommitOp; outcome: RunOutcome };
+  failures: { op: FailOp; outcome: RunOutcome };
+  requeues: { op: RequeueOp; outcome: RunOutcome };
+  checkpoints: { op: CheckpointOp; outcome: RunOutcome };
+  /** Outcome: how many pending tasks failed (0 when the group is unknown or not live). */
+  scheduleTimeouts: { op: ScheduleTimeoutOp; outcome: number };
+}
+export type OpOf<K extends OpKind> = Ops[K]['op'];
+export type OutcomeOf<K extends OpKind> = Ops[K]['outcome'];
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Fails the build when Ops and the op kinds of core part. */
+export type _OpsCoverEveryKind = [SameKeys<keyof Ops, OpKind>] extends [true] ? true : never;
+const _opsCoverEveryKind: _OpsCoverEveryKind = true;
+void _opsCoverEveryKind;
+
+export type TickOps = { [K in OpKind]?: OpOf<K>[] };
+
+export interface Tick extends TickOps {
+  now: number;
   workers?: WorkerRecord[];
   claims?: ClaimOp[];
   /**
@@ -202,23 +231,14 @@ export interface RevokedRun {
   workerId: string;
 }
 
-export interface TickOutcome {
-  createGroups: CreateOutcome[];
-  addTasks: AddOutcome[];
-  seals: SealOutcome[];
-  cancels: CancelOutcome[];
-  retries: RetryOutcome[];
-  commits: RunOutcome[];
-  failures: RunOutcome[];
-  requeues: RunOutcome[];
-  checkpoints: RunOutcome[];
+export type TickOutcome = { [K in OpKind]: OutcomeOf<K>[] } & {
   /** Claims that took (task was still pending), in the order given. */
   claimed: ClaimedTask[];
   /** Runs ended by cancels or failFast in this tick. */
   revoked: RevokedRun[];
   /** Every group whose counters or state changed in this tick, as it is now. */
   changedGroups: GroupInfo[];
-}
+};
 
 /** A pending task that may be dispatched now. */
 export interface ReadyTask {
@@ -300,6 +320,12 @@ export interface Store {
 
   /** Groups that have pending tasks (open or sealed), oldest first. */
   groupsWithPending(limit: number): Promise<string[]>;
+  /**
+   * Every group that has pending tasks (open or sealed, pending > 0), oldest
+   * first, whole: what a new term loads its index of runnable work from
+   * (docs/design.md, "Dispatch"). Read once per term, not per tick.
+   */
+  pendingGroups(): Promise<GroupInfo[]>;
   /**
    * Pending tasks with runAt <= now of the given groups, at most `perGroup` of
    * each, each group's in dispatch order (priority desc, then index).

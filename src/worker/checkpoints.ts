@@ -9,6 +9,8 @@ interface Pending {
   /** The state as JSON text, checked when it was saved. */
   stateJson: string;
   encoded: Encoded;
+  /** When it was last sent (performance.now()). */
+  sentAt: number;
   resolve: (stateJson: string) => void;
   reject: (e: RegroupError) => void;
 }
@@ -46,6 +48,7 @@ export class PendingCheckpoints {
         seq,
         stateJson,
         encoded,
+        sentAt: performance.now(),
         resolve,
         reject,
       });
@@ -92,6 +95,17 @@ export class PendingCheckpoints {
   /** The messages to send again, in the order they were first sent. */
   messages(): Encoded[] {
     return [...this.#pending.values()].map((p) => p.encoded);
+  }
+
+  /** Checkpoints sent `ackTimeoutMs` ago or more with no `saved`, marked sent again now. */
+  overdue(now: number, ackTimeoutMs: number): Encoded[] {
+    const out: Encoded[] = [];
+    for (const p of this.#pending.values()) {
+      if (now - p.sentAt < ackTimeoutMs) continue;
+      p.sentAt = now;
+      out.push(p.encoded);
+    }
+    return out;
   }
 
   get size(): number {

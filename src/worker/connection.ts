@@ -44,6 +44,8 @@ export class Connection {
   #leader: string | null = null;
   /** The coordinator's maxDepth; the default until its welcome. */
   #maxDepth = DEFAULT_LIMITS.maxDepth;
+  /** Frames received on this socket, readable or not: the beat reports it (Beat.frames). */
+  #framesReceived = 0;
 
   constructor(o: ConnectionOptions, hooks: ConnectionHooks) {
     this.#o = o;
@@ -59,6 +61,8 @@ export class Connection {
     });
     this.#ws.on('message', (data: WebSocket.RawData) => {
       this.#heard();
+      // Counted before parsing: the runs of a frame that cannot be read are then known lost.
+      this.#framesReceived++;
       const parsed = parseCoordinatorFrame(rawToString(data), this.#maxDepth);
       // The welcome says how deep the coordinator lets inputs go; later frames are read with that.
       for (const m of parsed.messages) if (m.t === 'welcome') this.#maxDepth = m.maxDepth;
@@ -107,6 +111,11 @@ export class Connection {
   /** The last socket error, e.g. `Unexpected server response: 401`. */
   get lastError(): string | null {
     return this.#lastError;
+  }
+
+  /** Frames received on this socket so far, including any that could not be parsed. */
+  get framesReceived(): number {
+    return this.#framesReceived;
   }
 
   get isOpen(): boolean {

@@ -1,17 +1,22 @@
-import type { Hello, Welcome } from '../protocol/worker.js';
+import type { Hello, RunRef, Welcome } from '../protocol/worker.js';
 import { Connection } from './connection.js';
 import { reconnectDelayMs, workerUrl, type ResolvedWorkerOptions } from './options.js';
 import { encode, type Encoded, type Inbound } from './wire.js';
 
 /** Silence allowed before the first welcome says how long deadAfterMs really is. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-const BEAT = encode({ t: 'beat' });
 
 export interface LinkHooks {
   /** The hello to open each new connection with. */
   hello(): Hello;
   /** Every well-formed message of the current connection, welcome included, in order (and unreadable runs). */
   onMessage(m: Inbound): void;
+  /**
+   * Called as each beat is built: the worker sends again what waited too
+   * long for an answer, and returns the runs it holds (running, or with a
+   * report not acked).
+   */
+  beat(): RunRef[];
   onDisconnected(info: { url: string; code: number; reason: string }): void;
 }
 
@@ -129,7 +134,13 @@ export class CoordinatorLink {
     this.#failures = 0;
     this.#redirects = 0;
     this.#deadAfterMs = w.deadAfterMs;
-    conn.startBeats(w.heartbeatMs, () => BEAT, w.deadAfterMs);
+    // Each beat says how many frames this connection brought and what the worker holds
+    // (core/deadline.ts lostRuns): a run sent in a frame received but not held was lost.
+    conn.startBeats(
+      w.heartbeatMs,
+      () => encode({ t: 'beat', frames: conn.framesReceived, held: this.hooks.beat() }),
+      w.deadAfterMs,
+    );
   }
 }
 

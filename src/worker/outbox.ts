@@ -9,6 +9,8 @@ export interface OutboxEntry {
   kind: Outcome['t'];
   /** Encoded once, when the run ended: later changes to the value cannot leak in. */
   encoded: Encoded;
+  /** When it was last sent (performance.now()); sent again when no ack came within the ack timeout. */
+  sentAt: number;
 }
 
 export function runKey(taskId: number, attempt: number): string {
@@ -19,7 +21,8 @@ export function runKey(taskId: number, attempt: number): string {
  * Results, failures and releases the coordinator has not acknowledged yet,
  * keyed by the fencing token (taskId, attempt), in the order they were put.
  * An entry leaves on an ack (any status), on a revoke of its run, or when the
- * session is lost; it is sent again after every resumed reconnect.
+ * session is lost; it is sent again after every resumed reconnect, and
+ * when no ack came within the ack timeout (see overdue).
  */
 export class Outbox {
   readonly #entries = new Map<string, OutboxEntry>();
@@ -33,8 +36,14 @@ export class Outbox {
             ref: { taskId: outcome.taskId, attempt: outcome.attempt },
             kind: outcome.t,
             encoded: encode(outcome),
+            sentAt: performance.now(),
           }
-        : { ref: { ...outcome.ref }, kind: outcome.kind, encoded: outcome.encoded };
+        : {
+            ref: { ...outcome.ref },
+            kind: outcome.kind,
+            encoded: outcome.encoded,
+            sentAt: performance.now(),
+          };
     const key = runKey(entry.ref.taskId, entry.ref.attempt);
     this.#entries.delete(key);
     this.#entries.set(key, entry);
@@ -63,6 +72,21 @@ export class Outbox {
 
   entries(): OutboxEntry[] {
     return [...this.#entries.values()];
+  }
+
+  /**
+   * Entries sent `ackTimeoutMs` ago or more without an answer, marked sent
+   * again now. The frame that carried them may not have been readable: the
+   * coordinator fences a duplicate (already_final or stale) and acks it.
+   */
+  overdue(now: number, ackTimeoutMs: number): OutboxEntry[] {
+    const out: OutboxEntry[] = [];
+    for (const e of this.#entries.values()) {
+      if (now - e.sentAt < ackTimeoutMs) continue;
+      e.sentAt = now;
+      out.push(e);
+    }
+    return out;
   }
 
   refs(): RunRef[] {

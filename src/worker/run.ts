@@ -1,4 +1,5 @@
 import { RegroupError } from '../core/errors.js';
+import { progressEveryMs } from '../core/deadline.js';
 import { depthExceededAt } from '../protocol/json.js';
 import type { Fail, Run, RunRef, WireTaskError } from '../protocol/worker.js';
 import type { Handler } from './options.js';
@@ -16,8 +17,15 @@ export interface TaskContext {
   signal: AbortSignal;
   /** The last checkpoint saved (by this attempt or an earlier one), or undefined. */
   readonly checkpoint: unknown;
-  /** Stores partial progress durably; resolves once the coordinator has it. */
+  /** Stores partial progress durably; resolves once the coordinator has it. Counts as a heartbeat. */
   saveCheckpoint(state: unknown): Promise<void>;
+  /**
+   * Says the handler is making progress. With the task option
+   * heartbeatTimeoutMs set, call it at least that often, or the coordinator
+   * ends the run as a timeout; cheap to call often (the worker sends at most
+   * one message per quarter of the limit). Does nothing when not watched.
+   */
+  heartbeat(): void;
 }
 
 /** How a run ended, as the worker will report it. */
@@ -33,6 +41,8 @@ export interface ResultLimits {
 export interface RunHost {
   limits(): ResultLimits;
   saveCheckpoint(run: ActiveRun, state: unknown): Promise<void>;
+  /** The run showed progress: tell the coordinator (already coalesced by the run). */
+  progress(run: ActiveRun): void;
   /** Called at most once, unless the run was ended first (revoke, drain, close). */
   finish(run: ActiveRun, end: RunEnd): void;
 }
@@ -136,6 +146,9 @@ export class ActiveRun {
   checkpoint: unknown;
   #ended = false;
   #timer: NodeJS.Timeout | null = null;
+  /** When progress was last sent (performance.now()), and the trailing send pending, if any. */
+  #progressSentAt = -Infinity;
+  #progressTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly msg: Run,
@@ -187,11 +200,37 @@ export class ActiveRun {
       attempt: this.msg.attempt,
       signal: this.controller.signal,
       saveCheckpoint: (state: unknown) => this.host.saveCheckpoint(this, state),
+      heartbeat: () => this.#heartbeat(),
     };
     return Object.defineProperty(ctx, 'checkpoint', {
       get: (): unknown => this.checkpoint,
       enumerable: true,
     }) as TaskContext;
+  }
+
+  /**
+   * Coalesced: at most one progress message per progressEveryMs (a quarter
+   * of heartbeatTimeoutMs); a heartbeat inside the window is sent at its
+   * end, so none is lost and the coordinator hears of it within the window.
+   */
+  #heartbeat(): void {
+    const limit = this.msg.heartbeatTimeoutMs ?? 0;
+    if (limit <= 0 || this.#ended || this.#progressTimer !== null) return;
+    const every = progressEveryMs(limit);
+    const wait = this.#progressSentAt + every - performance.now();
+    if (wait <= 0) {
+      this.#sendProgress();
+      return;
+    }
+    this.#progressTimer = setTimeout(() => {
+      this.#progressTimer = null;
+      if (!this.#ended) this.#sendProgress();
+    }, wait);
+  }
+
+  #sendProgress(): void {
+    this.#progressSentAt = performance.now();
+    this.host.progress(this);
   }
 
   #valueEnd(value: unknown): RunEnd {
@@ -219,5 +258,7 @@ export class ActiveRun {
   #clearTimer(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#progressTimer !== null) clearTimeout(this.#progressTimer);
+    this.#progressTimer = null;
   }
 }

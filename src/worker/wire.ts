@@ -56,7 +56,8 @@ export function problemOf(m: unknown): string | null {
         isPosInt(m.deadAfterMs) &&
         isNonNegInt(m.closeGraceMs) &&
         isPosInt(m.maxResultBytes) &&
-        isPosInt(m.maxDepth)
+        isPosInt(m.maxDepth) &&
+        (m.slots === undefined || isPosInt(m.slots))
         ? null
         : 'welcome needs workerId, token, resumed, heartbeatMs, deadAfterMs, closeGraceMs, maxResultBytes, maxDepth';
     case 'run':
@@ -65,7 +66,8 @@ export function problemOf(m: unknown): string | null {
         isNonNegInt(m.index) &&
         isStr(m.handler) &&
         'input' in m &&
-        isNonNegInt(m.timeoutMs)
+        isNonNegInt(m.timeoutMs) &&
+        (m.heartbeatTimeoutMs === undefined || isNonNegInt(m.heartbeatTimeoutMs))
         ? null
         : 'run needs taskId, attempt, groupId, index, handler, input, timeoutMs';
     case 'ack':
@@ -77,7 +79,9 @@ export function problemOf(m: unknown): string | null {
         ? null
         : 'saved needs taskId, attempt, seq, ok';
     case 'revoke':
-      return hasRef(m) && ['canceled', 'stale', 'lost'].includes(m.reason as string)
+      return hasRef(m) &&
+        ['canceled', 'stale', 'lost', 'timeout'].includes(m.reason as string) &&
+        (m.message === undefined || isStr(m.message))
         ? null
         : 'revoke needs taskId, attempt and a reason';
     case 'beat':

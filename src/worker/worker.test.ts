@@ -130,6 +130,7 @@ void test('hello announces name, handlers, slots, labels; the token goes in the 
     handlers: Object.keys(handlers(new Map())),
     slots: 3,
     labels: ['big', 'gpu'],
+    leaseReports: true,
   });
   assert.equal(fake.last.headers.authorization, 'Bearer s3cret');
   assert.equal(fake.last.path, WORKER_PATH);

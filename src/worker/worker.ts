@@ -39,6 +39,10 @@ interface Session {
   token: string;
   maxResultBytes: number;
   maxDepth: number;
+  /** Runs held at once at most: the slots the coordinator granted (at most options.concurrency). */
+  slots: number;
+  /** A report or checkpoint with no answer for this long is sent again (2 × deadAfterMs). */
+  ackTimeoutMs: number;
 }
 
 /** Waits for `p`, at most `ms`; the timer does not outlive the wait. */
@@ -76,6 +80,7 @@ export class Worker implements RunHost {
     this.#link = new CoordinatorLink(this.options, {
       hello: () => this.#hello(),
       onMessage: (m) => this.#handle(m),
+      beat: () => this.#beat(),
       onDisconnected: (info) => this.#events.emit('disconnected', info),
     });
   }
@@ -137,6 +142,7 @@ export class Worker implements RunHost {
       handlers: Object.keys(o.handlers),
       slots: o.concurrency,
       labels: [...o.labels],
+      leaseReports: true,
     };
     if (this.#session !== null) {
       hello.resume = { workerId: this.#session.workerId, token: this.#session.token };
@@ -156,6 +162,21 @@ export class Worker implements RunHost {
 
   #send(m: Encoded): void {
     this.#link.send(m);
+  }
+
+  /**
+   * As each beat is built: reports and checkpoints that waited an ack
+   * timeout for their answer go again (the frame that carried them may have
+   * been unreadable; a duplicate is fenced), and the beat lists what is held.
+   */
+  #beat(): RunRef[] {
+    const session = this.#session;
+    if (session !== null) {
+      const now = performance.now();
+      for (const e of this.#outbox.overdue(now, session.ackTimeoutMs)) this.#send(e.encoded);
+      for (const c of this.#checkpoints.overdue(now, session.ackTimeoutMs)) this.#send(c);
+    }
+    return this.#held();
   }
 
   // ---- messages from the coordinator -----------------------------------------
@@ -200,7 +221,14 @@ export class Worker implements RunHost {
       token: w.token,
       maxResultBytes: w.maxResultBytes,
       maxDepth: w.maxDepth,
+      slots: Math.min(w.slots ?? this.options.concurrency, this.options.concurrency),
+      ackTimeoutMs: 2 * w.deadAfterMs,
     };
+    if (w.slots !== undefined && w.slots < this.options.concurrency)
+      this.#log('warn', 'the coordinator granted fewer slots than the concurrency asked for', {
+        concurrency: this.options.concurrency,
+        slots: w.slots,
+      });
     if (w.resumed) {
       for (const e of this.#outbox.entries()) this.#send(e.encoded);
       for (const c of this.#checkpoints.messages()) this.#send(c);
@@ -241,6 +269,17 @@ export class Worker implements RunHost {
       return;
     }
     if (this.#state === 'draining') this.#log('info', 'a run arrived while draining; running it');
+    const slots = this.#session?.slots ?? this.options.concurrency;
+    if (this.#runs.size >= slots) {
+      // More than the granted slots at once: handed back unrun, requeued without counting.
+      this.#log('warn', 'a run arrived with every slot busy; released it', {
+        taskId: m.taskId,
+        attempt: m.attempt,
+        slots,
+      });
+      this.#send(this.#outbox.put({ t: 'release', taskId: m.taskId, attempt: m.attempt }).encoded);
+      return;
+    }
     const run = new ActiveRun(m, this);
     this.#runs.set(key, run);
     this.#events.emit('run', { taskId: m.taskId, attempt: m.attempt });
@@ -266,7 +305,12 @@ export class Worker implements RunHost {
     const reason =
       m.reason === 'canceled'
         ? new RegroupError('canceled', `task ${m.taskId} was canceled`)
-        : new RegroupError('stale_attempt', `the coordinator revoked this run (${m.reason})`);
+        : m.reason === 'timeout'
+          ? new RegroupError(
+              'timeout',
+              m.message ?? `the coordinator ended task ${m.taskId}: timeout`,
+            )
+          : new RegroupError('stale_attempt', `the coordinator revoked this run (${m.reason})`);
     const run = this.#runs.get(runKey(m.taskId, m.attempt));
     const had = this.#outbox.remove(m.taskId, m.attempt) || run !== undefined;
     this.#runs.delete(runKey(m.taskId, m.attempt));
@@ -310,6 +354,10 @@ export class Worker implements RunHost {
       // Called from a promise callback: a bug here must be logged, not become an unhandled rejection.
       this.#log('error', 'worker bug while reporting a run', { ...run.ref, error: String(e) });
     }
+  }
+
+  progress(run: ActiveRun): void {
+    this.#send(encode({ t: 'progress', ...run.ref }));
   }
 
   saveCheckpoint(run: ActiveRun, state: unknown): Promise<void> {

@@ -1,0 +1,179 @@
+/**
+ * No starvation, and saying why a task waits (issue 12, items 3 and 4), with
+ * real processes: a coordinator (SQLite) and workers over WebSocket.
+ *
+ * (a) 300 groups no connected worker can run, submitted first, do not delay
+ *     a runnable group (dispatch used to read only the 256 oldest groups
+ *     with pending tasks: the victim stayed at the runs its submit claimed).
+ * (b) a typo'd handler: the submit reply says so at once, the log says it once.
+ * (c) scheduleTimeoutMs fails the waiting tasks with a clear error; the group ends.
+ * (d) a group waiting for a label runs when a worker with that label joins.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { GroupView, TaskView } from '../src/protocol/http.js';
+import {
+  killAll,
+  liveProcesses,
+  startServer,
+  startWorker,
+  tempDir,
+  until,
+} from '../src/testing/procs.js';
+
+const HANDLERS = fileURLToPath(new URL('../../test/fixtures/fault-handlers.js', import.meta.url));
+const tmp = tempDir('regroup-starvation-');
+
+after(async () => {
+  await killAll();
+  tmp.cleanup();
+  assert.equal(liveProcesses(), 0, 'no process left running');
+});
+
+async function submit(url: string, body: object): Promise<GroupView> {
+  const r = await fetch(`${url}/v1/groups`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await r.text();
+  assert.equal(r.status, 201, `submit answered ${r.status}: ${text}`);
+  return JSON.parse(text) as GroupView;
+}
+
+async function getGroup(url: string, id: string): Promise<GroupView> {
+  const r = await fetch(`${url}/v1/groups/${id}`);
+  assert.equal(r.status, 200);
+  return (await r.json()) as GroupView;
+}
+
+async function tasksOf(url: string, id: string): Promise<TaskView[]> {
+  const r = await fetch(`${url}/v1/groups/${id}/tasks?limit=100`);
+  return ((await r.json()) as { tasks: TaskView[] }).tasks;
+}
+
+/** Lines of the coordinator's log that report this group waiting. */
+function waitLogs(out: string[], groupId: string): string[] {
+  return out.filter((l) => l.includes('group waiting') && l.includes(groupId));
+}
+
+describe('dispatch fairness and waiting reasons (real processes)', () => {
+  it('(a) 300 unrunnable groups submitted first do not delay a runnable group', async () => {
+    const server = await startServer(join(tmp.dir, 'a.db'));
+    // Two slots: a submit claims at most two runs at once; the rest of the
+    // victim needs dispatch to look past the unrunnable groups.
+    await startWorker(server.url, HANDLERS, 'w1', ['--concurrency', '2']);
+    const unrunnable: Promise<GroupView>[] = [];
+    for (let i = 0; i < 300; i++) {
+      const body =
+        i % 2 === 0
+          ? { handler: 'nobodyOffersThis', inputs: [i, i + 1] }
+          : { handler: 'square', inputs: [i, i + 1], options: { requires: ['gpu'] } };
+      unrunnable.push(submit(server.url, body));
+      if (unrunnable.length % 50 === 0) await Promise.all(unrunnable);
+    }
+    const views = await Promise.all(unrunnable);
+    assert.ok(views.every((v) => v.waiting !== undefined && v.pending === 2));
+    const victim = await submit(server.url, {
+      handler: 'square',
+      inputs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    });
+    assert.equal(victim.waiting, undefined, 'a worker can run the victim');
+    const done = await until(
+      'the runnable group to finish',
+      async () => {
+        const g = await getGroup(server.url, victim.id);
+        return g.done ? g : null;
+      },
+      10_000,
+    );
+    assert.equal(done.succeeded, 10);
+    const first = await getGroup(server.url, views[0]!.id);
+    assert.equal(first.pending, 2, 'the unrunnable groups still wait');
+    assert.equal(first.waiting?.code, 'no_handler');
+    assert.equal((await getGroup(server.url, views[1]!.id)).waiting?.code, 'no_label');
+  });
+
+  it("(b) a typo'd handler: the submit reply says why, the log says it once", async () => {
+    const server = await startServer(join(tmp.dir, 'b.db'));
+    await startWorker(server.url, HANDLERS, 'w1');
+    const g = await submit(server.url, { handler: 'sqaure', inputs: [1, 2, 3] });
+    assert.equal(g.waiting?.code, 'no_handler');
+    assert.match(
+      g.waiting.message,
+      /^no worker offers handler "sqaure"; connected workers offer: /,
+    );
+    assert.match(g.waiting.message, /\bsquare\b/);
+    assert.match(g.waiting.message, /\bslowSquare\b/);
+    assert.ok(g.waiting.since > 0 && g.waiting.since <= Date.now());
+    // More ticks go by (another group runs to the end): still logged once.
+    const other = await submit(server.url, { handler: 'square', inputs: [1, 2, 3] });
+    await until(
+      'the other group to finish',
+      async () => (await getGroup(server.url, other.id)).done,
+    );
+    await until('the wait to be logged', () => waitLogs(server.proc.out, g.id).length > 0);
+    const lines = waitLogs(server.proc.out, g.id);
+    assert.equal(lines.length, 1, `logged once:\n${lines.join('\n')}`);
+    assert.match(lines[0]!, /sqaure/);
+    const again = await getGroup(server.url, g.id);
+    assert.deepEqual(again.waiting, g.waiting, 'GET shows the same reason and since');
+    const list = await (await fetch(`${server.url}/v1/groups?limit=10`)).json();
+    const listed = (list as { groups: GroupView[] }).groups.find((x) => x.id === g.id);
+    assert.equal(listed?.waiting?.code, 'no_handler');
+    await until('the waiting event to be written', async () => {
+      const r = await fetch(`${server.url}/v1/events?after=0&limit=1000`);
+      const { events } = (await r.json()) as { events: { type: string; groupId: string | null }[] };
+      return events.filter((e) => e.type === 'group.waiting' && e.groupId === g.id).length === 1;
+    });
+  });
+
+  it('(c) scheduleTimeoutMs fails the waiting tasks with a clear error and the group ends', async () => {
+    const server = await startServer(join(tmp.dir, 'c.db'));
+    await startWorker(server.url, HANDLERS, 'w1');
+    const g = await submit(server.url, {
+      handler: 'nobodyOffersThis',
+      inputs: [1, 2, 3],
+      options: { scheduleTimeoutMs: 300 },
+    });
+    assert.equal(g.waiting?.code, 'no_handler');
+    const done = await until('the group to end', async () => {
+      const v = await getGroup(server.url, g.id);
+      return v.done ? v : null;
+    });
+    assert.deepEqual([done.state, done.failed, done.pending], ['done', 3, 0]);
+    assert.equal(done.waiting, undefined);
+    const tasks = await tasksOf(server.url, g.id);
+    assert.equal(tasks.length, 3);
+    for (const t of tasks) {
+      assert.equal(t.state, 'failed');
+      assert.equal(t.error?.kind, 'unschedulable');
+      assert.match(t.error.message, /300 ms \(scheduleTimeoutMs\)/);
+      assert.match(t.error.message, /no worker offers handler "nobodyOffersThis"/);
+    }
+  });
+
+  it('(d) a group waiting for a label runs once a worker with that label joins', async () => {
+    const server = await startServer(join(tmp.dir, 'd.db'));
+    await startWorker(server.url, HANDLERS, 'plain');
+    const g = await submit(server.url, {
+      handler: 'square',
+      inputs: [2, 3],
+      options: { requires: ['gpu'] },
+    });
+    assert.equal(g.waiting?.code, 'no_label');
+    assert.match(g.waiting.message, /"square" has labels gpu/);
+    assert.equal((await getGroup(server.url, g.id)).waiting?.code, 'no_label');
+    await startWorker(server.url, HANDLERS, 'gpu', ['--labels', 'gpu']);
+    const done = await until('the group to finish', async () => {
+      const v = await getGroup(server.url, g.id);
+      return v.done ? v : null;
+    });
+    assert.equal(done.succeeded, 2);
+    assert.equal(done.waiting, undefined, 'no longer waiting');
+    const values = (await tasksOf(server.url, g.id)).map((t) => t.value);
+    assert.deepEqual(values, [4, 9]);
+  });
+});
