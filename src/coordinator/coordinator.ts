@@ -5,7 +5,6 @@
 import type { AddressInfo } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import { RegroupError } from '../core/errors.js';
-import type { CoordinatorMessage } from '../protocol/worker.js';
 import type { OperationId } from '../protocol/openapi-routes.js';
 import { decodeWorkerFrame } from './worker-frames.js';
 import { Engine } from './engine.js';
@@ -18,7 +17,7 @@ import {
 import { Session, Sessions } from './sessions.js';
 import { Emitter, type CoordinatorEvents } from './emitter.js';
 import { Auth } from './auth.js';
-import { WorkerGateway, type Conn } from './workers.js';
+import { WorkerGateway, socketLink, type Conn } from './workers.js';
 import type { LeaderState, Leadership } from '../store/leadership.js';
 import { openApi } from '../protocol/openapi.js';
 import { Dashboard } from './dashboard/dashboard.js';
@@ -388,8 +387,8 @@ export class Coordinator {
     term.engine.restore(leases, pending);
     for (const w of workers) {
       if (w.state === 'dead' || w.state === 'left') continue;
-      const s = new Session({ ...w, now, recorded: w.state === 'draining' ? 'draining' : 'alive' });
-      s.draining = w.state === 'draining';
+      const draining = w.state === 'draining';
+      const s = new Session({ ...w, now, draining, recorded: draining ? 'draining' : 'alive' });
       term.sessions.add(s);
     }
     const orphans: number[] = [];
@@ -397,8 +396,7 @@ export class Coordinator {
       const s = term.sessions.get(l.workerId);
       if (s) {
         // Sent, as far as this term knows: the worker's resume tells which it really holds.
-        s.leases.add(l.taskId);
-        s.sent.set(l.taskId, now);
+        s.restoreLease(l, now);
       } else {
         orphans.push(l.taskId);
         term.engine.requeue({ taskId: l.taskId, attempt: l.attempt, workerId: l.workerId }, false);
@@ -425,12 +423,7 @@ export class Coordinator {
       return;
     }
     const conn: Conn = {
-      link: {
-        send: (messages: CoordinatorMessage[]) => {
-          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(messages));
-        },
-        close: (code: number, reason: string) => ws.close(code, reason),
-      },
+      link: socketLink(ws),
       session: null,
       helloPending: false,
       closed: false,

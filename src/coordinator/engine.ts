@@ -407,11 +407,7 @@ export class Engine {
       const lease = this.leases.get(taskId);
       if (!holdsLease(lease, attempt, workerId)) return;
       this.leases.delete(taskId);
-      const s = this.sessions.get(workerId);
-      if (s) {
-        s.forget(taskId);
-        if (finished) s.tasksDone++;
-      }
+      this.sessions.get(workerId)?.forget(taskId, finished);
       this.dispatchDirty = true;
     };
     // A run that ended frees its lease. A stale or final answer for a run the
@@ -439,7 +435,7 @@ export class Engine {
     for (const r of outcome.revoked) drop(r.taskId, r.attempt, r.workerId, false);
     for (const c of outcome.claimed) {
       this.leases.set(c.taskId, stripPayload(c));
-      this.sessions.get(c.workerId)?.leases.add(c.taskId);
+      this.sessions.get(c.workerId)?.claim(c.taskId);
     }
     if (outcome.createGroups.length > 0 || outcome.addTasks.length > 0) this.dispatchDirty = true;
     // Retried tasks are pending again: dispatch them.

@@ -11,6 +11,7 @@ void test('resolveTaskOptions: nothing given -> the defaults, every field set', 
   const expected = {
     maxAttempts: 3,
     timeoutMs: 0,
+    heartbeatTimeoutMs: 0,
     maxNodeFailures: 3,
     priority: 0,
     requires: [],
@@ -70,6 +71,7 @@ void test('resolveTaskOptions: each given field wins, each missing one is the de
         {
           maxAttempts: fc.integer({ min: 1, max: 1000 }),
           timeoutMs: fc.nat(1e6),
+          heartbeatTimeoutMs: fc.nat(1e6),
           maxNodeFailures: fc.integer({ min: 1, max: 1000 }),
           priority: fc.integer({ min: -1e6, max: 1e6 }),
           requires: fc.array(label, { maxLength: 6 }),

@@ -72,6 +72,12 @@ export interface TaskOptions {
   maxAttempts: number;
   /** Abort the handler after this long; 0 = no limit. Default 0. */
   timeoutMs: number;
+  /**
+   * The handler shows progress (ctx.heartbeat() or a saved checkpoint) at
+   * least this often, or the coordinator ends the run as a timeout; 0 = not
+   * watched. Default 0.
+   */
+  heartbeatTimeoutMs: number;
   /** Deaths of workers running this task before it fails as poison. Default 3. */
   maxNodeFailures: number;
   /** Groups with a higher priority are served first in each round-robin round. Default 0. */
@@ -92,6 +98,7 @@ export interface TaskOptions {
 export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
   maxAttempts: 3,
   timeoutMs: 0,
+  heartbeatTimeoutMs: 0,
   maxNodeFailures: 3,
   priority: 0,
   requires: [],

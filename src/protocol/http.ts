@@ -50,6 +50,7 @@ export const TaskOptionsInput = Type.Object(
   {
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
+    heartbeatTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
     maxNodeFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     priority: Type.Optional(Type.Integer({ minimum: -1_000_000, maximum: 1_000_000 })),
     requires: Type.Optional(
@@ -140,6 +141,10 @@ export const TaskOptionsSchema = Type.Object(
   {
     maxAttempts: Type.Integer(),
     timeoutMs: Type.Integer(),
+    heartbeatTimeoutMs: Type.Integer({
+      description:
+        'The handler shows progress (ctx.heartbeat() or a checkpoint) at least this often, or the coordinator ends the run as a timeout; 0 = not watched.',
+    }),
     maxNodeFailures: Type.Integer(),
     priority: Type.Integer(),
     requires: Type.Array(Type.String()),
