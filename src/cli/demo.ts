@@ -166,7 +166,9 @@ async function runDemo(f: DemoFlags): Promise<boolean> {
       `task ${d.taskId} re-dispatched to ${coordinator.sessions.get(d.workerId)?.name ?? d.workerId} (attempt ${d.attempt}) ${((Date.now() - killAt) / 1000).toFixed(2)} s after the kill`,
     );
   });
-  coordinator.events.on('workerDead', (d) => {
+  coordinator.events.on('fact', (f) => {
+    if (f.type !== 'worker.dead') return;
+    const d = f.data;
     requeued = d.requeued;
     screen.log(
       `${d.name} declared dead (${d.reason}) ${((Date.now() - killAt) / 1000).toFixed(2)} s after the kill: ${d.requeued.length} tasks back to pending`,

@@ -1,6 +1,7 @@
 /** The client API: a handler per operation of the route table (src/protocol/openapi-routes.ts). */
 import { randomBytes } from 'node:crypto';
 import { RegroupError } from '../core/errors.js';
+import { fact } from '../core/events.js';
 import { isGroupDone } from '../core/group.js';
 import { resolveTaskOptions } from '../core/options.js';
 import type { GroupInfo, TaskState } from '../core/types.js';
@@ -148,33 +149,31 @@ export class Api {
   private async submit(body: SubmitRequest): Promise<Answer> {
     this.checkInputs(body.inputs, 0);
     const options = resolveTaskOptions(body.options);
-    const outcome = await this.engine.request('createGroups', {
-      id: 'g_' + randomBytes(9).toString('base64url').replace(/[-_]/g, 'x'),
-      handler: body.handler,
-      policy: body.policy ?? 'collectAll',
-      idempotencyKey: body.idempotencyKey ?? null,
-      open: body.open === true,
-      options,
-      inputs: body.inputs,
-    });
+    const outcome = await this.engine.request(
+      'createGroups',
+      {
+        id: 'g_' + randomBytes(9).toString('base64url').replace(/[-_]/g, 'x'),
+        handler: body.handler,
+        policy: body.policy ?? 'collectAll',
+        idempotencyKey: body.idempotencyKey ?? null,
+        open: body.open === true,
+        options,
+        inputs: body.inputs,
+      },
+      (out) =>
+        out.status === 'created'
+          ? fact(
+              'group.created',
+              { handler: body.handler, tasks: body.inputs.length, open: body.open === true },
+              { groupId: out.group.id },
+            )
+          : null,
+    );
     if (outcome.status === 'conflict') {
       throw new RegroupError(
         'idempotency_conflict',
         `idempotency key "${body.idempotencyKey}" belongs to group ${outcome.group.id} with handler ${outcome.group.handler}; use another key`,
       );
-    }
-    if (outcome.status === 'created') {
-      this.engine.event({
-        type: 'group.created',
-        groupId: outcome.group.id,
-        data: { handler: body.handler, tasks: body.inputs.length, open: body.open === true },
-      });
-      // debug: one group per request is common (single-task submits), too hot for info.
-      this.o.logger('debug', 'group created', {
-        groupId: outcome.group.id,
-        handler: body.handler,
-        tasks: body.inputs.length,
-      });
     }
     return ok(this.view(outcome.group), outcome.status === 'created' ? 201 : 200);
   }
@@ -213,17 +212,24 @@ export class Api {
   }
 
   private async cancel(id: string): Promise<Answer> {
-    const out = await this.engine.request('cancels', id);
+    // Canceling a group that had ended changes nothing and records nothing.
+    const out = await this.engine.request('cancels', id, (o) =>
+      o.status === 'canceled' && o.changed
+        ? fact('group.canceled', { canceled: o.group.canceled }, { groupId: id })
+        : null,
+    );
     if (out.status === 'not_found')
       throw new RegroupError('group_not_found', `no group with id ${id}`);
-    this.engine.event({ type: 'group.canceled', groupId: id, data: {} });
-    this.o.logger('info', 'group canceled', { groupId: id });
     return ok(this.view(out.group));
   }
 
   /** The group's failed tasks run again (a new attempt each, budget started over: docs/design.md). */
   private async retry(id: string): Promise<Answer> {
-    const out = await this.engine.request('retries', id);
+    const out = await this.engine.request('retries', id, (o) =>
+      o.status === 'retried' && o.retried > 0
+        ? fact('group.retried', { retried: o.retried }, { groupId: id })
+        : null,
+    );
     switch (out.status) {
       case 'not_found':
         throw new RegroupError('group_not_found', `no group with id ${id}`);
@@ -233,10 +239,6 @@ export class Api {
           `group ${id} was canceled: its tasks are not retried; submit them again as a new group`,
         );
       case 'retried': {
-        if (out.retried > 0) {
-          const data = { retried: out.retried };
-          this.engine.event({ type: 'group.retried', groupId: id, data });
-        }
         const reply: RetryReply = { retried: out.retried, group: this.view(out.group) };
         return ok(reply);
       }

@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import { RegroupError } from '../core/errors.js';
+import { fact } from '../core/events.js';
 import type { OperationId } from '../protocol/openapi-routes.js';
 import { decodeWorkerFrame } from './worker-frames.js';
 import { Engine } from './engine.js';
@@ -50,18 +51,7 @@ class Term {
         afterTick: (r) => {
           this.gateway.afterTick(r.claimed, r.revoked);
           waiters.notify(r.changedGroups);
-          for (const g of r.changedGroups) {
-            c.events.emit('groupChanged', g);
-            if (g.state !== 'done') continue;
-            const data = {
-              total: g.total,
-              succeeded: g.succeeded,
-              failed: g.failed,
-              canceled: g.canceled,
-            };
-            this.engine.event({ type: 'group.done', groupId: g.id, data });
-            o.logger('debug', 'group done', { groupId: g.id, ...data });
-          }
+          for (const g of r.changedGroups) c.events.emit('groupChanged', g);
         },
         termEnded: (e) => c.leadershipLost(`${e.code}: ${e.message}`),
       },
@@ -74,7 +64,7 @@ class Term {
 
 export class Coordinator {
   readonly options: ResolvedCoordinatorOptions;
-  /** Typed events for embedders: committed, dispatched, workerDead, groupChanged, role. */
+  /** Typed events for embedders: committed, dispatched, fact (every recorded fact), groupChanged, role. */
   readonly events = new Emitter<CoordinatorEvents>();
   /** Prometheus metrics of this coordinator, served at GET /metrics. */
   readonly metrics: Metrics;
@@ -402,17 +392,12 @@ export class Coordinator {
         term.engine.requeue({ taskId: l.taskId, attempt: l.attempt, workerId: l.workerId }, false);
       }
     }
-    term.engine.event({
-      type: 'coordinator.started',
-      data: { leases: leases.length, workers: term.sessions.size, orphans: orphans.length },
-    });
-    if (leases.length > 0 || workers.length > 0) {
-      o.logger('info', 'recovered state', {
-        leases: leases.length,
-        workers: term.sessions.size,
-        orphans: orphans.length,
-      });
-    }
+    const recovered = {
+      leases: leases.length,
+      workers: term.sessions.size,
+      orphans: orphans.length,
+    };
+    term.engine.record(fact('coordinator.started', recovered));
   }
 
   /** A worker socket: its frames go to the term that was in office when it connected. */

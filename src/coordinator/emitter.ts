@@ -1,6 +1,7 @@
 import type { GroupInfo } from '../core/types.js';
 import type { LeaderState } from '../store/leadership.js';
 import type { Lease, Tick, TickOutcome } from '../store/store.js';
+import type { RecordedFact } from './facts.js';
 
 /** What a coordinator tells its embedder (the demo, tests, later metrics and the dashboard). */
 export interface CoordinatorEvents {
@@ -17,17 +18,12 @@ export interface CoordinatorEvents {
     /** When the run was sent. */
     at: number;
   };
-  /** A worker was declared dead; its runs went back to pending (or failed as poison). */
-  workerDead: {
-    workerId: string;
-    name: string;
-    reason: string;
-    requeued: number[];
-    poisoned: number[];
-    at: number;
-    /** The last time anything arrived from the worker: `at - lastSeenAt` is how long detection took. */
-    lastSeenAt: number;
-  };
+  /**
+   * A fact was recorded (core/events.ts): the same one the durable event log
+   * gets, as it happens. A worker declared dead is `worker.dead`, whose
+   * `silentMs` is how long detection took.
+   */
+  fact: RecordedFact;
   /**
    * A tick was committed, before its outcome is applied (metrics). `ms` is the
    * store's commit time; `leases` is the engine's lease cache as it was before

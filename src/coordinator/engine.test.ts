@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { fact } from '../core/events.js';
 import { resolveTaskOptions } from '../core/options.js';
 import { ModelStore } from '../store/model.js';
 import type { Tick, TickOutcome } from '../store/store.js';
@@ -73,21 +74,21 @@ void describe('engine scheduling', { timeout: 10_000 }, () => {
   void it('an event alone waits for company, rides with the next request, and is written with its own time', async () => {
     const store = new GatedStore();
     const e = engine(store);
-    e.event({ type: 'first', at: 5 });
+    e.record({ ...fact('worker.joined', { name: 'first', slots: 1 }), at: 5 });
     await turn();
     assert.equal(store.commits.length, 0, 'no tick for an event alone at once');
     await e.request('createGroups', group('g1'));
     assert.deepEqual(
       store.commits.map((t) => t.events?.map((x) => [x.type, x.at])),
-      [[['first', 5]]],
+      [[['worker.joined', 5]]],
       'the event went with the request',
     );
-    e.event({ type: 'second' });
+    e.record(fact('worker.left', { name: 'second' }));
     await e.settle();
     const events = ours(await store.listEvents(0, 10));
     assert.deepEqual(
       events.map((x) => x.type),
-      ['first', 'second'],
+      ['worker.joined', 'worker.left'],
     );
     assert.equal(events[0]?.at, 5);
     await e.stop();
@@ -102,14 +103,14 @@ void describe('engine scheduling', { timeout: 10_000 }, () => {
     const entered = store.shut();
     const sealed = e.request('seals', 'g1');
     await entered;
-    e.event({ type: 'late' });
+    e.record(fact('worker.left', { name: 'late' }));
     await sleep(60); // past the event's wait, while the commit is still in flight
     store.release();
     await sealed;
     await e.settle();
     assert.deepEqual(
       ours(await store.listEvents(0, 10)).map((x) => x.type),
-      ['late'],
+      ['worker.left'],
     );
     await e.stop();
   });
@@ -120,7 +121,7 @@ void describe('engine scheduling', { timeout: 10_000 }, () => {
     const entered = store.shut();
     const created = e.request('createGroups', group('g1'));
     await entered;
-    e.event({ type: 'waiting' });
+    e.record(fact('worker.left', { name: 'waiting' }));
     await e.stop(0); // does not wait for the store (it may be unreachable)
     let quiet = false;
     const quieting = e.quiet().then(() => (quiet = true));

@@ -10,6 +10,7 @@ import { holdsLease } from '../core/fence.js';
 import { planDispatch, type WorkerCredit } from '../core/dispatch.js';
 import { isClientOp, OP_KINDS, perOpKind, type OpKind } from '../core/ops.js';
 import { RunnableIndex, type WaitChange } from '../core/runnable.js';
+import { fact, type Fact } from '../core/events.js';
 import type { GroupInfo } from '../core/types.js';
 import { unschedulableError, type GroupWaiting, type Offer } from '../core/waiting.js';
 import type {
@@ -30,12 +31,18 @@ import type {
 import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Sessions } from './sessions.js';
 import type { CoordinatorEvents, Emitter } from './emitter.js';
+import { logFact } from './facts.js';
 
 interface Queued<K extends OpKind> {
   op: OpOf<K>;
   resolve: (o: OutcomeOf<K>) => void;
   reject: (e: Error) => void;
+  /** The fact the committed outcome makes, if any: recorded in the tick, in fact order. */
+  fact?: FactOf<K> | undefined;
 }
+
+/** What an op's committed outcome means as a fact (null: nothing happened worth recording). */
+export type FactOf<K extends OpKind> = (outcome: OutcomeOf<K>) => Fact | null;
 
 type Queue = { [K in OpKind]: Queued<K>[] };
 
@@ -118,8 +125,12 @@ export class Engine {
     private readonly emitter: Emitter<CoordinatorEvents>,
   ) {}
 
-  /** Queues one op for the next tick; resolves with its outcome once committed. */
-  request<K extends OpKind>(kind: K, op: OpOf<K>): Promise<OutcomeOf<K>> {
+  /**
+   * Queues one op for the next tick; resolves with its outcome once committed.
+   * `fact`: what the outcome means, recorded by the tick that commits it
+   * before the group facts that follow from it (a task failed, then its group done).
+   */
+  request<K extends OpKind>(kind: K, op: OpOf<K>, fact?: FactOf<K>): Promise<OutcomeOf<K>> {
     if (this.stopped)
       return Promise.reject(
         new RegroupError(
@@ -128,7 +139,7 @@ export class Engine {
         ),
       );
     return new Promise<OutcomeOf<K>>((resolve, reject) => {
-      (this.queue[kind] as Queued<K>[]).push({ op, resolve, reject });
+      (this.queue[kind] as Queued<K>[]).push({ op, resolve, reject, fact });
       this.queued++;
       this.schedule();
       this.gathered();
@@ -159,10 +170,17 @@ export class Engine {
     return new Promise<void>((resolve) => this.workerWaiters.push(resolve));
   }
 
-  /** Records an event with the next tick (within EVENT_LAZY_MS), stamped now. */
-  event(e: NewEvent): void {
-    this.events.push({ ...e, at: e.at ?? this.o.now() });
+  /**
+   * Records a fact, the one way: to the durable event log (with the next
+   * tick, within EVENT_LAZY_MS), to the emitter (`fact`) and to the log.
+   * Stamped now unless it says when it happened.
+   */
+  record(f: Fact): void {
+    const e = { ...f, at: f.at ?? this.o.now() };
+    this.events.push(e);
     this.scheduleLazy();
+    this.emitter.emit('fact', e);
+    logFact(this.o.logger, e);
   }
 
   /** A tick within EVENT_LAZY_MS, unless one comes sooner. */
@@ -323,10 +341,20 @@ export class Engine {
         this.emitter.emit('tick', { tick, outcome, ms, leases: this.leases });
       }
       this.apply(tick, outcome);
+      // Facts in the order they happened: what each op did, then why groups
+      // wait (before the answers: a submit's reply says it at once), the
+      // schedule timeouts that failed tasks, and last the groups that ended.
+      for (const k of OP_KINDS) {
+        const results = outcome[k] as unknown[];
+        (batch[k] as Queued<OpKind>[]).forEach((q, i) => {
+          const f = q.fact?.(results[i] as never);
+          if (f) this.record(f);
+        });
+      }
       for (const g of outcome.changedGroups) this.runnable.update(g);
-      // Before the answers: a submit's reply says at once why its group waits.
       this.judge(now);
       this.timedOut(tick.scheduleTimeouts, outcome.scheduleTimeouts);
+      for (const g of outcome.changedGroups) if (g.state === 'done') this.record(doneFact(g));
       for (const k of OP_KINDS) {
         const results = outcome[k] as unknown[];
         (batch[k] as Queued<OpKind>[]).forEach((q, i) => q.resolve(results[i] as never));
@@ -538,13 +566,9 @@ export class Engine {
   private waitChanged(c: WaitChange): void {
     if (c.waiting) {
       const { code, message } = c.waiting;
-      this.o.logger('warn', 'group waiting: no connected worker can run it', {
-        groupId: c.groupId,
-        handler: c.handler,
-        code,
-        message,
-      });
-      this.event({ type: 'group.waiting', groupId: c.groupId, data: { code, message } });
+      this.record(
+        fact('group.waiting', { handler: c.handler, code, message }, { groupId: c.groupId }),
+      );
     } else {
       this.o.logger('info', 'group runnable again', { groupId: c.groupId, handler: c.handler });
     }
@@ -564,11 +588,7 @@ export class Engine {
       const n = failed[i] ?? 0;
       if (n === 0) return;
       const data = { failed: n, message: op.error.message };
-      this.o.logger('warn', 'schedule timeout: pending tasks failed', {
-        groupId: op.groupId,
-        ...data,
-      });
-      this.event({ type: 'group.unschedulable', groupId: op.groupId, data });
+      this.record(fact('group.unschedulable', data, { groupId: op.groupId }));
     });
   }
 
@@ -610,4 +630,10 @@ function remaining(credits: WorkerCredit[], claims: ClaimOp[]): WorkerCredit[] {
 function stripPayload(c: ClaimedTask): Lease {
   const { input: _input, checkpoint: _checkpoint, ...lease } = c;
   return lease;
+}
+
+/** A group that ended: its counts. */
+function doneFact(g: GroupInfo): Fact {
+  const data = { total: g.total, succeeded: g.succeeded, failed: g.failed, canceled: g.canceled };
+  return fact('group.done', data, { groupId: g.id });
 }

@@ -5,7 +5,7 @@
  * per process, so they live in one registry of their own, made on first use.
  *
  * Counters and histograms are fed by the coordinator's events (emitter.ts):
- * `tick` (one per committed store transaction), `dispatched`, `workerDead`,
+ * `tick` (one per committed store transaction), `dispatched`, `fact` (worker.dead),
  * `groupChanged`. Gauges are read when scraped: tasks by state from the store
  * (the group counters summed), workers by state from the sessions in memory.
  * docs/operations.md lists every metric and what exactly it measures.
@@ -223,9 +223,11 @@ export class Metrics {
       this.dispatched.inc();
       this.dispatchSeconds.observe(Math.max(0, d.at - d.claimedAt) / 1000);
     });
-    events.on('workerDead', (d) => {
-      this.deaths.inc({ reason: d.reason });
-      this.detectionSeconds.observe({ reason: d.reason }, Math.max(0, d.at - d.lastSeenAt) / 1000);
+    events.on('fact', (f) => {
+      if (f.type !== 'worker.dead') return;
+      const reason = f.data.reason;
+      this.deaths.inc({ reason });
+      this.detectionSeconds.observe({ reason }, Math.max(0, f.data.silentMs) / 1000);
     });
     events.on('groupChanged', (g) => {
       if (g.state === 'done' || g.state === 'canceled') this.added.delete(g.id);

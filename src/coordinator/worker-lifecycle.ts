@@ -5,6 +5,7 @@
  * and dispatches messages and calls in here.
  */
 import { RegroupError } from '../core/errors.js';
+import { fact } from '../core/events.js';
 import { decideNodeFailure } from '../core/retry.js';
 import { stalledMs } from '../core/liveness.js';
 import { holdsLease } from '../core/fence.js';
@@ -15,6 +16,7 @@ import type { Engine } from './engine.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import { Session, Sessions, newToken, newWorkerId, type Link } from './sessions.js';
 import type { CoordinatorEvents, Emitter } from './emitter.js';
+import { scoped } from './facts.js';
 import { failRun } from './worker-runs.js';
 
 /** Per connection: the session it speaks for, once hello was answered. */
@@ -56,7 +58,7 @@ export class WorkerLifecycle {
     const s = conn.session;
     if (!s || s.link !== conn.link) return;
     s.detach(this.o.now());
-    this.o.logger('info', 'worker connection closed', { workerId: s.workerId, name: s.name });
+    scoped(this.o.logger, s)('info', 'worker connection closed', { name: s.name });
   }
 
   /** A run came back from the worker: its slot is free, so the next reserved run goes at once. */
@@ -89,11 +91,9 @@ export class WorkerLifecycle {
     if (!s.startDrain()) return;
     this.giveBack(s, s.takeReserve());
     void this.engine.recordWorker(s.record('draining', this.o.now()));
-    this.engine.event({
-      type: 'worker.draining',
-      workerId: s.workerId,
-      data: { name: s.name, running: s.leases.size },
-    });
+    this.engine.record(
+      fact('worker.draining', { name: s.name, running: s.leases.size }, { workerId: s.workerId }),
+    );
   }
 
   async onHello(conn: Conn, m: Hello): Promise<void> {
@@ -130,11 +130,12 @@ export class WorkerLifecycle {
       draining: m.draining === true,
       leaseReports: m.leaseReports === true,
     });
-    this.engine.event({
-      type: 'worker.joined',
-      workerId: s.workerId,
-      data: { name: s.name, slots: s.slots, ...(m.resume ? { previous: m.resume.workerId } : {}) },
-    });
+    const joined = { name: s.name, slots: s.slots };
+    this.engine.record(
+      fact('worker.joined', m.resume ? { ...joined, previous: m.resume.workerId } : joined, {
+        workerId: s.workerId,
+      }),
+    );
     // The record (with the resume token) is durable before the worker can hold a lease.
     await this.engine.recordWorker(s.record(s.draining ? 'draining' : 'alive', now));
     conn.helloPending = false;
@@ -147,7 +148,6 @@ export class WorkerLifecycle {
     s.attach(conn.link);
     s.send(this.welcome(s, false));
     this.engine.markDispatch();
-    this.o.logger('info', 'worker joined', { workerId: s.workerId, name: s.name, slots: s.slots });
   }
 
   /** The slots a hello gets: at most maxWorkerSlots; a larger announcement is logged (once per hello). */
@@ -188,17 +188,10 @@ export class WorkerLifecycle {
       if (!holdsLease(this.engine.leases.get(taskId), attempt, s.workerId))
         s.send({ t: 'revoke', taskId, attempt, reason: 'stale' });
     }
-    this.engine.event({
-      type: 'worker.resumed',
-      workerId: s.workerId,
-      data: { name: s.name, leases: s.leases.size },
-    });
+    this.engine.record(
+      fact('worker.resumed', { name: s.name, leases: s.leases.size }, { workerId: s.workerId }),
+    );
     this.engine.markDispatch();
-    this.o.logger('info', 'worker resumed', {
-      workerId: s.workerId,
-      name: s.name,
-      leases: s.leases.size,
-    });
   }
 
   private welcome(s: Session, resumed: boolean): Welcome {
@@ -235,18 +228,13 @@ export class WorkerLifecycle {
       const lease = this.engine.leases.get(r.taskId);
       if (!holdsLease(lease, r.attempt, s.workerId)) continue;
       this.giveBack(s, [r]);
-      this.engine.event({
-        type: 'task.lost',
-        workerId: s.workerId,
-        groupId: lease.groupId,
-        taskId: r.taskId,
-        data: { attempt: r.attempt, frame: r.frame, framesReceived: frames },
-      });
-      this.o.logger('warn', 'a run never reached its worker; requeued', {
-        workerId: s.workerId,
-        taskId: r.taskId,
-        attempt: r.attempt,
-      });
+      this.engine.record(
+        fact(
+          'task.lost',
+          { attempt: r.attempt, frame: r.frame, framesReceived: frames },
+          { workerId: s.workerId, groupId: lease.groupId, taskId: r.taskId },
+        ),
+      );
     }
     if (s.link !== null && frames >= s.link.framesSent) {
       for (const r of held) {
@@ -308,9 +296,7 @@ export class WorkerLifecycle {
         reason: s.leaseReports ? 'timeout' : 'stale',
         message: error.message,
       });
-      this.o.logger('warn', 'the coordinator ended a run past its limit', {
-        workerId: s.workerId,
-        taskId: run.taskId,
+      scoped(this.o.logger, ref)('warn', 'the coordinator ended a run past its limit', {
         attempt: run.attempt,
         limit,
       });
@@ -345,52 +331,20 @@ export class WorkerLifecycle {
       } else {
         poisoned.push(taskId);
         const groupId = lease.groupId;
+        const op = { ...ref, error: d.error, retryAt: null, nodeFailure: true };
+        const said = { attempt: lease.attempt, error: d.error.message };
+        const scope = { workerId: s.workerId, groupId, taskId };
         void this.engine
-          .request('failures', { ...ref, error: d.error, retryAt: null, nodeFailure: true })
-          .then(
-            (outcome) => {
-              if (outcome !== 'applied') return;
-              this.engine.event({
-                type: 'task.poisoned',
-                workerId: s.workerId,
-                groupId,
-                taskId,
-                data: { error: d.error.message },
-              });
-              this.o.logger('warn', 'task failed for good: poison', {
-                groupId,
-                taskId,
-                workerId: s.workerId,
-                error: d.error.message,
-              });
-            },
-            () => {},
-          );
+          .request('failures', op, (outcome) =>
+            outcome === 'applied' ? fact('task.poisoned', said, scope) : null,
+          )
+          .catch(() => {});
       }
     }
     void this.engine.recordWorker(s.record('dead', now));
-    this.engine.event({
-      type: 'worker.dead',
-      workerId: s.workerId,
-      data: { name: s.name, reason, silentMs: now - s.lastSeenAt, requeued, poisoned },
-    });
-    this.emitter.emit('workerDead', {
-      workerId: s.workerId,
-      name: s.name,
-      reason,
-      requeued,
-      poisoned,
-      at: now,
-      lastSeenAt: s.lastSeenAt,
-    });
-    this.o.logger('warn', 'worker dead', {
-      workerId: s.workerId,
-      name: s.name,
-      reason,
-      silentMs: now - s.lastSeenAt,
-      requeued: requeued.length,
-      poisoned: poisoned.length,
-    });
+    const silentMs = now - s.lastSeenAt;
+    const dead = { name: s.name, reason, silentMs, requeued, poisoned } as const;
+    this.engine.record({ ...fact('worker.dead', dead, { workerId: s.workerId }), at: now });
   }
 
   /** A drained worker says bye: it leaves; anything it still holds goes back without counting against the tasks. */
@@ -402,7 +356,7 @@ export class WorkerLifecycle {
       if (lease) this.giveBack(s, [lease]);
     }
     void this.engine.recordWorker(s.record('left', now));
-    this.engine.event({ type: 'worker.left', workerId: s.workerId, data: { name: s.name } });
+    this.engine.record(fact('worker.left', { name: s.name }, { workerId: s.workerId }));
     s.link?.close(1000, 'bye');
     s.drop();
   }
@@ -458,13 +412,9 @@ export class WorkerLifecycle {
     const r = this.requeuedAt.get(c.taskId);
     if (r) {
       this.requeuedAt.delete(c.taskId);
-      this.engine.event({
-        type: 'task.reassigned',
-        workerId: c.workerId,
-        groupId: c.groupId,
-        taskId: c.taskId,
-        data: { from: r.from, to: s.name, attempt: c.attempt, afterDeathMs: now - r.at },
-      });
+      const moved = { attempt: c.attempt, from: r.from, to: s.name, afterDeathMs: now - r.at };
+      const scope = { workerId: c.workerId, groupId: c.groupId, taskId: c.taskId };
+      this.engine.record(fact('task.reassigned', moved, scope));
     }
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Ending a run that failed, the one way: decided in core (decideFailure),
- * queued as a fenced failure op, the event recorded once it really happened.
+ * queued as a fenced failure op, the fact recorded once it really happened.
  * The worker's `fail` report and the coordinator's own deadline both end here.
  */
+import { fact } from '../core/events.js';
 import { holdsLease } from '../core/fence.js';
 import { decideFailure } from '../core/retry.js';
 import type { TaskError } from '../core/types.js';
@@ -30,36 +31,15 @@ export function failRun(
     if (d.kind === 'retry') retryAt = d.retryAt;
   }
   const op = { taskId, attempt, workerId, error, retryAt, nodeFailure: false };
-  const p = engine.request('failures', op);
-  p.then(
-    (outcome) => {
-      // Logged only when it really happened (a stale report changes nothing).
-      if (outcome !== 'applied') return;
-      engine.event({
-        type: retryAt === null ? 'task.failed' : 'task.retried',
-        workerId,
-        groupId: lease?.groupId ?? null,
-        taskId,
-        data: {
-          attempt,
-          error: error.message,
-          kind: error.kind,
-          ...(retryAt === null ? {} : { retryAt }),
-        },
-      });
-      if (retryAt === null)
-        o.logger('info', 'task failed for good', {
-          groupId: lease?.groupId ?? null,
-          taskId,
-          workerId,
-          attempt,
-          kind: error.kind,
-          error: error.message,
-        });
-    },
-    () => {},
-  );
-  return p;
+  const scope = { workerId, groupId: lease?.groupId ?? null, taskId };
+  const said = { attempt, kind: error.kind, error: error.message };
+  // Recorded only when it really happened (a stale report changes nothing).
+  return engine.request('failures', op, (outcome) => {
+    if (outcome !== 'applied') return null;
+    return retryAt === null
+      ? fact('task.failed', said, scope)
+      : fact('task.retried', { ...said, retryAt }, scope);
+  });
 }
 
 /** Size of a value as the UTF-8 bytes of its JSON, the unit every limit is stated in. */

@@ -26,6 +26,7 @@ import Type, { type Static } from 'typebox';
 import { checker } from './validate.js';
 import { ERROR_CODES, type ErrorCode, type WireError } from '../core/errors.js';
 import { WAITING_CODES, type GroupWaiting } from '../core/waiting.js';
+import { EVENT_TYPES } from '../core/events.js';
 import {
   FAILURE_KINDS,
   GROUP_POLICIES,
@@ -72,7 +73,7 @@ export const SubmitRequest = Type.Object(
     open: Type.Optional(Type.Boolean()),
     /** A second submit with the same key returns the first group instead of making another. */
     idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    policy: Type.Optional(Type.Union([Type.Literal('collectAll'), Type.Literal('failFast')])),
+    policy: Type.Optional(Type.Enum([...GROUP_POLICIES])),
     options: Type.Optional(TaskOptionsInput),
   },
   { additionalProperties: false },
@@ -244,7 +245,10 @@ export type WorkerView = Static<typeof WorkerView>;
 export const EventView = Type.Object({
   seq: Type.Integer(),
   at: Type.Integer(),
-  type: Type.String({ description: 'Every type and its data: docs/design.md, "The event log".' }),
+  // A string, not an enum: a reader keeps working when a later version adds a type.
+  type: Type.String({
+    description: `One of ${EVENT_TYPES.join(', ')}. Each one's data: docs/design.md, "The event log".`,
+  }),
   workerId: Type.Optional(NullableString),
   groupId: Type.Optional(NullableString),
   taskId: Type.Optional(NullableInt),

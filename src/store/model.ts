@@ -531,13 +531,14 @@ class ModelTick {
   private cancel(id: string): CancelOutcome {
     const g = this.group(id);
     if (!g) return { status: 'not_found' };
-    if (g.state === 'open' || g.state === 'sealed') {
+    const live = g.state === 'open' || g.state === 'sealed';
+    if (live) {
       this.cancelRest(g);
       g.state = 'canceled';
       g.finishedAt = this.now;
       this.touch(g);
     }
-    return { status: 'canceled', group: clone(g) };
+    return { status: 'canceled', group: clone(g), changed: live };
   }
 
   /** Every failed task of a live or done group back to pending, budget reset, attempt kept. */

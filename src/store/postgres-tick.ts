@@ -206,11 +206,12 @@ export class PgTickApplier implements RunContext {
   private async cancel(id: string): Promise<CancelOutcome> {
     const g = this.groups.get(id);
     if (!g) return { status: 'not_found' };
-    if (isLive(g)) {
+    const live = isLive(g);
+    if (live) {
       await this.execEnd(this.planEnd(g));
       this.groups.endCanceled(g);
     }
-    return { status: 'canceled', group: snapshot(g) };
+    return { status: 'canceled', group: snapshot(g), changed: live };
   }
 
   /** The retry op: every failed task of the group back to pending (see store.ts). */

@@ -188,11 +188,12 @@ export class TickApplier {
   private cancel(id: string): CancelOutcome {
     const g = this.group(id);
     if (!g) return { status: 'not_found' };
-    if (isLive(g)) {
+    const live = isLive(g);
+    if (live) {
       this.cancelRest(g);
       this.groups.endCanceled(g);
     }
-    return { status: 'canceled', group: snapshot(g) };
+    return { status: 'canceled', group: snapshot(g), changed: live };
   }
 
   /** Cancels every pending and running task of a group; running ones are revoked. */

@@ -190,7 +190,9 @@ export type AddOutcome =
   | { status: 'offset_mismatch'; group: GroupInfo };
 
 export type SealOutcome = { status: 'sealed'; group: GroupInfo } | { status: 'not_found' };
-export type CancelOutcome = { status: 'canceled'; group: GroupInfo } | { status: 'not_found' };
+/** canceled: the group is canceled, or had ended; `changed`: this op canceled it (false: nothing happened). */
+export type CancelOutcome =
+  { status: 'canceled'; group: GroupInfo; changed: boolean } | { status: 'not_found' };
 /**
  * retried: every failed task of the group is pending again (`retried` of
  * them, 0 when there were none); a done group is sealed again.

@@ -85,8 +85,17 @@ export class Dashboard {
         this.model.groupChanged(g, now());
         this.hub.changed();
       }),
-      events.on('workerDead', (e) => {
-        this.model.workerDead(e);
+      events.on('fact', (f) => {
+        if (f.type !== 'worker.dead') return;
+        const { name, reason, requeued, poisoned } = f.data;
+        this.model.workerDead({
+          workerId: f.workerId!,
+          name,
+          reason,
+          requeued,
+          poisoned,
+          at: f.at,
+        });
         this.followDispatches();
         this.hub.changed();
       }),
