@@ -9,29 +9,16 @@
  * ended the group), and canceling a done group answered `done` but wrote a new
  * `group.canceled` every time.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EVENT_TYPES } from '../src/core/events.js';
 import type { EventView, GroupView } from '../src/protocol/http.js';
-import {
-  killAll,
-  liveProcesses,
-  startServer,
-  startWorker,
-  tempDir,
-  until,
-} from '../src/testing/procs.js';
+import { startServer, startWorker, until } from '../src/testing/procs.js';
+import { fixture, realProcesses } from './real-processes.js';
 
-const HANDLERS = fileURLToPath(new URL('../../test/fixtures/fault-handlers.js', import.meta.url));
-const tmp = tempDir('regroup-events-');
-
-after(async () => {
-  await killAll();
-  tmp.cleanup();
-  assert.equal(liveProcesses(), 0, 'no process left running');
-});
+const HANDLERS = fixture('fault-handlers.js');
+const tmp = realProcesses('regroup-events-');
 
 async function call<T>(url: string, method: string, path: string, body?: object): Promise<T> {
   const r = await fetch(url + path, {

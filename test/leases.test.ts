@@ -5,31 +5,20 @@
  * that heartbeats, caps the slots a worker announces, and requeues a run
  * its worker says it never received.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
 import type { EventView, TaskView } from '../src/protocol/http.js';
-import {
-  killAll,
-  liveProcesses,
-  startServer,
-  startWorker,
-  tempDir,
-  until,
-} from '../src/testing/procs.js';
+import { startServer, startWorker, until } from '../src/testing/procs.js';
+import { fixture, realProcesses } from './real-processes.js';
 
-const fixture = (name: string): string =>
-  fileURLToPath(new URL(`../../test/fixtures/${name}`, import.meta.url));
 const FAULT_HANDLERS = fixture('fault-handlers.js');
 const LEASE_HANDLERS = fixture('lease-handlers.js');
-const tmp = tempDir('regroup-leases-');
 const clients: Client[] = [];
 const hostiles: ChildProcess[] = [];
-
-after(async () => {
+const tmp = realProcesses('regroup-leases-', async () => {
   for (const c of clients) c.close();
   for (const h of hostiles) if (h.exitCode === null) h.kill('SIGKILL');
   await Promise.all(
@@ -41,9 +30,6 @@ after(async () => {
         }),
     ),
   );
-  await killAll();
-  tmp.cleanup();
-  assert.equal(liveProcesses(), 0, 'no process left running');
 });
 
 /** A worker of test/fixtures/hostile-worker.js; its printed lines are collected. */

@@ -4,31 +4,18 @@
  * times its deadAfterMs while a healthy worker runs a long task; afterwards
  * no worker is declared dead and the task finishes on attempt 1.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
 import type { EventView } from '../src/protocol/http.js';
-import {
-  killAll,
-  liveProcesses,
-  sleep,
-  startServer,
-  startWorker,
-  tempDir,
-  until,
-} from '../src/testing/procs.js';
+import { sleep, startServer, startWorker, until } from '../src/testing/procs.js';
+import { fixture, realProcesses } from './real-processes.js';
 
-const HANDLERS = fileURLToPath(new URL('../../test/fixtures/fault-handlers.js', import.meta.url));
-const tmp = tempDir('regroup-stall-');
+const HANDLERS = fixture('fault-handlers.js');
 const clients: Client[] = [];
-
-after(async () => {
+const tmp = realProcesses('regroup-stall-', () => {
   for (const c of clients) c.close();
-  await killAll();
-  tmp.cleanup();
-  assert.equal(liveProcesses(), 0, 'no process left running');
 });
 
 describe('a stalled coordinator (real processes)', () => {

@@ -9,28 +9,15 @@
  * (c) scheduleTimeoutMs fails the waiting tasks with a clear error; the group ends.
  * (d) a group waiting for a label runs when a worker with that label joins.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { GroupView, TaskView } from '../src/protocol/http.js';
-import {
-  killAll,
-  liveProcesses,
-  startServer,
-  startWorker,
-  tempDir,
-  until,
-} from '../src/testing/procs.js';
+import { startServer, startWorker, until } from '../src/testing/procs.js';
+import { fixture, realProcesses } from './real-processes.js';
 
-const HANDLERS = fileURLToPath(new URL('../../test/fixtures/fault-handlers.js', import.meta.url));
-const tmp = tempDir('regroup-starvation-');
-
-after(async () => {
-  await killAll();
-  tmp.cleanup();
-  assert.equal(liveProcesses(), 0, 'no process left running');
-});
+const HANDLERS = fixture('fault-handlers.js');
+const tmp = realProcesses('regroup-starvation-');
 
 async function submit(url: string, body: object): Promise<GroupView> {
   const r = await fetch(`${url}/v1/groups`, {

@@ -1,0 +1,29 @@
+/**
+ * What every test file that starts real processes sets up the same way: a
+ * temporary folder, and at the end of the file every process killed, the
+ * folder removed, and a check that nothing was left running.
+ */
+import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { killAll, liveProcesses, tempDir } from '../src/testing/procs.js';
+
+/** A file under test/fixtures, from the compiled test (dist/test) as from the source. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`../../test/fixtures/${name}`, import.meta.url));
+}
+
+/**
+ * The file's temporary folder (`dir`). `first`: what the file closes before
+ * the processes are killed (its clients, children it started itself).
+ */
+export function realProcesses(prefix: string, first?: () => Promise<void> | void): { dir: string } {
+  const tmp = tempDir(prefix);
+  after(async () => {
+    await first?.();
+    await killAll();
+    tmp.cleanup();
+    assert.equal(liveProcesses(), 0, 'no process left running');
+  });
+  return tmp;
+}
