@@ -15,7 +15,6 @@ import { startServer, startWorker, until } from '../src/testing/procs.js';
 import { fixture, realProcesses } from './real-processes.js';
 
 const FAULT_HANDLERS = fixture('fault-handlers.js');
-const LEASE_HANDLERS = fixture('lease-handlers.js');
 const clients: Client[] = [];
 const hostiles: ChildProcess[] = [];
 const tmp = realProcesses('regroup-leases-', async () => {
@@ -110,7 +109,7 @@ describe('every lease ends (real processes)', () => {
     const server = await startServer(join(tmp.dir, 'heartbeat.db'), {
       extra: ['--timeout-grace-ms', '200'],
     });
-    await startWorker(server.url, LEASE_HANDLERS, 'w1', ['--concurrency', '4']);
+    await startWorker(server.url, FAULT_HANDLERS, 'w1', ['--concurrency', '4']);
     const c = client(server.url);
     const options = { heartbeatTimeoutMs: 600, backoffMs: 0 };
     const stops = await c.submit('stopsBeating', [{ ms: 60_000 }], { options });
