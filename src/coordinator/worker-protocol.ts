@@ -13,6 +13,7 @@ import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Session } from './sessions.js';
 import type { Conn, WorkerLifecycle } from './worker-lifecycle.js';
 import { failRun, jsonBytes } from './worker-runs.js';
+import { scoped } from './facts.js';
 
 export class WorkerProtocol {
   constructor(
@@ -55,7 +56,11 @@ export class WorkerProtocol {
     if (s && s.link === conn.link && isRef && (t === 'result' || t === 'checkpoint')) {
       const ref = { taskId: taskId as number, attempt: attempt as number };
       const what = t === 'result' ? 'result' : 'checkpoint';
-      this.o.logger('warn', `refused a ${what} nested too deep`, { workerId: s.workerId, ...ref });
+      scoped(this.o.logger, { workerId: s.workerId, taskId: ref.taskId })(
+        'warn',
+        `refused a ${what} nested too deep`,
+        { attempt: ref.attempt },
+      );
       if (t === 'checkpoint' && Number.isInteger(seq)) {
         s.send({ t: 'saved', ...ref, seq: seq as number, ok: false, code: 'too_deep' });
         return;
@@ -151,8 +156,7 @@ export class WorkerProtocol {
         }),
       // Not acknowledged: the worker keeps it in its outbox; the engine retries storage failures itself.
       (e: unknown) =>
-        this.o.logger('warn', 'report not committed', {
-          taskId,
+        scoped(this.o.logger, { workerId: s.workerId, taskId })('warn', 'report not committed', {
           attempt,
           err: (e as Error).message,
         }),
