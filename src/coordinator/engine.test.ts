@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fact } from '../core/events.js';
 import { resolveTaskOptions } from '../core/options.js';
-import { ModelStore } from '../store/model.js';
+import { ModelStore } from '../../test/store/model.js';
 import type { Tick, TickOutcome } from '../store/store.js';
 import { Emitter, type CoordinatorEvents } from './emitter.js';
 import { Engine } from './engine.js';

@@ -2,7 +2,8 @@
  * The store: durable state of groups, tasks, workers and events. One
  * interface, implemented by SQLite (embedded default) and PostgreSQL.
  *
- * Rules every implementation keeps (the contract suite in contract.ts checks them):
+ * Rules every implementation keeps (the contract suite in test/store/contract.ts
+ * checks them):
  * - Every method is atomic. No transaction or connection type leaks out.
  * - `commitTick` applies everything that arrived in one coordinator tick in ONE
  *   transaction (group commit), in this order: the op kinds in the order of

@@ -1,8 +1,10 @@
 /**
  * The store contract: every Store implementation runs this suite (see
- * sqlite.test.ts). It checks the rules written in store.ts, one `it` per rule,
- * and ends with a property test that runs random ticks through the store and
- * through the in-memory reference model (model.ts) and compares every answer.
+ * sqlite.test.ts and postgres.test.ts here). It checks the rules written in
+ * src/store/store.ts, one `it` per rule, and ends with a property test that
+ * runs random ticks through the store and through the in-memory reference
+ * model (model.ts) and compares every answer. Test code: it lives under
+ * test/, out of the published package.
  *
  * This file is longer than our usual ~300 lines on purpose: one suite in one
  * place is easier to keep in step with store.ts than several.
@@ -10,13 +12,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { countsConsistent, outstanding } from '../core/group.js';
-import { resolveTaskOptions } from '../core/options.js';
-import { isFinal, type GroupInfo, type TaskOptions } from '../core/types.js';
-import type { TaskView } from '../protocol/http.js';
-import { pageRules } from './contract-pages.js';
-import { waitingRules } from './contract-waiting.js';
-import { ModelStore } from './model.js';
+import { countsConsistent, outstanding } from '../../src/core/group.js';
+import { resolveTaskOptions } from '../../src/core/options.js';
+import { isFinal, type GroupInfo, type TaskOptions } from '../../src/core/types.js';
+import type { TaskView } from '../../src/protocol/http.js';
 import type {
   ClaimedTask,
   NewGroup,
@@ -26,8 +25,11 @@ import type {
   Tick,
   TickOutcome,
   WorkerRecord,
-} from './store.js';
-import { taskViewFromRecord } from './rows.js';
+} from '../../src/store/store.js';
+import { taskViewFromRecord } from '../../src/store/rows.js';
+import { pageRules } from './contract-pages.js';
+import { waitingRules } from './contract-waiting.js';
+import { ModelStore } from './model.js';
 
 export interface StoreHarness {
   /** An open store on an empty database. */

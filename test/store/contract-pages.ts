@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveTaskOptions } from '../core/options.js';
-import type { TaskView } from '../protocol/http.js';
-import { taskViewFromRecord } from './rows.js';
+import { resolveTaskOptions } from '../../src/core/options.js';
+import type { TaskView } from '../../src/protocol/http.js';
+import { taskViewFromRecord } from '../../src/store/rows.js';
+import type { NewGroup, Store, TaskPage, TaskRecord } from '../../src/store/store.js';
 import type { StoreHarness } from './contract.js';
-import type { NewGroup, Store, TaskPage, TaskRecord } from './store.js';
 
 type Make = () => Promise<StoreHarness>;
 

@@ -5,10 +5,10 @@
  * can run the same random ticks through both and compare every answer.
  * Not durable: `close()` keeps the data, so a reopened ModelStore is the same one.
  */
-import { checkFence } from '../core/fence.js';
-import { nextGroupState } from '../core/group.js';
-import type { GroupInfo, TaskError, TaskState } from '../core/types.js';
-import type { EventView, TaskView } from '../protocol/http.js';
+import { checkFence } from '../../src/core/fence.js';
+import { nextGroupState } from '../../src/core/group.js';
+import type { GroupInfo, TaskError, TaskState } from '../../src/core/types.js';
+import type { EventView, TaskView } from '../../src/protocol/http.js';
 import type {
   AddOutcome,
   AddTasks,
@@ -34,9 +34,9 @@ import type {
   Tick,
   TickOutcome,
   WorkerRecord,
-} from './store.js';
-import { taskViewFromRecord, withinBudget } from './rows.js';
-import { applyOps } from './tick-ops.js';
+} from '../../src/store/store.js';
+import { taskViewFromRecord, withinBudget } from '../../src/store/rows.js';
+import { applyOps } from '../../src/store/tick-ops.js';
 
 export interface ModelTask {
   taskId: number;

@@ -7,15 +7,15 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { RegroupError } from '../core/errors.js';
-import { resolveTaskOptions } from '../core/options.js';
-import { FaultyProxy } from '../testing/proxy.js';
+import { RegroupError } from '../../src/core/errors.js';
+import { resolveTaskOptions } from '../../src/core/options.js';
+import { FaultyProxy } from '../../src/testing/proxy.js';
+import { toStoreError } from '../../src/store/postgres-errors.js';
+import { lockKey, SCHEMA_VERSION } from '../../src/store/postgres-schema.js';
+import { SQL } from '../../src/store/postgres-sql.js';
+import { PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
+import type { NewGroup, Tick } from '../../src/store/store.js';
 import { storeContract, type StoreHarness } from './contract.js';
-import { toStoreError } from './postgres-errors.js';
-import { lockKey, SCHEMA_VERSION } from './postgres-schema.js';
-import { SQL } from './postgres-sql.js';
-import { PostgresStore, type PostgresStoreOptions } from './postgres.js';
-import type { NewGroup, Tick } from './store.js';
 
 const PG_URL = process.env['REGROUP_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 

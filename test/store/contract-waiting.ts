@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveTaskOptions } from '../core/options.js';
-import type { GroupPolicy, TaskError } from '../core/types.js';
+import { resolveTaskOptions } from '../../src/core/options.js';
+import type { GroupPolicy, TaskError } from '../../src/core/types.js';
+import type { NewGroup, Store } from '../../src/store/store.js';
 import type { StoreHarness } from './contract.js';
-import type { NewGroup, Store } from './store.js';
 
 type Make = () => Promise<StoreHarness>;
 
