@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { Client, GroupState, GroupView, TaskState } from '../client/index.js';
 import { GROUP_STATES, TASK_STATES } from '../core/types.js';
 import { integer, runCommand, withConnectionOptions, type ConnectionOptions } from './common.js';
-import { groupsTable, tasksTable } from './views.js';
+import { groupsTable, tasksTable, waitingNotes } from './views.js';
 
 /** Groups read per request while looking for `--state` matches. */
 const SCAN_PAGE = 1000;
@@ -31,6 +31,7 @@ export function groupsCommand(): Command {
       const page = await listGroups(client, flags);
       if (flags.json) return JSON.stringify(page);
       const lines = [page.groups.length === 0 ? 'no groups' : groupsTable(page.groups, Date.now())];
+      lines.push(...waitingNotes(page.groups));
       if (page.next !== null) lines.push('', `more: --before ${page.next}`);
       return lines.join('\n');
     });

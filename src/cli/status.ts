@@ -9,7 +9,16 @@ import {
   type ConnectionOptions,
 } from './common.js';
 import { formatTable } from './table.js';
-import { groupsTable, progressPercent, workersTable } from './views.js';
+import {
+  duration,
+  groupsTable,
+  printable,
+  progressPercent,
+  waitingDeadline,
+  waitingFix,
+  waitingNotes,
+  workersTable,
+} from './views.js';
 import { interruptSignal, watch } from './watch.js';
 
 export interface StatusFlags extends ConnectionOptions {
@@ -82,10 +91,12 @@ async function overview(client: Client, limit: number, json: boolean): Promise<s
     '',
     `groups (${groups.length} most recent)`,
     groups.length === 0 ? '  none' : groupsTable(groups, Date.now()),
+    ...waitingNotes(groups),
   ].join('\n');
 }
 
-export function describeGroup(g: GroupView): string {
+/** One group, a row per field; a waiting group says why, since when, what to do and when it gives up. */
+export function describeGroup(g: GroupView, now = Date.now()): string {
   const rows: [string, string][] = [
     ['group', g.id],
     ['handler', g.handler],
@@ -101,5 +112,16 @@ export function describeGroup(g: GroupView): string {
     ['created', new Date(g.createdAt).toISOString()],
   ];
   if (g.finishedAt !== null) rows.push(['finished', new Date(g.finishedAt).toISOString()]);
+  const w = g.waiting;
+  if (w) {
+    const since = `${duration(now - w.since)} (since ${new Date(w.since).toISOString()}, ${w.code})`;
+    rows.push(
+      ['waiting', printable(w.message)],
+      ['waiting for', since],
+      ['to fix', waitingFix(g, w)],
+    );
+    const deadline = waitingDeadline(g, w, now);
+    if (deadline !== null) rows.push(['gives up', deadline]);
+  }
   return formatTable(['', ''], rows).split('\n').slice(1).join('\n');
 }

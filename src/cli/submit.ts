@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import type { Client, Group, Outcome, TaskOptionsInput } from '../client/index.js';
+import type { Client, Group, GroupView, Outcome, TaskOptionsInput } from '../client/index.js';
 import {
   EXIT,
   integer,
@@ -11,7 +11,8 @@ import {
 } from './common.js';
 import { RegroupError } from '../core/errors.js';
 import { readInputs } from './jsonl.js';
-import { createProgress } from './progress.js';
+import { createProgress, type Progress } from './progress.js';
+import { waitingLine, waitingLines } from './views.js';
 
 interface SubmitFlags extends ConnectionOptions {
   handler: string;
@@ -42,8 +43,9 @@ export function submitCommand(): Command {
     .option('--no-wait', 'print the group id (with --json, the group) and exit');
   withConnectionOptions(cmd).addHelpText(
     'after',
-    '\nWith --json, each result line is the full outcome (taskId and attempt too) and errors ' +
-      'are JSON on stderr.',
+    '\nWhile no connected worker can run the group, a line says why on stderr (`waiting: ...`).' +
+      '\nWith --json, each result line is the full outcome (taskId and attempt too); errors are ' +
+      'JSON on stderr, and so is why the group waits: {"groupId","waiting":{code,message,since}|null}.',
   );
   return cmd.action(async (flags: SubmitFlags) => {
     process.exitCode = await runSubmit(flags);
@@ -65,8 +67,14 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
     });
     process.stderr.write(`group ${group.id}: ${inputs.length} tasks\n`);
     if (!flags.wait) {
-      const out = flags.json ? JSON.stringify(await group.status()) : group.id;
-      process.stdout.write(`${out}\n`);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(await group.status())}\n`);
+        return EXIT.ok;
+      }
+      // The view says at once whether a connected worker can run the group; the id is printed anyway.
+      const view = await group.status().catch(() => null);
+      if (view?.waiting) writeStderr(waitingLines(view, view.waiting, Date.now()));
+      process.stdout.write(`${group.id}\n`);
       return EXIT.ok;
     }
     const stop = closeOnInterrupt(client, group.id);
@@ -85,9 +93,13 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
   }
 }
 
-/** Follows the group as its tasks finish (progress on stderr); returns the outcomes in input order. */
-async function collect(group: Group, total: number, quiet: boolean): Promise<Outcome[]> {
-  const progress = quiet ? undefined : createProgress(total);
+/**
+ * Follows the group as its tasks finish (progress on stderr, and why it
+ * waits while no connected worker can run it); returns the outcomes in input order.
+ */
+async function collect(group: Group, total: number, json: boolean): Promise<Outcome[]> {
+  const progress = json ? undefined : createProgress(total);
+  const unfollow = followWaiting(group, progress ? waitingShown(progress) : waitingJson);
   const byIndex: Outcome[] = [];
   let finished = 0;
   let failed = 0;
@@ -99,12 +111,77 @@ async function collect(group: Group, total: number, quiet: boolean): Promise<Out
       progress?.update(finished, failed);
     }
   } finally {
+    unfollow();
     progress?.stop();
   }
   // The stream gives every task once; should it not (a group resubmitted by key
   // with other inputs, say), the paged, input-ordered read is the authority.
   const complete = byIndex.length === total && finished === total;
   return complete ? byIndex : group.waitSettled();
+}
+
+/** How often submit asks for its group's view while it waits: the results stream does not say why a group waits. */
+export const WAITING_POLL_MS = 2000;
+
+/**
+ * Asks for the group's view at once, then every `everyMs` until stopped or
+ * the group is done, and calls `changed` when the group starts waiting, waits
+ * for another reason, or no longer waits. A failed request is left to the
+ * results stream (it retries the coordinator and reports what it cannot
+ * cure); the next one is asked for `everyMs` later. Returns the stop.
+ */
+export function followWaiting(
+  group: Pick<Group, 'status'>,
+  changed: (g: GroupView) => void,
+  everyMs = WAITING_POLL_MS,
+): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let shown = '';
+  const poll = async (): Promise<void> => {
+    try {
+      const g = await group.status();
+      if (stopped) return;
+      const key = g.waiting ? `${g.waiting.code}\n${g.waiting.message}` : '';
+      if (key !== shown) {
+        shown = key;
+        changed(g);
+      }
+      if (g.done) return;
+    } catch {
+      if (stopped) return;
+    }
+    timer = setTimeout(() => void poll(), everyMs);
+    timer.unref();
+  };
+  void poll();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+/** Why the group waits, in the progress display: printed once, and in the bar while it lasts. */
+function waitingShown(progress: Progress): (g: GroupView) => void {
+  return (g) =>
+    progress.waiting(
+      g.waiting
+        ? { lines: waitingLines(g, g.waiting, Date.now()), reason: waitingLine(g.waiting) }
+        : null,
+    );
+}
+
+/** With --json: why the group waits, as JSON on stderr; `"waiting":null` when it no longer does. */
+export function waitingJsonLine(g: Pick<GroupView, 'id' | 'waiting'>): string {
+  return JSON.stringify({ groupId: g.id, waiting: g.waiting ?? null });
+}
+
+function waitingJson(g: GroupView): void {
+  writeStderr([waitingJsonLine(g)]);
+}
+
+function writeStderr(lines: readonly string[]): void {
+  process.stderr.write(`${lines.join('\n')}\n`);
 }
 
 /** `{"index":0,"state":"succeeded","value":1}`; with --json the whole outcome. */

@@ -72,6 +72,35 @@ void describe('CLI output', () => {
     assert.match(text, /^group\s+g1$/m);
     assert.match(text, /^failed\s+1$/m);
     assert.doesNotMatch(text, /finished/);
+    assert.doesNotMatch(text, /waiting/);
+  });
+
+  void it('says why a waiting group waits, for how long, what to do and when it gives up', () => {
+    const waiting = {
+      code: 'no_handler' as const,
+      message: 'no worker offers handler "sqaure"; connected workers offer: square',
+      since: 2_000,
+    };
+    const g = {
+      ...group,
+      handler: 'sqaure',
+      options: { ...group.options, scheduleTimeoutMs: 60_000 },
+      waiting,
+    };
+    const text = describeGroup(g, 32_000);
+    assert.match(
+      text,
+      /^waiting\s+no worker offers handler "sqaure"; connected workers offer: square$/m,
+    );
+    assert.match(text, /^waiting for\s+30\.0s \(since 1970-01-01T00:00:02\.000Z, no_handler\)$/m);
+    assert.match(
+      text,
+      /^to fix\s+start a worker whose handler module exports "sqaure", or cancel/m,
+    );
+    assert.match(
+      text,
+      /^gives up\s+in 30\.0s: its pending tasks fail as unschedulable \(scheduleTimeoutMs 60000\)$/m,
+    );
   });
 
   void it('writes result lines in the documented shape', () => {

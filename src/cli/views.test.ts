@@ -7,9 +7,17 @@ import {
   groupLine,
   progressPercent,
   retryLine,
+  groupsTable,
+  printable,
   taskDuration,
   tasksTable,
+  waitingDeadline,
+  waitingFix,
+  waitingLine,
+  waitingLines,
+  waitingNotes,
   workersTable,
+  type Waiting,
 } from './views.js';
 
 function group(over: Partial<GroupView>): GroupView {
@@ -132,5 +140,68 @@ void describe('CLI views', () => {
       retryLine('g1', { retried: 0, group: group({ state: 'done', done: true }) }),
       'group g1: no failed tasks, nothing retried (done)',
     );
+  });
+
+  void it('says why a group waits and what to do, by code; user-given names are quoted', () => {
+    const noHandler: Waiting = {
+      code: 'no_handler',
+      message: 'no worker offers handler "sqaure"; connected workers offer: crunch, square',
+      since: 1_000,
+    };
+    const g = group({ handler: 'sqaure', pending: 3 });
+    assert.equal(
+      waitingLine(noHandler),
+      'waiting: no worker offers handler "sqaure"; connected workers offer: crunch, square',
+    );
+    assert.equal(
+      waitingFix(g, noHandler),
+      'start a worker whose handler module exports "sqaure", or cancel the group (regroup cancel g1) and submit again with the right --handler',
+    );
+    const labeled = group({ options: { ...DEFAULT_TASK_OPTIONS, requires: ['gpu', 'ssd'] } });
+    assert.equal(
+      waitingFix(labeled, { code: 'no_label', message: 'm', since: 0 }),
+      'start a worker whose handler module exports "square" and --labels gpu,ssd, or cancel the group (regroup cancel g1)',
+    );
+    assert.equal(
+      waitingFix(group({ handler: 'a"b' }), { code: 'no_worker', message: 'm', since: 0 }),
+      'start a worker whose handler module exports "a\\"b" (regroup worker --url <coordinator> --handlers <module>)',
+    );
+  });
+
+  void it('never sends a control character of a user-given label to the terminal', () => {
+    assert.equal(printable('gpu\x1b[2J\nx\u009b'), 'gpu\\u001b[2J\\u000ax\\u009b');
+    const w: Waiting = { code: 'no_label', message: 'has labels \x1b]0;pwned\x07', since: 0 };
+    assert.equal(waitingLine(w), 'waiting: has labels \\u001b]0;pwned\\u0007');
+    assert.equal(printable('plain "sqaure", ü'), 'plain "sqaure", ü');
+  });
+
+  void it('says when a schedule timeout gives up on a waiting group (none by default)', () => {
+    const w: Waiting = { code: 'no_worker', message: 'no worker is connected', since: 10_000 };
+    assert.equal(waitingDeadline(group({}), w, 20_000), null, 'scheduleTimeoutMs 0: waits forever');
+    const timed = group({ options: { ...DEFAULT_TASK_OPTIONS, scheduleTimeoutMs: 60_000 } });
+    assert.equal(
+      waitingDeadline(timed, w, 20_000),
+      'in 50.0s: its pending tasks fail as unschedulable (scheduleTimeoutMs 60000)',
+    );
+    assert.match(waitingDeadline(timed, w, 90_000)!, /^now: /);
+    assert.deepEqual(waitingLines(timed, w, 20_000), [
+      'waiting: no worker is connected',
+      '  to fix: start a worker whose handler module exports "square" (regroup worker --url <coordinator> --handlers <module>)',
+      '  gives up in 50.0s: its pending tasks fail as unschedulable (scheduleTimeoutMs 60000)',
+    ]);
+  });
+
+  void it('marks waiting groups in the table and says why under it', () => {
+    const w: Waiting = { code: 'no_worker', message: 'no worker is connected', since: 0 };
+    const groups = [group({ id: 'g1', waiting: w, pending: 3 }), group({ id: 'g2' })];
+    const lines = groupsTable(groups, 61_000).split('\n');
+    assert.deepEqual(lines[1]!.split(/\s{2,}/).slice(0, 3), ['g1', 'square', 'sealed (waiting)']);
+    assert.deepEqual(lines[2]!.split(/\s{2,}/).slice(0, 3), ['g2', 'square', 'sealed']);
+    assert.deepEqual(waitingNotes(groups), ['', 'group g1 waits: no worker is connected']);
+    assert.deepEqual(waitingNotes([group({})]), []);
+    const many = Array.from({ length: 12 }, (_, i) => group({ id: `g${i}`, waiting: w }));
+    const notes = waitingNotes(many);
+    assert.equal(notes.length, 12);
+    assert.equal(notes[11], 'and 2 more waiting groups (regroup status <group> says why)');
   });
 });

@@ -6,6 +6,9 @@
 import type { GroupView, RetryReply, TaskView, WorkerView } from '../client/index.js';
 import { ago, formatTable } from './table.js';
 
+/** Why a group waits: no connected worker can run its pending tasks (GroupView.waiting). */
+export type Waiting = NonNullable<GroupView['waiting']>;
+
 /** Share of a group's tasks that are final, "0%".."100%" (a group with no tasks: "-" until done). */
 export function progressPercent(g: GroupView): string {
   if (g.total === 0) return g.done ? '100%' : '-';
@@ -32,7 +35,7 @@ export function groupsTable(groups: readonly GroupView[], now: number): string {
   const rows = groups.map((g) => [
     g.id,
     g.handler,
-    g.state,
+    g.waiting ? `${g.state} (waiting)` : g.state,
     progressPercent(g),
     ...[g.succeeded, g.failed, g.running, g.pending, g.canceled, g.total].map(String),
     ago(now - g.createdAt),
@@ -106,4 +109,80 @@ export function retryLine(id: string, r: RetryReply): string {
   if (r.retried === 0) return `group ${id}: no failed tasks, nothing retried (${r.group.state})`;
   const n = r.retried === 1 ? '1 failed task' : `${r.retried} failed tasks`;
   return `group ${id}: ${n} back to pending; the group is ${r.group.state} again`;
+}
+
+/**
+ * A message for a terminal: control characters (a user-given label may hold
+ * escape sequences or newlines) are shown as `\u001b`, never sent as such.
+ */
+export function printable(s: string): string {
+  return s.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** The line `submit` prints when its group starts waiting: `waiting: <what is missing>`. */
+export function waitingLine(w: Waiting): string {
+  return `waiting: ${printable(w.message)}`;
+}
+
+/** What an operator can do about a waiting group, one line. Names are quoted as JSON (they are user-given). */
+export function waitingFix(g: Pick<GroupView, 'id' | 'handler' | 'options'>, w: Waiting): string {
+  const handler = JSON.stringify(g.handler);
+  const requires = g.options.requires;
+  const labels = requires.length === 0 ? '' : ` and --labels ${printable(requires.join(','))}`;
+  const worker = `start a worker whose handler module exports ${handler}${labels}`;
+  const cancel = `or cancel the group (regroup cancel ${g.id})`;
+  switch (w.code) {
+    case 'no_worker':
+      return `${worker} (regroup worker --url <coordinator> --handlers <module>)`;
+    case 'no_handler':
+      return `${worker}, ${cancel} and submit again with the right --handler`;
+    case 'no_label':
+      return `${worker}, ${cancel}`;
+  }
+}
+
+/**
+ * When the coordinator gives up on a waiting group (its scheduleTimeoutMs
+ * runs out: the pending tasks fail as unschedulable); null when it waits forever.
+ */
+export function waitingDeadline(
+  g: Pick<GroupView, 'options'>,
+  w: Waiting,
+  now: number,
+): string | null {
+  const limit = g.options.scheduleTimeoutMs;
+  if (limit <= 0) return null;
+  const left = w.since + limit - now;
+  const when = left > 0 ? `in ${duration(left)}` : 'now';
+  return `${when}: its pending tasks fail as unschedulable (scheduleTimeoutMs ${limit})`;
+}
+
+/** The lines `submit` prints on stderr when its group starts waiting: the reason, then what to do. */
+export function waitingLines(
+  g: Pick<GroupView, 'id' | 'handler' | 'options'>,
+  w: Waiting,
+  now: number,
+): string[] {
+  const lines = [waitingLine(w), `  to fix: ${waitingFix(g, w)}`];
+  const deadline = waitingDeadline(g, w, now);
+  if (deadline !== null) lines.push(`  gives up ${deadline}`);
+  return lines;
+}
+
+/** Most waiting groups named under a table of groups; the rest are counted. */
+const WAITING_NOTES_MAX = 10;
+
+/** Lines under a table of groups: why each waiting group waits (none when no group waits). */
+export function waitingNotes(groups: readonly GroupView[]): string[] {
+  const waiting = groups.filter((g) => g.waiting);
+  if (waiting.length === 0) return [];
+  const lines = waiting
+    .slice(0, WAITING_NOTES_MAX)
+    .map((g) => `group ${g.id} waits: ${printable(g.waiting!.message)}`);
+  const more = waiting.length - WAITING_NOTES_MAX;
+  if (more > 0) lines.push(`and ${more} more waiting groups (regroup status <group> says why)`);
+  return ['', ...lines];
 }

@@ -20,7 +20,7 @@ import type { CoordinatorEvents, Emitter } from '../emitter.js';
 import type { Answer } from '../server.js';
 import type { ResolvedCoordinatorOptions } from '../options.js';
 import type { Sessions } from '../sessions.js';
-import { DashboardModel, type Snapshot, type WorkerRow } from './model.js';
+import { DashboardModel, type Snapshot, type WaitingOf, type WorkerRow } from './model.js';
 import { dashboardPage } from './page.js';
 import { SseHub } from './sse.js';
 
@@ -33,6 +33,11 @@ export interface DashboardDeps {
   /** The current term's sessions; null while standing by. */
   sessions: () => Sessions | null;
   role: () => LeaderState;
+  /**
+   * Why a group waits: the current term's engine's verdict (Engine.waiting),
+   * undefined while standing by. Without it the page shows no waiting reasons.
+   */
+  waiting?: WaitingOf;
 }
 
 /** One row of the task table: no input, no value, no checkpoint. */
@@ -65,7 +70,7 @@ export class Dashboard {
   private namesReadAt = -Infinity;
 
   constructor(private readonly d: DashboardDeps) {
-    this.model = new DashboardModel(d.options.now());
+    this.model = new DashboardModel(d.options.now(), (id) => this.d.waiting?.(id));
     this.hub = new SseHub({
       snapshot: () => this.state(),
       update: () => this.model.update(this.d.options.now()),

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GroupInfo } from '../../core/types.js';
+import type { GroupWaiting } from '../../core/waiting.js';
 import { DashboardModel, type WorkerRow } from './model.js';
 
 function group(over: Partial<GroupInfo>): GroupInfo {
@@ -118,5 +119,30 @@ describe('DashboardModel', () => {
       ['w9 dead (silent): it held no tasks'],
     );
     assert.equal(second.groups, undefined);
+  });
+
+  it('shows why a group waits, as the engine says, on every sample while it lasts; a final group never waits', () => {
+    const verdicts = new Map<string, GroupWaiting>();
+    const m = new DashboardModel(0, (id) => verdicts.get(id));
+    m.groupChanged(group({ id: 'g1', handler: 'sqaure' }), 1000);
+    m.groupChanged(group({ id: 'g2', state: 'done', pending: 0, succeeded: 10 }), 1000);
+    const w: GroupWaiting = {
+      code: 'no_handler',
+      message: 'no worker offers handler "sqaure"; connected workers offer: square',
+      since: 1000,
+    };
+    verdicts.set('g1', w).set('g2', w);
+    m.update(1000);
+    m.sample(2000, [], new Set());
+    const rows = m.update(2000)!.groups!;
+    assert.deepEqual(rows.find((r) => r.id === 'g1')!.waiting, w, 'sent with the next sample');
+    assert.equal(rows.find((r) => r.id === 'g2')!.waiting, null, 'done: not asked');
+    verdicts.delete('g1');
+    m.sample(3000, [], new Set());
+    assert.equal(m.update(3000)!.groups!.find((r) => r.id === 'g1')!.waiting, null);
+    assert.equal(new DashboardModel(0).snapshot(0).groups.length, 0);
+    const bare = new DashboardModel(0);
+    bare.groupChanged(group({}), 1000);
+    assert.equal(bare.snapshot(1000).groups[0]!.waiting, null, 'no verdicts given: none shown');
   });
 });

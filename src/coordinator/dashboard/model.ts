@@ -1,13 +1,15 @@
 /**
  * What the dashboard shows, kept in memory from the coordinator's events:
  * groups with their rate, the workers (and the recently dead), the timeline
- * and the chart's series. Pure: time comes in as arguments; the shell
- * (dashboard.ts) feeds it events and samples.
+ * and the chart's series. Pure: time comes in as arguments, and why a group
+ * waits from the engine through `waitingOf`; the shell (dashboard.ts) feeds
+ * it events and samples.
  *
  * Nothing here holds a task's input, result or checkpoint: states, counts,
  * ids, worker names, error messages and timings only.
  */
 import type { GroupCounts, GroupInfo, GroupState, WorkerHealth } from '../../core/types.js';
+import type { GroupWaiting } from '../../core/waiting.js';
 import { RedispatchTracker, seconds, type Death, type DeathReport } from './redispatch.js';
 
 export interface WorkerRow {
@@ -33,7 +35,12 @@ export interface GroupRow extends GroupCounts {
   ratePerSec: number | null;
   /** Time left at that rate; null when done or unknown. */
   etaMs: number | null;
+  /** Why no connected worker can run its pending tasks (the engine's verdict, GroupView.waiting); null when one can. */
+  waiting: GroupWaiting | null;
 }
+
+/** The engine's verdict on a group: why it waits, or undefined (it can run, or no term: a standby). */
+export type WaitingOf = (groupId: string) => GroupWaiting | undefined;
 
 export type TimelineKind =
   | 'worker.joined'
@@ -113,7 +120,10 @@ export class DashboardModel {
   private groupsDirty = false;
   private workersDirty = false;
 
-  constructor(private readonly startedAt: number) {}
+  constructor(
+    private readonly startedAt: number,
+    private readonly waitingOf: WaitingOf = () => undefined,
+  ) {}
 
   /** Whether a death's tasks are still followed (so dispatches matter). */
   get following(): boolean {
@@ -279,7 +289,9 @@ export class DashboardModel {
     return all
       .sort((a, b) => b.info.createdAt - a.info.createdAt || (a.info.id < b.info.id ? -1 : 1))
       .filter((t) => !isFinalGroup(t.info) || room-- > 0)
-      .map((t) => groupRow(t, now));
+      .map((t) =>
+        groupRow(t, now, isFinalGroup(t.info) ? null : (this.waitingOf(t.info.id) ?? null)),
+      );
   }
 
   private diffSessions(now: number, sessions: WorkerRow[], draining: ReadonlySet<string>): void {
@@ -352,7 +364,7 @@ export class DashboardModel {
   }
 }
 
-function groupRow(t: Tracked, now: number): GroupRow {
+function groupRow(t: Tracked, now: number, waiting: GroupWaiting | null): GroupRow {
   const g = t.info;
   let rate: number | null = null;
   let eta: number | null = null;
@@ -382,6 +394,7 @@ function groupRow(t: Tracked, now: number): GroupRow {
     finishedAt: g.finishedAt,
     ratePerSec: rate,
     etaMs: eta,
+    waiting,
   };
 }
 

@@ -58,6 +58,8 @@ th{color:var(--mut);font-weight:600}
 #chart{width:100%;height:140px;display:block}
 .legend{font-size:12px;color:var(--mut)}
 .legend b{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;vertical-align:middle}
+.waiting{color:#c25e00;font-size:12px;overflow-wrap:anywhere}
+#tasks-waiting{margin:0 0 8px}#tasks-waiting-fix{color:var(--mut);margin-left:6px}
 #action-msg{font-size:13px}#action-msg[data-result=error]{color:var(--fail)}
 @media (max-width:900px){main{grid-template-columns:1fr}}
 `;
@@ -88,6 +90,7 @@ const BODY = `
     <p><span id="actions-hint" class="hint"></span><span id="action-msg"></span></p>
   </section>
   <section id="tasks-box" class="wide"><h2>Tasks of <span id="tasks-group">(pick a group above)</span></h2>
+    <p id="tasks-waiting" class="waiting" hidden><span id="tasks-waiting-text"></span><span id="tasks-waiting-fix"></span></p>
     <label>State <select id="task-state"><option value="">all</option><option>pending</option><option>running</option><option>succeeded</option><option>failed</option><option>canceled</option></select></label>
     <table id="tasks"><thead><tr><th class="num">#</th><th>State</th><th class="num">Attempt</th><th>Worker</th><th class="num">Duration</th><th>Error</th></tr></thead><tbody></tbody></table>
     <div class="pager"><button id="prev" type="button" disabled>&larr; Previous</button><span id="page-info" class="hint"></span><button id="next" type="button" disabled>Next &rarr;</button></div>

@@ -80,7 +80,7 @@ function scheduleRender() { if (!renderQueued) { renderQueued = true; requestAni
 
 function render() {
   $('role').textContent = S.role ? (S.role.role === 'leader' ? 'leader' : 'standby' + (S.role.leaderUrl ? ', leader at ' + S.role.leaderUrl : '')) : '';
-  renderWorkers(); renderGroups(); renderTimeline(); renderChart();
+  renderWorkers(); renderGroups(); renderSelectedWaiting(); renderTimeline(); renderChart();
 }
 
 function renderWorkers() {
@@ -111,7 +111,8 @@ function renderGroups() {
     const final = g.state === 'done' || g.state === 'canceled';
     const rate = g.ratePerSec === null ? '' : g.ratePerSec.toFixed(g.ratePerSec < 10 ? 1 : 0) + ' tasks/s';
     const eta = g.etaMs === null ? '' : ' · ' + secs(g.etaMs) + ' left';
-    return el('div', { class: 'group', 'data-group': g.id, 'data-state': g.state, 'data-pct': pct, 'aria-selected': String(g.id === S.selected), onclick: () => selectGroup(g.id) }, [
+    const w = g.waiting;
+    return el('div', { class: 'group', 'data-group': g.id, 'data-state': g.state, 'data-pct': pct, 'data-waiting': w ? w.code : null, 'aria-selected': String(g.id === S.selected), onclick: () => selectGroup(g.id) }, [
       el('div', { class: 'top' }, [
         el('span', { class: 'id', text: g.id }), badge(g.state),
         el('span', { class: 'meta', text: g.handler }),
@@ -123,6 +124,7 @@ function renderGroups() {
           el('button', { type: 'button', class: 'retry', disabled: !canAct() || g.failed === 0, title: hint || (g.failed === 0 ? 'no failed tasks' : 'run the failed tasks again'), onclick: (e) => { e.stopPropagation(); act(g.id, 'retry'); } }, ['Retry failed']),
         ]),
       ]),
+      w ? el('div', { class: 'waiting', title: 'no connected worker can run its pending tasks since ' + clock(w.since), text: waitingText(w) }) : null,
       el('div', { class: 'bar' }, [
         segment('s-succeeded', g.succeeded, g.total, 'succeeded'), segment('s-failed', g.failed, g.total, 'failed'),
         segment('s-canceled', g.canceled, g.total, 'canceled'), segment('s-running', g.running, g.total, 'running'),
@@ -130,6 +132,24 @@ function renderGroups() {
     ]);
   }));
   $('groups-empty').hidden = S.groups.length > 0;
+}
+
+// Why a group waits: the message names user-given handlers and labels, so it goes in as text only.
+const waitingText = (w) => 'waiting ' + secs(Math.max(0, serverNow() - w.since)) + ': ' + w.message;
+const WAITING_FIX = {
+  no_worker: 'Start a worker whose handler module exports the handler.',
+  no_handler: 'Start a worker whose handler module exports the handler, or cancel the group and submit it with the right handler name.',
+  no_label: 'Start a worker with the labels the group requires, or cancel the group.',
+};
+
+function renderSelectedWaiting() {
+  const g = S.groups.find((x) => x.id === S.selected);
+  const w = g ? g.waiting : null;
+  const box = $('tasks-waiting');
+  box.hidden = !w;
+  box.dataset.code = w ? w.code : '';
+  $('tasks-waiting-text').textContent = w ? waitingText(w) : '';
+  $('tasks-waiting-fix').textContent = w ? WAITING_FIX[w.code] || '' : '';
 }
 
 function renderTimeline() {
