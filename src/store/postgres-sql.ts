@@ -49,8 +49,6 @@ export const SQL = {
       WHERE g.id = c.id`,
   groupById: 'SELECT * FROM groups WHERE id = $1',
   groupStatics: 'SELECT id, handler, options FROM groups WHERE id = ANY($1::text[])',
-  groupsWithPending: `SELECT id FROM groups WHERE pending > 0 AND state <> 'canceled'
-     ORDER BY created_at, rowid LIMIT $1`,
   pendingGroups: `SELECT * FROM groups WHERE pending > 0 AND state <> 'canceled'
      ORDER BY created_at, rowid`,
   listGroups: 'SELECT * FROM groups ORDER BY created_at DESC, rowid DESC LIMIT $1',

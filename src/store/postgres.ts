@@ -35,6 +35,7 @@ import {
   type TaskViewRow,
   type WorkerRow,
   leaseFromRow,
+  optionsFromText,
   type LeaseRow,
 } from './rows.js';
 import type {
@@ -235,11 +236,6 @@ export class PostgresStore implements Store {
     }
   }
 
-  async groupsWithPending(limit: number): Promise<string[]> {
-    const rows = await this.rows<{ id: string }>('groupsWithPending', [limit]);
-    return rows.map((r) => r.id);
-  }
-
   async pendingGroups(): Promise<GroupInfo[]> {
     return (await this.rows<GroupRow>('pendingGroups', [])).map(groupFromRow);
   }
@@ -278,7 +274,7 @@ export class PostgresStore implements Store {
     for (const r of rows) {
       this.statics.set(r.id, {
         handler: r.handler,
-        options: JSON.parse(r.options) as TaskOptions,
+        options: optionsFromText(r.options),
       });
     }
   }

@@ -235,8 +235,9 @@ export function leaseFromRow(r: LeaseRow): Lease {
 
 /**
  * A group's options as stored: the JSON of the resolved options when the
- * group was created. An option added since (scheduleTimeoutMs) takes its
- * default for the groups created before it.
+ * group was created. An option added since (heartbeatTimeoutMs,
+ * scheduleTimeoutMs) takes its default for the groups created before it.
+ * Every read of stored options goes through here, in both stores.
  */
 export function optionsFromText(text: string): TaskOptions {
   return { ...DEFAULT_TASK_OPTIONS, ...(JSON.parse(text) as Partial<TaskOptions>) };

@@ -26,7 +26,7 @@ export const MIGRATIONS: readonly string[] = [
     sealed_at       INTEGER,
     finished_at     INTEGER
   );
-  -- groupsWithPending: oldest first among groups with pending tasks.
+  -- pendingGroups: oldest first among groups with pending tasks.
   CREATE INDEX groups_pending ON groups (created_at) WHERE pending > 0;
   -- listGroups: newest first, paged by created_at.
   CREATE INDEX groups_created ON groups (created_at);

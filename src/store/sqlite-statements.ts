@@ -30,9 +30,6 @@ export const SQL = {
          sealed_at = @sealedAt, finished_at = @finishedAt
        WHERE id = @id`,
   ),
-  groupsWithPending: p(
-    'SELECT id FROM groups WHERE pending > 0 AND state <> ? ORDER BY created_at, rowid LIMIT ?',
-  ),
   pendingGroups: p(
     'SELECT * FROM groups WHERE pending > 0 AND state <> ? ORDER BY created_at, rowid',
   ),

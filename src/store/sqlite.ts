@@ -190,11 +190,6 @@ export class SqliteStore implements Store {
     }
   }
 
-  async groupsWithPending(limit: number): Promise<string[]> {
-    const rows = this.st.groupsWithPending.all('canceled', limit) as { id: string }[];
-    return rows.map((r) => r.id);
-  }
-
   async pendingGroups(): Promise<GroupInfo[]> {
     const rows = this.st.pendingGroups.all('canceled') as GroupRow[];
     return rows.map(groupFromRow);

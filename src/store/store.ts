@@ -321,8 +321,6 @@ export interface Store {
   /** Everything that arrived in one tick, committed in one transaction. */
   commitTick(tick: Tick): Promise<TickOutcome>;
 
-  /** Groups that have pending tasks (open or sealed), oldest first. */
-  groupsWithPending(limit: number): Promise<string[]>;
   /**
    * Every group that has pending tasks (open or sealed, pending > 0), oldest
    * first, whole: what a new term loads its index of runnable work from

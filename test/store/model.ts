@@ -97,14 +97,6 @@ export class ModelStore implements Store {
     this.events.push(e);
   }
 
-  async groupsWithPending(limit: number): Promise<string[]> {
-    return this.groups
-      .filter((g) => g.pending > 0 && g.state !== 'canceled')
-      .sort((a, b) => a.createdAt - b.createdAt)
-      .slice(0, limit)
-      .map((g) => g.id);
-  }
-
   async pendingGroups(): Promise<GroupInfo[]> {
     return this.groups
       .map((g, i) => ({ g, i }))

@@ -78,6 +78,9 @@ async function harness(): Promise<StoreHarness> {
       await current.close();
       await dropSchema(schema);
     },
+    writeOptionsText: async (groupId, text) => {
+      await sql(`UPDATE "${schema}".groups SET options = $1 WHERE id = $2`, [text, groupId]);
+    },
   };
 }
 
@@ -508,7 +511,7 @@ void describe('PostgresStore', () => {
           ['taskPage', ['g1', -1, 10, 1000], /tasks_group_id_idx_key/],
           ['finishedPage', ['g1', 0, 10, 1000], /Index Scan using tasks_finished/],
           ['taskSummaries', ['g1', -1, 10], /tasks_group_id_idx_key/],
-          ['groupsWithPending', [10], /groups_pending/],
+          ['pendingGroups', [], /groups_pending/],
           ['leases', [], /tasks_running/],
           ['claims', [[1, 2], ['w', 'w'], [0, 1], 5], /tasks_pkey/],
           ['commits', [1, [1, 2], [1, 1], ['w', 'w'], ['1', '1'], [1, 2]], /tasks_pkey/],

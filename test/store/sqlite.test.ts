@@ -34,6 +34,9 @@ async function harness(): Promise<StoreHarness> {
       await current.close();
       for (const suffix of ['', '-wal', '-shm', '.lock']) rmSync(path + suffix, { force: true });
     },
+    writeOptionsText: async (groupId, text) => {
+      current.database.prepare('UPDATE groups SET options = ? WHERE id = ?').run(text, groupId);
+    },
   };
 }
 
@@ -304,7 +307,7 @@ void describe('SqliteStore', () => {
       ['taskSummaries', /USING INDEX sqlite_autoindex_tasks_1/],
       ['finishedSizes', /USING INDEX tasks_finished/],
       ['finishedRange', /USING INDEX tasks_finished/],
-      ['groupsWithPending', /USING INDEX groups_pending/],
+      ['pendingGroups', /USING INDEX groups_pending/],
       ['leases', /SEARCH t USING INDEX tasks_ready \(group_id=\? AND state=\?\)/],
     ];
     for (const [name, re] of expect) assert.match(plan(SQL[name]), re, name);
