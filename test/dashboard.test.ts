@@ -334,73 +334,65 @@ describe('dashboard access', () => {
     assert.equal((await fetch(`${url}/`, { method: 'POST' })).status, 405);
   });
 
-  // Skipped until the coordinator hands the engine's verdict to the dashboard:
-  // in src/coordinator/coordinator.ts, `new Dashboard({ ..., waiting: (groupId) =>
-  // this.term?.engine.waiting(groupId) })`. Then remove the skip.
-  const WAITING_UNWIRED = 'the coordinator does not pass Engine.waiting to the Dashboard yet';
-  it(
-    'a waiting group says why on its line and in its detail, as text (a label is never markup); the reason goes when a worker can run it',
-    { skip: WAITING_UNWIRED },
-    async () => {
-      const { url } = await coordinator({});
-      const client = new Client({ url });
-      cleanups.push(() => client.close());
-      const squarer = new Worker({
-        url,
-        name: 'squarer',
-        logger: () => {},
-        handlers: { square: async (x: number) => x * x },
-      });
-      await squarer.start();
-      cleanups.push(() => squarer.close());
-      const typo = await client.submit('sqaure', [1, 2]);
-      const label = '<img src=x onerror="document.title=1">';
-      const labeled = await client.submit('square', [3], { options: { requires: [label] } });
+  it('a waiting group says why on its line and in its detail, as text (a label is never markup); the reason goes when a worker can run it', async () => {
+    const { url } = await coordinator({});
+    const client = new Client({ url });
+    cleanups.push(() => client.close());
+    const squarer = new Worker({
+      url,
+      name: 'squarer',
+      logger: () => {},
+      handlers: { square: async (x: number) => x * x },
+    });
+    await squarer.start();
+    cleanups.push(() => squarer.close());
+    const typo = await client.submit('sqaure', [1, 2]);
+    const label = '<img src=x onerror="document.title=1">';
+    const labeled = await client.submit('square', [3], { options: { requires: [label] } });
 
-      const b = await browser();
-      const page = await newPage(b, url);
-      await page.waitForSelector('#conn[data-state=live]', WAIT);
-      const typoLine = `.group[data-group=${typo.id}][data-waiting=no_handler] .waiting`;
-      await page.waitForSelector(typoLine, WAIT);
-      assert.match(
-        (await page.textContent(typoLine)) ?? '',
-        /^waiting \d+(\.\d)? s: no worker offers handler "sqaure"; connected workers offer: square$/,
-      );
-      const labeledLine = `.group[data-group=${labeled.id}][data-waiting=no_label] .waiting`;
-      await page.waitForSelector(labeledLine, WAIT);
-      assert.ok(((await page.textContent(labeledLine)) ?? '').includes(`has labels ${label};`));
-      assert.equal(await page.locator('#groups img, #tasks-box img').count(), 0, 'no markup');
-      assert.equal(await page.title(), 'regroup dashboard');
+    const b = await browser();
+    const page = await newPage(b, url);
+    await page.waitForSelector('#conn[data-state=live]', WAIT);
+    const typoLine = `.group[data-group=${typo.id}][data-waiting=no_handler] .waiting`;
+    await page.waitForSelector(typoLine, WAIT);
+    assert.match(
+      (await page.textContent(typoLine)) ?? '',
+      /^waiting \d+(\.\d)? s: no worker offers handler "sqaure" \(did you mean "square"\?\); connected workers offer: square$/,
+    );
+    const labeledLine = `.group[data-group=${labeled.id}][data-waiting=no_label] .waiting`;
+    await page.waitForSelector(labeledLine, WAIT);
+    assert.ok(((await page.textContent(labeledLine)) ?? '').includes(`has labels ${label};`));
+    assert.equal(await page.locator('#groups img, #tasks-box img').count(), 0, 'no markup');
+    assert.equal(await page.title(), 'regroup dashboard');
 
-      // The detail of the group clicked (press, hold, release) says why and what to do.
-      await page.click(`.group[data-group=${typo.id}]`, { delay: 150 });
-      await page.waitForSelector(`.group[data-group=${typo.id}][aria-selected=true]`, WAIT);
-      await page.waitForSelector('#tasks-waiting[data-code=no_handler]:not([hidden])', WAIT);
-      assert.match(
-        (await page.textContent('#tasks-waiting')) ?? '',
-        /no worker offers handler "sqaure".*Start a worker whose handler module exports the handler/,
-      );
-      await shot(page, '3-waiting.png');
+    // The detail of the group clicked (press, hold, release) says why and what to do.
+    await page.click(`.group[data-group=${typo.id}]`, { delay: 150 });
+    await page.waitForSelector(`.group[data-group=${typo.id}][aria-selected=true]`, WAIT);
+    await page.waitForSelector('#tasks-waiting[data-code=no_handler]:not([hidden])', WAIT);
+    assert.match(
+      (await page.textContent('#tasks-waiting')) ?? '',
+      /no worker offers handler "sqaure".*Start a worker whose handler module exports the handler/,
+    );
+    await shot(page, '3-waiting.png');
 
-      // A worker that offers "sqaure" joins: the group runs, and the reason goes.
-      const fixer = new Worker({
-        url,
-        name: 'fixer',
-        logger: () => {},
-        handlers: { sqaure: async (x: number) => x * x },
-      });
-      await fixer.start();
-      cleanups.push(() => fixer.close());
-      assert.deepEqual(await typo.wait(), [1, 4]);
-      await page.waitForSelector(
-        `.group[data-group=${typo.id}][data-state=done]:not([data-waiting])`,
-        WAIT,
-      );
-      await page.waitForSelector('#tasks-waiting[hidden]', { state: 'attached', ...WAIT });
-      assert.equal(await page.locator(`.group[data-group=${typo.id}] .waiting`).count(), 0);
-      await page.waitForSelector(`.group[data-group=${labeled.id}][data-waiting=no_label]`, WAIT);
-    },
-  );
+    // A worker that offers "sqaure" joins: the group runs, and the reason goes.
+    const fixer = new Worker({
+      url,
+      name: 'fixer',
+      logger: () => {},
+      handlers: { sqaure: async (x: number) => x * x },
+    });
+    await fixer.start();
+    cleanups.push(() => fixer.close());
+    assert.deepEqual(await typo.wait(), [1, 4]);
+    await page.waitForSelector(
+      `.group[data-group=${typo.id}][data-state=done]:not([data-waiting])`,
+      WAIT,
+    );
+    await page.waitForSelector('#tasks-waiting[hidden]', { state: 'attached', ...WAIT });
+    assert.equal(await page.locator(`.group[data-group=${typo.id}] .waiting`).count(), 0);
+    await page.waitForSelector(`.group[data-group=${labeled.id}][data-waiting=no_label]`, WAIT);
+  });
 
   it('token: the page loads but asks for the token; with it, the data flows', async () => {
     const { url } = await coordinator({ dashboard: 'token', token: TOKEN });

@@ -90,7 +90,7 @@ describe('dispatch fairness and waiting reasons (real processes)', () => {
     assert.equal(g.waiting?.code, 'no_handler');
     assert.match(
       g.waiting.message,
-      /^no worker offers handler "sqaure"; connected workers offer: /,
+      /^no worker offers handler "sqaure" \(did you mean "square"\?\); connected workers offer: /,
     );
     assert.match(g.waiting.message, /\bsquare\b/);
     assert.match(g.waiting.message, /\bslowSquare\b/);

@@ -95,6 +95,7 @@ export class Coordinator {
       events: this.events,
       auth: this.auth,
       sessions: () => this.term?.sessions ?? null,
+      waiting: (groupId) => this.term?.engine.waiting(groupId),
       role: () => this.role,
     });
     const o = this.options;

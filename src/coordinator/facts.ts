@@ -49,7 +49,7 @@ export function logFact(log: Logger, f: Fact): void {
   const line = (LOG_LINES[f.type] as LogLine<EventType>)(f.data);
   if (line === null) return;
   const [level, msg, fields] = line;
-  scoped(log, f)(level, msg, fields ?? (f.data as unknown as Record<string, unknown>));
+  scoped(log, f)(level, msg, fields ?? f.data);
 }
 
 /** A logger whose every line carries the scope's ids (those that are set). */

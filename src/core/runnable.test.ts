@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { RunnableIndex, shapeKey, type IndexedGroup } from './runnable.js';
-import { list, MAX_LISTED, unschedulableError, whyWaiting, type Offer } from './waiting.js';
+import {
+  closest,
+  list,
+  MAX_LISTED,
+  unschedulableError,
+  whyWaiting,
+  type Offer,
+} from './waiting.js';
 
 const SEED = 424_242;
 
@@ -138,7 +145,8 @@ void test('whyWaiting: each code, and a runnable shape has no reason', () => {
   const workers = [offer(['square', 'crunch'], ['cpu']), offer(['square'])];
   assert.deepEqual(whyWaiting('sqaure', [], workers), {
     code: 'no_handler',
-    message: 'no worker offers handler "sqaure"; connected workers offer: crunch, square',
+    message:
+      'no worker offers handler "sqaure" (did you mean "square"?); connected workers offer: crunch, square',
   });
   assert.deepEqual(whyWaiting('square', ['ssd', 'gpu'], workers), {
     code: 'no_label',
@@ -168,4 +176,23 @@ void test('unschedulableError names what was missing and scheduleTimeoutMs', () 
   assert.equal(e.kind, 'unschedulable');
   assert.match(e.message, /250 ms \(scheduleTimeoutMs\)/);
   assert.match(e.message, /no worker offers handler "q"/);
+});
+
+void test('closest: the offered name a typo meant, or none when nothing is that near', () => {
+  const offered = ['square', 'crunch', 'slowSquare', 'resize'];
+  assert.equal(closest('sqaure', offered), 'square', 'two neighbours swapped: one edit');
+  assert.equal(closest('squar', offered), 'square', 'one missing');
+  assert.equal(closest('sqare2', offered), 'square', 'two edits in a longer name');
+  assert.equal(closest('crnch', ['crunch', 'crunchy']), 'crunch', 'the nearest wins');
+  assert.equal(
+    closest('resize', ['resizer', 'resizes']),
+    'resizer',
+    'a tie: the first in sort order',
+  );
+  assert.equal(closest('thumbnail', offered), null);
+  assert.equal(closest('ab', ['cd']), null, 'a short name allows one edit only');
+  assert.equal(closest('x', []), null);
+  // Many offered names: only those of a near length are compared.
+  const many = Array.from({ length: 5000 }, (_, i) => `handler${i}`);
+  assert.equal(closest('handler42x', many), 'handler42');
 });

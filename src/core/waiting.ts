@@ -49,9 +49,11 @@ export function whyWaiting(
   const offering = workers.filter((w) => w.handlers.has(handler));
   if (offering.length === 0) {
     const all = workers.flatMap((w) => [...w.handlers]);
+    const near = closest(handler, all);
+    const hint = near === null ? '' : ` (did you mean ${JSON.stringify(near)}?)`;
     return {
       code: 'no_handler',
-      message: `no worker offers handler ${JSON.stringify(handler)}; connected workers offer: ${list(all)}`,
+      message: `no worker offers handler ${JSON.stringify(handler)}${hint}; connected workers offer: ${list(all)}`,
     };
   }
   if (offering.some((w) => offers(w, handler, requires))) return null;
@@ -62,6 +64,46 @@ export function whyWaiting(
       `no connected worker offering ${JSON.stringify(handler)} has labels ${list(requires)}; ` +
       `workers offering it have: ${have.length === 0 ? '(no labels)' : list(have)}`,
   };
+}
+
+/**
+ * The offered name a typo most likely meant: the nearest by edits (insert,
+ * delete, replace, swap two neighbours), at most 1 edit for names up to 4
+ * characters and 2 for longer ones; the first in sort order on a tie; null
+ * when none is that near. Names whose length differs by more are not
+ * compared, so the cost stays small with many handlers.
+ */
+export function closest(name: string, offered: Iterable<string>): string | null {
+  const most = name.length <= 4 ? 1 : 2;
+  let best: string | null = null;
+  let bestD = most + 1;
+  for (const o of [...new Set(offered)].sort()) {
+    if (Math.abs(o.length - name.length) > most) continue;
+    const d = edits(name, o, bestD);
+    if (d < bestD) [best, bestD] = [o, d];
+  }
+  return best;
+}
+
+/** Optimal string alignment distance, or `cap` as soon as it is sure to be at least that. */
+function edits(a: string, b: string, cap: number): number {
+  let before: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let low = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
+      low = Math.min(low, d);
+    }
+    if (low >= cap) return cap;
+    [before, prev] = [prev, row];
+  }
+  return Math.min(prev[b.length]!, cap);
 }
 
 /** Sorted, distinct, at most MAX_LISTED names, then "and N more". */
