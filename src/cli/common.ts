@@ -34,11 +34,11 @@ export function makeClient(o: ConnectionOptions, reconnectForMs?: number): Clien
   });
 }
 
-/** Commander parser for a non-negative integer option. */
+/** Commander parser for an integer option of at least `min`. */
 export function integer(min: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
       throw new InvalidArgumentError(`expected an integer >= ${min}`);
     }
     return n;

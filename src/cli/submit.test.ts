@@ -87,6 +87,25 @@ void describe('regroup submit (against a fake coordinator)', () => {
     assert.equal(create.authorization, 'Bearer t');
   });
 
+  void it('task options from flags: timeouts, priority (negative too) and required labels', async () => {
+    const flags = ['--heartbeat-timeout-ms', '500', '--schedule-timeout-ms', '2000'];
+    flags.push('--priority', '-5', '--requires', 'gpu, ssd', '--no-wait');
+    const run = await cli(['submit', '--url', fake.url, '--handler', 'h', ...flags], '1\n');
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(fake.requests[0]!.body.options, {
+      heartbeatTimeoutMs: 500,
+      scheduleTimeoutMs: 2000,
+      priority: -5,
+      requires: ['gpu', 'ssd'],
+    });
+    const bad = await cli(
+      ['submit', '--url', fake.url, '--handler', 'h', '--priority', '1.5'],
+      '1\n',
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--priority <n>' argument '1\.5' is invalid/);
+  });
+
   void it('exits 0 when all succeeded; --no-wait prints the group id', async () => {
     const noWait = await cli(['submit', '--url', fake.url, '--handler', 'h', '--no-wait'], '1\n');
     assert.equal(noWait.code, 0, noWait.stderr);

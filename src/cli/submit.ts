@@ -20,6 +20,10 @@ interface SubmitFlags extends ConnectionOptions {
   idempotencyKey?: string;
   maxAttempts?: number;
   timeoutMs?: number;
+  heartbeatTimeoutMs?: number;
+  scheduleTimeoutMs?: number;
+  priority?: number;
+  requires?: string[];
   policy?: 'collectAll' | 'failFast';
   wait: boolean;
 }
@@ -35,6 +39,26 @@ export function submitCommand(): Command {
     .option('--idempotency-key <key>', 'submitting again with this key returns the same group')
     .option('--max-attempts <n>', 'attempts per task before it fails', integer(1))
     .option('--timeout-ms <n>', 'abort a run after this long (0 = no limit)', integer(0))
+    .option(
+      '--heartbeat-timeout-ms <n>',
+      'end a run that shows no progress (ctx.heartbeat, a checkpoint) for this long (0 = not watched)',
+      integer(0),
+    )
+    .option(
+      '--schedule-timeout-ms <n>',
+      'fail the tasks as unschedulable when no connected worker can run them for this long (0 = wait)',
+      integer(0),
+    )
+    .option('--priority <n>', 'groups of a higher priority are served first', integer(-1_000_000))
+    .option(
+      '--requires <labels>',
+      'comma-separated worker labels every task needs (workers started with --labels)',
+      (v: string) =>
+        v
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== ''),
+    )
     .addOption(
       new Option('--policy <policy>', 'on failure: collect all results or cancel the rest').choices(
         ['collectAll', 'failFast'],
@@ -60,6 +84,11 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
     const options: TaskOptionsInput = {};
     if (flags.maxAttempts !== undefined) options.maxAttempts = flags.maxAttempts;
     if (flags.timeoutMs !== undefined) options.timeoutMs = flags.timeoutMs;
+    if (flags.heartbeatTimeoutMs !== undefined)
+      options.heartbeatTimeoutMs = flags.heartbeatTimeoutMs;
+    if (flags.scheduleTimeoutMs !== undefined) options.scheduleTimeoutMs = flags.scheduleTimeoutMs;
+    if (flags.priority !== undefined) options.priority = flags.priority;
+    if (flags.requires !== undefined) options.requires = flags.requires;
     const group = await client.submit(flags.handler, inputs, {
       ...(flags.idempotencyKey === undefined ? {} : { idempotencyKey: flags.idempotencyKey }),
       ...(flags.policy === undefined ? {} : { policy: flags.policy }),
