@@ -8,6 +8,7 @@
  * Nothing here holds a task's input, result or checkpoint: states, counts,
  * ids, worker names, error messages and timings only.
  */
+import type { EventType } from '../../core/events.js';
 import type { GroupCounts, GroupInfo, GroupState, WorkerHealth } from '../../core/types.js';
 import type { GroupWaiting } from '../../core/waiting.js';
 import { RedispatchTracker, seconds, type Death, type DeathReport } from './redispatch.js';
@@ -42,15 +43,8 @@ export interface GroupRow extends GroupCounts {
 /** The engine's verdict on a group: why it waits, or undefined (it can run, or no term: a standby). */
 export type WaitingOf = (groupId: string) => GroupWaiting | undefined;
 
-export type TimelineKind =
-  | 'worker.joined'
-  | 'worker.left'
-  | 'worker.draining'
-  | 'worker.dead'
-  | 'group.created'
-  | 'group.done'
-  | 'group.canceled'
-  | 'group.retried';
+/** A timeline entry tells a fact: its kind is the fact's event type (core/events.ts). */
+export type TimelineKind = EventType;
 
 export interface TimelineEntry {
   /** Stable: an entry may be rewritten (a death's sentence grows as its tasks move). */
