@@ -4,8 +4,9 @@
  * database), workers and a client following the leader, and every fault kind
  * of PostgreSQL mode at least twice, leader kills, zombie leaders and
  * database cuts among them. The checker must find nothing lost, nothing
- * committed twice, no stale result accepted, every group resolved, and every
- * leader fault must have ended with a new leader. Fails, never skips, when
+ * committed twice, no stale result accepted, every group resolved, no healthy
+ * worker declared dead and no run past its limit, and every leader fault
+ * must have ended with a new leader. Fails, never skips, when
  * PostgreSQL is not reachable.
  *
  * The run is its own process (`npm run chaos`'s main, in its own process
@@ -137,6 +138,9 @@ it(
           .join('\n') + log,
       );
       assert.ok(result.report.groups > 0 && result.report.tasks > 0);
+      // The death and run-limit checks had something to judge.
+      assert.ok(result.report.judged.deaths > 0, 'no worker death to judge');
+      assert.ok(result.report.judged.limitedRuns > 0, 'no run with a limit to judge');
       assert.equal(code, 0);
       rmSync(result.dir, { recursive: true, force: true });
       keep = '';

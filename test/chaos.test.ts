@@ -1,7 +1,9 @@
 /**
  * The bounded fault run of `npm test`: every kind of fault, at least 200 of
  * them, then the checker must find nothing lost, nothing committed twice, no
- * stale result accepted, and every group resolved.
+ * stale result accepted, every group resolved, no healthy worker declared
+ * dead and no run past its limit (with worker deaths and limited runs to
+ * judge).
  */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,5 +41,8 @@ it(
         .join('\n'),
     );
     assert.ok(result.report.groups > 0 && result.report.tasks > 0);
+    // The death and run-limit checks had something to judge.
+    assert.ok(result.report.judged.deaths > 0, 'no worker death to judge');
+    assert.ok(result.report.judged.limitedRuns > 0, 'no run with a limit to judge');
   },
 );

@@ -13,8 +13,14 @@ import {
   type FinalState,
   type Report,
 } from './checker.js';
-import { readHistory, type HistoryLine, type RunAck, type WaitOk } from './history.js';
-import type { GroupView, TaskView } from '../protocol/http.js';
+import {
+  readHistory,
+  type FaultKind,
+  type HistoryLine,
+  type RunAck,
+  type WaitOk,
+} from './history.js';
+import type { EventView, GroupView, TaskView } from '../protocol/http.js';
 import { DEFAULT_TASK_OPTIONS } from '../core/types.js';
 
 const SEED = 4242;
@@ -102,8 +108,36 @@ class Run {
       .ack(proc, taskId, attempt, 'committed');
   }
 
-  fault(kind: 'worker-kill' | 'worker-stop' | 'partition-both', target: string): this {
+  fault(kind: FaultKind, target: string): this {
     return this.add('nemesis', { type: 'fault.start', kind, target });
+  }
+
+  healed(kind: FaultKind, target: string): this {
+    return this.add('nemesis', { type: 'fault.end', kind, target });
+  }
+
+  /** A worker process is welcomed as session `workerId`. */
+  session(proc: string, workerId: string): this {
+    return this.add(proc, { type: 'worker.session', workerId, resumed: false });
+  }
+
+  /** The coordinator logs an event now (the next line's time). */
+  event(type: string, fields: Omit<EventView, 'seq' | 'at' | 'type'> = {}): this {
+    this.t += 10;
+    this.final.events.push({ seq: this.final.events.length + 1, at: this.t, type, ...fields });
+    return this;
+  }
+
+  /** The coordinator declares the session `workerId` of `name` dead, requeuing `requeued`. */
+  dead(workerId: string, name?: string, requeued: number[] = []): this {
+    const data = { ...(name ? { name } : {}), reason: 'silent', silentMs: 2000, requeued };
+    return this.event('worker.dead', { workerId, data });
+  }
+
+  group(groupId: string): GroupView {
+    const g = this.final.groups.find((x) => x.id === groupId);
+    assert.ok(g, `no group ${groupId}`);
+    return g;
   }
 
   /** A client's wait resolves: reads the group as it is now, and the group is done. */
@@ -167,14 +201,17 @@ function clean(): Run {
   r.submit('client-1', 'k1', 'g1', [1, 2, 3], 1);
   r.add('client-1', { type: 'submit.ok', key: 'k1', groupId: 'g1' }); // a retried submit: the same group
   r.submit('client-2', 'k2', 'g2', [10], 4);
+  r.group('g1').options.timeoutMs = 1000;
+  r.group('g2').options.heartbeatTimeoutMs = 1000;
+  r.session('worker-1', 'w1').session('worker-2', 'w2').session('worker-3', 'w3');
   r.start('worker-1', 1, 1).start('worker-2', 2, 1).start('worker-3', 3, 1);
-  r.fault('worker-kill', 'worker-1');
+  r.fault('worker-kill', 'worker-1').dead('w1', 'worker-1', [1]);
   r.end('worker-2', 2, 1).ack('worker-2', 2, 1, 'committed');
   r.start('worker-2', 1, 2).end('worker-2', 1, 2).ack('worker-2', 1, 2, 'committed');
   r.fail('worker-3', 3, 1).ack('worker-3', 3, 1, 'committed'); // an error: retried
   r.start('worker-3', 3, 2).end('worker-3', 3, 2).ack('worker-3', 3, 2, 'committed');
   r.ack('worker-3', 3, 2, 'already_final'); // a resent report after a reconnect
-  r.start('worker-3', 4, 1).fault('partition-both', 'worker-3');
+  r.start('worker-3', 4, 1).fault('partition-both', 'worker-3').dead('w3', 'worker-3', [4]);
   r.start('worker-2', 4, 2).end('worker-2', 4, 2).ack('worker-2', 4, 2, 'committed');
   r.end('worker-3', 4, 1).ack('worker-3', 4, 1, 'stale'); // healed, reported late
   r.wait('client-1', 'g1').wait('client-2', 'g2');
@@ -199,6 +236,7 @@ void test('a clean history with kills, retries and stale reports passes', () => 
   assert.deepEqual(report.faults, { 'worker-kill': 1, 'partition-both': 1 });
   assert.equal(report.reassignment.samples, 1);
   assert.equal(report.reassignment.notRerun, 0);
+  assert.deepEqual(report.judged, { deaths: 2, limitedRuns: 7 });
 });
 
 void test('lost: an acknowledged group missing from the final state', () => {
@@ -345,6 +383,159 @@ void test('wait_unresolved: a group not done in the final state', () => {
   only(check(r.lines, r.final, options), 'wait_unresolved');
 });
 
+// Defaults of `regroup server`: deadAfterMs 2000, closeGraceMs 500, timeoutGraceMs 5000. So a
+// death is blamed on a fault up to 2 x 2000 + 500 + 1000 = 5500 ms after it ended, and a run
+// with timeoutMs 1000 may run 1000 + 5000 + (2000 + 1000) = 9000 ms.
+
+/** worker-1 runs task 1 (group g1) from t=10 000; worker-2 is up, never faulted. */
+function oneRun(): Run {
+  const r = new Run().submit('client-1', 'k1', 'g1', [1], 1);
+  r.session('worker-1', 'w1').session('worker-2', 'w2');
+  r.at(10_000).start('worker-1', 1, 1);
+  return r;
+}
+
+void test('healthy_declared_dead: a worker never faulted, known by its session', () => {
+  const r = oneRun();
+  r.at(11_000).dead('w2', undefined, [2]); // no name in the event: the session line names worker-2
+  r.at(11_500).end('worker-1', 1, 1).ack('worker-1', 1, 1, 'committed').wait('client-1', 'g1');
+  const report = check(r.lines, r.final, options);
+  only(report, 'healthy_declared_dead');
+  assert.equal(report.anomalies[0]?.worker, 'worker-2');
+  assert.match(report.anomalies[0]?.detail ?? '', /in the whole run/);
+  assert.equal(report.judged.deaths, 1);
+});
+
+void test('healthy_declared_dead: a worker declared dead long after its fault, not during or just after it', () => {
+  const play = (deathAt: number): Report => {
+    const r = oneRun();
+    r.at(10_500).fault('partition-both', 'worker-1');
+    r.at(13_000).healed('partition-both', 'worker-1');
+    r.at(deathAt).dead('w1', 'worker-1', [1]);
+    r.at(deathAt + 100)
+      .start('worker-2', 1, 2)
+      .end('worker-2', 1, 2);
+    r.ack('worker-2', 1, 2, 'committed').wait('client-1', 'g1');
+    return check(r.lines, r.final, options);
+  };
+  assert.equal(play(12_600).ok, true, 'during the partition');
+  assert.equal(play(18_400).ok, true, '5.4 s after it healed');
+  const late = play(18_700); // 5.7 s after it healed
+  only(late, 'healthy_declared_dead');
+  assert.match(late.anomalies[0]?.detail ?? '', /partition-both ended at t=13000, 5700 ms before/);
+});
+
+void test('healthy_declared_dead: faults on other workers or the coordinator do not excuse a death', () => {
+  const r = oneRun();
+  r.at(10_100).fault('worker-kill', 'worker-1').fault('coordinator-kill', 'coordinator');
+  r.at(10_500).dead('w2', 'worker-2');
+  r.at(11_000).start('worker-2', 1, 2).end('worker-2', 1, 2);
+  r.ack('worker-2', 1, 2, 'committed').wait('client-1', 'g1');
+  only(check(r.lines, r.final, options), 'healthy_declared_dead');
+});
+
+void test('healthy_declared_dead: deaths after the harness stopped the workers are not judged', () => {
+  const r = oneRun();
+  r.at(11_000).end('worker-1', 1, 1).ack('worker-1', 1, 1, 'committed').wait('client-1', 'g1');
+  r.add('harness', { type: 'harness.stop' });
+  r.dead('w1', 'worker-1').dead('w2', 'worker-2');
+  const report = check(r.lines, r.final, options);
+  assert.equal(report.ok, true, formatReport(report));
+  assert.equal(report.judged.deaths, 0);
+});
+
+void test('ran_past_limit: a run reported after its timeoutMs + grace + detection, not before', () => {
+  const play = (reportAt: number, limits: Partial<GroupView['options']>): Report => {
+    const r = oneRun();
+    Object.assign(r.group('g1').options, limits);
+    r.at(reportAt).end('worker-1', 1, 1).ack('worker-1', 1, 1, 'committed').wait('client-1', 'g1');
+    return check(r.lines, r.final, options);
+  };
+  const timeout = { timeoutMs: 1000 };
+  assert.equal(play(18_900, timeout).ok, true, '8.9 s');
+  const late = play(19_100, timeout);
+  only(late, 'ran_past_limit');
+  assert.equal(late.anomalies[0]?.taskId, 1);
+  assert.match(
+    late.anomalies[0]?.detail ?? '',
+    /running 9110 ms.*limit is 9000 ms \(timeoutMs 1000/,
+  );
+  assert.equal(play(18_900, { heartbeatTimeoutMs: 1000 }).ok, true);
+  only(play(19_100, { heartbeatTimeoutMs: 1000 }), 'ran_past_limit');
+  // Both: the earlier deadline counts.
+  only(play(19_100, { timeoutMs: 60_000, heartbeatTimeoutMs: 1000 }), 'ran_past_limit');
+  // No limit: a run may take as long as it takes.
+  const free = play(70_000, {});
+  assert.equal(free.ok, true, formatReport(free));
+  assert.equal(free.judged.limitedRuns, 0);
+});
+
+void test("ran_past_limit: a run's end is its first sign: a death, a later attempt, the final task", () => {
+  // worker-1 is killed; the task runs again only 30 s later (a backlog), but it left worker-1 at its death.
+  const play = (deathEvent: boolean): Report => {
+    const r = oneRun();
+    r.group('g1').options.timeoutMs = 1000;
+    r.at(10_100).fault('worker-kill', 'worker-1');
+    if (deathEvent) r.at(10_700).dead('w1', 'worker-1', [1]);
+    r.at(11_000).healed('worker-kill', 'worker-1');
+    r.at(40_000).start('worker-2', 1, 2).end('worker-2', 1, 2);
+    r.ack('worker-2', 1, 2, 'committed').wait('client-1', 'g1');
+    return check(r.lines, r.final, options);
+  };
+  assert.equal(play(true).ok, true, formatReport(play(true)));
+  only(play(false), 'ran_past_limit');
+  // The committed ack lost with its worker: the final task's finishedAt ends the run.
+  const r = oneRun();
+  r.group('g1').options.timeoutMs = 1000;
+  r.at(10_400).end('worker-1', 1, 1);
+  Object.assign(r.task(1), {
+    state: 'succeeded',
+    attempt: 1,
+    value: 2,
+    seq: 1,
+    finishedAt: 10_450,
+  });
+  r.at(60_000).wait('client-1', 'g1');
+  assert.equal(check(r.lines, r.final, options).ok, true);
+  // A task event of that attempt ends it too (here the coordinator's own timeout).
+  const t = oneRun();
+  t.group('g1').options.timeoutMs = 1000;
+  t.at(16_000).event('task.retried', { taskId: 1, groupId: 'g1', data: { attempt: 1 } });
+  t.at(50_000).commit('worker-2', 1, 2).wait('client-1', 'g1');
+  assert.equal(check(t.lines, t.final, options).ok, true);
+});
+
+void test('ran_past_limit: a run still running when the harness stopped', () => {
+  const r = oneRun();
+  r.group('g1').options.timeoutMs = 1000;
+  Object.assign(r.task(1), { state: 'running', attempt: 1 });
+  r.at(15_000).wait('client-1', 'g1');
+  assert.equal(check(r.lines, r.final, options).ok, true, 'stopped 5 s in');
+  r.at(30_000).add('harness', { type: 'harness.stop' });
+  const report = check(r.lines, r.final, options);
+  only(report, 'ran_past_limit');
+  assert.match(report.anomalies[0]?.detail ?? '', /still running at the end/);
+});
+
+void test('ran_past_limit: a fault on the coordinator starts the count again at its end', () => {
+  const play = (faultFrom: number, faultTo: number, reportAt: number): Report => {
+    const r = oneRun();
+    r.group('g1').options.timeoutMs = 1000;
+    r.at(faultFrom).fault('coordinator-kill', 'coordinator');
+    r.at(faultTo).healed('coordinator-kill', 'coordinator');
+    r.at(reportAt).end('worker-1', 1, 1).ack('worker-1', 1, 1, 'committed').wait('client-1', 'g1');
+    return check(r.lines, r.final, options);
+  };
+  assert.equal(play(15_000, 16_000, 24_900).ok, true, '8.9 s after the restart');
+  only(play(15_000, 16_000, 25_100), 'ran_past_limit'); // 9.1 s after it
+  // Already past its limit when the coordinator went down: judged at that moment.
+  const before = play(19_500, 20_000, 21_000);
+  only(before, 'ran_past_limit');
+  assert.match(before.anomalies[0]?.detail ?? '', /running 9500 ms, from t=10000 to t=19500/);
+  // Reported while the coordinator is down, within its limit before: clean.
+  assert.equal(play(18_000, 30_000, 25_000).ok, true);
+});
+
 void test('nearestRank: the smallest value with at least p% of samples at or below it', () => {
   const xs = Array.from({ length: 100 }, (_, i) => i + 1);
   assert.equal(nearestRank(xs, 50), 50);
@@ -466,6 +657,7 @@ function simulate(plan: Plan): Run {
   let taskId = 1;
   plan.groups.forEach((inputs, g) => {
     r.submit(`client-${g % 2}`, `k${g}`, `g${g}`, inputs, taskId);
+    if (g % 2 === 1) r.group(`g${g}`).options.timeoutMs = 1000;
     taskId += inputs.length;
   });
   let next = 0;
@@ -569,6 +761,26 @@ const injectors: Record<AnomalyKind, Injector[]> = {
     },
     (r, pick) => {
       at(r.final.groups, pick).done = false;
+    },
+  ],
+  healthy_declared_dead: [
+    (r) => {
+      r.dead('w9', 'worker-9'); // a worker no fault ever named (the plans use workers 1 to 3)
+    },
+    (r, pick) => {
+      r.session('worker-8', 'w8').dead('w8', undefined, [at(r.final.tasks, pick).taskId]);
+    },
+  ],
+  ran_past_limit: [
+    (r, pick) => {
+      // A minute passes right after a run starts: nothing else was running then.
+      const start = at(
+        r.lines.filter((l) => l.type === 'run.start'),
+        pick,
+      );
+      if (start.type !== 'run.start') return;
+      r.group(start.groupId).options.timeoutMs = 1000;
+      for (const l of r.lines) if (l.t > start.t) l.t += 60_000;
     },
   ],
 };

@@ -34,6 +34,32 @@
  *   its group's key at its index. `expected` returning `undefined` skips it.
  * - **wait_unresolved**: an acknowledged group with no `wait.ok` from any
  *   client, or that is present but not done in the final state.
+ * - **healthy_declared_dead**: a `worker.dead` event of the coordinator's log
+ *   (final state) for a worker process that was healthy at that moment: no
+ *   fault naming it (`fault.start` with it as `target`: a kill, a stop, a
+ *   partition, a link fault) was in effect then or had ended less than
+ *   `aftermathMs` before. A worker that was never faulted must never be
+ *   declared dead. The event's worker id is mapped to its process by the
+ *   `worker.session` lines (the worker's own record of its welcomes), else by
+ *   the event's `name` (the harness names each worker after its process).
+ * - **ran_past_limit**: a run (its first `run.start`) of a task whose group
+ *   has a limit (`timeoutMs` or `heartbeatTimeoutMs`) that was still running,
+ *   as far as the coordinator knew, longer than that limit plus the
+ *   coordinator's `timeoutGraceMs` (core/deadline.ts `runDeadline`, counted
+ *   from the run.start, with no progress: the harness's handlers report none)
+ *   plus `detectMs`, the time to detect a death. Time from the run.start
+ *   counts, except that a fault on the coordinator (a kill, a stopped or
+ *   cut-off leader, a full disk) starts the count again at its end: a
+ *   coordinator that recovers a lease gives it a new deadline from then.
+ *   A run ended at the first of: its `run.ack` (any status), a `run.start`
+ *   of the task with a higher attempt, a `task.failed`, `task.retried`,
+ *   `task.poisoned` or `task.lost` event of that attempt (or any task event
+ *   of a higher attempt), a `worker.dead` event listing the task, a
+ *   `group.done` or `group.canceled` of its group, the final task's
+ *   `finishedAt` (that attempt, final) or `startedAt` (a higher attempt).
+ *   A run with none of these is judged only if the final state shows it
+ *   still running, up to the `harness.stop` line; nothing after that line
+ *   is judged.
  *
  * Reassignment latency: for each `fault.start` of kind worker-kill or
  * worker-stop at t0 on `target` (a worker's proc name), the runs that proc
@@ -45,7 +71,9 @@
  * grace) count as `notRerun`. Percentiles are nearest-rank.
  *
  * Counters: `groups` is the acknowledged groups, `tasks` the final tasks in
- * them, `faults` the `fault.start` lines by kind. `ok` is: no anomaly.
+ * them, `faults` the `fault.start` lines by kind, `judged` the `worker.dead`
+ * events and the runs with a limit that the two checks above looked at. `ok`
+ * is: no anomaly.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type {
@@ -58,6 +86,9 @@ import type {
   WaitOk,
 } from './history.js';
 import type { EventView, GroupView, TaskView } from '../protocol/http.js';
+import { DEFAULT_TIMEOUT_GRACE_MS, runDeadline } from '../core/deadline.js';
+import { DEFAULT_LIVENESS } from '../core/liveness.js';
+import { isFinal } from '../core/types.js';
 
 export interface FinalState {
   groups: GroupView[];
@@ -68,7 +99,29 @@ export interface FinalState {
 export interface CheckOptions {
   /** The right result (tasks are deterministic); `undefined` = any result is right. */
   expected: (handler: string, input: unknown) => unknown;
+  /** The settings of the coordinator under test; each defaults to that of `regroup server`. */
+  coordinator?: Partial<CoordinatorFigures>;
 }
+
+/** What the death and run-limit checks need to know of the coordinator. */
+export interface CoordinatorFigures {
+  deadAfterMs: number;
+  closeGraceMs: number;
+  timeoutGraceMs: number;
+}
+
+/** Faults that stop the coordinator from ending runs for a while (it is down, frozen, deposed or cannot write). */
+const COORDINATOR_FAULTS: readonly FaultStart['kind'][] = [
+  'coordinator-kill',
+  'coordinator-kill-burst',
+  'leader-kill',
+  'leader-stop',
+  'leader-db-cut',
+  'disk-full',
+];
+
+/** Timers, sweeps and commits, on top of the figures. */
+const SLACK_MS = 1_000;
 
 export const ANOMALY_KINDS = [
   'lost',
@@ -77,6 +130,8 @@ export const ANOMALY_KINDS = [
   'changed_after_read',
   'unexpected_result',
   'wait_unresolved',
+  'healthy_declared_dead',
+  'ran_past_limit',
 ] as const;
 export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
 
@@ -86,6 +141,8 @@ export interface Anomaly {
   taskId?: number;
   groupId?: string;
   key?: string;
+  /** The worker process (healthy_declared_dead). */
+  worker?: string;
 }
 
 export interface Reassignment {
@@ -107,6 +164,8 @@ export interface Report {
   reassignment: Reassignment;
   /** The same, for worker kills (detected by the closed connection) and stops (detected by silence) apart. */
   reassignmentByKind: { 'worker-kill': Reassignment; 'worker-stop': Reassignment };
+  /** What the death and run-limit checks looked at: `worker.dead` events, runs of tasks with a limit. */
+  judged: { deaths: number; limitedRuns: number };
   ok: boolean;
 }
 
@@ -124,6 +183,30 @@ interface Index {
   groups: Map<string, GroupView>;
   tasks: Map<number, TaskView>;
   tasksOf: Map<string, TaskView[]>;
+  /** The first run.start of each run, in time order. */
+  starts: RunStart[];
+  startsOf: Map<number, RunStart[]>;
+  /** workerId -> the worker process it was given to (worker.session lines). */
+  sessions: Map<string, string>;
+  /** Faults from start to end (Infinity: never healed). */
+  spans: FaultSpan[];
+  /** The harness.stop line; Infinity without one. */
+  stopAt: number;
+  /** Events about a task, by taskId. */
+  eventsOf: Map<number, EventView[]>;
+  /** When a group.done or group.canceled event was written, by groupId. */
+  groupEnds: Map<string, number[]>;
+  /** worker.dead events. */
+  deaths: EventView[];
+  /** When a worker.dead event listed the task, by taskId. */
+  deadWith: Map<number, number[]>;
+}
+
+interface FaultSpan {
+  kind: FaultStart['kind'];
+  target: string;
+  from: number;
+  to: number;
 }
 
 type Add = (a: Anomaly) => void;
@@ -157,8 +240,20 @@ function index(history: HistoryLine[], final: FinalState): Index {
     groups: new Map(final.groups.map((g) => [g.id, g])),
     tasks: new Map(final.tasks.map((t) => [t.taskId, t])),
     tasksOf: new Map(),
+    starts: [],
+    startsOf: new Map(),
+    sessions: new Map(),
+    spans: [],
+    stopAt: Infinity,
+    eventsOf: new Map(),
+    groupEnds: new Map(),
+    deaths: [],
+    deadWith: new Map(),
   };
   for (const t of final.tasks) push(ix.tasksOf, t.groupId, t);
+  indexEvents(ix, final.events);
+  const open = new Map<string, FaultSpan[]>();
+  const started = new Set<string>();
   for (const l of ix.lines) {
     switch (l.type) {
       case 'submit.invoke':
@@ -177,11 +272,31 @@ function index(history: HistoryLine[], final: FinalState): Index {
       case 'wait.ok':
         push(ix.waits, l.groupId, l);
         break;
+      case 'run.start':
+        if (started.has(run(l.taskId, l.attempt))) break;
+        started.add(run(l.taskId, l.attempt));
+        ix.starts.push(l);
+        push(ix.startsOf, l.taskId, l);
+        break;
+      case 'worker.session':
+        ix.sessions.set(l.workerId, l.proc);
+        break;
+      case 'harness.stop':
+        ix.stopAt = Math.min(ix.stopAt, l.t);
+        break;
+      case 'fault.start': {
+        const span = { kind: l.kind, target: l.target, from: l.t, to: Infinity };
+        ix.spans.push(span);
+        push(open, `${l.kind} ${l.target}`, span);
+        break;
+      }
+      case 'fault.end': {
+        const span = open.get(`${l.kind} ${l.target}`)?.shift();
+        if (span) span.to = l.t;
+        break;
+      }
       case 'submit.fail':
       case 'wait.fail':
-      case 'run.start':
-      case 'fault.start':
-      case 'fault.end':
       case 'failover':
         break; // read where needed (reassignment) or not at all
       default:
@@ -189,6 +304,29 @@ function index(history: HistoryLine[], final: FinalState): Index {
     }
   }
   return ix;
+}
+
+/** A field of an event's `data` (any JSON); undefined when it is not there. */
+function field(e: EventView, key: string): unknown {
+  return typeof e.data === 'object' && e.data !== null
+    ? (e.data as Record<string, unknown>)[key]
+    : undefined;
+}
+
+function indexEvents(ix: Index, events: readonly EventView[]): void {
+  for (const e of events) {
+    if (e.taskId != null && e.type.startsWith('task.')) push(ix.eventsOf, e.taskId, e);
+    if (e.groupId != null && (e.type === 'group.done' || e.type === 'group.canceled'))
+      push(ix.groupEnds, e.groupId, e.at);
+    if (e.type === 'worker.dead') {
+      ix.deaths.push(e);
+      for (const key of ['requeued', 'poisoned']) {
+        const ids = field(e, key);
+        if (Array.isArray(ids))
+          for (const id of ids) if (typeof id === 'number') push(ix.deadWith, id, e.at);
+      }
+    }
+  }
 }
 
 function checkGroups(ix: Index, add: Add): void {
@@ -358,6 +496,139 @@ function checkResults(ix: Index, add: Add, expected: CheckOptions['expected']): 
   }
 }
 
+function figures(o: CheckOptions): CoordinatorFigures & { aftermathMs: number; detectMs: number } {
+  const f: CoordinatorFigures = {
+    deadAfterMs: o.coordinator?.deadAfterMs ?? DEFAULT_LIVENESS.deadAfterMs,
+    closeGraceMs: o.coordinator?.closeGraceMs ?? DEFAULT_LIVENESS.closeGraceMs,
+    timeoutGraceMs: o.coordinator?.timeoutGraceMs ?? DEFAULT_TIMEOUT_GRACE_MS,
+  };
+  return {
+    ...f,
+    aftermathMs: 2 * f.deadAfterMs + f.closeGraceMs + SLACK_MS,
+    detectMs: f.deadAfterMs + SLACK_MS,
+  };
+}
+
+/** Deaths of workers no fault explains. Returns the number of deaths judged. */
+function checkDeaths(ix: Index, add: Add, aftermathMs: number): number {
+  let judged = 0;
+  for (const e of ix.deaths) {
+    if (e.at >= ix.stopAt) continue;
+    judged++;
+    const name = field(e, 'name');
+    const worker =
+      (e.workerId == null ? undefined : ix.sessions.get(e.workerId)) ??
+      (typeof name === 'string' ? name : undefined) ??
+      e.workerId ??
+      'an unknown worker';
+    const faults = ix.spans.filter((s) => s.target === worker && s.from <= e.at);
+    if (faults.some((s) => e.at <= s.to + aftermathMs)) continue;
+    const last = faults.reduce<FaultSpan | null>((a, s) => (a && a.to >= s.to ? a : s), null);
+    const why = `reason ${String(field(e, 'reason'))}, silent ${String(field(e, 'silentMs'))} ms`;
+    add({
+      kind: 'healthy_declared_dead',
+      worker,
+      detail: `${worker} (session ${e.workerId ?? '?'}) was declared dead at t=${e.at} (${why}) with no fault on it ${
+        last
+          ? `since its ${last.kind} ended at t=${last.to}, ${e.at - last.to} ms before`
+          : 'in the whole run'
+      }`,
+    });
+  }
+  return judged;
+}
+
+/** The first moment at or after the run.start by which the run had certainly ended; null when unknown. */
+function runEnd(ix: Index, s: RunStart): number | null {
+  let end = Infinity;
+  const by = (t: number | null | undefined): void => {
+    if (t != null) end = Math.min(end, Math.max(t, s.t));
+  };
+  for (const a of ix.acks.get(s.taskId) ?? []) if (a.attempt === s.attempt && a.t >= s.t) by(a.t);
+  for (const l of ix.startsOf.get(s.taskId) ?? []) if (l.attempt > s.attempt) by(l.t);
+  for (const e of ix.eventsOf.get(s.taskId) ?? []) {
+    if (e.at < s.t) continue;
+    const attempt = field(e, 'attempt');
+    // task.reassigned names the attempt it starts: only a later one ends this run.
+    const ends =
+      typeof attempt !== 'number'
+        ? e.type !== 'task.reassigned'
+        : attempt > s.attempt || (attempt === s.attempt && e.type !== 'task.reassigned');
+    if (ends) by(e.at);
+  }
+  for (const t of ix.deadWith.get(s.taskId) ?? []) if (t >= s.t) by(t);
+  for (const t of ix.groupEnds.get(s.groupId) ?? []) if (t >= s.t) by(t);
+  const task = ix.tasks.get(s.taskId);
+  if (task?.attempt === s.attempt && isFinal(task.state)) by(task.finishedAt);
+  if (task && task.attempt > s.attempt) by(task.startedAt);
+  return end === Infinity ? null : end;
+}
+
+/**
+ * How long the run had run at its worst judged moment, counted from its
+ * start or the end of the last coordinator fault before that moment; the
+ * moments are its end and the start of each coordinator fault in between
+ * (time within such a fault is not judged).
+ */
+function longestRun(
+  start: number,
+  end: number,
+  outages: readonly FaultSpan[],
+): { ranMs: number; from: number; at: number } {
+  let worst = { ranMs: 0, from: start, at: start };
+  const moments = [
+    end,
+    ...outages.filter((o) => o.from > start && o.from < end).map((o) => o.from),
+  ];
+  for (const m of moments) {
+    if (outages.some((o) => o.from < m && m < o.to)) continue;
+    let from = start;
+    for (const o of outages) if (o.to > from && o.to <= m) from = o.to;
+    if (m - from > worst.ranMs) worst = { ranMs: m - from, from, at: m };
+  }
+  return worst;
+}
+
+/** Runs still running past their limit. Returns the number of runs with a limit. */
+function checkRunLimits(ix: Index, add: Add, f: ReturnType<typeof figures>): number {
+  const outages = ix.spans.filter((s) => COORDINATOR_FAULTS.includes(s.kind));
+  const lastT = ix.lines.at(-1)?.t ?? 0;
+  let limited = 0;
+  for (const s of ix.starts) {
+    if (s.t >= ix.stopAt) continue;
+    const options = ix.groups.get(s.groupId)?.options;
+    if (!options) continue;
+    const deadline = runDeadline({ sentAt: s.t, progressAt: s.t }, options, {
+      graceMs: f.timeoutGraceMs,
+      watchProgress: true,
+    });
+    if (!deadline) continue;
+    limited++;
+    const task = ix.tasks.get(s.taskId);
+    let end = runEnd(ix, s);
+    if (end === null && task?.state === 'running' && task.attempt === s.attempt)
+      end = ix.stopAt === Infinity ? lastT : ix.stopAt;
+    if (end === null) continue;
+    end = Math.min(end, ix.stopAt);
+    const limitMs = deadline.at - s.t + f.detectMs;
+    const worst = longestRun(s.t, end, outages);
+    if (worst.ranMs <= limitMs) continue;
+    const limit =
+      deadline.limit === 'timeoutMs'
+        ? `timeoutMs ${options.timeoutMs}`
+        : `heartbeatTimeoutMs ${options.heartbeatTimeoutMs}`;
+    add({
+      kind: 'ran_past_limit',
+      taskId: s.taskId,
+      groupId: s.groupId,
+      detail: `task ${s.taskId} attempt ${s.attempt} (${s.proc}) was running ${worst.ranMs} ms, from t=${worst.from} to t=${worst.at}${
+        worst.at === end && end === ix.stopAt ? ' (still running at the end)' : ''
+      }; its limit is ${limitMs} ms (${limit} + grace ${f.timeoutGraceMs} + detection ${f.detectMs})`,
+    });
+  }
+  return limited;
+}
+
 /** Nearest-rank percentile of sorted samples; null when there are none. */
 export function nearestRank(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
@@ -425,6 +696,9 @@ export function check(history: HistoryLine[], final: FinalState, options: CheckO
   checkSeqs(ix, add);
   checkReads(ix, add);
   checkResults(ix, add, options.expected);
+  const f = figures(options);
+  const deaths = checkDeaths(ix, add, f.aftermathMs);
+  const limitedRuns = checkRunLimits(ix, add, f);
   const counts = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<
     AnomalyKind,
     number
@@ -446,6 +720,7 @@ export function check(history: HistoryLine[], final: FinalState, options: CheckO
       'worker-kill': reassignment(ix.lines, 'worker-kill'),
       'worker-stop': reassignment(ix.lines, 'worker-stop'),
     },
+    judged: { deaths, limitedRuns },
     ok: anomalies.length === 0,
   };
 }
@@ -473,6 +748,8 @@ export function formatReport(r: Report, maxAnomalies = 20): string {
       'after worker-stop p50/p99',
       `${ms(r.reassignmentByKind['worker-stop'].p50Ms)} / ${ms(r.reassignmentByKind['worker-stop'].p99Ms)} (${r.reassignmentByKind['worker-stop'].samples} runs)`,
     ],
+    ['worker deaths judged', String(r.judged.deaths)],
+    ['runs with a limit', String(r.judged.limitedRuns)],
     ...ANOMALY_KINDS.map((k): [string, string] => [k, String(r.counts[k])]),
     ['result', r.ok ? 'OK' : `FAIL (${r.anomalies.length} anomalies)`],
   ];

@@ -4,8 +4,9 @@
  * checker (checker.ts) reads all of them plus the final state of the store.
  *
  * Times are milliseconds since the epoch on this machine (all processes share
- * its clock). `proc` names the writer: `client-1`, `worker-3`, `nemesis`.
- * Readers skip line types they do not know.
+ * its clock, the coordinators' too, so the times of the coordinator's events
+ * compare with them). `proc` names the writer: `client-1`, `worker-3`,
+ * `nemesis`, `harness`. Readers skip line types they do not know.
  */
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,6 +72,23 @@ export interface RunAck extends Base {
   attempt: number;
   status: 'committed' | 'already_final' | 'stale';
 }
+/**
+ * A worker process was welcomed by a coordinator: `workerId` is the session
+ * the coordinator knows it by (a new one, or the same one resumed). The
+ * checker maps the coordinator's `worker.dead` events to processes by it.
+ */
+export interface WorkerSession extends Base {
+  type: 'worker.session';
+  workerId: string;
+  resumed: boolean;
+}
+/**
+ * The harness stops every worker for good (the run is over; the final state
+ * is read next). Deaths and runs after this moment are not judged.
+ */
+export interface HarnessStop extends Base {
+  type: 'harness.stop';
+}
 /** The nemesis started or healed a fault. `target` names a process or link. */
 export interface FaultStart extends Base {
   type: 'fault.start';
@@ -130,6 +148,8 @@ export type HistoryLine =
   | RunStart
   | RunEnd
   | RunAck
+  | WorkerSession
+  | HarnessStop
   | FaultStart
   | FaultEnd
   | Failover;

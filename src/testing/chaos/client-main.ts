@@ -48,6 +48,18 @@ const waits: Promise<void>[] = [];
 let inFlight = 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A third of the groups have a timeoutMs, a third a heartbeatTimeoutMs (the
+ * handler never heartbeats: its runs are short), the rest no limit: the
+ * checker's ran_past_limit judges the runs of the first two, and the
+ * coordinator's own deadlines are in play. 2 s is four times the longest task.
+ */
+function limits(g: number): { timeoutMs?: number; heartbeatTimeoutMs?: number } {
+  if (g % 3 === 0) return { timeoutMs: 2000 };
+  if (g % 3 === 1) return { heartbeatTimeoutMs: 2000 };
+  return {};
+}
+
 async function one(g: number): Promise<void> {
   const n = p.minTasks + Math.floor(random() * (p.maxTasks - p.minTasks + 1));
   const inputs: ChaosInput[] = Array.from({ length: n }, (_, i) => ({
@@ -61,7 +73,7 @@ async function one(g: number): Promise<void> {
   try {
     const group = await client.submit('chaosTask', inputs, {
       idempotencyKey: key,
-      options: { maxAttempts: 5, backoffMs: 50, maxNodeFailures: 10 },
+      options: { maxAttempts: 5, backoffMs: 50, maxNodeFailures: 10, ...limits(g) },
     });
     groupId = group.id;
     history.write({ type: 'submit.ok', key, groupId });

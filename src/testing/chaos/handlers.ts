@@ -28,6 +28,11 @@ export function failsFirst(input: ChaosInput): boolean {
   return parseInt(expectedValue(input).slice(0, 4), 16) % 20 === 0;
 }
 
+/**
+ * Sleeps `input.ms`, then answers. It never calls ctx.heartbeat nor saves a
+ * checkpoint: the checker's ran_past_limit counts a heartbeatTimeoutMs from
+ * the run's start, as for a run that shows no progress.
+ */
 export async function chaosTask(input: ChaosInput, ctx: TaskContext): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(resolve, input.ms);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventView, GroupView, TaskView } from '../../protocol/http.js';
 import { check, formatReport, type Report } from '../checker.js';
-import { readHistory } from '../history.js';
+import { HistoryWriter, readHistory } from '../history.js';
 import { netnsAvailable } from '../netns.js';
 import { CLIENT_MAIN, Cluster, writeJson } from './cluster.js';
 import { formatFailovers, summarizeFailovers, type FailoverSummary } from './failover.js';
@@ -47,7 +47,7 @@ export interface ChaosOptions {
   lanes?: number;
   /** After the faults are healed, how long groups may take to finish. */
   settleMs?: number;
-  /** Keep the run's directory (histories, database) for inspection. */
+  /** Keep the run's directory (histories, final.json: the final state read, report.json, logs) for inspection. */
   keep?: boolean;
   /** SQLite mode: fail instead of falling back when network namespaces are not available. */
   requireNetns?: boolean;
@@ -218,10 +218,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await cluster.healAll();
     const code = await clientDone;
     // No worker may commit while the final state is read: the snapshot must be one moment.
+    // The checker judges no death (nor run) from here on: these kills are no fault.
+    new HistoryWriter(join(cluster.historyDir, 'harness.jsonl'), 'harness').write({
+      type: 'harness.stop',
+    });
     for (const w of cluster.workers) await cluster.kill(w);
     log(`chaos: client finished (exit ${code}); reading the final state`);
     const final = await finalState(await cluster.servingUrl());
+    // Kept with the histories, so the checker can be run again on a kept run (SQLite's database goes with its tmpfs).
+    writeJson(join(dir, 'final.json'), final);
     const history = readHistory(cluster.historyDir);
+    // The coordinators run with `regroup server`'s defaults, the checker's too.
     report = check(history, final, { expected });
     const failover = pg ? summarizeFailovers(history) : null;
     const links = cluster.linkStats();

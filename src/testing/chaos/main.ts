@@ -68,7 +68,7 @@ const program = new Command('chaos')
     ).argParser(positive('--max-minutes')),
   )
   .option('--json <file>', 'also write the result (report, faults, failovers) to this file')
-  .option('--keep', 'keep the run directory (histories, database, report.json)')
+  .option('--keep', 'keep the run directory (histories, final.json, report.json, logs)')
   .option('--require-netns', 'fail when network namespaces are not available');
 
 program.parse();

@@ -1,6 +1,7 @@
 /**
  * A worker process of a fault run: the real Worker runtime running
- * `chaosTask`, writing every run start, end and acknowledgement to its history.
+ * `chaosTask`, writing every run start, end and acknowledgement, and every
+ * session the coordinator gives it, to its history.
  * argv: <url[,url...]> <history file> <proc name> [concurrency]
  */
 import { Worker } from '../../worker/index.js';
@@ -46,8 +47,10 @@ const worker = new Worker({
 worker.on('ack', (a) =>
   history.write({ type: 'run.ack', taskId: a.taskId, attempt: a.attempt, status: a.status }),
 );
-worker.on('welcome', ({ workerId, resumed }) =>
-  process.stdout.write(`${proc} ${resumed ? 'resumed' : 'joined'} as ${workerId}\n`),
-);
+worker.on('welcome', ({ workerId, resumed }) => {
+  // Before the line the harness waits for: the checker maps the coordinator's deaths to processes by it.
+  history.write({ type: 'worker.session', workerId, resumed });
+  process.stdout.write(`${proc} ${resumed ? 'resumed' : 'joined'} as ${workerId}\n`);
+});
 process.on('SIGTERM', () => void worker.close().then(() => process.exit(0)));
 await worker.start();
