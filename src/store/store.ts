@@ -34,6 +34,7 @@ import type {
   TaskOptions,
   TaskState,
 } from '../core/types.js';
+import type { EventType } from '../core/events.js';
 import type { OpKind } from '../core/ops.js';
 import type { EventView, TaskView } from '../protocol/http.js';
 
@@ -126,7 +127,8 @@ export interface ClaimOp {
 }
 
 export interface NewEvent {
-  type: string;
+  /** One of core/events.ts's list: a store writes no other. */
+  type: EventType;
   /** When it happened (ms); the tick's `now` when absent. */
   at?: number;
   workerId?: string | null;

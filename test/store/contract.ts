@@ -1389,7 +1389,7 @@ function readRules(make: Make): void {
           now: 42,
           events: [
             { type: 'group.created', groupId: 'g', data: { n: 3 } },
-            { type: 'node.dead', workerId: W1, data: { tasks: [1, 2] }, at: 40 },
+            { type: 'worker.dead', workerId: W1, data: { tasks: [1, 2] }, at: 40 },
           ],
         });
         await store.commitTick({ now: 43, events: [{ type: 'task.failed', taskId: 7 }] });
@@ -1399,7 +1399,7 @@ function readRules(make: Make): void {
           all.map((e) => [e.type, e.at]),
           [
             ['group.created', 42],
-            ['node.dead', 40],
+            ['worker.dead', 40],
             ['task.failed', 43],
           ],
         );
@@ -1460,7 +1460,7 @@ function durabilityRules(make: Make): void {
           now: 1,
           createGroups: [group('g', [0, 1, 2], { options: { timeoutMs: 500 } })],
           workers: [worker('a', 'alive', 1), worker('dead', 'dead', 1)],
-          events: [{ type: 'e1' }],
+          events: [{ type: 'coordinator.started' }],
         });
         const [a, b] = await claim(s1, 2, 'g', 'a', 2);
         assert.ok(a && b);
@@ -1497,7 +1497,7 @@ function durabilityRules(make: Make): void {
         const out = await s2.commitTick({
           now: 10,
           commits: [{ taskId: b.taskId, attempt: 1, workerId: 'a', value: 'B' }],
-          events: [{ type: 'e2' }],
+          events: [{ type: 'worker.left' }],
         });
         assert.deepEqual(out.commits, ['applied']);
         const fin = await s2.finishedTasks('g', seqBefore, 10);
@@ -1509,7 +1509,7 @@ function durabilityRules(make: Make): void {
         const events = await s2.listEvents(0, 10);
         assert.deepEqual(
           events.map((e) => e.type),
-          ['e1', 'e2'],
+          ['coordinator.started', 'worker.left'],
         );
         const c = only(await claim(s2, 11, 'g', 'a'));
         assert.equal(c.index, 2);
@@ -1686,7 +1686,7 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
         tick.workers.push(worker(`w${op.w}`, op.dead ? 'dead' : 'alive', now));
         break;
       case 'event':
-        tick.events.push({ type: 'test', taskId: op.t, data: { t: op.t } });
+        tick.events.push({ type: 'task.lost', taskId: op.t, data: { t: op.t } });
         break;
       case 'commit':
       case 'fail':

@@ -193,7 +193,7 @@ void describe('PostgresStore', () => {
         const out = await s.commitTick({
           now,
           createGroups: [group('g', 1)],
-          events: [{ type: 'e' }],
+          events: [{ type: 'group.created' }],
         });
         const g = await s.getGroup('g');
         assert.deepEqual(g, out.createGroups[0]?.group);
@@ -237,12 +237,12 @@ void describe('PostgresStore', () => {
       await s.commitTick({
         now: 3,
         commits: [{ taskId: t.taskId, attempt: 1, workerId: 'w', value }],
-        events: [{ type: 'NULL', data: value }],
+        events: [{ type: 'group.done', data: value }],
       });
       const [v] = await s.listTasks('g', { limit: 1 });
       assert.deepEqual(v?.value, JSON.parse(JSON.stringify(value)));
       const [e] = await s.listEvents(0, 1);
-      assert.equal(e?.type, 'NULL');
+      assert.equal(e?.type, 'group.done');
       assert.deepEqual(e?.data, JSON.parse(JSON.stringify(value)));
     });
   });
@@ -293,7 +293,7 @@ void describe('PostgresStore', () => {
             seenAt: 4,
           },
         ],
-        events: [{ type: 'x' }],
+        events: [{ type: 'group.created' }],
       };
       await assert.rejects(s.commitTick(tick), (err: unknown) => {
         assert.ok(err instanceof RegroupError);
@@ -359,7 +359,11 @@ void describe('PostgresStore', () => {
           `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE application_name = 'regroup:ended' AND pid <> pg_backend_pid()`,
         );
-        const out = await s.commitTick({ now: 2, seals: ['g'], events: [{ type: 'e' }] });
+        const out = await s.commitTick({
+          now: 2,
+          seals: ['g'],
+          events: [{ type: 'group.created' }],
+        });
         assert.equal(out.seals[0]?.status, 'sealed');
       },
       { applicationName: 'regroup:ended' },

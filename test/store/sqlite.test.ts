@@ -119,7 +119,7 @@ void describe('SqliteStore', () => {
     const path = freshPath();
     const first = new SqliteStore({ path });
     await first.open();
-    await first.commitTick({ now: 1, events: [{ type: 'first' }] });
+    await first.commitTick({ now: 1, events: [{ type: 'worker.joined' }] });
     // Beside the database: SQLite's WAL files and the lock file, no journal of the lock.
     const name = basename(path);
     assert.deepEqual(
@@ -148,12 +148,12 @@ void describe('SqliteStore', () => {
       return true;
     });
     // The refusals changed nothing: the first store still writes.
-    await first.commitTick({ now: 2, events: [{ type: 'still first' }] });
+    await first.commitTick({ now: 2, events: [{ type: 'worker.left' }] });
     await first.close();
     await second.open();
     assert.deepEqual(
       (await second.listEvents(0, 10)).map((e) => e.type),
-      ['first', 'still first'],
+      ['worker.joined', 'worker.left'],
     );
     // And now the first is the one refused.
     await assert.rejects(first.open(), isLocked);
@@ -188,14 +188,16 @@ void describe('SqliteStore', () => {
     const path = freshPath();
     const s = new SqliteStore({ path });
     await s.open();
-    await s.commitTick({ now: 1, events: [{ type: 'seen' }] });
+    await s.commitTick({ now: 1, events: [{ type: 'group.created' }] });
     const reader = new Database(path, { readonly: true });
     try {
-      assert.deepEqual(reader.prepare('SELECT type FROM events').all(), [{ type: 'seen' }]);
+      assert.deepEqual(reader.prepare('SELECT type FROM events').all(), [
+        { type: 'group.created' },
+      ]);
       const copy = freshPath();
       await reader.backup(copy);
       const back = new Database(copy, { readonly: true });
-      assert.deepEqual(back.prepare('SELECT type FROM events').all(), [{ type: 'seen' }]);
+      assert.deepEqual(back.prepare('SELECT type FROM events').all(), [{ type: 'group.created' }]);
       back.close();
     } finally {
       reader.close();
@@ -259,7 +261,11 @@ void describe('SqliteStore', () => {
     const pages = Number(s.database.pragma('page_count', { simple: true }));
     s.database.pragma(`max_page_count = ${pages + 5}`);
     await assert.rejects(
-      s.commitTick({ now: 2, createGroups: [mk('big', 5000)], events: [{ type: 'x' }] }),
+      s.commitTick({
+        now: 2,
+        createGroups: [mk('big', 5000)],
+        events: [{ type: 'group.created' }],
+      }),
       (err: unknown) => {
         assert.ok(err instanceof RegroupError);
         assert.equal(err.code, 'storage_full');
