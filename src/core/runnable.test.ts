@@ -6,6 +6,7 @@ import {
   closest,
   list,
   MAX_LISTED,
+  MAX_SUGGEST_FROM,
   unschedulableError,
   whyWaiting,
   type Offer,
@@ -192,7 +193,39 @@ void test('closest: the offered name a typo meant, or none when nothing is that 
   assert.equal(closest('thumbnail', offered), null);
   assert.equal(closest('ab', ['cd']), null, 'a short name allows one edit only');
   assert.equal(closest('x', []), null);
-  // Many offered names: only those of a near length are compared.
-  const many = Array.from({ length: 5000 }, (_, i) => `handler${i}`);
+  const many = Array.from({ length: MAX_SUGGEST_FROM }, (_, i) => `handler${i}`);
   assert.equal(closest('handler42x', many), 'handler42');
+  assert.equal(closest('handler42x', [...many, 'one more']), null, 'too many names: no guess');
+  // Long names alike but for their end: each comparison is a band, not the whole table.
+  const long = Array.from({ length: MAX_SUGGEST_FROM }, (_, i) => 'a'.repeat(190) + i);
+  assert.equal(closest('a'.repeat(190) + '5x', long), 'a'.repeat(190) + '5');
+});
+
+void test('judge: the same workers judge only new shapes; new offers (a resume) are judged again', () => {
+  const ix = new RunnableIndex();
+  const w = { handlers: new Set(['a']), labels: new Set<string>() };
+  ix.update(group('g1', 'b'));
+  let changes = ix.judge([w], 10);
+  assert.deepEqual(
+    changes.map((c) => [c.groupId, c.waiting?.code]),
+    [['g1', 'no_handler']],
+  );
+  assert.match(ix.waiting('g1')!.message, /connected workers offer: a$/);
+  assert.deepEqual(ix.judge([w], 20), [], 'nothing changed, nothing said');
+  // The same session resumes offering b: new sets, so the verdict is taken again.
+  const resumed = { handlers: new Set(['a', 'b']), labels: new Set<string>() };
+  changes = ix.judge([resumed], 30);
+  assert.deepEqual(
+    changes.map((c) => [c.groupId, c.waiting]),
+    [['g1', undefined]],
+  );
+  assert.equal(ix.waiting('g1'), undefined);
+  assert.deepEqual(ix.pick([resumed], 10).ids, ['g1']);
+  // It goes: the group waits again, and pick skips it.
+  changes = ix.judge([], 40);
+  assert.deepEqual(
+    changes.map((c) => [c.groupId, c.waiting?.code, c.waiting?.since]),
+    [['g1', 'no_worker', 40]],
+  );
+  assert.deepEqual(ix.pick([], 10).ids, []);
 });

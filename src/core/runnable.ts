@@ -14,10 +14,13 @@
  * Pure: time comes in as `now`.
  */
 import {
+  offeredHandlers,
   offers,
+  waitingCode,
   whyWaiting,
   type GroupWaiting,
   type Offer,
+  type WaitingCode,
   type WaitingReason,
 } from './waiting.js';
 import type { GroupInfo } from './types.js';
@@ -43,8 +46,12 @@ interface Shape {
   readonly requires: readonly string[];
   /** Its groups, least recently served first (Map order: served ones are moved to the end). */
   readonly groups: Map<string, Entry>;
-  /** Why no connected worker can run it; null when one can. */
-  reason: WaitingReason | null;
+  /** Why no connected worker can run it (the verdict alone); null when one can. */
+  code: WaitingCode | null;
+  /** The offers version the verdict was taken at; -1: never judged. */
+  judged: number;
+  /** The reason said for a person, made when first asked for at an offers version. */
+  said: { version: number; reason: WaitingReason } | null;
 }
 
 /** A group that started or stopped waiting at a judge. */
@@ -80,6 +87,15 @@ export class RunnableIndex {
   /** Waiting entries with a schedule timeout. */
   private readonly timed = new Set<Entry>();
   private clock = 0;
+  /**
+   * What the connected workers offered at the last judge, and its version:
+   * a new version whenever a worker comes or goes or announces anew (its
+   * handler and label sets are new objects then). Verdicts and reasons are
+   * kept per version, so a judge with the same workers costs O(workers).
+   */
+  private offers: readonly Offer[] = [];
+  private version = 0;
+  private offered: { version: number; names: string[] } | null = null;
 
   get size(): number {
     return this.byId.size;
@@ -101,7 +117,15 @@ export class RunnableIndex {
     let shape = this.shapes.get(key);
     if (!shape) {
       const requires = [...g.options.requires].sort();
-      shape = { key, handler: g.handler, requires, groups: new Map(), reason: null };
+      shape = {
+        key,
+        handler: g.handler,
+        requires,
+        groups: new Map(),
+        code: null,
+        judged: -1,
+        said: null,
+      };
       this.shapes.set(key, shape);
     }
     const e: Entry = {
@@ -134,6 +158,8 @@ export class RunnableIndex {
     const heads: (Entry | undefined)[] = [];
     let candidates = 0;
     for (const s of this.shapes.values()) {
+      // No connected worker could run it at the last judge: none with free slots can.
+      if (s.code !== null && s.judged === this.version) continue;
       if (!workers.some((w) => offers(w, s.handler, s.requires))) continue;
       candidates += s.groups.size;
       const it = s.groups.values() as Iterator<Entry, undefined>;
@@ -169,18 +195,25 @@ export class RunnableIndex {
   }
 
   /**
-   * Judges every shape against the connected workers (alive or suspect, not
+   * Judges the shapes against the connected workers (alive or suspect, not
    * draining) at `now`: the groups that started waiting (with their reason)
-   * and the ones that stopped. Costs O(shapes x workers), plus the groups
-   * of shapes whose verdict flipped and the groups added since the last judge.
+   * and the ones that stopped. When the workers offer what they offered at
+   * the last judge, only shapes new since then are judged: O(workers) plus
+   * those; otherwise O(shapes x workers), plus the groups of shapes whose
+   * verdict flipped. Messages are made only for shapes that start waiting
+   * and for `waiting()` (once per shape and offers version).
    */
   judge(workers: readonly Offer[], now: number): WaitChange[] {
+    if (!this.sameOffers(workers)) {
+      this.offers = workers.map((w) => ({ handlers: w.handlers, labels: w.labels }));
+      this.version++;
+    }
     const out: WaitChange[] = [];
     const start = (e: Entry): void => {
       if (e.waitingSince !== null) return;
       e.waitingSince = now;
       if (e.scheduleTimeoutMs > 0) this.timed.add(e);
-      const waiting = { ...e.shape.reason!, since: now };
+      const waiting = { ...this.reason(e.shape)!, since: now };
       out.push({ groupId: e.id, handler: e.shape.handler, waiting });
     };
     const stop = (e: Entry): void => {
@@ -190,22 +223,45 @@ export class RunnableIndex {
       out.push({ groupId: e.id, handler: e.shape.handler });
     };
     for (const s of this.shapes.values()) {
-      const was = s.reason;
-      s.reason = whyWaiting(s.handler, s.requires, workers);
-      if ((was === null) !== (s.reason === null)) {
-        for (const e of s.groups.values()) (s.reason ? start : stop)(e);
+      if (s.judged === this.version) continue;
+      const was = s.code;
+      s.code = waitingCode(s.handler, s.requires, this.offers);
+      s.judged = this.version;
+      if ((was === null) !== (s.code === null)) {
+        for (const e of s.groups.values()) (s.code ? start : stop)(e);
       }
     }
-    for (const e of this.fresh) if (e.shape.reason) start(e);
+    for (const e of this.fresh) if (e.shape.code) start(e);
     this.fresh.clear();
     return out;
+  }
+
+  /** The same workers, offering the same handler and label sets, as at the last judge. */
+  private sameOffers(workers: readonly Offer[]): boolean {
+    if (workers.length !== this.offers.length) return false;
+    return workers.every(
+      (w, i) => w.handlers === this.offers[i]!.handlers && w.labels === this.offers[i]!.labels,
+    );
+  }
+
+  /** Why the shape waits, for a person, as of the last judge; null when it can run. */
+  private reason(s: Shape): WaitingReason | null {
+    if (s.code === null) return null;
+    if (s.said?.version === this.version) return s.said.reason;
+    if (this.offered?.version !== this.version)
+      this.offered = { version: this.version, names: offeredHandlers(this.offers) };
+    const reason = whyWaiting(s.handler, s.requires, this.offers, this.offered.names);
+    if (reason === null) return null;
+    s.said = { version: this.version, reason };
+    return reason;
   }
 
   /** Why the group waits, when no connected worker could run it at the last judge. */
   waiting(groupId: string): GroupWaiting | undefined {
     const e = this.byId.get(groupId);
-    if (!e || e.waitingSince === null || !e.shape.reason) return undefined;
-    return { ...e.shape.reason, since: e.waitingSince };
+    if (!e || e.waitingSince === null) return undefined;
+    const reason = this.reason(e.shape);
+    return reason === null ? undefined : { ...reason, since: e.waitingSince };
   }
 
   /**
@@ -217,10 +273,11 @@ export class RunnableIndex {
     let next: number | null = null;
     for (const e of this.timed) {
       const at = (e.waitingSince ?? now) + e.scheduleTimeoutMs;
-      if (at <= now && e.shape.reason) {
+      const reason = at <= now ? this.reason(e.shape) : null;
+      if (reason !== null) {
         expired.push({
           groupId: e.id,
-          reason: e.shape.reason,
+          reason,
           scheduleTimeoutMs: e.scheduleTimeoutMs,
         });
       } else if (next === null || at < next) next = at;
