@@ -336,6 +336,108 @@ describe('worker protocol: fencing and bad messages', () => {
   });
 });
 
+describe('worker protocol: lease reports and reserves', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it('a beat that counts frames never sent, or lists more runs than any worker holds, is refused and the connection closed', async () => {
+    for (const beat of [
+      { t: 'beat', frames: 999, held: [] },
+      {
+        t: 'beat',
+        frames: 1,
+        held: Array.from({ length: 2 * 1024 + 1 }, (_, i) => ({ taskId: i + 1, attempt: 1 })),
+      },
+    ]) {
+      const w = new RawWorker(url);
+      await w.open();
+      const hello = {
+        t: 'hello',
+        protocol: 1,
+        name: 'liar',
+        handlers: ['x'],
+        slots: 1,
+        labels: [],
+      };
+      w.send({ ...hello, leaseReports: true });
+      await w.take('welcome');
+      const closed = new Promise<number>((r) => w.ws.once('close', (code: number) => r(code)));
+      // The hello said the worker reports leases: the coordinator reads held and frames.
+      w.send(beat);
+      const e = await w.take('error');
+      assert.equal(e.code, 'protocol_error');
+      assert.match(e.message, /beat\.(frames|held)/);
+      assert.equal(await closed, 1008);
+    }
+  });
+
+  it('beats in one frame listing runs the worker should not hold get one round of revokes', async () => {
+    const w = new RawWorker(url);
+    await w.open();
+    const hello = {
+      t: 'hello',
+      protocol: 1,
+      name: 'forgetful',
+      handlers: ['x'],
+      slots: 1,
+      labels: [],
+    };
+    w.send({ ...hello, leaseReports: true });
+    await w.take('welcome');
+    const held = [1001, 1002, 1003].map((taskId) => ({ taskId, attempt: 1 }));
+    w.send(...Array.from({ length: 50 }, () => ({ t: 'beat', frames: 1, held })));
+    await until('the beat replies', () => w.inbox.filter((m) => m.t === 'beat').length === 50);
+    await sleep(100);
+    const revokes = w.inbox.filter((m) => m.t === 'revoke');
+    assert.deepEqual(
+      revokes.map((m) => (m.t === 'revoke' ? [m.taskId, m.reason] : null)),
+      [
+        [1001, 'stale'],
+        [1002, 'stale'],
+        [1003, 'stale'],
+      ],
+    );
+    w.close();
+  });
+
+  it('a running task revoked by a cancel frees its slot for the reserved runs at once', async () => {
+    const w = new RawWorker(url);
+    await w.open();
+    w.send({ t: 'hello', protocol: 1, name: 'quick', handlers: ['quick'], slots: 1, labels: [] });
+    await w.take('welcome');
+    // Fast first runs, answered as they arrive: the worker earns a reserve
+    // (runs claimed ahead of its slot; only for runs under 50 ms on average).
+    const answer = (d: Buffer): void => {
+      for (const m of JSON.parse(d.toString('utf8')) as CoordinatorMessage[])
+        if (m.t === 'run') w.send({ t: 'result', taskId: m.taskId, attempt: m.attempt, value: 0 });
+    };
+    w.ws.on('message', answer);
+    await call('POST', '/v1/groups', JSON.stringify({ handler: 'quick', inputs: [0, 0, 0] }));
+    await until('three acks', () => w.inbox.filter((m) => m.t === 'ack').length === 3);
+    w.ws.off('message', answer);
+    w.inbox.length = 0;
+    const a = await call('POST', '/v1/groups', JSON.stringify({ handler: 'quick', inputs: [1] }));
+    const running = await w.take('run');
+    const b = await call(
+      'POST',
+      '/v1/groups',
+      JSON.stringify({ handler: 'quick', inputs: [2, 3] }),
+    );
+    await sleep(300);
+    assert.equal(
+      w.inbox.filter((m) => m.t === 'run').length,
+      0,
+      "b's tasks wait in the reserve behind the busy slot",
+    );
+    await call('POST', `/v1/groups/${a.body['id'] as string}/cancel`);
+    const revoke = await w.take('revoke');
+    assert.deepEqual([revoke.taskId, revoke.reason], [running.taskId, 'canceled']);
+    // The worker says nothing more: the freed slot alone sends b's next run.
+    const next = await w.take('run');
+    assert.equal(next.groupId, b.body['id']);
+    w.close();
+  });
+});
+
 describe('worker protocol: resume', () => {
   async function hello(
     w: RawWorker,

@@ -154,8 +154,9 @@ export class Engine {
     run: { taskId: number; attempt: number; workerId: string },
     nodeFailure: boolean,
     runAt = this.o.now(),
+    fact?: FactOf<'requeues'>,
   ): void {
-    this.request('requeues', { ...run, nodeFailure, runAt }).catch((e: unknown) =>
+    this.request('requeues', { ...run, nodeFailure, runAt }, fact).catch((e: unknown) =>
       this.o.logger('warn', 'requeue not committed', {
         taskId: run.taskId,
         err: (e as Error).message,

@@ -80,6 +80,8 @@ export class Session {
   readonly #reservedIds = new Set<number>();
   /** Runs sent and not reported back yet: the worker's busy slots. */
   readonly #sent = new Map<number, SentRun>();
+  /** The frame of this connection the last round of stale revokes went out in; 0: none yet. */
+  #revokeFrame = 0;
   /** Average run time seen (ms, exponentially weighted); null until a run came back. */
   #avgRunMs: number | null = null;
   #tasksDone = 0;
@@ -195,6 +197,19 @@ export class Session {
 
   // ---- connection and liveness -----------------------------------------------
 
+  /**
+   * A beat says the worker has read `frames` frames of this connection: may
+   * it start a round of stale revokes? Only when it has read every frame
+   * sent, the last round's included (the round goes out in the next frame).
+   * Starts the round when it may.
+   */
+  revokeRound(frames: number): boolean {
+    const link = this.#link;
+    if (link === null || frames < link.framesSent || frames < this.#revokeFrame) return false;
+    this.#revokeFrame = link.framesSent + 1;
+    return true;
+  }
+
   /** Anything arrived from the worker. */
   heard(now: number): void {
     this.#lastSeenAt = now;
@@ -203,6 +218,7 @@ export class Session {
   /** The session's first connection, once its record is durable. */
   attach(link: Link): void {
     this.#link = link;
+    this.#revokeFrame = 0;
     this.#closedAt = null;
   }
 
@@ -239,6 +255,7 @@ export class Session {
    */
   resume(link: Link, a: Announced, held: ReadonlyMap<number, number>, now: number): void {
     this.#link = link;
+    this.#revokeFrame = 0;
     this.#closedAt = null;
     this.#lastSeenAt = now;
     this.#slots = a.slots;

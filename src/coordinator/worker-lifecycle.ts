@@ -227,22 +227,37 @@ export class WorkerLifecycle {
       s.expire(r.taskId);
       const lease = this.engine.leases.get(r.taskId);
       if (!holdsLease(lease, r.attempt, s.workerId)) continue;
-      this.giveBack(s, [r]);
-      this.engine.record(
-        fact(
-          'task.lost',
-          { attempt: r.attempt, frame: r.frame, framesReceived: frames },
-          { workerId: s.workerId, groupId: lease.groupId, taskId: r.taskId },
-        ),
+      const ref = { taskId: r.taskId, attempt: r.attempt, workerId: s.workerId };
+      const said = { attempt: r.attempt, frame: r.frame, framesReceived: frames };
+      const scope = { workerId: s.workerId, groupId: lease.groupId, taskId: r.taskId };
+      // Recorded once the requeue really happened (a cancel in the same tick may end it first).
+      this.engine.requeue(ref, false, undefined, (outcome) =>
+        outcome === 'applied' ? fact('task.lost', said, scope) : null,
       );
     }
-    if (s.link !== null && frames >= s.link.framesSent) {
+    // One round of revokes per frame sent: later beats of the same turn, or
+    // beats written before the worker read the round, repeat nothing.
+    if (s.revokeRound(frames)) {
       for (const r of held) {
         if (!holdsLease(this.engine.leases.get(r.taskId), r.attempt, s.workerId))
           s.send({ t: 'revoke', taskId: r.taskId, attempt: r.attempt, reason: 'stale' });
       }
     }
     if (lost.length > 0) this.pump(s);
+  }
+
+  /**
+   * Why a beat's lease report cannot be true, or null: it counts frames
+   * never sent on this connection, or lists more runs than any worker can
+   * hold (twice the slot cap). Each listed run may cost a revoke.
+   */
+  impossibleBeat(link: Link, frames: number, held: number): string | null {
+    if (frames > link.framesSent)
+      return `beat.frames ${frames} counts more frames than were sent on this connection (${link.framesSent})`;
+    const most = 2 * this.o.maxWorkerSlots;
+    if (held > most)
+      return `beat.held lists ${held} runs; a worker holds at most ${most} (2 x maxWorkerSlots)`;
+    return null;
   }
 
   /** Judges every session; declares the dead ones dead; ends runs past their deadline. Runs every sweepMs. */
@@ -270,6 +285,8 @@ export class WorkerLifecycle {
         void this.engine.recordWorker(s.record(h, now));
       }
       this.endOverdue(s, now);
+      // A backstop: any slot freed without a report (a lease ended elsewhere) takes its reserve.
+      this.pump(s);
     }
     this.engine.markDispatch();
   }
@@ -377,11 +394,14 @@ export class WorkerLifecycle {
       s.addReserve(c);
       touched.add(s);
     }
+    for (const r of revoked) {
+      const s = this.sessions.get(r.workerId);
+      if (!s) continue;
+      s.send({ t: 'revoke', taskId: r.taskId, attempt: r.attempt, reason: 'canceled' });
+      // The revoked run's slot is free (the engine dropped its lease): its reserve goes on.
+      touched.add(s);
+    }
     for (const s of touched) this.pump(s);
-    for (const r of revoked)
-      this.sessions
-        .get(r.workerId)
-        ?.send({ t: 'revoke', taskId: r.taskId, attempt: r.attempt, reason: 'canceled' });
   }
 
   private sendRun(s: Session, c: ClaimedTask, now: number): void {

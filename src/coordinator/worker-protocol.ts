@@ -97,9 +97,18 @@ export class WorkerProtocol {
     }
     switch (m.t) {
       case 'beat':
-        s.send({ t: 'beat' });
-        if (m.frames !== undefined && m.held !== undefined && s.leaseReports)
+        if (m.frames !== undefined && m.held !== undefined && s.leaseReports) {
+          const wrong = this.life.impossibleBeat(conn.link, m.frames, m.held.length);
+          if (wrong !== null) {
+            // A worker of ours never sends one: what it says cannot be trusted.
+            this.protocolError(conn, new RegroupError('protocol_error', wrong));
+            conn.closed = true;
+            conn.link.close(1008, 'impossible beat');
+            return;
+          }
+          s.send({ t: 'beat' });
           this.life.onHeld(s, m.frames, m.held);
+        } else s.send({ t: 'beat' });
         return;
       case 'result':
         this.life.freed(s, m.taskId, m.attempt);
