@@ -48,4 +48,40 @@ describe('a stalled coordinator (real processes)', () => {
       `the coordinator logged its stall:\n${server.proc.out.join('\n')}`,
     );
   });
+
+  it('paused for 5 × deadAfterMs with the default close grace: workers whose sockets dropped meanwhile come back and keep their runs', async () => {
+    // The workers' own silence timers cut their sockets during the pause and
+    // their reconnects fail until it ends, so they come back only after a
+    // backoff: longer than the close grace (500 ms) of a connection that
+    // closed. A close noticed right after a stall gets deadAfterMs instead.
+    const server = await startServer(join(tmp.dir, 'stall-close.db'), {
+      extra: ['--heartbeat-ms', '200', '--dead-after-ms', '1000'],
+    });
+    for (const name of ['c1', 'c2', 'c3']) await startWorker(server.url, HANDLERS, name);
+    const client = new Client({ url: server.url });
+    clients.push(client);
+    const inputs = [1, 2, 3].map((n) => ({ n, ms: 7000 }));
+    const group = await client.submit('slowSquare', inputs);
+    await until('the tasks run', async () => (await group.status()).running === 3);
+    server.proc.signal('SIGSTOP');
+    await sleep(5000);
+    server.proc.signal('SIGCONT');
+    const results = (await group.wait()) as { square: number; attempt: number }[];
+    assert.deepEqual(
+      results.map((r) => [r.square, r.attempt]),
+      [
+        [1, 1],
+        [4, 1],
+        [9, 1],
+      ],
+      'every run stayed with its worker',
+    );
+    const r = await fetch(`${server.url}/v1/events?after=0&limit=1000`);
+    const { events } = (await r.json()) as { events: EventView[] };
+    assert.deepEqual(
+      events.filter((e) => e.type === 'worker.dead'),
+      [],
+      'no worker was declared dead',
+    );
+  });
 });

@@ -268,7 +268,9 @@ export class WorkerLifecycle {
     const stall = this.lastSweepAt > 0 ? stalledMs(this.lastSweepAt, now, this.o.sweepMs) : 0;
     this.lastSweepAt = now;
     if (stall > 0) {
-      for (const s of this.sessions.all()) s.creditStall(stall, now);
+      // Silence ends a session deadAfterMs after the stall: a close gets as long.
+      const closeDelayMs = Math.max(0, this.o.deadAfterMs - this.o.closeGraceMs);
+      for (const s of this.sessions.all()) s.creditStall(stall, now, closeDelayMs);
       if (stall >= this.o.heartbeatMs)
         this.o.logger('warn', 'the coordinator stalled; not counted against workers', {
           stalledMs: stall,
