@@ -248,8 +248,10 @@ export class Session {
     // read after it) was most likely cut by the worker's own silence timer,
     // and its reconnects failed while the coordinator could not answer: it
     // comes back after a backoff. Its close grace starts `closeDelayMs` late.
-    this.#stallGraceUntil = now + closeDelayMs;
-    if (this.#closedAt !== null) this.#closedAt = this.#stallGraceUntil;
+    if (closeDelayMs > 0) {
+      this.#stallGraceUntil = now + closeDelayMs;
+      if (this.#closedAt !== null) this.#closedAt = this.#stallGraceUntil;
+    } else if (this.#closedAt !== null) this.#closedAt = Math.min(now, this.#closedAt + ms);
     for (const r of this.#sent.values()) {
       r.sentAt = Math.min(now, r.sentAt + ms);
       r.progressAt = Math.min(now, r.progressAt + ms);

@@ -268,8 +268,11 @@ export class WorkerLifecycle {
     const stall = this.lastSweepAt > 0 ? stalledMs(this.lastSweepAt, now, this.o.sweepMs) : 0;
     this.lastSweepAt = now;
     if (stall > 0) {
-      // Silence ends a session deadAfterMs after the stall: a close gets as long.
-      const closeDelayMs = Math.max(0, this.o.deadAfterMs - this.o.closeGraceMs);
+      // A stall this long may have made the workers cut their sockets (their
+      // silence timers): silence ends a session deadAfterMs after it, and a
+      // close gets as long. A short stall changes no close grace.
+      const cuts = stall >= this.o.deadAfterMs - this.o.heartbeatMs;
+      const closeDelayMs = cuts ? Math.max(0, this.o.deadAfterMs - this.o.closeGraceMs) : 0;
       for (const s of this.sessions.all()) s.creditStall(stall, now, closeDelayMs);
       if (stall >= this.o.heartbeatMs)
         this.o.logger('warn', 'the coordinator stalled; not counted against workers', {
