@@ -8,9 +8,20 @@
  * (b) a typo'd handler: the submit reply says so at once, the log says it once.
  * (c) scheduleTimeoutMs fails the waiting tasks with a clear error; the group ends.
  * (d) a group waiting for a label runs when a worker with that label joins.
+ * (e) a group only an idle worker can run finishes while more than 256 older
+ *     groups of another handler keep a busy worker's few slots full. Dispatch
+ *     used to read the 256 least recently served groups of every shape a
+ *     worker with free slots could run: whenever the busy worker had a slot
+ *     free, all of them its groups, and the idle worker's group was read
+ *     again only once the busy worker had served the groups ahead of it.
+ *     This runs the path end to end (pick, readyTasks, planDispatch); the
+ *     rule itself is pinned in core/runnable.test.ts, as this case does not
+ *     fail the old rule every time (that needs the busy worker to have a
+ *     slot free at every plan).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GroupView, TaskView } from '../src/protocol/http.js';
 import { startServer, startWorker, until } from '../src/testing/procs.js';
@@ -162,5 +173,50 @@ describe('dispatch fairness and waiting reasons (real processes)', () => {
     assert.equal(done.waiting, undefined, 'no longer waiting');
     const values = (await tasksOf(server.url, g.id)).map((t) => t.value);
     assert.deepEqual(values, [4, 9]);
+  });
+
+  it("(e) an idle worker's group runs while 300 groups of another handler keep a busy worker's slots full", async () => {
+    const server = await startServer(join(tmp.dir, 'e.db'));
+    // A worker offering one handler only, which the busy worker does not offer.
+    const renderOnly = join(tmp.dir, 'render-handlers.mjs');
+    writeFileSync(renderOnly, 'export async function render(x) {\n  return x * 10;\n}\n');
+    await startWorker(server.url, HANDLERS, 'busy', ['--concurrency', '4']);
+    await startWorker(server.url, renderOnly, 'idle', ['--concurrency', '1']);
+    // 300 groups of short tasks: far more than the busy worker runs in the
+    // test's time, so every group keeps ready tasks, more than one read
+    // takes (256), and the busy worker has a slot free whenever a task ends.
+    const backlog: Promise<GroupView>[] = [];
+    for (let i = 0; i < 300; i++) {
+      const inputs = Array.from({ length: 20 }, (_, n) => ({ n, ms: 10 }));
+      backlog.push(submit(server.url, { handler: 'slowSquare', inputs }));
+      if (backlog.length % 50 === 0) await Promise.all(backlog);
+    }
+    const busy = await Promise.all(backlog);
+    // One slot: the submit claims one run; the other 19 need dispatch.
+    const inputs = Array.from({ length: 20 }, (_, i) => i + 1);
+    const victim = await submit(server.url, { handler: 'render', inputs });
+    assert.equal(victim.waiting, undefined);
+    const done = await until(
+      'the idle worker to finish its group',
+      async () => {
+        const g = await getGroup(server.url, victim.id);
+        return g.done ? g : null;
+      },
+      10_000,
+    );
+    assert.equal(done.succeeded, 20);
+    const values = (await tasksOf(server.url, victim.id)).map((t) => t.value);
+    assert.deepEqual(
+      values,
+      inputs.map((x) => x * 10),
+    );
+    // It did not wait for the backlog: more groups than one read takes
+    // still have tasks to run.
+    let open = 0;
+    for (let i = 0; i < busy.length; i += 50) {
+      const views = await Promise.all(busy.slice(i, i + 50).map((g) => getGroup(server.url, g.id)));
+      open += views.filter((g) => !g.done).length;
+    }
+    assert.ok(open > 256, `${open} of the 300 groups still running`);
   });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { RunnableIndex, shapeKey, type IndexedGroup } from './runnable.js';
+import { planDispatch, type WorkerCredit } from './dispatch.js';
+import { RunnableIndex, shapeKey, type Credit, type IndexedGroup } from './runnable.js';
 import {
   closest,
   list,
@@ -9,7 +10,6 @@ import {
   MAX_SUGGEST_FROM,
   unschedulableError,
   whyWaiting,
-  type Offer,
 } from './waiting.js';
 
 const SEED = 424_242;
@@ -26,9 +26,11 @@ const group = (
   pending: extra.pending ?? 1,
   options: { requires, scheduleTimeoutMs: extra.scheduleTimeoutMs ?? 0 },
 });
-const offer = (handlers: string[], labels: string[] = []): Offer => ({
+/** A worker's offer, with `free` slots for pick. */
+const offer = (handlers: string[], labels: string[] = [], free = 1): Credit => ({
   handlers: new Set(handlers),
   labels: new Set(labels),
+  free,
 });
 
 void test('shapeKey: requires in any order make one shape; handler and labels cannot blur', () => {
@@ -77,6 +79,156 @@ void test('served: a group read but not served keeps its place at the front', ()
   assert.deepEqual(first, ['g0', 'g1']);
   ix.served(['g0']); // g1 had ready tasks but no slot was left for it
   assert.deepEqual(ix.pick([offer(['a'])], 2).ids, ['g1', 'g2']);
+});
+
+void test('pick: an idle worker is given its group whatever the backlog another, busy worker can run', () => {
+  // 300 old groups of handler a, runnable only by a worker with 2 free slots;
+  // a new gpu group, runnable only by an idle worker. The 256 least recently
+  // served groups are a's: the gpu group used to be read only once the a
+  // worker had served the 45 ahead of it (every 23 ticks here; with 10,000
+  // a groups, every 4,873), the idle worker idle in between.
+  const ix = new RunnableIndex();
+  for (let i = 0; i < 300; i++) ix.update(group(`a${i}`, 'a'));
+  ix.update(group('gpu', 'gpu'));
+  const busy = offer(['a'], [], 2);
+  const idle = offer(['gpu'], [], 8);
+  for (let tick = 0; tick < 20; tick++) {
+    const { ids, candidates } = ix.pick([busy, idle], 256);
+    assert.equal(candidates, 301);
+    assert.equal(ids.length, 256, 'the window is still filled');
+    assert.ok(ids.includes('gpu'), `tick ${tick}: the gpu group is read`);
+    assert.equal(new Set(ids).size, 256);
+    // The a worker serves the two at the front; the gpu group gets runs.
+    ix.served([ids[0]!, ids[1]!, 'gpu']);
+  }
+  // Alone, the busy worker reads the a groups as before: least recently served first.
+  const alone = ix.pick([busy], 4).ids;
+  assert.deepEqual(alone, ['a40', 'a41', 'a42', 'a43']);
+});
+
+void test('pick + planDispatch: the idle worker has its slots filled at every tick', () => {
+  // The engine's loop at the index level: read the picked groups (each has
+  // more ready tasks than any worker has slots), plan, serve the ones given a run.
+  const ix = new RunnableIndex();
+  for (let i = 0; i < 300; i++) ix.update(group(`a${i}`, 'a'));
+  ix.update(group('gpu', 'gpu', ['cuda']));
+  const workers: WorkerCredit[] = [
+    { workerId: 'w1', free: 1, handlers: new Set(['a']), labels: new Set() },
+    { workerId: 'w2', free: 3, handlers: new Set(['gpu']), labels: new Set(['cuda']) },
+  ];
+  let taskId = 0;
+  for (let tick = 0; tick < 30; tick++) {
+    const { ids } = ix.pick(workers, 256);
+    const lists = ids.map((id) => {
+      const handler = id === 'gpu' ? 'gpu' : 'a';
+      const requires = id === 'gpu' ? ['cuda'] : [];
+      return Array.from({ length: 4 }, () => ({
+        taskId: ++taskId,
+        groupId: id,
+        handler,
+        requires,
+      }));
+    });
+    const plan = planDispatch(lists, workers);
+    const groupOf = new Map(lists.flat().map((c) => [c.taskId, c.groupId]));
+    const perWorker = (w: string): number => plan.filter((a) => a.workerId === w).length;
+    assert.deepEqual([perWorker('w1'), perWorker('w2')], [1, 3], `tick ${tick}`);
+    ix.served(new Set(plan.map((a) => groupOf.get(a.taskId)!)));
+  }
+});
+
+void test('pick: when the shares outgrow the window, each kind of worker gets one a round', () => {
+  const ix = new RunnableIndex();
+  for (let i = 0; i < 300; i++) ix.update(group(`a${i}`, 'a'));
+  for (let i = 0; i < 5; i++) ix.update(group(`g${i}`, 'gpu'));
+  const ids = ix.pick([offer(['a'], [], 10), offer(['gpu'], [], 10)], 4).ids;
+  assert.deepEqual(ids, ['a0', 'a1', 'g0', 'g1']);
+  // Two workers offering the same are one kind: their slots add up, and
+  // they do not crowd out the other kind.
+  const same = [offer(['a'], [], 1), offer(['a'], [], 1), offer(['a'], [], 1)];
+  assert.deepEqual(ix.pick([...same, offer(['gpu'], [], 1)], 2).ids, ['a0', 'g0']);
+});
+
+void test('pick: a worker that runs both shapes takes from both by age; the one-shape worker keeps its share', () => {
+  const ix = new RunnableIndex();
+  for (let i = 0; i < 300; i++) ix.update(group(`a${i}`, 'a'));
+  ix.update(group('g', 'gpu'));
+  const both = offer(['a', 'gpu'], [], 2);
+  const gpuOnly = offer(['gpu'], [], 1);
+  // No room beyond the shares: both takes the two oldest (a's), gpuOnly the gpu group.
+  assert.deepEqual(ix.pick([both, gpuOnly], 3).ids, ['a0', 'a1', 'g']);
+  assert.deepEqual(ix.pick([gpuOnly, both], 2).ids, ['a0', 'g']);
+  // Without the gpu-only worker, the gpu group waits its turn in age order.
+  let turns = 0;
+  while (!ix.pick([both], 2).ids.includes('g')) {
+    ix.served(ix.pick([both], 2).ids);
+    turns++;
+  }
+  assert.equal(turns, 150, 'read once the 300 older ones were served');
+});
+
+void test('pick: property: bounded, distinct, runnable, and every worker owed its free slots', () => {
+  const handlers = ['a', 'b', 'c'];
+  const labels = ['x', 'y'];
+  const arbOffer = fc.record({
+    handlers: fc.subarray(handlers, { minLength: 1 }),
+    labels: fc.subarray(labels),
+    free: fc.integer({ min: 0, max: 6 }),
+  });
+  const arbGroup = fc.record({
+    handler: fc.constantFrom(...handlers, 'nobody'),
+    requires: fc.subarray(labels),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(arbOffer, { maxLength: 5 }),
+      fc.array(arbGroup, { maxLength: 80 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.array(fc.nat(), { maxLength: 30 }),
+      (ws, gs, max, serve) => {
+        const ix = new RunnableIndex();
+        const spec = new Map<string, { handler: string; requires: string[] }>();
+        gs.forEach((g, i) => {
+          ix.update(group(`g${i}`, g.handler, g.requires));
+          spec.set(`g${i}`, g);
+        });
+        // Some groups were served before: the lines are not in submit order.
+        const order = [...spec.keys()];
+        const served = serve.filter((k) => k < order.length).map((k) => order[k]!);
+        ix.served(served);
+        const workers = ws.map((w) => offer(w.handlers, w.labels, w.free));
+        const runs = (w: Credit, id: string): boolean => {
+          const g = spec.get(id)!;
+          return w.handlers.has(g.handler) && g.requires.every((l) => w.labels.has(l));
+        };
+        const free = workers.filter((w) => w.free > 0);
+        const runnable = order.filter((id) => free.some((w) => runs(w, id)));
+        const { ids, candidates } = ix.pick(workers, max);
+        assert.equal(candidates, runnable.length);
+        assert.equal(ids.length, Math.min(max, runnable.length), 'the window is filled');
+        assert.equal(new Set(ids).size, ids.length);
+        for (const id of ids) assert.ok(runnable.includes(id), `${id} is runnable`);
+        // The line, least recently served first; the ids come in its order.
+        const line = [...order];
+        for (const id of served) line.push(...line.splice(line.indexOf(id), 1));
+        const rank = new Map(line.map((id, i) => [id, i]));
+        ids.slice(1).forEach((id, i) => assert.ok(rank.get(ids[i]!)! < rank.get(id)!));
+        // When the shares fit in the window, each worker with free slots has
+        // the least recently served groups it can run read, as many as its free slots.
+        if (free.reduce((n, w) => n + w.free, 0) <= max) {
+          for (const w of free) {
+            const owed = line.filter((id) => runs(w, id)).slice(0, w.free);
+            for (const id of owed) assert.ok(ids.includes(id), `${id} is read for ${w.free} free`);
+          }
+        }
+        // One worker with free slots: the `max` least recently served, as before.
+        if (free.length === 1) {
+          assert.deepEqual(ids, line.filter((id) => runnable.includes(id)).slice(0, max));
+        }
+      },
+    ),
+    { seed: SEED, numRuns: 500 },
+  );
 });
 
 void test('update: a group leaves the index when nothing is pending or it is canceled, and can come back', () => {
@@ -220,7 +372,7 @@ void test('judge: the same workers judge only new shapes; new offers (a resume) 
     [['g1', undefined]],
   );
   assert.equal(ix.waiting('g1'), undefined);
-  assert.deepEqual(ix.pick([resumed], 10).ids, ['g1']);
+  assert.deepEqual(ix.pick([{ ...resumed, free: 1 }], 10).ids, ['g1']);
   // It goes: the group waits again, and pick skips it.
   changes = ix.judge([], 40);
   assert.deepEqual(

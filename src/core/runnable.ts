@@ -3,11 +3,13 @@
  * (handler + sorted required labels), held by the engine in memory and kept
  * from each tick's changed groups. Dispatch asks it which groups to read:
  * only groups of shapes some worker with free slots can run, at most `max`
- * a tick, least recently served first. A group goes to the back of the line
- * when it was served (it got a run, or it had nothing ready: a retry
- * backoff); one that had ready tasks but got no slot keeps its place. So
- * every runnable group is read within ceil(runnable groups / max) ticks
- * that have free slots, whatever the number of groups no worker can run.
+ * a tick, least recently served first. Each worker with free slots is owed
+ * that many of the groups it can run (its share of the read), the rest of
+ * the `max` going to the least recently served groups of all: so a worker
+ * is given work whatever the backlog of groups only other workers can run.
+ * A group goes to the back of the line when it was served (it got a run, or
+ * it had nothing ready: a retry backoff); one that had ready tasks but got
+ * no slot keeps its place. Groups no worker can run cost nothing at a read.
  *
  * It also keeps why a group waits (core/waiting.ts): `judge` is told the
  * connected workers and says which groups started or stopped waiting.
@@ -52,6 +54,23 @@ interface Shape {
   judged: number;
   /** The reason said for a person, made when first asked for at an offers version. */
   said: { version: number; reason: WaitingReason } | null;
+}
+
+/** A worker with free slots, as dispatch sees it (core/dispatch.ts's WorkerCredit is one). */
+export interface Credit extends Offer {
+  free: number;
+}
+
+/** A runnable shape's line at a pick: what is not read yet, from its head. */
+interface Line {
+  readonly it: Iterator<Entry, undefined>;
+  head: Entry | undefined;
+}
+
+/** Workers with free slots that can run the same shapes: the groups they are owed at a pick. */
+interface Kind {
+  readonly shapes: readonly number[];
+  owed: number;
 }
 
 /** A group that started or stopped waiting at a judge. */
@@ -150,37 +169,93 @@ export class RunnableIndex {
 
   /**
    * The groups to read this tick: at most `max`, of shapes some of `workers`
-   * (the ones with free slots) can run, least recently served first.
-   * `candidates` counts every group of those shapes. Costs O(max x shapes).
+   * (the ones with free slots) can run, in two passes.
+   *
+   * Shares: workers that can run the same indexed shapes are one kind, owed
+   * their free slots summed. In rounds, each kind still owed takes the least
+   * recently served group it can run that no kind took yet, one a round
+   * (kinds in order of the least recently served group each can run). So a
+   * worker's free slots face groups it can run whatever the number of older
+   * groups only other workers can run; a worker that runs several shapes
+   * takes from them all by when they were served.
+   *
+   * Fill: the rest of the `max` goes to the least recently served groups of
+   * every runnable shape, as if no share had been taken (a group read with
+   * nothing ready costs a read, not a slot; backoffs are swept as fast).
+   *
+   * The ids come least recently served first. `candidates` counts every group
+   * of the runnable shapes. Costs O((max + kinds) x shapes), plus
+   * O(workers x shapes) offer tests.
    */
-  pick(workers: readonly Offer[], max: number): { ids: string[]; candidates: number } {
-    const lines: Iterator<Entry, undefined>[] = [];
-    const heads: (Entry | undefined)[] = [];
+  pick(workers: readonly Credit[], max: number): { ids: string[]; candidates: number } {
+    const lines: Line[] = [];
+    const canRun: number[][] = workers.map(() => []);
     let candidates = 0;
     for (const s of this.shapes.values()) {
       // No connected worker could run it at the last judge: none with free slots can.
       if (s.code !== null && s.judged === this.version) continue;
-      if (!workers.some((w) => offers(w, s.handler, s.requires))) continue;
-      candidates += s.groups.size;
-      const it = s.groups.values() as Iterator<Entry, undefined>;
-      lines.push(it);
-      heads.push(it.next().value);
+      let line = -1;
+      workers.forEach((w, i) => {
+        if (w.free <= 0 || !offers(w, s.handler, s.requires)) return;
+        if (line < 0) {
+          const it = s.groups.values() as Iterator<Entry, undefined>;
+          line = lines.push({ it, head: it.next().value }) - 1;
+          candidates += s.groups.size;
+        }
+        canRun[i]!.push(line);
+      });
     }
-    const ids: string[] = [];
-    while (ids.length < max) {
+    const kinds = new Map<string, Kind>();
+    workers.forEach((w, i) => {
+      const shapes = canRun[i]!;
+      if (shapes.length === 0) return;
+      const key = shapes.join(',');
+      const kind = kinds.get(key);
+      if (kind) kind.owed += w.free;
+      else kinds.set(key, { shapes, owed: w.free });
+    });
+    const picked: Entry[] = [];
+    /** The line of `shapes` whose next group was least recently served; -1 when all are read. */
+    const oldest = (shapes: readonly number[]): number => {
       let best = -1;
       let bestStamp = Infinity;
-      heads.forEach((h, i) => {
+      for (const i of shapes) {
+        const h = lines[i]!.head;
         if (h !== undefined && h.stamp < bestStamp) {
           best = i;
           bestStamp = h.stamp;
         }
-      });
-      if (best < 0) break;
-      ids.push(heads[best]!.id);
-      heads[best] = lines[best]!.next().value;
+      }
+      return best;
+    };
+    const take = (i: number): void => {
+      const line = lines[i]!;
+      picked.push(line.head!);
+      line.head = line.it.next().value;
+    };
+    let owed = [...kinds.values()]
+      .map((k) => ({ k, stamp: lines[oldest(k.shapes)]!.head!.stamp }))
+      .sort((x, y) => x.stamp - y.stamp)
+      .map(({ k }) => k);
+    while (owed.length > 0 && picked.length < max) {
+      const next: Kind[] = [];
+      for (const k of owed) {
+        if (picked.length >= max) break;
+        const i = oldest(k.shapes);
+        if (i < 0) continue; // everything it can run is taken
+        take(i);
+        if (--k.owed > 0) next.push(k);
+      }
+      owed = next;
     }
-    return { ids, candidates };
+    const all = lines.map((_, i) => i);
+    while (picked.length < max) {
+      const i = oldest(all);
+      if (i < 0) break;
+      take(i);
+    }
+    picked.sort((x, y) => x.stamp - y.stamp);
+    return { ids: picked.map((e) => e.id), candidates };
   }
 
   /** These groups were served: each goes to the back of its line. */
