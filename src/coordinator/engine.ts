@@ -184,6 +184,20 @@ export class Engine {
     logFact(this.o.logger, e);
   }
 
+  /**
+   * Records what a committed op's outcome means. The commit happened: a
+   * fact that cannot be made is logged, never allowed to fail the tick (its
+   * ops would be answered as if they had not been committed).
+   */
+  private recordOutcome(fact: FactOf<OpKind>, outcome: unknown): void {
+    try {
+      const f = fact(outcome as never);
+      if (f) this.record(f);
+    } catch (e) {
+      this.o.logger('error', 'a fact could not be recorded', { err: (e as Error).message });
+    }
+  }
+
   /** A tick within EVENT_LAZY_MS, unless one comes sooner. */
   private scheduleLazy(): void {
     if (this.eventTimer !== null || this.eventsDue || this.stopped) return;
@@ -348,8 +362,7 @@ export class Engine {
       for (const k of OP_KINDS) {
         const results = outcome[k] as unknown[];
         (batch[k] as Queued<OpKind>[]).forEach((q, i) => {
-          const f = q.fact?.(results[i] as never);
-          if (f) this.record(f);
+          if (q.fact) this.recordOutcome(q.fact, results[i]);
         });
       }
       for (const g of outcome.changedGroups) this.runnable.update(g);
