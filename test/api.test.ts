@@ -338,6 +338,15 @@ describe('worker protocol: fencing and bad messages', () => {
 
 describe('worker protocol: lease reports and reserves', () => {
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  /** A worker welcomed with one slot whose beats report frames and held runs. */
+  async function reporting(name: string): Promise<RawWorker> {
+    const w = new RawWorker(url);
+    await w.open();
+    const hello = { t: 'hello', protocol: 1, name, handlers: ['x'], slots: 1, labels: [] };
+    w.send({ ...hello, leaseReports: true });
+    await w.take('welcome');
+    return w;
+  }
 
   it('a beat that counts frames never sent, or lists more runs than any worker holds, is refused and the connection closed', async () => {
     for (const beat of [
@@ -348,18 +357,7 @@ describe('worker protocol: lease reports and reserves', () => {
         held: Array.from({ length: 2 * 1024 + 1 }, (_, i) => ({ taskId: i + 1, attempt: 1 })),
       },
     ]) {
-      const w = new RawWorker(url);
-      await w.open();
-      const hello = {
-        t: 'hello',
-        protocol: 1,
-        name: 'liar',
-        handlers: ['x'],
-        slots: 1,
-        labels: [],
-      };
-      w.send({ ...hello, leaseReports: true });
-      await w.take('welcome');
+      const w = await reporting('liar');
       const closed = new Promise<number>((r) => w.ws.once('close', (code: number) => r(code)));
       // The hello said the worker reports leases: the coordinator reads held and frames.
       w.send(beat);
@@ -371,18 +369,7 @@ describe('worker protocol: lease reports and reserves', () => {
   });
 
   it('beats in one frame listing runs the worker should not hold get one round of revokes', async () => {
-    const w = new RawWorker(url);
-    await w.open();
-    const hello = {
-      t: 'hello',
-      protocol: 1,
-      name: 'forgetful',
-      handlers: ['x'],
-      slots: 1,
-      labels: [],
-    };
-    w.send({ ...hello, leaseReports: true });
-    await w.take('welcome');
+    const w = await reporting('forgetful');
     const held = [1001, 1002, 1003].map((taskId) => ({ taskId, attempt: 1 }));
     w.send(...Array.from({ length: 50 }, () => ({ t: 'beat', frames: 1, held })));
     await until('the beat replies', () => w.inbox.filter((m) => m.t === 'beat').length === 50);
