@@ -6,6 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '../src/client/index.js';
 import type { EventView } from '../src/protocol/http.js';
@@ -51,22 +52,38 @@ describe('a stalled coordinator (real processes)', () => {
 
   it('paused for 5 × deadAfterMs with the default close grace: workers whose sockets dropped meanwhile come back and keep their runs', async () => {
     // The workers' own silence timers cut their sockets during the pause and
-    // their reconnects fail until it ends, so they come back only after a
-    // backoff: longer than the close grace (500 ms) of a connection that
-    // closed. A close noticed right after a stall gets deadAfterMs instead.
+    // their reconnects time out until it ends, so they come back only after
+    // a backoff: often longer than the close grace (500 ms) of a closed
+    // connection. A stall that long gives every session stallGraceMs.
     const server = await startServer(join(tmp.dir, 'stall-close.db'), {
       extra: ['--heartbeat-ms', '200', '--dead-after-ms', '1000'],
     });
-    for (const name of ['c1', 'c2', 'c3']) await startWorker(server.url, HANDLERS, name);
+    const runLog = join(tmp.dir, 'stall-close-runs.jsonl');
+    writeFileSync(runLog, '');
+    const env = { REGROUP_RUN_LOG: runLog };
+    for (const name of ['c1', 'c2', 'c3']) await startWorker(server.url, HANDLERS, name, [], env);
     const client = new Client({ url: server.url });
     clients.push(client);
     const inputs = [1, 2, 3].map((n) => ({ n, ms: 7000 }));
     const group = await client.submit('slowSquare', inputs);
-    await until('the tasks run', async () => (await group.status()).running === 3);
+    // Running on the workers, not only claimed: a run still on its way when
+    // the coordinator stops never reaches its worker and is rightly run again.
+    const started = (): number => readFileSync(runLog, 'utf8').split('\n').filter(Boolean).length;
+    await until('the workers run the tasks', () => started() === 3);
     server.proc.signal('SIGSTOP');
     await sleep(5000);
     server.proc.signal('SIGCONT');
     const results = (await group.wait()) as { square: number; attempt: number }[];
+    const events = await until('the group.done event', async () => {
+      const r = await fetch(`${server.url}/v1/events?after=0&limit=1000`);
+      const all = ((await r.json()) as { events: EventView[] }).events;
+      return all.some((e) => e.type === 'group.done') ? all : null;
+    });
+    assert.deepEqual(
+      events.filter((e) => e.type === 'worker.dead'),
+      [],
+      `no worker was declared dead:\n${server.proc.out.join('\n')}`,
+    );
     assert.deepEqual(
       results.map((r) => [r.square, r.attempt]),
       [
@@ -74,14 +91,8 @@ describe('a stalled coordinator (real processes)', () => {
         [4, 1],
         [9, 1],
       ],
-      'every run stayed with its worker',
+      `every run stayed with its worker: ${JSON.stringify(events.map((e) => [e.type, e.workerId, e.taskId]))}`,
     );
-    const r = await fetch(`${server.url}/v1/events?after=0&limit=1000`);
-    const { events } = (await r.json()) as { events: EventView[] };
-    assert.deepEqual(
-      events.filter((e) => e.type === 'worker.dead'),
-      [],
-      'no worker was declared dead',
-    );
+    assert.equal(started(), 3, 'no task started twice');
   });
 });

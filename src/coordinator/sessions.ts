@@ -82,8 +82,8 @@ export class Session {
   readonly #sent = new Map<number, SentRun>();
   /** The frame of this connection the last round of stale revokes went out in; 0: none yet. */
   #revokeFrame = 0;
-  /** A close noticed before this (ms epoch) follows a stall of the coordinator: its grace starts here. */
-  #stallGraceUntil = 0;
+  /** Not judged dead before this (ms epoch): set after a stall that cuts connections (stallGraceMs). */
+  #graceUntil = 0;
   /** Average run time seen (ms, exponentially weighted); null until a run came back. */
   #avgRunMs: number | null = null;
   #tasksDone = 0;
@@ -135,7 +135,12 @@ export class Session {
     return this.#lastSeenAt;
   }
 
-  /** When its connection closed, for the close grace: after a stall, when the grace starts (see creditStall). */
+  /** Not judged dead before this (ms epoch); 0: no grace. */
+  get graceUntil(): number {
+    return this.#graceUntil;
+  }
+
+  /** When its connection closed, or null while connected. */
   get closedAt(): number | null {
     return this.#closedAt;
   }
@@ -229,7 +234,7 @@ export class Session {
   /** Its connection closed (a resume may still come, within closeGraceMs). */
   detach(now: number): void {
     this.#link = null;
-    this.#closedAt = Math.max(now, this.#stallGraceUntil);
+    this.#closedAt = now;
   }
 
   /** Declared dead or gone: no link any more, nothing more is sent. */
@@ -242,16 +247,13 @@ export class Session {
    * stalledMs): that time is not this worker's silence, nor part of its
    * close grace, nor time its runs took. Never moves a time past `now`.
    */
-  creditStall(ms: number, now: number, closeDelayMs: number): void {
+  creditStall(ms: number, now: number, graceMs: number): void {
     this.#lastSeenAt = Math.min(now, this.#lastSeenAt + ms);
-    // A connection that closed during the stall (or closes as its sockets are
-    // read after it) was most likely cut by the worker's own silence timer,
-    // and its reconnects failed while the coordinator could not answer: it
-    // comes back after a backoff. Its close grace starts `closeDelayMs` late.
-    if (closeDelayMs > 0) {
-      this.#stallGraceUntil = now + closeDelayMs;
-      if (this.#closedAt !== null) this.#closedAt = this.#stallGraceUntil;
-    } else if (this.#closedAt !== null) this.#closedAt = Math.min(now, this.#closedAt + ms);
+    if (this.#closedAt !== null) this.#closedAt = Math.min(now, this.#closedAt + ms);
+    // A stall long enough to cut connections (the worker's own silence timer,
+    // then reconnects that fail until it ends): the worker comes back after
+    // a backoff, so it is not judged dead for `graceMs` (core stallGraceMs).
+    if (graceMs > 0) this.#graceUntil = Math.max(this.#graceUntil, now + graceMs);
     for (const r of this.#sent.values()) {
       r.sentAt = Math.min(now, r.sentAt + ms);
       r.progressAt = Math.min(now, r.progressAt + ms);

@@ -7,7 +7,7 @@
 import { RegroupError } from '../core/errors.js';
 import { fact } from '../core/events.js';
 import { decideNodeFailure } from '../core/retry.js';
-import { stalledMs } from '../core/liveness.js';
+import { stallGraceMs, stalledMs } from '../core/liveness.js';
 import { holdsLease } from '../core/fence.js';
 import { deadlineError, grantedSlots } from '../core/deadline.js';
 import { PROTOCOL_VERSION, type Hello, type RunRef, type Welcome } from '../protocol/worker.js';
@@ -268,12 +268,8 @@ export class WorkerLifecycle {
     const stall = this.lastSweepAt > 0 ? stalledMs(this.lastSweepAt, now, this.o.sweepMs) : 0;
     this.lastSweepAt = now;
     if (stall > 0) {
-      // A stall this long may have made the workers cut their sockets (their
-      // silence timers): silence ends a session deadAfterMs after it, and a
-      // close gets as long. A short stall changes no close grace.
-      const cuts = stall >= this.o.deadAfterMs - this.o.heartbeatMs;
-      const closeDelayMs = cuts ? Math.max(0, this.o.deadAfterMs - this.o.closeGraceMs) : 0;
-      for (const s of this.sessions.all()) s.creditStall(stall, now, closeDelayMs);
+      const graceMs = stallGraceMs(stall, this.o);
+      for (const s of this.sessions.all()) s.creditStall(stall, now, graceMs);
       if (stall >= this.o.heartbeatMs)
         this.o.logger('warn', 'the coordinator stalled; not counted against workers', {
           stalledMs: stall,

@@ -7,6 +7,7 @@ import {
   judgeWorker,
   nextJudgementAt,
   STALL_TOLERANCE_MS,
+  stallGraceMs,
   stalledMs,
   type LivenessOptions,
   type SessionView,
@@ -180,4 +181,16 @@ describe('stalledMs: time the coordinator itself could not hear', () => {
     const credited = { ...s, lastSeenAt: Math.min(now, s.lastSeenAt + stalledMs(1000, now, 100)) };
     assert.equal(judgeWorker(credited, now, o), 'alive');
   });
+});
+
+void test('after a stall that cuts connections, no session is judged dead before its grace ends', () => {
+  assert.equal(stallGraceMs(o.deadAfterMs - o.heartbeatMs - 1, o), 0, 'too short to cut a socket');
+  const g = stallGraceMs(5000, o);
+  assert.equal(g, 2 * o.deadAfterMs + o.closeGraceMs);
+  // Silent since 1000 and closed at 1200; the stall ended at 1500.
+  const s = session({ closedAt: 1200, graceUntil: 1500 + g });
+  assert.deepEqual(at(s, 1700, 3000, 1500 + g - 1), ['suspect', 'suspect', 'suspect']);
+  assert.deepEqual(at(s, 1500 + g), ['dead']);
+  // A draining session stays draining through the grace.
+  assert.deepEqual(at(session({ draining: true, graceUntil: 9000 }), 5000), ['draining']);
 });

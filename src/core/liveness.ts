@@ -21,6 +21,12 @@ export interface SessionView {
   /** When its connection closed, or null while connected. */
   closedAt: number | null;
   draining: boolean;
+  /**
+   * Until then it is not judged dead, whatever its silence or close: a
+   * coordinator stall long enough to cut connections (stallGraceMs) gives
+   * every session this long to come back. Absent or 0: no grace.
+   */
+  graceUntil?: number;
 }
 
 /**
@@ -33,8 +39,9 @@ export interface SessionView {
  */
 export function judgeWorker(s: SessionView, now: number, o: LivenessOptions): WorkerHealth {
   const silentMs = now - s.lastSeenAt;
-  if (silentMs >= o.deadAfterMs) return 'dead';
-  if (s.closedAt !== null && now - s.closedAt >= o.closeGraceMs) return 'dead';
+  const grace = s.graceUntil !== undefined && now < s.graceUntil;
+  if (!grace && silentMs >= o.deadAfterMs) return 'dead';
+  if (!grace && s.closedAt !== null && now - s.closedAt >= o.closeGraceMs) return 'dead';
   if (s.draining) return 'draining';
   if (s.closedAt !== null || silentMs > o.heartbeatMs * 1.5) return 'suspect';
   return 'alive';
@@ -61,6 +68,21 @@ export function stalledMs(
 /** Lateness of a sweep below this is timer jitter, not a stall. */
 export const STALL_TOLERANCE_MS = 20;
 
+/**
+ * After a stall of `stallMs`, how long every session has to come back
+ * before it can be judged dead; 0 when the stall was too short to cut a
+ * connection. A stall of deadAfterMs - heartbeatMs or more makes each
+ * worker's own silence timer cut its socket, and its reconnects fail (each
+ * after a handshake timeout of deadAfterMs) until the stall ends: it comes
+ * back within a handshake timeout plus its reconnect backoff plus the
+ * resume. 2 x deadAfterMs + closeGraceMs covers a backoff up to
+ * deadAfterMs (the worker's default reconnectMaxMs, 1 s, is less).
+ */
+export function stallGraceMs(stallMs: number, o: LivenessOptions): number {
+  if (stallMs < o.deadAfterMs - o.heartbeatMs) return 0;
+  return 2 * o.deadAfterMs + o.closeGraceMs;
+}
+
 /** Whether a worker in this health may be given new tasks. */
 export function canTakeWork(health: WorkerHealth): boolean {
   return health === 'alive';
@@ -72,10 +94,12 @@ export function canTakeWork(health: WorkerHealth): boolean {
  * suspect it may lie in the past: the shell should take max(now, it).
  */
 export function nextJudgementAt(s: SessionView, o: LivenessOptions): number {
+  // A death cannot come before the grace ends.
+  const dead = (t: number): number => Math.max(t, s.graceUntil ?? 0);
   const candidates = [
-    s.lastSeenAt + o.deadAfterMs,
+    dead(s.lastSeenAt + o.deadAfterMs),
     Math.floor(s.lastSeenAt + o.heartbeatMs * 1.5) + 1,
   ];
-  if (s.closedAt !== null) candidates.push(s.closedAt + o.closeGraceMs);
+  if (s.closedAt !== null) candidates.push(dead(s.closedAt + o.closeGraceMs));
   return Math.min(...candidates);
 }
