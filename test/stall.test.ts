@@ -19,6 +19,18 @@ const tmp = realProcesses('regroup-stall-', () => {
   for (const c of clients) c.close();
 });
 
+/**
+ * The runs the workers started, from the fixture's run log. A test pauses
+ * the coordinator only once its runs are running on the workers, not only
+ * claimed: a run still on its way when the coordinator stops never reaches
+ * its worker and is rightly run again (attempt 2).
+ */
+function runLog(name: string): { file: string; started: () => number } {
+  const file = join(tmp.dir, name);
+  writeFileSync(file, '');
+  return { file, started: () => readFileSync(file, 'utf8').split('\n').filter(Boolean).length };
+}
+
 describe('a stalled coordinator (real processes)', () => {
   it('paused for 3 × deadAfterMs: no healthy worker is declared dead, the long task stays on attempt 1', async () => {
     // A close grace long enough for the worker to come back through its own
@@ -26,11 +38,12 @@ describe('a stalled coordinator (real processes)', () => {
     const server = await startServer(join(tmp.dir, 'stall.db'), {
       extra: ['--heartbeat-ms', '200', '--dead-after-ms', '1000', '--close-grace-ms', '5000'],
     });
-    await startWorker(server.url, HANDLERS, 'w1');
+    const runs = runLog('stall-runs.jsonl');
+    await startWorker(server.url, HANDLERS, 'w1', [], { REGROUP_RUN_LOG: runs.file });
     const client = new Client({ url: server.url });
     clients.push(client);
     const group = await client.submit('slowSquare', [{ n: 7, ms: 5000 }]);
-    await until('the task runs', async () => (await group.status()).running === 1);
+    await until('the worker runs the task', () => runs.started() === 1);
     server.proc.signal('SIGSTOP');
     await sleep(3000);
     server.proc.signal('SIGCONT');
@@ -58,18 +71,14 @@ describe('a stalled coordinator (real processes)', () => {
     const server = await startServer(join(tmp.dir, 'stall-close.db'), {
       extra: ['--heartbeat-ms', '200', '--dead-after-ms', '1000'],
     });
-    const runLog = join(tmp.dir, 'stall-close-runs.jsonl');
-    writeFileSync(runLog, '');
-    const env = { REGROUP_RUN_LOG: runLog };
+    const runs = runLog('stall-close-runs.jsonl');
+    const env = { REGROUP_RUN_LOG: runs.file };
     for (const name of ['c1', 'c2', 'c3']) await startWorker(server.url, HANDLERS, name, [], env);
     const client = new Client({ url: server.url });
     clients.push(client);
     const inputs = [1, 2, 3].map((n) => ({ n, ms: 7000 }));
     const group = await client.submit('slowSquare', inputs);
-    // Running on the workers, not only claimed: a run still on its way when
-    // the coordinator stops never reaches its worker and is rightly run again.
-    const started = (): number => readFileSync(runLog, 'utf8').split('\n').filter(Boolean).length;
-    await until('the workers run the tasks', () => started() === 3);
+    await until('the workers run the tasks', () => runs.started() === 3);
     server.proc.signal('SIGSTOP');
     await sleep(5000);
     server.proc.signal('SIGCONT');
@@ -93,6 +102,6 @@ describe('a stalled coordinator (real processes)', () => {
       ],
       `every run stayed with its worker: ${JSON.stringify(events.map((e) => [e.type, e.workerId, e.taskId]))}`,
     );
-    assert.equal(started(), 3, 'no task started twice');
+    assert.equal(runs.started(), 3, 'no task started twice');
   });
 });
