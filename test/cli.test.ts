@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
@@ -399,5 +399,18 @@ describe('regroup CLI against a real coordinator', () => {
     assert.match(r.stderr, /^group g_\S+: 3 tasks$/m);
     assert.match(r.stderr, /^progress: 3\/3 finished, 0 failed$/m);
     assert.ok(!r.stderr.includes('\x1b['), 'no bar, no escape codes');
+  });
+
+  it('--version prints the package version; one task is "1 task"', async () => {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as { version: string };
+    const v = await cli('--version');
+    assert.equal(v.code, 0, v.stderr);
+    assert.equal(v.stdout, `${pkg.version}\n`);
+    const flag = join(dir, 'never');
+    const one = await start(['submit', '--handler', 'flaky'], JSON.stringify({ n: 2, flag })).done;
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stderr, /^group g_\S+: 1 task$/m);
   });
 });

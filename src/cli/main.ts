@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `regroup` command line. Each command lives in its own file and is listed here. */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common.js';
 import { statusCommand } from './status.js';
@@ -23,9 +24,16 @@ const commands: (() => Command)[] = [
   demoCommand,
 ];
 
+/** The package's version, from its package.json (dist/src/cli/main.js is three levels below it). */
+export function packageVersion(): string {
+  const file = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command('regroup')
     .description('fault-tolerant distributed task runner')
+    .version(packageVersion(), '-V, --version', 'print the version of regroup')
     .showHelpAfterError('(run with --help for usage)');
   for (const make of commands) program.addCommand(make());
   // Usage errors exit 2 like every other error of ours (commander's default is 1).

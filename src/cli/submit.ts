@@ -94,7 +94,9 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
       ...(flags.policy === undefined ? {} : { policy: flags.policy }),
       ...(Object.keys(options).length === 0 ? {} : { options }),
     });
-    process.stderr.write(`group ${group.id}: ${inputs.length} tasks\n`);
+    process.stderr.write(
+      `group ${group.id}: ${inputs.length} ${inputs.length === 1 ? 'task' : 'tasks'}\n`,
+    );
     if (!flags.wait) {
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(await group.status())}\n`);
