@@ -1,5 +1,5 @@
 /** The public API of regroup. */
-export { Client, type SubmitOptions } from './client/index.js';
+export { Client, type SubmitOptions, type ClientOptions, type RetryInfo } from './client/index.js';
 export { Group, OpenGroup } from './client/group.js';
 export { GroupFailedError, type Outcome } from './client/outcome.js';
 export {

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,6 +96,15 @@ after(async () => {
   cleanup();
   assert.equal(liveProcesses(), 0, 'a test left a process running');
 });
+
+/** A port nothing listens on (bound, read, closed). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
 
 /** A group of flaky tasks, 0..n-1, one attempt each: the odd ones fail until `flag` exists. */
 async function flakyGroup(n: number, flag: string): Promise<string> {
@@ -399,6 +409,75 @@ describe('regroup CLI against a real coordinator', () => {
     assert.match(r.stderr, /^group g_\S+: 3 tasks$/m);
     assert.match(r.stderr, /^progress: 3\/3 finished, 0 failed$/m);
     assert.ok(!r.stderr.includes('\x1b['), 'no bar, no escape codes');
+  });
+
+  it('mistakes say what to fix: a malformed group id, no inputs (nothing submitted), and --json keeps stderr JSON', async () => {
+    const bad = await cli('tasks', 'bad id!');
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /^regroup: group_not_found: no group with id "bad id!": a group id is 1 to 100 letters, digits/,
+    );
+    const before = (await client.listGroups({ limit: 1000 })).length;
+    const empty = join(dir, 'empty.jsonl');
+    writeFileSync(empty, '\n\n');
+    const none = await cli('submit', '--handler', 'flaky', '--file', empty);
+    assert.equal(none.code, 2);
+    assert.equal(none.stdout, '');
+    assert.match(
+      none.stderr,
+      /^regroup: bad_request: no inputs: .*empty\.jsonl holds no JSON lines.*--allow-empty/,
+    );
+    const piped = await start(['submit', '--handler', 'flaky'], '').done;
+    assert.match(piped.stderr, /^regroup: bad_request: no inputs: stdin holds no JSON lines/);
+    assert.equal((await client.listGroups({ limit: 1000 })).length, before, 'nothing submitted');
+    const allowed = await cli('submit', '--handler', 'flaky', '--file', empty, '--allow-empty');
+    assert.deepEqual([allowed.code, allowed.stdout], [0, '']);
+    assert.match(allowed.stderr, /^group g_\S+: 0 tasks$/m);
+    const flag = join(dir, 'never');
+    const j = await start(
+      ['submit', '--handler', 'flaky', '--json'],
+      JSON.stringify({ n: 2, flag }),
+    ).done;
+    assert.equal(j.code, 0, j.stderr);
+    const lines = j.stderr.trimEnd().split('\n');
+    const first = JSON.parse(lines[0]!) as { groupId: string; tasks: number };
+    assert.match(first.groupId, /^g_/);
+    assert.equal(first.tasks, 1);
+    for (const line of lines)
+      assert.doesNotThrow(() => JSON.parse(line), `JSON on stderr: ${line}`);
+  });
+
+  it('no coordinator: submit says so at once and names `regroup server`; https to an http server says to use http', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const s = start(['submit', '--handler', 'flaky', '--url', closed], '1');
+    const t0 = Date.now();
+    await until('the retry notice', () => s.stderr().includes('retrying'));
+    const took = Date.now() - t0;
+    s.child.kill('SIGKILL');
+    await s.done;
+    assert.ok(took < 10_000, `said within ${took} ms`);
+    assert.match(
+      s.stderr(),
+      /ECONNREFUSED.*start one with `regroup server`.*retrying for up to 60 s \(Ctrl-C to stop\)/,
+    );
+    const tls = await cli('status', '--url', url.replace(/^http:/, 'https:'));
+    assert.equal(tls.code, 2);
+    const last = tls.stderr.trimEnd().split('\n').at(-1)!;
+    assert.match(
+      last,
+      /TLS handshake failed \(EPROTO\): the server does not speak https; if it serves plain http, use http:\/\//,
+    );
+  });
+
+  it('a worker stopped with Ctrl-C before it ever reached a coordinator exits 0 without an error line', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const w = start(['worker', '--handlers', HANDLERS, '--url', closed]);
+    await until('the worker tries to connect', () => w.stderr().includes('ECONNREFUSED'));
+    w.child.kill('SIGINT');
+    const r = await w.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!/regroup: closed/.test(r.stderr), r.stderr);
   });
 
   it('--version prints the package version; one task is "1 task"', async () => {

@@ -770,7 +770,7 @@ export function routeOf(
   rawPath: string,
 ):
   | { route: string; groupId: string | null; q: URLSearchParams }
-  | { code: 'not_found' | 'method_not_allowed' } {
+  | { code: 'not_found' | 'method_not_allowed' | 'group_not_found' } {
   // The router takes the target as sent: the path ends at the first `?` or `#`; no dot
   // segments are resolved and `//` is not an authority (as `new URL` would have it).
   const end = rawPath.search(/[?#]/);
@@ -787,7 +787,21 @@ export function routeOf(
     if (m === asMethod) return { route, groupId: hit[1] ?? null, q };
   }
   // A known path answers the methods the server knows 405; other methods (PURGE, HEAD without GET) are 404 (docs/design.md).
-  return { code: matched && ANSWERED_405.includes(method) ? 'method_not_allowed' : 'not_found' };
+  if (matched && ANSWERED_405.includes(method)) return { code: 'method_not_allowed' };
+  // A group's path whose id cannot be an id says so (docs/protocol.md), whatever the method.
+  const group = /^\/v1\/groups\/([^/]+)(?:\/(?:tasks|seal|cancel|retry|wait|finished))?$/.exec(
+    pathname,
+  );
+  if (group) {
+    let id = group[1]!;
+    try {
+      id = decodeURIComponent(id);
+    } catch {
+      // a bad escape is not an id either
+    }
+    if (!/^[A-Za-z0-9_-]{1,100}$/.test(id)) return { code: 'group_not_found' };
+  }
+  return { code: 'not_found' };
 }
 
 const MAX = Number.MAX_SAFE_INTEGER;

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Client } from '../client/index.js';
+import { Client, type RetryInfo } from '../client/index.js';
 import { RegroupError } from '../core/errors.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7070';
@@ -31,7 +31,40 @@ export function makeClient(o: ConnectionOptions, reconnectForMs?: number): Clien
     url: urls,
     ...(o.token === undefined ? {} : { token: o.token }),
     ...(reconnectForMs === undefined ? {} : { reconnectForMs }),
+    onRetry: retryNotice(o.json === true),
   });
+}
+
+/**
+ * Says on stderr, at the first failed try, that the coordinator does not
+ * answer and that the command keeps trying (how long, and that Ctrl-C stops
+ * it); once more if the reason changes. Silence for the whole reconnect
+ * window read as a hang.
+ */
+export function retryNotice(
+  json: boolean,
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): (info: RetryInfo) => void {
+  let said = '';
+  return ({ error, forMs }) => {
+    const key = `${error.code}\n${error.message}`;
+    if (key === said) return;
+    said = key;
+    const window = Number.isFinite(forMs)
+      ? `for up to ${Math.round(forMs / 1000)} s`
+      : 'until it answers';
+    write(
+      json
+        ? JSON.stringify({
+            retrying: {
+              code: error.code,
+              message: error.message,
+              forMs: Number.isFinite(forMs) ? forMs : null,
+            },
+          })
+        : `regroup: ${error.code}: ${oneLine(error.message)}; retrying ${window} (Ctrl-C to stop)`,
+    );
+  };
 }
 
 /** Commander parser for an integer option of at least `min`. */

@@ -25,6 +25,7 @@ interface SubmitFlags extends ConnectionOptions {
   priority?: number;
   requires?: string[];
   policy?: 'collectAll' | 'failFast';
+  allowEmpty?: boolean;
   wait: boolean;
 }
 
@@ -64,6 +65,10 @@ export function submitCommand(): Command {
         ['collectAll', 'failFast'],
       ),
     )
+    .option(
+      '--allow-empty',
+      'submit a group of no tasks when there are no inputs (default: an error)',
+    )
     .option('--no-wait', 'print the group id (with --json, the group) and exit');
   withConnectionOptions(cmd).addHelpText(
     'after',
@@ -80,6 +85,13 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
   let client: Client | undefined;
   try {
     const inputs = await readInputs(flags.file);
+    if (inputs.length === 0 && flags.allowEmpty !== true) {
+      throw new RegroupError(
+        'bad_request',
+        `no inputs: ${flags.file ?? 'stdin'} holds no JSON lines, so there is nothing to run; ` +
+          'write one JSON value per line (one task each), or pass --allow-empty for a group of no tasks',
+      );
+    }
     client = makeClient(flags);
     const options: TaskOptionsInput = {};
     if (flags.maxAttempts !== undefined) options.maxAttempts = flags.maxAttempts;
@@ -95,7 +107,9 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
       ...(Object.keys(options).length === 0 ? {} : { options }),
     });
     process.stderr.write(
-      `group ${group.id}: ${inputs.length} ${inputs.length === 1 ? 'task' : 'tasks'}\n`,
+      flags.json
+        ? `${JSON.stringify({ groupId: group.id, tasks: inputs.length })}\n`
+        : `group ${group.id}: ${inputs.length} ${inputs.length === 1 ? 'task' : 'tasks'}\n`,
     );
     if (!flags.wait) {
       if (flags.json) {

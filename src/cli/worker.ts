@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { RegroupError } from '../core/errors.js';
 import { intOption, makeLogger, parseLevel } from './log.js';
 
 interface WorkerFlags {
@@ -92,6 +93,12 @@ export function workerCommand(): Command {
       process.stdout.write(
         `worker ${f.name ?? ''} handlers: ${Object.keys(handlers).join(', ')}\n`,
       );
-      await worker.start();
+      // Stopping before the first welcome (Ctrl-C while the coordinator is
+      // unreachable) ends start() with `closed`: that is the stop asked for,
+      // not a failure, and the drain above sets the exit code.
+      await worker.start().catch((e: unknown) => {
+        if (draining && e instanceof RegroupError && e.code === 'closed') return;
+        throw e;
+      });
     });
 }

@@ -9,7 +9,7 @@ export {
   type TasksPage,
 } from './group.js';
 export { GroupFailedError, type Outcome } from './outcome.js';
-export { DEFAULT_CLIENT_OPTIONS, type ClientOptions } from './options.js';
+export { DEFAULT_CLIENT_OPTIONS, type ClientOptions, type RetryInfo } from './options.js';
 export { RegroupError, type ErrorCode } from '../core/errors.js';
 export type {
   GroupView,

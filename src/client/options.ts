@@ -19,6 +19,27 @@ export interface ClientOptions {
   reconnectForMs?: number;
   /** Most inputs sent in one request; larger groups are sent in chunks. */
   chunkSize?: number;
+  /**
+   * Called each time a request failed transiently (no connection, no reply,
+   * a 503) and the client waits before trying again: a command line can say
+   * at once that the coordinator is not answering instead of staying silent
+   * for `reconnectForMs`. Errors it throws are ignored.
+   */
+  onRetry?: (info: RetryInfo) => void;
+}
+
+/** What `onRetry` is told. */
+export interface RetryInfo {
+  /** The failure that will be retried (`connection_failed`, `unavailable`, ...). */
+  error: RegroupError;
+  /** Retries of this request so far, this one included. */
+  retry: number;
+  /** The wait before the next try. */
+  delayMs: number;
+  /** How long this request has been failing. */
+  elapsedMs: number;
+  /** How long it keeps trying in all (`Infinity` for waits). */
+  forMs: number;
 }
 
 /** Every option set. */
@@ -30,6 +51,7 @@ export interface ResolvedClientOptions {
   retryMaxMs: number;
   reconnectForMs: number;
   chunkSize: number;
+  onRetry: ((info: RetryInfo) => void) | null;
 }
 
 export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
@@ -83,7 +105,11 @@ export function resolveClientOptions(given: ClientOptions): ResolvedClientOption
     retryMaxMs: nonNegative('retryMaxMs', given.retryMaxMs ?? d.retryMaxMs),
     reconnectForMs: nonNegative('reconnectForMs', given.reconnectForMs ?? d.reconnectForMs),
     chunkSize: positiveInteger('chunkSize', given.chunkSize ?? d.chunkSize),
+    onRetry: given.onRetry ?? null,
   };
+  if (o.onRetry !== null && typeof o.onRetry !== 'function') {
+    throw new RegroupError('validation_failed', 'client option onRetry must be a function');
+  }
   if (o.retryMaxMs < o.retryMinMs) {
     throw new RegroupError('validation_failed', 'client option retryMaxMs must be >= retryMinMs');
   }

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { Client, RegroupError } from './index.js';
+import { Client, RegroupError, type RetryInfo } from './index.js';
 import { FakeCoordinator } from './fake-coordinator.test-helper.js';
 
 const fast = { retryMinMs: 5, retryMaxMs: 20 };
@@ -65,7 +65,35 @@ void describe('Client retries, failover and close', () => {
     clients.push(c);
     const e = await rejection(c.group('g1').status());
     assert.equal(e.code, 'connection_failed');
-    assert.match(e.message, /cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+    assert.match(
+      e.message,
+      /cannot reach http:\/\/127\.0\.0\.1:\d+: connection refused \(ECONNREFUSED\): no coordinator listens there; start one with `regroup server`/,
+    );
+  });
+
+  void it('tells onRetry of each retry (what failed, the delay, the window); a throwing hook changes nothing', async () => {
+    const seen: RetryInfo[] = [];
+    const c = new Client({
+      url: await deadUrl(),
+      ...fast,
+      reconnectForMs: 200,
+      onRetry: (info) => {
+        seen.push(info);
+        throw new Error('a careless hook');
+      },
+    });
+    clients.push(c);
+    const e = await rejection(c.group('g1').status());
+    assert.equal(e.code, 'connection_failed');
+    assert.ok(seen.length >= 1, 'told at least once');
+    assert.equal(seen[0]!.retry, 1);
+    assert.equal(seen[0]!.forMs, 200);
+    assert.equal(seen[0]!.error.code, 'connection_failed');
+    for (const s of seen) assert.ok(s.elapsedMs + s.delayMs <= 200);
+    assert.throws(
+      () => new Client({ url: 'http://x', onRetry: 'no' as unknown as () => void }),
+      /onRetry must be a function/,
+    );
   });
 
   void it('wait keeps waiting through a coordinator restart on the same port', async () => {

@@ -79,9 +79,28 @@ export class Transport {
           { backoffMs: this.options.retryMinMs, backoffMaxMs: this.options.retryMaxMs },
           Math.random,
         );
-        if (Date.now() + delay - started > retry.forMs) throw e;
+        const elapsedMs = Date.now() - started;
+        if (elapsedMs + delay > retry.forMs) throw e;
+        this.told(e, failures / urls, delay, elapsedMs, retry.forMs);
         await sleep(delay, this.closer.signal, retry.signal);
       }
+    }
+  }
+
+  /** Tells the user's onRetry hook; what it throws is not the request's business. */
+  private told(
+    error: RegroupError,
+    retry: number,
+    delayMs: number,
+    elapsedMs: number,
+    forMs: number,
+  ): void {
+    const hook = this.options.onRetry;
+    if (hook === null) return;
+    try {
+      hook({ error, retry, delayMs, elapsedMs, forMs });
+    } catch {
+      // Ignored, as documented: a failing hook must not fail the request.
     }
   }
 
@@ -107,7 +126,7 @@ export class Transport {
     } catch (e) {
       if (e instanceof RegroupError) throw e;
       throwIfAborted(this.closer.signal, userSignal);
-      const why = ctl.signal.aborted ? `no reply within ${timeoutMs} ms` : describe(e);
+      const why = ctl.signal.aborted ? `no reply within ${timeoutMs} ms` : explain(e, base);
       throw new RegroupError('connection_failed', `cannot reach ${base}: ${why}`, { cause: e });
     } finally {
       clearTimeout(timer);
@@ -206,6 +225,37 @@ function codeOfStatus(status: number): ErrorCode {
     if (ERROR_CODES[code].status === status) return code;
   }
   return status === 413 ? 'body_too_large' : status >= 500 ? 'internal' : 'bad_request';
+}
+
+/**
+ * The socket error a user meets most, said with what to do about it: nothing
+ * listening, the wrong scheme, a name that does not resolve. Others keep
+ * their code (`ETIMEDOUT`, ...).
+ */
+export function explain(e: unknown, base: string): string {
+  const code = describe(e);
+  const secure = base.startsWith('https:');
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused (ECONNREFUSED): no coordinator listens there; start one with `regroup server`, or point --url / REGROUP_URL at a running one';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `host not found (${code}): check the host name in the URL`;
+    case 'EPROTO':
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
+      return secure
+        ? `TLS handshake failed (${code}): the server does not speak https; if it serves plain http, use ${base.replace(/^https:/, 'http:')}`
+        : `protocol error (${code})`;
+    case 'ECONNRESET':
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_VERSION':
+      return secure
+        ? `connection reset (${code})`
+        : `connection reset or not HTTP (${code}): if the server serves https, use ${base.replace(/^http:/, 'https:')}`;
+    default:
+      return code;
+  }
 }
 
 function describe(e: unknown): string {

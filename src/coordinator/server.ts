@@ -74,6 +74,29 @@ export const LEADER_HEADER = 'regroup-leader';
 const GROUP_ID_PATTERN = (GROUP_ID as unknown as { pattern: string }).pattern;
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
+const GROUP_ID_RULE =
+  'a group id is 1 to 100 letters, digits, "_" or "-" (as submit printed it, like g_x7Yh2xk9Lq1); check the id';
+const GROUP_PATH = /^\/v1\/groups\/([^/]+)(?:\/(?:tasks|seal|cancel|retry|wait|finished))?$/;
+
+/**
+ * A group route whose id cannot be an id (`/v1/groups/bad%20id!`) matches no
+ * route; the user asked for a group, so say that the id is wrong, not that
+ * the route is missing.
+ */
+export function malformedGroupId(path: string): RegroupError | null {
+  const m = GROUP_PATH.exec(path);
+  if (!m) return null;
+  let id = m[1] ?? '';
+  try {
+    id = decodeURIComponent(id);
+  } catch {
+    // Kept as sent: a bad escape is itself not an id.
+  }
+  if (new RegExp(GROUP_ID_PATTERN).test(id)) return null;
+  const shown = JSON.stringify(id.length > 100 ? `${id.slice(0, 100)}...` : id);
+  return new RegroupError('group_not_found', `no group with id ${shown}: ${GROUP_ID_RULE}`);
+}
+
 /** The fastify URL of an OpenAPI path: `{id}` becomes a parameter with the group id pattern. */
 export function routeUrl(path: string): string {
   return path.replace(/\{(\w+)\}/g, (_m, name: string) => `:${name}(${GROUP_ID_PATTERN})`);
@@ -191,10 +214,11 @@ export function buildServer(d: ServerDeps): EdgeServer {
     sendError(
       request,
       reply,
-      new RegroupError(
-        'not_found',
-        `no route ${request.method} ${path.slice(0, 200)}; see docs/protocol.md for the API`,
-      ),
+      malformedGroupId(path) ??
+        new RegroupError(
+          'not_found',
+          `no route ${request.method} ${path.slice(0, 200)}; see docs/protocol.md for the API`,
+        ),
     );
   });
 
@@ -351,8 +375,15 @@ export function buildServer(d: ServerDeps): EdgeServer {
           'bad_request',
           'the body is not as long as its Content-Length says; send it whole',
         );
-      case 'FST_ERR_BAD_URL':
       case 'FST_ERR_MAX_PARAM_LENGTH':
+        return (
+          malformedGroupId(request.url.split('?')[0] ?? '') ??
+          new RegroupError(
+            'not_found',
+            'the request target is not a valid URL path; see docs/protocol.md',
+          )
+        );
+      case 'FST_ERR_BAD_URL':
         return new RegroupError(
           'not_found',
           'the request target is not a valid URL path; see docs/protocol.md',
