@@ -64,7 +64,7 @@ export const SQL = {
   // The tasks that the run ops of a tick name, as they are before those ops.
   lockRunTasks: `SELECT id, group_id, state, attempt, worker_id FROM tasks
      WHERE id = ANY($1::bigint[]) FOR UPDATE`,
-  commits: `UPDATE tasks t SET state = 'succeeded', value = c.value, finished_at = $1, finish_seq = c.seq
+  commits: `UPDATE tasks t SET state = 'succeeded', value = c.value, error = NULL, finished_at = $1, finish_seq = c.seq
        FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::bigint[])
             AS c(id, attempt, worker, value, seq)
       WHERE ${FENCE}`,

@@ -45,7 +45,7 @@ export const SQL = {
   taskState: p('SELECT state FROM tasks WHERE id = ?'),
   // (value, now, seq, ...fence)
   commit: p(
-    `UPDATE tasks SET state = 'succeeded', value = ?, finished_at = ?, finish_seq = ?
+    `UPDATE tasks SET state = 'succeeded', value = ?, error = NULL, finished_at = ?, finish_seq = ?
        WHERE ${FENCE} RETURNING group_id`,
   ),
   // (error, now, seq, errors, nodeFailures, ...fence)

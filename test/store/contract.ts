@@ -825,6 +825,29 @@ function failureRules(make: Make): void {
     );
 
     void it(
+      'a success after a retried failure clears the error: a succeeded task has none',
+      using(make, async ({ store }) => {
+        await store.commitTick({ now: 1, createGroups: [group('g', ['x'])] });
+        const c = only(await claim(store, 2, 'g', W1, 1));
+        const error = { kind: 'error' as const, message: 'boom' };
+        await store.commitTick({
+          now: 3,
+          failures: [
+            { taskId: c.taskId, attempt: 1, workerId: W1, error, retryAt: 3, nodeFailure: false },
+          ],
+        });
+        assert.deepEqual((await task(store, 'g', 0)).error, error, 'kept while it is retried');
+        const c2 = only(await claim(store, 4, 'g', W2, 1));
+        await store.commitTick({
+          now: 5,
+          commits: [{ taskId: c2.taskId, attempt: 2, workerId: W2, value: 7 }],
+        });
+        const t = await task(store, 'g', 0);
+        assert.deepEqual([t.state, t.value, t.error], ['succeeded', 7, undefined]);
+      }),
+    );
+
+    void it(
       'node failures are counted apart from handler errors',
       using(make, async ({ store }) => {
         await store.commitTick({ now: 1, createGroups: [group('g', ['x'])] });

@@ -424,6 +424,8 @@ class ModelTick {
     const from = t.state as 'pending' | 'running';
     t.state = state;
     if (f.value !== undefined) t.value = f.value;
+    // A success leaves no error behind from the attempts before it.
+    if (state === 'succeeded') t.error = null;
     t.finishedAt = this.now;
     t.seq = this.m.nextSeq();
     this.bump(t.groupId, from, state);
