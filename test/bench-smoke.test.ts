@@ -13,6 +13,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trackDir, trackProcess } from '../src/testing/cleanup.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.mjs', import.meta.url));
 
@@ -36,7 +37,9 @@ function runBench(
   timeoutMs: number,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = trackProcess(
+      spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -70,6 +73,7 @@ const positive = (x: unknown): boolean => typeof x === 'number' && Number.isFini
 
 describe('bench harness, quick run of regroup alone', () => {
   const dir = mkdtempSync(join(tmpdir(), 'regroup-bench-smoke-'));
+  trackDir(dir);
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs scenarios a, c and d and writes well-formed results with positive numbers', async () => {

@@ -25,6 +25,7 @@ import pg from 'pg';
 import { DEFAULT_PG_URL, type ChaosResult } from '../src/testing/chaos/harness.js';
 import { PG_FAULT_KINDS } from '../src/testing/chaos/nemesis.js';
 import { chaosSchema } from '../src/testing/chaos/pg-coordinators.js';
+import { trackProcess } from '../src/testing/cleanup.js';
 import { tempDir } from '../src/testing/procs.js';
 
 const PG_URL = process.env['REGROUP_PG_URL'] ?? DEFAULT_PG_URL;
@@ -53,10 +54,12 @@ async function faultRun(
     ...['--store', 'postgres', '--postgres-url', PG_URL, '--seed', String(seed)],
     ...['--minutes', '2', '--min-each-kind', '2', '--max-minutes', '3', '--keep', '--json', json],
   ];
-  const child = spawn(process.execPath, args, {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Its own process group (the harness, its coordinators, workers and client), killed
+  // whole at the end, or at once if this test process is interrupted.
+  const child = trackProcess(
+    spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+    { group: true },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
+import { trackProcess } from '../src/testing/cleanup.js';
 import type { EventView, WorkerView } from '../src/protocol/http.js';
 import {
   CLI,
@@ -169,10 +170,12 @@ describe('end to end', () => {
     await startWorker(url, HANDLERS, 'w1');
     const file = join(dir, 'in.jsonl');
     writeFileSync(file, '3\n1\n2\n');
-    const child = spawn(
-      process.execPath,
-      [CLI, 'submit', '--url', url, '--handler', 'square', '--file', file],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    const child = trackProcess(
+      spawn(
+        process.execPath,
+        [CLI, 'submit', '--url', url, '--handler', 'square', '--file', file],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
     );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

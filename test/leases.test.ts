@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from '../src/client/index.js';
 import type { EventView, TaskView } from '../src/protocol/http.js';
+import { trackProcess } from '../src/testing/cleanup.js';
 import { startServer, startWorker, until } from '../src/testing/procs.js';
 import { fixture, realProcesses } from './real-processes.js';
 
@@ -40,13 +41,11 @@ function hostile(
   drain = true,
 ): { lines: string[]; proc: ChildProcess } {
   const wsUrl = url.replace(/^http/, 'ws') + '/v1/worker';
-  const proc = spawn(
-    process.execPath,
-    [fixture('hostile-worker.js'), wsUrl, mode, String(slots), handler],
-    {
+  const proc = trackProcess(
+    spawn(process.execPath, [fixture('hostile-worker.js'), wsUrl, mode, String(slots), handler], {
       env: { ...process.env, DRAIN: drain ? '1' : '0' },
       stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    }),
   );
   hostiles.push(proc);
   const lines: string[] = [];

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { FailureThrottle, tokensEqual } from '../src/coordinator/auth.js';
+import { trackProcess } from '../src/testing/cleanup.js';
 import { CLI, Proc, killAll, liveProcesses, startWorker, tempDir } from '../src/testing/procs.js';
 
 const HANDLERS = fileURLToPath(new URL('../../test/fixtures/fault-handlers.js', import.meta.url));
@@ -230,10 +231,12 @@ describe('security defaults', () => {
     await worker.waitFor(/joined as/);
     const input = join(d, 'in.jsonl');
     writeFileSync(input, '2\n3\n');
-    const child = spawn(
-      process.execPath,
-      [CLI, 'submit', '--url', url, '--handler', 'square', '--file', input],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    const child = trackProcess(
+      spawn(
+        process.execPath,
+        [CLI, 'submit', '--url', url, '--handler', 'square', '--file', input],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
     );
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));

@@ -10,7 +10,14 @@
  * run's prefix, so leftovers of a crashed run with the same prefix are found
  * and removed by `create` and `destroy`.
  */
-import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import {
+  execFile,
+  execFileSync,
+  spawn,
+  type ChildProcess,
+  type SpawnOptions,
+} from 'node:child_process';
+import { onCleanup } from './cleanup.js';
 
 /** Addresses come from 10.211.0.0/16, one /30 per host. */
 const NET_BASE = (10 << 24) | (211 << 16);
@@ -88,8 +95,11 @@ export class TestNet {
   private readonly children = new Set<ChildProcess>();
   private readonly ready: Promise<void>;
   private next = 0;
+  /** Unregisters removeNow from the interrupted process's sweep (cleanup.ts). */
+  private readonly unregister: () => void;
 
   private constructor(readonly prefix: string) {
+    this.unregister = onCleanup(() => this.removeNow());
     this.ready = this.cleanLeftovers();
     // Awaited by every operation; this only keeps an early failure from being unhandled.
     this.ready.catch(() => {});
@@ -199,6 +209,39 @@ export class TestNet {
     this.children.clear();
     this.hosts.clear();
     await this.cleanLeftovers();
+    this.unregister();
+  }
+
+  /**
+   * destroy's synchronous twin, for a process that is being interrupted:
+   * kills what runs in this prefix's namespaces, deletes its veths and
+   * namespaces. Best effort.
+   */
+  removeNow(): void {
+    const sh = (cmd: string, args: string[]): string => {
+      try {
+        return execFileSync(cmd, args, { encoding: 'utf8', timeout: 5000, stdio: 'pipe' });
+      } catch {
+        return '';
+      }
+    };
+    const mine = sh('ip', ['netns', 'list'])
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((ns) => ns.startsWith(`rg-${this.prefix}-`));
+    for (const ns of mine) {
+      for (const pid of sh('ip', ['netns', 'pids', ns]).split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    const re = new RegExp(`^\\d+: (rg${this.prefix}-\\d+r)[@:]`, 'gm');
+    for (const m of sh('ip', ['-o', 'link', 'show', 'type', 'veth']).matchAll(re))
+      sh('ip', ['link', 'del', m[1]!]);
+    for (const ns of mine) sh('ip', ['netns', 'del', ns]);
   }
 
   /** Removes every namespace and veth named with this prefix. */

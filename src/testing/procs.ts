@@ -1,13 +1,15 @@
 /**
  * Real processes for integration and fault tests: a coordinator and workers
  * started through the `regroup` CLI, their output captured, and every one of
- * them killed at the end (a test fails if it leaves a process running).
+ * them killed at the end (a test fails if it leaves a process running), or
+ * at once if the test process is interrupted or loses its parent (cleanup.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trackDir, trackProcess, WATCH_PARENT } from './cleanup.js';
 
 export const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -25,10 +27,12 @@ export class Proc {
     args: string[],
     env: Record<string, string> = {},
   ) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    this.child = trackProcess(
+      spawn(process.execPath, [...WATCH_PARENT, CLI, ...args], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     live.add(this);
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
@@ -157,14 +161,18 @@ export function liveProcesses(): number {
   return live.size;
 }
 
+/** A fresh folder under the OS's temporary one; removed by `cleanup`, or when the process ends. */
 export function tempDir(prefix = 'regroup-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const tracked = trackDir(dir);
+  return {
+    dir,
+    cleanup: () => {
+      rmSync(dir, { recursive: true, force: true });
+      tracked.forget();
+    },
+  };
 }
-
-process.on('exit', () => {
-  for (const p of live) p.child.kill('SIGKILL');
-});
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

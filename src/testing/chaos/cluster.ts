@@ -36,6 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { FaultyProxy } from '../proxy.js';
 import { TestNet } from '../netns.js';
 import { CLI } from '../procs.js';
+import { trackProcess, WATCH_PARENT } from '../cleanup.js';
 import { freePort, isUp, killMember, waitForLine, type Member } from './members.js';
 import { PgCoordinators, type PgOptions } from './pg-coordinators.js';
 import { Router, type Route } from './router.js';
@@ -200,10 +201,22 @@ export class Cluster {
   }
 
   async startCoordinator(): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'server', '--port', String(this.port), '--db', this.db, '--log-level', 'error'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    const child = trackProcess(
+      spawn(
+        process.execPath,
+        [
+          ...WATCH_PARENT,
+          CLI,
+          'server',
+          '--port',
+          String(this.port),
+          '--db',
+          this.db,
+          '--log-level',
+          'error',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
     );
     this.coordinator.child = child;
     this.coordinator.stopped = false;
@@ -214,15 +227,18 @@ export class Cluster {
   async startWorker(i: number): Promise<void> {
     const m = this.workers[i]!;
     const args = [
+      ...WATCH_PARENT,
       WORKER_MAIN,
       this.workerUrls[i]!.join(','),
       join(this.historyDir, `${m.name}.jsonl`),
       m.name,
       String(this.o.concurrency),
     ];
-    const child = this.net
-      ? this.net.spawnIn(`w${i}`, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = trackProcess(
+      this.net
+        ? this.net.spawnIn(`w${i}`, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     m.child = child;
     m.stopped = false;
     await waitForLine(child, /joined as|resumed as/, 30_000);

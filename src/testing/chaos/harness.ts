@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventView, GroupView, TaskView } from '../../protocol/http.js';
 import { check, formatReport, type Report } from '../checker.js';
+import { trackDir, trackProcess, WATCH_PARENT } from '../cleanup.js';
 import { HistoryWriter, readHistory } from '../history.js';
 import { netnsAvailable } from '../netns.js';
 import { CLIENT_MAIN, Cluster, writeJson } from './cluster.js';
@@ -117,6 +118,8 @@ async function finalState(
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), `regroup-chaos-${o.seed}-`));
+  // Removed if the process is interrupted (with the tmpfs inside); a failed run forgets it, to keep it.
+  const tracked = trackDir(dir);
   // Every line also goes to harness.log in the run directory (kept when a run fails).
   const logFile = join(dir, 'harness.log');
   const out = o.log ?? ((line: string) => process.stderr.write(line + '\n'));
@@ -176,16 +179,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       maxGroups: 100_000,
       maxInFlight: 8,
     };
-    const child = spawn(
-      process.execPath,
-      [
-        CLIENT_MAIN,
-        cluster.clientUrls.join(','),
-        join(cluster.historyDir, 'client-1.jsonl'),
-        'client-1',
-        JSON.stringify(params),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+    const child = trackProcess(
+      spawn(
+        process.execPath,
+        [
+          ...WATCH_PARENT,
+          CLIENT_MAIN,
+          cluster.clientUrls.join(','),
+          join(cluster.historyDir, 'client-1.jsonl'),
+          'client-1',
+          JSON.stringify(params),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      ),
     );
     client = child;
     cluster.clientPid = child.pid ?? null;
@@ -258,6 +264,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (client && client.exitCode === null && client.signalCode === null) client.kill('SIGKILL');
     await cluster.stop().catch((e: unknown) => log(`chaos: stop failed: ${(e as Error).message}`));
     if (!o.keep && report?.ok) rmSync(dir, { recursive: true, force: true });
+    tracked.forget();
   }
 }
 

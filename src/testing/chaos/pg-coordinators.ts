@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { FaultyProxy } from '../proxy.js';
 import { CLI } from '../procs.js';
+import { trackProcess, WATCH_PARENT } from '../cleanup.js';
 import { freePort, isUp, killMember, waitForLine, type Member } from './members.js';
 
 export interface PgOptions {
@@ -145,7 +146,9 @@ export class PgCoordinators {
       '--log-level',
       'warn',
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = trackProcess(
+      spawn(process.execPath, [...WATCH_PARENT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     m.child = child;
     m.stopped = false;
     const log = this.logs[k]!;
