@@ -480,6 +480,38 @@ describe('regroup CLI against a real coordinator', () => {
     assert.ok(!/regroup: closed/.test(r.stderr), r.stderr);
   });
 
+  it('status: a worker that died is shown dead with no slot in use; DONE counts tasks brought to an end, not runs', async () => {
+    const doomed = await startWorker(url, HANDLERS, 'doomed', [
+      '--concurrency',
+      '2',
+      '--labels',
+      'doomed',
+    ]);
+    const flag = join(dir, 'never');
+    // 0 and 2 succeed; 1 and 3 fail twice: 4 tasks brought to an end in 6 runs.
+    const inputs = [0, 1, 2, 3].map((n) => ({ n, flag }));
+    const g = await client.submit('flaky', inputs, {
+      options: { maxAttempts: 2, requires: ['doomed'] },
+    });
+    await g.waitSettled();
+    const alive = (await cliJson<{ workers: WorkerView[] }>('status')).workers;
+    const before = alive.find((w) => w.name === 'doomed');
+    assert.deepEqual([before?.health, before?.tasksDone], ['alive', 4]);
+    await doomed.kill();
+    await until('doomed declared dead', async () =>
+      (await cliJson<{ workers: WorkerView[] }>('status')).workers.some(
+        (w) => w.name === 'doomed' && w.health === 'dead',
+      ),
+    );
+    const table = await cli('status');
+    const row = table.stdout.split('\n').find((l) => /\sdoomed\s/.test(l));
+    assert.ok(row, table.stdout);
+    assert.match(row, /\sdead\s/);
+    assert.match(row, /\s0\/2\s+4\s/, `SLOTS 0/2 and DONE 4: ${row}`);
+    const live = (await cliJson<{ workers: WorkerView[] }>('status')).workers;
+    assert.ok(live.some((w) => w.name === 'cli-worker' && w.health === 'alive'));
+  });
+
   it('--version prints the package version; one task is "1 task"', async () => {
     const pkg = JSON.parse(
       readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),

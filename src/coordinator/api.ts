@@ -324,7 +324,7 @@ export class Api {
 
   private workers(): Answer {
     const now = this.o.now();
-    const workers = [...this.sessions.all()].map((s) => s.view(now, this.o));
+    const workers = this.sessions.views(now, this.o);
     return ok({ workers });
   }
 }

@@ -452,13 +452,6 @@ export class Engine {
       this.sessions.get(workerId)?.forget(taskId, finished);
       this.dispatchDirty = true;
     };
-    // A run that ended frees its lease. A stale or final answer for a run the
-    // cache still holds means the cache is behind the store: drop it too.
-    const ended = [
-      [tick.commits, outcome.commits, true],
-      [tick.failures, outcome.failures, true],
-      [tick.requeues, outcome.requeues, false],
-    ] as const;
     if (this.emitter.has('committed')) {
       (tick.commits ?? []).forEach((c, i) => {
         if (outcome.commits[i] === 'applied')
@@ -469,11 +462,18 @@ export class Engine {
           });
       });
     }
-    for (const [ops, results, finishes] of ended) {
-      (ops ?? []).forEach((op, i) => {
-        drop(op.taskId, op.attempt, op.workerId, finishes && results[i] === 'applied');
-      });
-    }
+    // A run that ended frees its lease. A stale or final answer for a run the
+    // cache still holds means the cache is behind the store: drop it too.
+    // A worker's count of tasks done (`regroup status` DONE) takes a run that
+    // brought its task to an end: a result, or a failure that is not retried.
+    (tick.commits ?? []).forEach((c, i) => {
+      drop(c.taskId, c.attempt, c.workerId, outcome.commits[i] === 'applied');
+    });
+    (tick.failures ?? []).forEach((f, i) => {
+      const final = outcome.failures[i] === 'applied' && f.retryAt === null;
+      drop(f.taskId, f.attempt, f.workerId, final);
+    });
+    (tick.requeues ?? []).forEach((r) => drop(r.taskId, r.attempt, r.workerId, false));
     for (const r of outcome.revoked) drop(r.taskId, r.attempt, r.workerId, false);
     for (const c of outcome.claimed) {
       this.leases.set(c.taskId, stripPayload(c));

@@ -440,8 +440,22 @@ export function newToken(): string {
 }
 
 /** All live sessions. A session declared dead is forgotten, so a late resume with its id gets a new session. */
+/** How many workers declared dead `regroup status` and GET /v1/workers keep showing, newest first. */
+export const DEAD_SHOWN = 50;
+/** How long a worker declared dead stays in that list. */
+export const DEAD_SHOWN_MS = 10 * 60_000;
+
+/** A worker declared dead, as it was last seen: shown (`dead`, no slots in use) for a while, then forgotten. */
+interface Departed {
+  view: WorkerView;
+  lastSeenAt: number;
+  deadAt: number;
+}
+
 export class Sessions {
   private readonly byId = new Map<string, Session>();
+  /** Workers declared dead, oldest first; at most DEAD_SHOWN. */
+  private readonly dead: Departed[] = [];
 
   get(workerId: string): Session | undefined {
     return this.byId.get(workerId);
@@ -453,6 +467,29 @@ export class Sessions {
 
   remove(workerId: string): void {
     this.byId.delete(workerId);
+  }
+
+  /**
+   * Removes a session declared dead and keeps what it looked like, so that
+   * the workers view shows it `dead` (DEAD_SHOWN_MS, at most DEAD_SHOWN)
+   * instead of dropping it the moment it died. Its runs went elsewhere: no
+   * slot of it is in use.
+   */
+  bury(s: Session, now: number, o: LivenessOptions): void {
+    this.remove(s.workerId);
+    const view = { ...s.view(now, o), health: 'dead' as const, connected: false, running: 0 };
+    this.dead.push({ view, lastSeenAt: s.lastSeenAt, deadAt: now });
+    if (this.dead.length > DEAD_SHOWN) this.dead.splice(0, this.dead.length - DEAD_SHOWN);
+  }
+
+  /** Every worker to show: the live sessions, then those declared dead lately, newest first. */
+  views(now: number, o: LivenessOptions): WorkerView[] {
+    while (this.dead.length > 0 && now - this.dead[0]!.deadAt > DEAD_SHOWN_MS) this.dead.shift();
+    const live = [...this.byId.values()].map((s) => s.view(now, o));
+    const dead = this.dead
+      .map((d) => ({ ...d.view, lastSeenAgoMs: Math.max(0, now - d.lastSeenAt) }))
+      .reverse();
+    return [...live, ...dead];
   }
 
   all(): IterableIterator<Session> {

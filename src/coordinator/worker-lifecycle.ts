@@ -328,7 +328,7 @@ export class WorkerLifecycle {
    * to healthy workers follows in the next tick, at once.
    */
   declareDead(s: Session, now: number): void {
-    this.sessions.remove(s.workerId);
+    this.sessions.bury(s, now, this.o);
     s.link?.close(4000, 'declared dead: reconnect for a new session');
     s.drop();
     const reason = s.closedAt !== null ? 'disconnected' : 'silent';
