@@ -24,6 +24,7 @@ import type { WorkerView } from '../src/protocol/http.js';
 import {
   killAll,
   liveProcesses,
+  sleep,
   startServer,
   startWorker,
   tempDir,
@@ -116,6 +117,11 @@ describe('dashboard in a browser', () => {
     await ws[1]!.kill();
 
     await page.waitForSelector('#workers tr[data-worker=w2][data-health=dead]', WAIT);
+    assert.equal(
+      await page.textContent('#workers tr[data-worker=w2] td:nth-child(4)'),
+      '0 / 2',
+      'a dead worker has no slot in use',
+    );
     const sentence = page.locator('#timeline li[data-kind="worker.dead"]', {
       hasText: / re-dispatched to .* in \d+\.\d s$/,
     });
@@ -447,5 +453,223 @@ describe('dashboard access', () => {
     }
     assert.equal(c.dashboard.hub.size, 0);
     ac.abort();
+  });
+});
+
+/**
+ * Counts what changes in the page: nodes added and removed (the whole page,
+ * the groups list, the timeline), text and attribute changes. A string
+ * because the tests compile without the DOM's types; it reads no page state.
+ */
+const CHURN_START = `(() => {
+  const c = { added: 0, removed: 0, groupsAdded: 0, groupsRemoved: 0, timelineAdded: 0, text: 0, attrs: 0 };
+  const groups = document.getElementById('groups');
+  const timeline = document.getElementById('timeline');
+  if (window.__churnObs) window.__churnObs.disconnect();
+  window.__churn = c;
+  window.__churnObs = new MutationObserver((ms) => {
+    for (const m of ms) {
+      if (m.type === 'childList') {
+        c.added += m.addedNodes.length; c.removed += m.removedNodes.length;
+        if (groups.contains(m.target)) { c.groupsAdded += m.addedNodes.length; c.groupsRemoved += m.removedNodes.length; }
+        if (m.target === timeline) c.timelineAdded += m.addedNodes.length;
+      } else if (m.type === 'characterData') c.text++;
+      else c.attrs++;
+    }
+  });
+  window.__churnObs.observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+})()`;
+const CHURN_STOP = `(() => { window.__churnObs.takeRecords(); window.__churnObs.disconnect(); return window.__churn; })()`;
+interface Churn {
+  added: number;
+  removed: number;
+  groupsAdded: number;
+  groupsRemoved: number;
+  timelineAdded: number;
+  text: number;
+  attrs: number;
+}
+
+async function churnOver(page: Page, ms: number): Promise<Churn> {
+  await page.evaluate(CHURN_START);
+  await sleep(ms);
+  return page.evaluate<Churn>(CHURN_STOP);
+}
+
+/** A person's click: to the element's center, press, hold 150 ms, release. */
+async function humanClick(page: Page, selector: string): Promise<void> {
+  // The old page could replace the element between finding it and measuring it.
+  const box = await until(`${selector} on the page`, () => page.locator(selector).boundingBox());
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await sleep(150);
+  await page.mouse.up();
+}
+
+/** Whether `selector` shows up within `ms`. */
+const within = (page: Page, selector: string, ms: number): Promise<boolean> =>
+  page.waitForSelector(selector, { timeout: ms, state: 'attached' }).then(
+    () => true,
+    () => false,
+  );
+
+describe('dashboard at human speed', () => {
+  it('clicks held 150 ms on a group, Retry failed and Cancel go through while updates stream; nothing is replaced while idle', async () => {
+    const t = tempDir();
+    const c = new Coordinator({
+      store: new SqliteStore({ path: join(t.dir, 'h.db') }),
+      port: 0,
+      clientToken: TOKEN,
+    });
+    const url = await c.start();
+    cleanups.push(async () => {
+      await c.stop();
+      t.cleanup();
+    });
+    const client = new Client({ url, token: TOKEN });
+    cleanups.push(() => client.close());
+    const SLOTS = 4;
+    const hostile = '<img src=x onerror="document.title=\'pwned\'">\u001b[31mw1';
+    const worker = new Worker({
+      url,
+      name: hostile,
+      concurrency: SLOTS,
+      logger: () => {},
+      handlers: {
+        // Short runs: the coordinator keeps a reserve of claimed tasks for the worker.
+        tick: async (ms: number) => {
+          await sleep(ms);
+          return ms;
+        },
+        boom: (s: string) => Promise.reject(new Error(`<b>boom</b> \u001b[31m${s}`)),
+      },
+    });
+    await worker.start();
+    cleanups.push(() => worker.close());
+
+    const failing = await client.submit('boom', ['a', 'b', 'c'], { options: { maxAttempts: 1 } });
+    await failing.waitSettled();
+    // Two groups no worker can run (they wait, to be canceled), then the stream of updates.
+    const later1 = await client.submit('later', [1, 2]);
+    const later2 = await client.submit('later', [3]);
+    const stream = await client.submit(
+      'tick',
+      Array.from({ length: 20_000 }, () => 10),
+    );
+
+    const b = await browser();
+    const page = await newPage(b, url);
+    await page.waitForSelector('#conn[data-state=live]', WAIT);
+    await page.fill('#token', TOKEN);
+    await page.click('#token-save');
+    const row = (g: { id: string }): string => `.group[data-group=${g.id}]`;
+    await page.waitForSelector(`${row(failing)}[data-state=done]`, WAIT);
+    await page.waitForSelector(`${row(stream)}[data-state=sealed]`, WAIT);
+    await until('the stream group running', async () => (await stream.status()).succeeded > 50);
+
+    // Streaming: what the page changes in 5 s, and what its group line calls running.
+    const runningOf = async (): Promise<number> =>
+      Number(/(\d+) running/.exec((await page.textContent(`${row(stream)} .top`)) ?? '')?.[1]);
+    await page.evaluate(CHURN_START);
+    let maxRunning = 0;
+    for (let i = 0; i < 10; i++) {
+      maxRunning = Math.max(maxRunning, await runningOf());
+      await sleep(500);
+    }
+    const streaming = await page.evaluate<Churn>(CHURN_STOP);
+    const still = (await stream.status()).state === 'sealed';
+
+    // Clicks at a person's speed while updates stream.
+    let selects = 0;
+    const SELECTS = 8;
+    for (let i = 0; i < SELECTS; i++) {
+      const g = i % 2 === 0 ? failing : later1;
+      await humanClick(page, `${row(g)} .id`);
+      if (await within(page, `${row(g)}[aria-selected=true]`, 2000)) selects++;
+    }
+    let retries = 0;
+    const RETRIES = 4;
+    const retryBtn = `${row(failing)} button.retry`;
+    for (let i = 0; i < RETRIES; i++) {
+      // Done again after the last retry, on the server and on the page (a click on a
+      // button that an update disables while it is held is rightly not a click).
+      await until('the failing group done', async () => {
+        const v = await failing.status();
+        return v.state === 'done' && v.failed === 3;
+      });
+      await page.waitForSelector(
+        `${row(failing)}[data-state=done] button.retry:not([disabled])`,
+        WAIT,
+      );
+      await page.evaluate(`delete document.getElementById('action-msg').dataset.result`);
+      await humanClick(page, retryBtn);
+      if (await within(page, '#action-msg[data-result=ok]:text("retried 3 failed tasks")', 3000))
+        retries++;
+    }
+    let cancels = 0;
+    const toCancel = [later1, later2, stream];
+    for (const g of toCancel) {
+      await humanClick(page, `${row(g)} button.cancel`);
+      if (await within(page, `${row(g)}[data-state=canceled]`, 3000)) cancels++;
+      else await g.cancel();
+    }
+
+    // Idle: every group final, the worker connected and free.
+    await page.waitForSelector(`${row(stream)}[data-state=canceled]`, WAIT);
+    await page.waitForSelector(`${row(failing)}[data-state=done]`, WAIT);
+    await until('the worker idle', async () => {
+      const text = await page.textContent('#workers tbody tr td:nth-child(4)');
+      return text === `0 / ${SLOTS}`;
+    });
+    await sleep(1500);
+    const idle = await churnOver(page, 5000);
+    const counts = { selects, retries, cancels, maxRunning, streaming, idle };
+    console.log(`dashboard at human speed: ${JSON.stringify(counts)}`);
+
+    assert.equal(selects, SELECTS, 'every click on a group row selected it');
+    assert.equal(retries, RETRIES, 'every click on Retry failed went through');
+    assert.equal(cancels, toCancel.length, 'every click on Cancel went through');
+    assert.equal(
+      idle.groupsAdded + idle.groupsRemoved,
+      0,
+      'idle: no node of the groups list replaced',
+    );
+    assert.equal(idle.added + idle.removed, 0, 'idle: no node of the page replaced');
+    assert.ok(still, 'the stream group ran through the measure');
+    assert.equal(
+      streaming.groupsRemoved,
+      0,
+      'streaming: the same groups, no node of their list replaced',
+    );
+    assert.ok(
+      streaming.added + streaming.removed <= streaming.timelineAdded + 10,
+      `streaming: nodes added as timeline entries come, and a few texts first set (${JSON.stringify(streaming)})`,
+    );
+    assert.ok(
+      maxRunning <= 2 * SLOTS,
+      `running shows runs on the worker (${SLOTS} slots), not its reserve: ${maxRunning}`,
+    );
+    assert.match(
+      (await page.textContent(`${row(stream)} .counts`)) ?? '',
+      /^\d+ succeeded · 0 failed · [1-9]\d* canceled · 0 running · 0 pending$/,
+    );
+    assert.equal(await page.locator('img').count(), 0, 'a worker name is text');
+
+    // The failing group's tasks: the worker's message as text, and its stack (when
+    // the API has one) folded under it, as text too.
+    await page.click(`${row(failing)} .id`);
+    const err = '#tasks tbody tr[data-task-index="0"][data-state=failed] td.err';
+    await page.waitForSelector(err, WAIT);
+    assert.ok(((await page.textContent(`${err} .msg`)) ?? '').includes('<b>boom</b>'));
+    assert.equal(await page.locator('#tasks b').count(), 0, 'an error message is text');
+    const apiError = (await failing.tasks()).tasks[0]!.error as { stack?: unknown } | null;
+    const stack = apiError?.stack;
+    if (typeof stack === 'string') {
+      assert.equal(await page.textContent(`${err} details pre`), stack);
+      assert.equal(await page.getAttribute(`${err} details`, 'open'), null, 'folded');
+    } else assert.equal(await page.locator(`${err} details`).count(), 0);
+    await page.click(`${err} details summary`).catch(() => {});
+    await shot(page, '4-human-speed.png');
+    assert.equal(await page.title(), 'regroup dashboard');
   });
 });

@@ -13,7 +13,7 @@ import { DASHBOARD_MAX_STREAMS, DASHBOARD_RESERVED_STREAMS } from '../../protoco
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { RegroupError } from '../../core/errors.js';
-import type { TaskState } from '../../core/types.js';
+import type { TaskError, TaskState } from '../../core/types.js';
 import type { LeaderState } from '../../store/leadership.js';
 import type { Auth } from '../auth.js';
 import type { CoordinatorEvents, Emitter } from '../emitter.js';
@@ -51,7 +51,8 @@ export interface TaskRow {
   startedAt: number | null;
   finishedAt: number | null;
   durationMs: number | null;
-  error: { kind: string; message: string } | null;
+  /** `stack`: the worker's stack trace, when it sent one (bounded by the worker protocol). */
+  error: { kind: string; message: string; stack?: string } | null;
 }
 
 export type DashboardState = Snapshot & {
@@ -70,7 +71,11 @@ export class Dashboard {
   private namesReadAt = -Infinity;
 
   constructor(private readonly d: DashboardDeps) {
-    this.model = new DashboardModel(d.options.now(), (id) => this.d.waiting?.(id));
+    this.model = new DashboardModel(
+      d.options.now(),
+      (id) => this.d.waiting?.(id),
+      () => this.reserved(),
+    );
     this.hub = new SseHub({
       snapshot: () => this.state(),
       update: () => this.model.update(this.d.options.now()),
@@ -225,7 +230,7 @@ export class Dashboard {
           startedAt === null
             ? null
             : (finishedAt ?? (t.state === 'running' ? now : startedAt)) - startedAt,
-        error: t.error ? { kind: t.error.kind, message: t.error.message } : null,
+        error: t.error ? errorRow(t.error) : null,
       });
     }
     const last = tasks[tasks.length - 1];
@@ -245,6 +250,14 @@ export class Dashboard {
       this.names = new Map(all.map((w) => [w.workerId, w.name]));
     }
     return this.names.get(workerId) ?? workerId;
+  }
+
+  /** Tasks claimed into the workers' reserves and not sent yet, by group. */
+  private reserved(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of this.d.sessions()?.all() ?? [])
+      for (const c of s.reserve) out.set(c.groupId, (out.get(c.groupId) ?? 0) + 1);
+    return out;
   }
 
   private state(): DashboardState {
@@ -288,7 +301,8 @@ export class Dashboard {
         health: v.health,
         connected: v.connected,
         slots: v.slots,
-        running: v.running,
+        // Judged dead, not declared yet (the next sweep does): its runs are lost, its slots not in use.
+        running: v.health === 'dead' ? 0 : v.running,
         tasksDone: v.tasksDone,
         heartbeatAgoMs: v.lastSeenAgoMs,
         deadAt: null,
@@ -313,4 +327,14 @@ export class Dashboard {
       this.offDispatched = null;
     }
   }
+}
+
+/** A task's error for the table; the stack only when the store has one (a string). */
+function errorRow(e: TaskError): NonNullable<TaskRow['error']> {
+  const stack = (e as { stack?: unknown }).stack;
+  return {
+    kind: e.kind,
+    message: e.message,
+    ...(typeof stack === 'string' && stack !== '' ? { stack } : {}),
+  };
 }

@@ -145,4 +145,35 @@ describe('DashboardModel', () => {
     bare.groupChanged(group({}), 1000);
     assert.equal(bare.snapshot(1000).groups[0]!.waiting, null, 'no verdicts given: none shown');
   });
+
+  it("running counts runs sent to workers; the tasks in their reserves are 'reserved', not running", () => {
+    const reserved = new Map([
+      ['g1', 16],
+      ['g2', 5],
+    ]);
+    const m = new DashboardModel(0, undefined, () => reserved);
+    // Two workers of 4 slots: 2 + 16 leases on g1 (the store counts them all as running).
+    m.groupChanged(group({ id: 'g1', pending: 0, running: 18, succeeded: 82, total: 100 }), 1000);
+    m.groupChanged(group({ id: 'g2', pending: 0, running: 3, succeeded: 7 }), 1000);
+    m.groupChanged(
+      group({ id: 'g3', state: 'canceled', pending: 0, running: 0, canceled: 10 }),
+      1000,
+    );
+    const rows = new Map(m.snapshot(1000).groups.map((r) => [r.id, r]));
+    assert.deepEqual([rows.get('g1')!.running, rows.get('g1')!.reserved], [2, 16]);
+    assert.deepEqual([rows.get('g2')!.running, rows.get('g2')!.reserved], [0, 3], 'never below 0');
+    assert.deepEqual([rows.get('g3')!.running, rows.get('g3')!.reserved], [0, 0]);
+  });
+
+  it('an unchanged group list is not sent again', () => {
+    const m = new DashboardModel(0);
+    m.groupChanged(group({ pending: 4, succeeded: 6 }), 1000);
+    m.sample(1000, [], new Set());
+    m.sample(2000, [], new Set());
+    assert.ok(m.update(2000)!.groups, 'the first update carries the list');
+    m.sample(3000, [], new Set());
+    assert.equal(m.update(3000)?.groups, undefined, 'nothing changed: not sent');
+    m.groupChanged(group({ pending: 3, succeeded: 7 }), 3500);
+    assert.equal(m.update(3500)!.groups![0]!.succeeded, 7);
+  });
 });

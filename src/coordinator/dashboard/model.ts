@@ -26,8 +26,16 @@ export interface WorkerRow {
   deadAt: number | null;
 }
 
+/**
+ * A group's line. `running` counts runs sent to a worker (each holds one of
+ * its slots); `reserved` counts tasks claimed for a worker ahead of its free
+ * slots and not sent yet (its reserve, docs/design.md): leased, so the
+ * store counts them as running, but not started.
+ */
 export interface GroupRow extends GroupCounts {
   id: string;
+  /** Claimed for a worker's reserve, not sent to it yet (not in `running`). */
+  reserved: number;
   handler: string;
   state: GroupState;
   createdAt: number;
@@ -42,6 +50,9 @@ export interface GroupRow extends GroupCounts {
 
 /** The engine's verdict on a group: why it waits, or undefined (it can run, or no term: a standby). */
 export type WaitingOf = (groupId: string) => GroupWaiting | undefined;
+
+/** Tasks held in the workers' reserves now, by group (none on a standby). */
+export type ReservedOf = () => ReadonlyMap<string, number>;
 
 /** A timeline entry tells a fact: its kind is the fact's event type (core/events.ts). */
 export type TimelineKind = EventType;
@@ -113,10 +124,13 @@ export class DashboardModel {
   private flushedT = -Infinity;
   private groupsDirty = false;
   private workersDirty = false;
+  /** The groups of the last update, as sent: an unchanged list is not sent again. */
+  private sentGroups = '';
 
   constructor(
     private readonly startedAt: number,
     private readonly waitingOf: WaitingOf = () => undefined,
+    private readonly reservedOf: ReservedOf = () => new Map(),
   ) {}
 
   /** Whether a death's tasks are still followed (so dispatches matter). */
@@ -251,7 +265,12 @@ export class DashboardModel {
   update(now: number): Update | null {
     const u: Update = { now };
     if (this.workersDirty) u.workers = this.workerRows();
-    if (this.groupsDirty) u.groups = this.groupRows(now);
+    if (this.groupsDirty) {
+      const groups = this.groupRows(now);
+      const text = JSON.stringify(groups);
+      if (text !== this.sentGroups) u.groups = groups;
+      this.sentGroups = text;
+    }
     const entries = this.timeline.filter((e) => e.rev > this.flushedRev);
     if (entries.length > 0) u.timeline = entries;
     const points = this.series.filter((p) => p.t > this.flushedT);
@@ -280,12 +299,17 @@ export class DashboardModel {
   private groupRows(now: number): GroupRow[] {
     const all = [...this.groups.values()];
     let room = GROUPS_MAX - all.filter((t) => !isFinalGroup(t.info)).length;
+    const reserved = this.reservedOf();
     return all
       .sort((a, b) => b.info.createdAt - a.info.createdAt || (a.info.id < b.info.id ? -1 : 1))
       .filter((t) => !isFinalGroup(t.info) || room-- > 0)
-      .map((t) =>
-        groupRow(t, now, isFinalGroup(t.info) ? null : (this.waitingOf(t.info.id) ?? null)),
-      );
+      .map((t) => {
+        const live = !isFinalGroup(t.info);
+        return groupRow(t, now, {
+          waiting: live ? (this.waitingOf(t.info.id) ?? null) : null,
+          reserved: live ? (reserved.get(t.info.id) ?? 0) : 0,
+        });
+      });
   }
 
   private diffSessions(now: number, sessions: WorkerRow[], draining: ReadonlySet<string>): void {
@@ -358,7 +382,11 @@ export class DashboardModel {
   }
 }
 
-function groupRow(t: Tracked, now: number, waiting: GroupWaiting | null): GroupRow {
+function groupRow(
+  t: Tracked,
+  now: number,
+  engine: { waiting: GroupWaiting | null; reserved: number },
+): GroupRow {
   const g = t.info;
   let rate: number | null = null;
   let eta: number | null = null;
@@ -374,13 +402,16 @@ function groupRow(t: Tracked, now: number, waiting: GroupWaiting | null): GroupR
       eta = rate > 0 && g.state !== 'open' ? (left / rate) * 1000 : null;
     }
   }
+  // The store's running count holds every lease; the reserve's are not running yet.
+  const reserved = Math.min(engine.reserved, g.running);
   return {
     id: g.id,
+    reserved,
     handler: g.handler,
     state: g.state,
     total: g.total,
     pending: g.pending,
-    running: g.running,
+    running: g.running - reserved,
     succeeded: g.succeeded,
     failed: g.failed,
     canceled: g.canceled,
@@ -388,7 +419,7 @@ function groupRow(t: Tracked, now: number, waiting: GroupWaiting | null): GroupR
     finishedAt: g.finishedAt,
     ratePerSec: rate,
     etaMs: eta,
-    waiting,
+    waiting: engine.waiting,
   };
 }
 

@@ -32,6 +32,8 @@ section h2{font-size:14px;margin:0 0 8px;text-transform:uppercase;letter-spacing
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:3px 6px;border-bottom:1px solid var(--line);white-space:nowrap}
 td.err{white-space:normal;color:var(--fail);max-width:420px;overflow-wrap:anywhere}
+td.err summary{cursor:pointer;color:var(--mut)}td.err pre{margin:2px 0 0;white-space:pre-wrap;font-size:12px;color:var(--fg);max-height:240px;overflow:auto}
+#workers td:first-child{max-width:220px;overflow:hidden;text-overflow:ellipsis}
 th{color:var(--mut);font-weight:600}
 .num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;color:#fff;background:var(--canc)}

@@ -2,7 +2,10 @@
  * The dashboard page's script: plain JavaScript for modern browsers, as a
  * string (see page.ts). It reads the stream at /dashboard/stream with fetch
  * (so it can send the token in a header, which EventSource cannot), keeps
- * the state, and renders it with textContent only.
+ * the state, and renders it: each list is built once and then patched, keyed
+ * rows reused and only what differs written (a click held across an update
+ * lands; an idle page changes no node). Every value goes in as text, never
+ * as HTML.
  */
 export const DASHBOARD_SCRIPT = String.raw`
 'use strict';
@@ -27,7 +30,48 @@ function el(tag, attrs, kids) {
   for (const c of kids || []) if (c) e.append(c);
   return e;
 }
+
+// Patching: the page is built once and then only patched. Text and
+// attributes are written when they differ, so an update that changes nothing
+// touches nothing, and an element under a held mouse button stays the same
+// element (a click is a press and a release on one element).
+function setText(e, v) {
+  const s = String(v);
+  const f = e.firstChild;
+  if (f && f.nodeType === Node.TEXT_NODE && !f.nextSibling) { if (f.data !== s) f.data = s; }
+  else if (e.textContent !== s) e.textContent = s;
+}
+function setAttr(e, k, v) {
+  if (v === null || v === undefined || v === false) { if (e.hasAttribute(k)) e.removeAttribute(k); return; }
+  const s = v === true ? '' : String(v);
+  if (e.getAttribute(k) !== s) e.setAttribute(k, s);
+}
+// A boolean property (hidden, disabled): setting it, even to its value, writes the attribute.
+function setFlag(e, k, v) { if (e[k] !== v) e[k] = v; }
+
+/**
+ * Keeps box's children one per item, in the items' order, keyed by keyOf:
+ * a key's node is reused and updated, a new key's node is made, a gone key's
+ * node is removed; a node moves only when it is out of place.
+ */
+function patchList(box, items, keyOf, make, update) {
+  const want = new Map();
+  for (const it of items) { const k = String(keyOf(it)); if (!want.has(k)) want.set(k, it); }
+  const have = new Map();
+  for (const c of [...box.children]) {
+    if (want.has(c.rgKey) && !have.has(c.rgKey)) have.set(c.rgKey, c); else c.remove();
+  }
+  let at = box.firstElementChild;
+  for (const [k, it] of want) {
+    let n = have.get(k);
+    if (!n) { n = make(it); n.rgKey = k; }
+    update(n, it);
+    if (n === at) at = at.nextElementSibling; else box.insertBefore(n, at);
+  }
+}
+
 const badge = (v) => el('span', { class: 'badge', 'data-v': v, text: v });
+function setBadge(e, v) { setAttr(e, 'data-v', v); setText(e, v); }
 const secs = (ms) => (ms === null || ms === undefined) ? '' : (ms < 10000 ? (ms / 1000).toFixed(1) + ' s' : ms < 120000 ? Math.round(ms / 1000) + ' s' : Math.round(ms / 60000) + ' min');
 const clock = (at) => new Date(at).toLocaleTimeString([], { hour12: false });
 const serverNow = () => S.now + (Date.now() - S.recvAt);
@@ -40,7 +84,7 @@ function authHeaders(json) {
 }
 const dataHeaders = () => (cfg.mode === 'token' ? authHeaders(false) : {});
 
-function setConn(state, text) { const c = $('conn'); c.dataset.state = state; c.textContent = text || state; }
+function setConn(state, text) { const c = $('conn'); setAttr(c, 'data-state', state); setText(c, text || state); }
 
 $('token-save').addEventListener('click', () => {
   token = $('token').value.trim();
@@ -79,59 +123,92 @@ let renderQueued = false;
 function scheduleRender() { if (!renderQueued) { renderQueued = true; requestAnimationFrame(() => { renderQueued = false; render(); }); } }
 
 function render() {
-  $('role').textContent = S.role ? (S.role.role === 'leader' ? 'leader' : 'standby' + (S.role.leaderUrl ? ', leader at ' + S.role.leaderUrl : '')) : '';
+  setText($('role'), S.role ? (S.role.role === 'leader' ? 'leader' : 'standby' + (S.role.leaderUrl ? ', leader at ' + S.role.leaderUrl : '')) : '');
   renderWorkers(); renderGroups(); renderSelectedWaiting(); renderTimeline(); renderChart();
 }
 
 function renderWorkers() {
-  const tb = $('workers').tBodies[0];
-  const now = serverNow();
-  tb.replaceChildren(...S.workers.map((w) => el('tr', { 'data-worker': w.name, 'data-worker-id': w.workerId, 'data-health': w.health }, [
-    el('td', { text: w.name, title: w.workerId }),
-    el('td', {}, [badge(w.health)]),
-    el('td', { class: 'num', text: w.deadAt !== null ? 'dead ' + secs(now - w.deadAt) + ' ago' : secs(w.heartbeatAgoMs + (Date.now() - S.recvAt)) }),
-    el('td', { class: 'num', text: w.deadAt !== null ? '' : w.running + ' / ' + w.slots }),
-    el('td', { class: 'num', text: w.tasksDone }),
-  ])));
-  $('workers-empty').hidden = S.workers.length > 0;
+  patchList($('workers').tBodies[0], S.workers, (w) => w.workerId, makeWorkerRow, updateWorkerRow);
+  setFlag($('workers-empty'), 'hidden', S.workers.length > 0);
 }
-
-function segment(cls, n, total, title) {
-  if (!n || !total) return null;
-  return el('span', { class: cls, style: 'width:' + (100 * n / total) + '%', title: title + ': ' + n });
+const makeWorkerRow = () => el('tr', {}, [el('td'), el('td', {}, [badge('')]), el('td', { class: 'num' }), el('td', { class: 'num' }), el('td', { class: 'num' })]);
+function updateWorkerRow(tr, w) {
+  // A dead worker runs nothing, whether declared dead yet or only judged so.
+  const dead = w.deadAt !== null || w.health === 'dead';
+  setAttr(tr, 'data-worker', w.name); setAttr(tr, 'data-worker-id', w.workerId); setAttr(tr, 'data-health', w.health);
+  const [name, state, beat, slots, done] = tr.cells;
+  setText(name, w.name); setAttr(name, 'title', w.workerId);
+  setBadge(state.firstChild, w.health);
+  setText(beat, w.deadAt !== null ? 'dead ' + secs(serverNow() - w.deadAt) + ' ago' : secs(w.heartbeatAgoMs + (Date.now() - S.recvAt)));
+  setText(slots, (dead ? 0 : w.running) + ' / ' + w.slots);
+  setText(done, w.tasksDone);
 }
 
 function renderGroups() {
-  const box = $('groups');
   const hint = cfg.tokenRequired && !token ? 'Enter the client token above to cancel or retry' : '';
-  $('actions-hint').textContent = hint;
-  box.replaceChildren(...S.groups.map((g) => {
-    const fin = g.succeeded + g.failed + g.canceled;
-    const pct = g.total ? Math.floor(100 * fin / g.total) : (g.state === 'done' ? 100 : 0);
-    const final = g.state === 'done' || g.state === 'canceled';
-    const rate = g.ratePerSec === null ? '' : g.ratePerSec.toFixed(g.ratePerSec < 10 ? 1 : 0) + ' tasks/s';
-    const eta = g.etaMs === null ? '' : ' · ' + secs(g.etaMs) + ' left';
-    const w = g.waiting;
-    return el('div', { class: 'group', 'data-group': g.id, 'data-state': g.state, 'data-pct': pct, 'data-waiting': w ? w.code : null, 'aria-selected': String(g.id === S.selected), onclick: () => selectGroup(g.id) }, [
-      el('div', { class: 'top' }, [
-        el('span', { class: 'id', text: g.id }), badge(g.state),
-        el('span', { class: 'meta', text: g.handler }),
-        el('span', { class: 'progress', text: fin + ' / ' + g.total + ' (' + pct + '%)' }),
-        el('span', { class: 'meta', text: [g.succeeded + ' succeeded', g.failed + ' failed', g.running + ' running', g.pending + ' pending'].join(' · ') }),
-        el('span', { class: 'meta rate', text: rate + eta }),
-        el('span', { class: 'actions' }, [
-          el('button', { type: 'button', class: 'cancel', disabled: !canAct() || final, title: hint || (final ? 'the group is ' + g.state : 'cancel every task not yet final'), onclick: (e) => { e.stopPropagation(); act(g.id, 'cancel'); } }, ['Cancel']),
-          el('button', { type: 'button', class: 'retry', disabled: !canAct() || g.failed === 0, title: hint || (g.failed === 0 ? 'no failed tasks' : 'run the failed tasks again'), onclick: (e) => { e.stopPropagation(); act(g.id, 'retry'); } }, ['Retry failed']),
-        ]),
+  setText($('actions-hint'), hint);
+  patchList($('groups'), S.groups, (g) => g.id, makeGroupRow, (row, g) => updateGroupRow(row, g, hint));
+  setFlag($('groups-empty'), 'hidden', S.groups.length > 0);
+}
+
+// One group's line, made once; its parts are kept on it (row.rg) to be patched.
+function makeGroupRow(g) {
+  const id = g.id;
+  const r = {};
+  const seg = (cls) => el('span', { class: cls, hidden: true });
+  const row = el('div', { class: 'group', 'data-group': id, onclick: () => selectGroup(id) }, [
+    el('div', { class: 'top' }, [
+      el('span', { class: 'id', text: id }), (r.state = badge('')),
+      (r.handler = el('span', { class: 'meta' })),
+      (r.progress = el('span', { class: 'progress' })),
+      (r.counts = el('span', { class: 'meta counts', title: 'reserved: claimed for a worker ahead of its free slots, not sent to it yet (not running)' })),
+      (r.rate = el('span', { class: 'meta rate' })),
+      el('span', { class: 'actions' }, [
+        (r.cancel = el('button', { type: 'button', class: 'cancel', onclick: (e) => { e.stopPropagation(); act(id, 'cancel'); } }, ['Cancel'])),
+        (r.retry = el('button', { type: 'button', class: 'retry', onclick: (e) => { e.stopPropagation(); act(id, 'retry'); } }, ['Retry failed'])),
       ]),
-      w ? el('div', { class: 'waiting', title: 'no connected worker can run its pending tasks since ' + clock(w.since), text: waitingText(w) }) : null,
-      el('div', { class: 'bar' }, [
-        segment('s-succeeded', g.succeeded, g.total, 'succeeded'), segment('s-failed', g.failed, g.total, 'failed'),
-        segment('s-canceled', g.canceled, g.total, 'canceled'), segment('s-running', g.running, g.total, 'running'),
-      ]),
-    ]);
-  }));
-  $('groups-empty').hidden = S.groups.length > 0;
+    ]),
+    (r.bar = el('div', { class: 'bar' }, [(r.ok = seg('s-succeeded')), (r.failed = seg('s-failed')), (r.canceled = seg('s-canceled')), (r.running = seg('s-running'))])),
+  ]);
+  r.waiting = el('div', { class: 'waiting' });
+  row.rg = r;
+  return row;
+}
+
+function updateGroupRow(row, g, hint) {
+  const r = row.rg;
+  const fin = g.succeeded + g.failed + g.canceled;
+  const pct = g.total ? Math.floor(100 * fin / g.total) : (g.state === 'done' ? 100 : 0);
+  const final = g.state === 'done' || g.state === 'canceled';
+  const reserved = g.reserved || 0;
+  const w = g.waiting;
+  setAttr(row, 'data-state', g.state); setAttr(row, 'data-pct', pct); setAttr(row, 'data-waiting', w ? w.code : null);
+  setAttr(row, 'aria-selected', String(g.id === S.selected));
+  setBadge(r.state, g.state);
+  setText(r.handler, g.handler);
+  setText(r.progress, fin + ' / ' + g.total + ' (' + pct + '%)');
+  const counts = [g.succeeded + ' succeeded', g.failed + ' failed', g.canceled + ' canceled', g.running + ' running'];
+  if (reserved > 0) counts.push(reserved + ' reserved');
+  counts.push(g.pending + ' pending');
+  setText(r.counts, counts.join(' · '));
+  const rate = g.ratePerSec === null ? '' : g.ratePerSec.toFixed(g.ratePerSec < 10 ? 1 : 0) + ' tasks/s';
+  setText(r.rate, rate + (g.etaMs === null ? '' : ' · ' + secs(g.etaMs) + ' left'));
+  setFlag(r.cancel, 'disabled', !canAct() || final);
+  setAttr(r.cancel, 'title', hint || (final ? 'the group is ' + g.state : 'cancel every task not yet final'));
+  setFlag(r.retry, 'disabled', !canAct() || g.failed === 0);
+  setAttr(r.retry, 'title', hint || (g.failed === 0 ? 'no failed tasks' : 'run the failed tasks again'));
+  if (w) {
+    setAttr(r.waiting, 'title', 'no connected worker can run its pending tasks since ' + clock(w.since));
+    setText(r.waiting, waitingText(w));
+    if (!r.waiting.isConnected) row.insertBefore(r.waiting, r.bar);
+  } else if (r.waiting.isConnected) r.waiting.remove();
+  const segment = (e, n, title) => {
+    setFlag(e, 'hidden', !n || !g.total);
+    setAttr(e, 'style', n && g.total ? 'width:' + (100 * n / g.total) + '%' : null);
+    setAttr(e, 'title', title + ': ' + n);
+  };
+  segment(r.ok, g.succeeded, 'succeeded'); segment(r.failed, g.failed, 'failed');
+  segment(r.canceled, g.canceled, 'canceled'); segment(r.running, g.running, 'running');
 }
 
 // Why a group waits: the message names user-given handlers and labels, so it goes in as text only.
@@ -146,19 +223,31 @@ function renderSelectedWaiting() {
   const g = S.groups.find((x) => x.id === S.selected);
   const w = g ? g.waiting : null;
   const box = $('tasks-waiting');
-  box.hidden = !w;
-  box.dataset.code = w ? w.code : '';
-  $('tasks-waiting-text').textContent = w ? waitingText(w) : '';
-  $('tasks-waiting-fix').textContent = w ? WAITING_FIX[w.code] || '' : '';
+  setFlag(box, 'hidden', !w);
+  setAttr(box, 'data-code', w ? w.code : '');
+  setText($('tasks-waiting-text'), w ? waitingText(w) : '');
+  setText($('tasks-waiting-fix'), w ? WAITING_FIX[w.code] || '' : '');
 }
 
 function renderTimeline() {
   const items = [...S.timeline.values()].sort((a, b) => b.at - a.at || b.rev - a.rev).slice(0, 200);
-  $('timeline').replaceChildren(...items.map((e) => el('li', { 'data-kind': e.kind, 'data-id': e.id }, [el('time', { text: clock(e.at) }), e.text])));
+  patchList($('timeline'), items, (e) => e.id, () => el('li', {}, [el('time'), document.createTextNode('')]), (li, e) => {
+    setAttr(li, 'data-kind', e.kind); setAttr(li, 'data-id', e.id);
+    setText(li.firstChild, clock(e.at));
+    if (li.lastChild.data !== e.text) li.lastChild.data = e.text;
+  });
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+function polyline(color) {
+  const p = document.createElementNS(SVG, 'polyline');
+  p.setAttribute('fill', 'none'); p.setAttribute('stroke', color); p.setAttribute('stroke-width', '2'); p.setAttribute('vector-effect', 'non-scaling-stroke');
+  return p;
+}
+const chartLines = { completed: polyline('#2f9e44'), running: polyline('#1c7ed6') };
+$('chart').append(chartLines.completed, chartLines.running);
+
 function renderChart() {
-  const svg = $('chart');
   const pts = S.series;
   const W = 600, H = 140, pad = 4;
   const maxC = Math.max(1, ...pts.map((p) => p.completed));
@@ -169,17 +258,16 @@ function renderChart() {
   const t0 = t1 - span;
   const x = (t) => ((t - t0) / span) * W;
   const line = (key, max) => pts.map((p) => x(p.t).toFixed(1) + ',' + (H - pad - (p[key] / max) * (H - 2 * pad)).toFixed(1)).join(' ');
-  const ns = 'http://www.w3.org/2000/svg';
-  const poly = (pointsAttr, color) => { const p = document.createElementNS(ns, 'polyline'); p.setAttribute('points', pointsAttr); p.setAttribute('fill', 'none'); p.setAttribute('stroke', color); p.setAttribute('stroke-width', '2'); p.setAttribute('vector-effect', 'non-scaling-stroke'); return p; };
-  svg.replaceChildren(poly(line('completed', maxC), '#2f9e44'), poly(line('running', maxR), '#1c7ed6'));
-  $('chart-max-c').textContent = '(max ' + Math.round(maxC) + ')';
-  $('chart-max-r').textContent = '(max ' + maxR + ')';
-  svg.dataset.points = String(pts.length);
+  setAttr(chartLines.completed, 'points', line('completed', maxC));
+  setAttr(chartLines.running, 'points', line('running', maxR));
+  setText($('chart-max-c'), '(max ' + Math.round(maxC) + ')');
+  setText($('chart-max-r'), '(max ' + maxR + ')');
+  setAttr($('chart'), 'data-points', pts.length);
 }
 
 function selectGroup(id) {
   if (S.selected !== id) { S.selected = id; S.cursor = -1; S.stack = []; }
-  $('tasks-group').textContent = id;
+  setText($('tasks-group'), id);
   scheduleRender();
   loadTasks();
 }
@@ -200,24 +288,40 @@ async function loadTasks() {
     const res = await fetch('/dashboard/tasks?' + q, { headers: dataHeaders(), cache: 'no-store' });
     const body = await res.json();
     if (seq !== tasksSeq) return;
-    if (!res.ok) { $('page-info').textContent = body.error ? body.error.message : 'HTTP ' + res.status; return; }
+    if (!res.ok) { setText($('page-info'), body.error ? body.error.message : 'HTTP ' + res.status); return; }
     S.next = body.next;
     renderTasks(body.tasks);
-  } catch (e) { if (seq === tasksSeq) $('page-info').textContent = 'could not load tasks: ' + e.message; }
+  } catch (e) { if (seq === tasksSeq) setText($('page-info'), 'could not load tasks: ' + e.message); }
 }
 
 function renderTasks(tasks) {
-  const tb = $('tasks').tBodies[0];
-  tb.replaceChildren(...tasks.map((t) => el('tr', { 'data-task-index': t.index, 'data-state': t.state }, [
-    el('td', { class: 'num', text: t.index }), el('td', {}, [badge(t.state)]),
-    el('td', { class: 'num', text: t.attempt }), el('td', { text: t.worker || '', title: t.workerId || '' }),
-    el('td', { class: 'num', text: secs(t.durationMs) }),
-    el('td', { class: 'err', text: t.error ? t.error.kind + ': ' + t.error.message : '' }),
-  ])));
+  patchList($('tasks').tBodies[0], tasks, (t) => t.index, makeTaskRow, updateTaskRow);
   const page = S.stack.length + 1;
-  $('page-info').textContent = tasks.length ? 'page ' + page + ' · tasks ' + tasks[0].index + '–' + tasks[tasks.length - 1].index : (page > 1 ? 'page ' + page + ' · no more tasks' : 'no tasks' + (S.filter ? ' ' + S.filter : ''));
-  $('prev').disabled = S.stack.length === 0;
-  $('next').disabled = S.next === null;
+  setText($('page-info'), tasks.length ? 'page ' + page + ' · tasks ' + tasks[0].index + '–' + tasks[tasks.length - 1].index : (page > 1 ? 'page ' + page + ' · no more tasks' : 'no tasks' + (S.filter ? ' ' + S.filter : '')));
+  setFlag($('prev'), 'disabled', S.stack.length === 0);
+  setFlag($('next'), 'disabled', S.next === null);
+}
+const makeTaskRow = () => el('tr', {}, [
+  el('td', { class: 'num' }), el('td', {}, [badge('')]), el('td', { class: 'num' }), el('td'), el('td', { class: 'num' }),
+  el('td', { class: 'err' }, [el('span', { class: 'msg' })]),
+]);
+function updateTaskRow(tr, t) {
+  setAttr(tr, 'data-task-index', t.index); setAttr(tr, 'data-state', t.state);
+  const [index, state, attempt, worker, duration, err] = tr.cells;
+  setText(index, t.index); setBadge(state.firstChild, t.state); setText(attempt, t.attempt);
+  setText(worker, t.worker || ''); setAttr(worker, 'title', t.workerId || '');
+  setText(duration, secs(t.durationMs));
+  updateError(err, t.error);
+}
+// A failed task's error: its message, and its stack (when the worker sent one) folded
+// under it. Both come from the worker: text only.
+function updateError(td, error) {
+  setText(td.firstChild, error ? error.kind + ': ' + error.message : '');
+  const stack = error && typeof error.stack === 'string' && error.stack !== '' ? error.stack : null;
+  let d = td.querySelector('details');
+  if (stack === null) { if (d) d.remove(); return; }
+  if (!d) { d = el('details', {}, [el('summary', { text: 'stack' }), el('pre', { class: 'stack' })]); td.append(d); }
+  setText(d.lastChild, stack);
 }
 
 async function act(groupId, what) {
