@@ -98,9 +98,11 @@ const { code, signal } = await exited;
 if (interrupted) await new Promise(() => {}); // interrupt() ends the process
 sweep(true);
 const status = code ?? (signal ? 128 + constants.signals[signal] : 1);
+// A failed run keeps the tests' own folders (regroup-*: a failed fault run's
+// histories); nothing else (a tool's cache) is worth keeping.
 let kept = [];
 try {
-  kept = readdirSync(root);
+  kept = readdirSync(root).filter((name) => name.startsWith('regroup-'));
 } catch {
   // gone
 }

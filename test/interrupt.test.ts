@@ -122,12 +122,14 @@ describe('an interrupted test run (real processes)', { timeout: 55_000 }, () => 
     });
   }
 
-  it('a test process killed outright (SIGKILL): its children go, the stopped one when the run ends', async () => {
+  it('a test process killed outright (SIGKILL): its children go, the stopped one when the run ends; its folder is kept and named', async () => {
     const r = startRun();
     const file = await pausedCoordinator(r);
     process.kill(file.pid, 'SIGKILL');
     const { code } = await r.exited;
     assert.notEqual(code, 0, 'the run fails');
     await nothingLeft(r);
+    // The killed test could not remove its folder: a failed run keeps and names it.
+    assert.match(r.out.join(''), /temporary files of this run are kept in/);
   });
 });
