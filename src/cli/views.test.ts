@@ -11,6 +11,7 @@ import {
   printable,
   taskDuration,
   tasksTable,
+  throwSite,
   waitingDeadline,
   waitingFix,
   waitingLine,
@@ -107,6 +108,74 @@ void describe('CLI views', () => {
     assert.equal(cells[6]!.length, 60);
     assert.ok(cells[6]!.endsWith('…'));
     assert.deepEqual(lines[2]!.split(/\s{2,}/), ['1', '8', 'pending', '0', '-', '-']);
+  });
+
+  void it('shows under a failed task where its handler threw; with stacks, the whole stack', () => {
+    const stack = [
+      '    at readFile (node:fs/promises:1:1)',
+      '    at parse (file:///app/node_modules/lib/index.js:10:3)',
+      '    at crunch (file:///home/ada/handlers.js:7:11)',
+      '    at async run (file:///home/ada/handlers.js:20:5)',
+    ].join('\n');
+    const failed: TaskView = {
+      taskId: 7,
+      groupId: 'g1',
+      index: 0,
+      state: 'failed',
+      attempt: 1,
+      workerId: 'w_abc',
+      error: { kind: 'error', name: 'ReferenceError', message: 'doStep is not defined', stack },
+    };
+    const succeeded: TaskView = { ...failed, taskId: 8, index: 1, state: 'succeeded' };
+    const plain: TaskView = {
+      ...failed,
+      taskId: 9,
+      index: 2,
+      error: { kind: 'timeout', message: 't' },
+    };
+    const lines = tasksTable([failed, succeeded, plain], 0).split('\n');
+    assert.equal(lines.length, 5);
+    assert.match(lines[1]!, /failed .*error: ReferenceError: doStep is not defined$/);
+    assert.equal(lines[2], '  at crunch (/home/ada/handlers.js:7:11)');
+    assert.match(lines[3]!, /^1\s+8\s+succeeded/, 'no stack under a task that succeeded after all');
+    assert.match(lines[4]!, /^2\s+9\s+failed.*timeout: t$/);
+    const full = tasksTable([failed], 0, { stacks: true }).split('\n');
+    assert.deepEqual(full.slice(2), [
+      '  at readFile (node:fs/promises:1:1)',
+      '  at parse (/app/node_modules/lib/index.js:10:3)',
+      '  at crunch (/home/ada/handlers.js:7:11)',
+      '  at async run (/home/ada/handlers.js:20:5)',
+    ]);
+    assert.equal(throwSite('    at a (node:x:1:1)\n    at b (node:y:1:1)'), 'at a (node:x:1:1)');
+    assert.equal(throwSite('custom trace'), 'custom trace');
+  });
+
+  void it('shows every string of a table printable; nothing drives the terminal', () => {
+    const evil = 'a\x1b[2J\x07\u009b\u202eb';
+    const shown = 'a\\u001b[2J\\u0007\\u009b\\u202eb';
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+    const workers = workersTable([{ ...worker, name: evil, handlers: [evil] }]);
+    assert.ok(!raw.test(workers), workers);
+    assert.ok(workers.includes(`w_abc   ${shown}`), workers);
+    const groups = groupsTable([group({ id: evil })], 0);
+    assert.ok(!raw.test(groups) && groups.includes(shown), groups);
+    const task: TaskView = {
+      taskId: 1,
+      groupId: 'g',
+      index: 0,
+      state: 'failed',
+      attempt: 1,
+      workerId: evil,
+      error: {
+        kind: 'error',
+        message: evil,
+        name: evil,
+        stack: `    at ${evil} (file:///x.js:1:1)`,
+      },
+    };
+    const tasks = tasksTable([task], 0);
+    assert.ok(!raw.test(tasks), tasks);
+    assert.ok(tasks.split('\n')[2] === `  at ${shown} (/x.js:1:1)`, tasks);
   });
 
   void it('formats durations', () => {

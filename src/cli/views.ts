@@ -3,7 +3,8 @@
  * summaries. Pure functions of the views and `now`, so they are tested
  * without a coordinator. (`--json` prints the views themselves.)
  */
-import type { GroupView, RetryReply, TaskView, WorkerView } from '../client/index.js';
+import { fileURLToPath } from 'node:url';
+import type { GroupView, RetryReply, TaskError, TaskView, WorkerView } from '../client/index.js';
 import { ago, formatTable } from './table.js';
 
 /** Why a group waits: no connected worker can run its pending tasks (GroupView.waiting). */
@@ -32,47 +33,105 @@ export function groupsTable(groups: readonly GroupView[], now: number): string {
     'TOTAL',
     'CREATED',
   ];
-  const rows = groups.map((g) => [
-    g.id,
-    g.handler,
-    g.waiting ? `${g.state} (waiting)` : g.state,
-    progressPercent(g),
-    ...[g.succeeded, g.failed, g.running, g.pending, g.canceled, g.total].map(String),
-    ago(now - g.createdAt),
-  ]);
+  const rows = groups.map((g) =>
+    cells([
+      g.id,
+      g.handler,
+      g.waiting ? `${g.state} (waiting)` : g.state,
+      progressPercent(g),
+      ...[g.succeeded, g.failed, g.running, g.pending, g.canceled, g.total].map(String),
+      ago(now - g.createdAt),
+    ]),
+  );
   return formatTable(header, rows);
 }
 
 /** STATE is alive, suspect, draining or dead; SLOTS is slots in use / slots; HEARTBEAT the age of the last message. */
 export function workersTable(workers: readonly WorkerView[]): string {
   const header = ['WORKER', 'NAME', 'STATE', 'HEARTBEAT', 'SLOTS', 'DONE', 'HANDLERS'];
-  const rows = workers.map((w) => [
-    w.workerId,
-    w.name,
-    w.connected ? w.health : `${w.health} (disconnected)`,
-    ago(w.lastSeenAgoMs),
-    `${w.running}/${w.slots}`,
-    String(w.tasksDone),
-    w.handlers.join(','),
-  ]);
+  const rows = workers.map((w) =>
+    cells([
+      w.workerId,
+      w.name,
+      w.connected ? w.health : `${w.health} (disconnected)`,
+      ago(w.lastSeenAgoMs),
+      `${w.running}/${w.slots}`,
+      String(w.tasksDone),
+      w.handlers.join(','),
+    ]),
+  );
   return formatTable(header, rows);
 }
 
 /** Longest error message shown in a table cell; `--json` has it whole. */
 const ERROR_WIDTH = 60;
 
-export function tasksTable(tasks: readonly TaskView[], now: number): string {
+export interface TasksTableOptions {
+  /** Under a task's row: its whole stack, not only the frame where the handler threw. */
+  stacks?: boolean;
+}
+
+/**
+ * One row per task; under the row of a task that has not succeeded, where
+ * its last error was thrown (the first frame in the user's code), or with
+ * `stacks` the whole stack, indented. Every string from the coordinator is
+ * shown printable (see `printable`).
+ */
+export function tasksTable(
+  tasks: readonly TaskView[],
+  now: number,
+  o: TasksTableOptions = {},
+): string {
   const header = ['INDEX', 'TASK', 'STATE', 'ATTEMPT', 'WORKER', 'DURATION', 'ERROR'];
-  const rows = tasks.map((t) => [
-    String(t.index),
-    String(t.taskId),
-    t.state,
-    String(t.attempt),
-    t.workerId ?? '-',
-    taskDuration(t, now),
-    t.error ? clip(`${t.error.kind}: ${t.error.message}`, ERROR_WIDTH) : '',
-  ]);
-  return formatTable(header, rows);
+  const rows = tasks.map((t) =>
+    cells([
+      String(t.index),
+      String(t.taskId),
+      t.state,
+      String(t.attempt),
+      t.workerId ?? '-',
+      taskDuration(t, now),
+      t.error ? clip(errorText(t.error), ERROR_WIDTH) : '',
+    ]),
+  );
+  const [head = '', ...lines] = formatTable(header, rows).split('\n');
+  const out = [head];
+  lines.forEach((line, i) => {
+    out.push(line);
+    const t = tasks[i];
+    if (t?.error?.stack === undefined || t.state === 'succeeded') return;
+    const stack = o.stacks === true ? t.error.stack.split('\n') : [throwSite(t.error.stack)];
+    for (const l of stack) out.push(`  ${printable(readablePaths(l.trim()))}`);
+  });
+  return out.join('\n');
+}
+
+/** `kind: message`, with the error's class when it says more than `Error`. */
+function errorText(e: TaskError): string {
+  const name = e.name !== undefined && e.name !== 'Error' ? `${e.name}: ` : '';
+  return `${e.kind}: ${name}${e.message}`;
+}
+
+/**
+ * The frame of a stack where the handler threw: the first one outside Node
+ * itself and node_modules (the first frame when every one is), else the
+ * stack's first line.
+ */
+export function throwSite(stack: string): string {
+  const frames = stack.split('\n').filter((l) => /^\s*at /.test(l));
+  const own = frames.find((f) => !/\(?node:|[\\/]node_modules[\\/]/.test(f));
+  return (own ?? frames[0] ?? stack.split('\n')[0] ?? '').trim();
+}
+
+/** `file:///home/a/h.js:3:9` as `/home/a/h.js:3:9`, shorter and clickable in a terminal. */
+function readablePaths(line: string): string {
+  return line.replace(/file:\/\/[^\s)]+/g, (url) => {
+    try {
+      return fileURLToPath(url);
+    } catch {
+      return url;
+    }
+  });
 }
 
 /** How long the last run took (a running task: so far); "-" when it never ran or its end is unknown. */
@@ -94,9 +153,15 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** One line of at most `width` characters, printable (escapes count in the width). */
 function clip(s: string, width: number): string {
-  const flat = s.replace(/\s+/g, ' ');
+  const flat = printable(s.replace(/\s+/g, ' '));
   return flat.length <= width ? flat : `${flat.slice(0, width - 1)}…`;
+}
+
+/** The cells of a table row, printable. */
+function cells(row: readonly string[]): string[] {
+  return row.map(printable);
 }
 
 /** One line: the group's id, state and counters. */
@@ -112,12 +177,15 @@ export function retryLine(id: string, r: RetryReply): string {
 }
 
 /**
- * A message for a terminal: control characters (a user-given label may hold
- * escape sequences or newlines) are shown as `\u001b`, never sent as such.
+ * A string for a terminal: control characters (a user-given label, a worker
+ * name or an error message may hold escape sequences or newlines) and the
+ * invisible characters that reorder or break lines (bidi controls, line and
+ * paragraph separators) are shown as `\u001b`, never sent as such. `--json`
+ * output is never passed through this: it stays exact.
  */
 export function printable(s: string): string {
   return s.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 }

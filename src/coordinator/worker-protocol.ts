@@ -6,6 +6,7 @@
 import { RegroupError } from '../core/errors.js';
 import type { TaskError } from '../core/types.js';
 import { TooDeepMessage } from '../protocol/json.js';
+import { clipStack } from '../protocol/task-error.js';
 import { workerMessage, type WorkerMessage } from '../protocol/worker.js';
 import type { RunOutcome } from '../store/store.js';
 import type { Engine } from './engine.js';
@@ -173,10 +174,12 @@ export class WorkerProtocol {
   }
 
   private onFail(s: Session, taskId: number, attempt: number, wire: TaskError): void {
+    // The worker clips its stack; one that does not is clipped here, not refused with its failure.
     const error: TaskError = {
       kind: wire.kind,
       message: wire.message,
       ...(wire.name ? { name: wire.name } : {}),
+      ...(wire.stack ? { stack: clipStack(wire.stack) } : {}),
     };
     const ref = { taskId, attempt, workerId: s.workerId };
     this.ack(s, taskId, attempt, failRun(this.o, this.engine, ref, error));

@@ -64,6 +64,13 @@ export interface TaskError {
   message: string;
   /** The error's class name on the worker, when there was one. */
   name?: string;
+  /**
+   * Where the handler threw: the error's stack frames on the worker (without
+   * its first `Name: message` line), then a `caused by:` section per
+   * `cause`; at most 50 lines and 8 KiB, clipped with a marker line. Absent
+   * when the thrown value had none (a thrown string, a timeout).
+   */
+  stack?: string;
 }
 
 /** Per-task execution options, fixed when the task is created. */

@@ -133,6 +133,12 @@ export const TaskErrorSchema = Type.Object(
     message: Type.String(),
     /** The error's class name on the worker, when there was one. */
     name: Type.Optional(Type.String()),
+    stack: Type.Optional(
+      Type.String({
+        description:
+          "Where the handler threw: the error's stack frames on the worker (without its first `Name: message` line), then a `caused by:` section per cause; at most 50 lines and 8 KiB, clipped with a marker line.",
+      }),
+    ),
   },
   { description: 'Why an attempt failed (the last error reported).' },
 );

@@ -82,6 +82,12 @@ export const WireTaskError = Type.Object(
     ]),
     message: Type.String({ maxLength: 64 * 1024 }),
     name: Type.Optional(Type.String({ maxLength: 200 })),
+    /**
+     * The handler's stack (protocol/task-error.ts stackOf). Any length the
+     * frame limit lets through: the coordinator clips it (clipStack), so a
+     * long one is kept in part rather than refused with its failure.
+     */
+    stack: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { RegroupError } from '../core/errors.js';
 import { loadHandlers } from './load-handlers.js';
@@ -43,5 +46,61 @@ void test('a missing module or one without functions is a clear bad_request', as
     assert.equal(e.code, 'bad_request');
     assert.match(e.message, /exports no function/);
     return true;
+  });
+});
+
+void describe('a module that fails to load is named with the file, line and column', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'regroup-load-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+  /** The message of loading `source` as `name`. */
+  const failure = async (name: string, source: string): Promise<string> => {
+    const file = join(tmp, name);
+    writeFileSync(file, source);
+    const e = await loadHandlers(file).then(
+      () => assert.fail(`${name} loaded`),
+      (x: unknown) => x,
+    );
+    assert.ok(e instanceof RegroupError);
+    assert.equal(e.code, 'bad_request');
+    assert.ok(e.message.startsWith(`handler module ${file} failed to load: `), e.message);
+    return e.message.slice(`handler module ${file} failed to load: `.length);
+  };
+  const cases: [string, string, string][] = [
+    // Node's ESM loader leaves the place out of the error: node --check finds it.
+    [
+      'esm.js',
+      'export const a = 1;\nexport function b() {\n  return a +;\n}\n',
+      ':3:13: SyntaxError: ',
+    ],
+    ['esm.mjs', 'export const a = 1;\n\nconst b = ;\n', ':3:11: SyntaxError: '],
+    // The CommonJS loader puts it on the stack's first line.
+    ['common.cjs', 'module.exports = {};\nconst b = ;\n', ':2:11: SyntaxError: '],
+    // tsx (esbuild) names it in its message.
+    [
+      'typed.ts',
+      'export const a: number = 1;\nexport const b: number = ;\n',
+      ':2:26: Unexpected ";"',
+    ],
+    // Thrown while the module runs: its first frame.
+    [
+      'throws.mjs',
+      'export function a() {}\nthrow new Error("no config");\n',
+      ':2:7: Error: no config',
+    ],
+  ];
+  for (const [name, source, place] of cases) {
+    void it(name, async () => {
+      const said = await failure(name, source);
+      assert.ok(said.startsWith(`${join(tmp, name)}${place}`), said);
+      assert.ok(!said.includes('\n'), 'one line');
+    });
+  }
+  void it('a syntax error in a module it imports says so', async () => {
+    writeFileSync(join(tmp, 'broken.mjs'), 'export const x = ;\n');
+    const said = await failure(
+      'imports.mjs',
+      'import { x } from "./broken.mjs";\nexport const y = () => x;\n',
+    );
+    assert.match(said, /^SyntaxError: .*\(in a module it imports: `node --check <file>`/);
   });
 });

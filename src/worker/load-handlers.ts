@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RegroupError } from '../core/errors.js';
+import { describeLoadError } from './load-error.js';
 import type { Handler } from './options.js';
 
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
@@ -25,7 +26,7 @@ export async function loadHandlers(modulePath: string): Promise<Record<string, H
   const mod = await importModule(path).catch((e: unknown) => {
     throw new RegroupError(
       'bad_request',
-      `handler module ${path} failed to load: ${e instanceof Error ? e.message : String(e)}`,
+      `handler module ${path} failed to load: ${describeLoadError(e, path)}`,
       { cause: e },
     );
   });

@@ -1,9 +1,12 @@
 import { RegroupError } from '../core/errors.js';
 import { progressEveryMs } from '../core/deadline.js';
-import { depthExceededAt } from '../protocol/json.js';
+import { stackOf } from '../protocol/task-error.js';
 import type { Fail, Run, RunRef, WireTaskError } from '../protocol/worker.js';
 import type { Handler } from './options.js';
+import { jsonOf, type ResultLimits } from './json-value.js';
 import type { Encoded } from './wire.js';
+
+export type { ResultLimits } from './json-value.js';
 
 /** What a handler gets besides its input. */
 export interface TaskContext {
@@ -30,12 +33,6 @@ export interface TaskContext {
 
 /** How a run ended, as the worker will report it. */
 export type RunEnd = { ok: true; valueJson: string } | { ok: false; error: WireTaskError };
-
-/** The coordinator's limits on results and checkpoints (its welcome says them). */
-export interface ResultLimits {
-  maxResultBytes: number;
-  maxDepth: number;
-}
 
 /** The worker side of a run: what the run needs from it. */
 export interface RunHost {
@@ -64,7 +61,10 @@ function describe(e: unknown): string {
   }
 }
 
-/** A thrown value as the wire carries it: permanent when it says so, error otherwise. */
+/**
+ * A thrown value as the wire carries it: permanent when it says so, error
+ * otherwise; with its class name and its stack (clipped) when it has them.
+ */
 export function toWireError(e: unknown): WireTaskError {
   const o =
     typeof e === 'object' && e !== null ? (e as { permanent?: unknown; name?: unknown }) : {};
@@ -73,57 +73,30 @@ export function toWireError(e: unknown): WireTaskError {
     message: clip(describe(e), MESSAGE_MAX),
   };
   if (typeof o.name === 'string' && o.name !== '') error.name = clip(o.name, NAME_MAX);
+  const stack = stackOf(e);
+  const shown = stack === undefined ? '' : withoutWorkerFrames(stack);
+  if (shown !== '') error.stack = shown;
   return error;
 }
 
+/** Where this file's frames show in a stack (`at file:///.../run.js:85:38`). */
+const THIS_FILE = `${import.meta.url}:`;
+
 /**
- * The JSON text of `value`, or why it cannot be sent: not JSON
- * (`validation_failed`), larger than maxResultBytes (`input_too_large`;
- * the coordinator's limit, which also bounds checkpoints) or nested deeper
- * than maxDepth (`too_deep`). The depth is checked on the text with the
- * coordinator's own scan, so what passes here passes there; a value too
- * deep for JSON.stringify itself (thousands of levels) is refused as not JSON.
+ * A stack without the worker's own frames: a handler that throws before its
+ * first await has under its frames the worker's (this file calling it, the
+ * message handling, the socket), which say nothing about the handler.
+ * Everything from this file's first frame to the next `caused by:` goes.
  */
-export function jsonOf(
-  value: unknown,
-  what: string,
-  limits: ResultLimits,
-):
-  | { ok: true; text: string }
-  | { ok: false; code: 'validation_failed' | 'input_too_large' | 'too_deep'; message: string } {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (e) {
-    return {
-      ok: false,
-      code: 'validation_failed',
-      message: `${what} is not JSON-serializable: ${describe(e)}; use plain objects, arrays, strings, numbers, booleans and null`,
-    };
+function withoutWorkerFrames(stack: string): string {
+  const kept: string[] = [];
+  let skipping = false;
+  for (const line of stack.split('\n')) {
+    if (line.startsWith('caused by: ')) skipping = false;
+    else if (!skipping && /^\s+at /.test(line) && line.includes(THIS_FILE)) skipping = true;
+    if (!skipping) kept.push(line);
   }
-  if (text === undefined) {
-    return {
-      ok: false,
-      code: 'validation_failed',
-      message: `${what} is a ${typeof value}, which is not JSON; use plain objects, arrays, strings, numbers, booleans and null`,
-    };
-  }
-  const bytes = Buffer.byteLength(text);
-  if (bytes > limits.maxResultBytes) {
-    return {
-      ok: false,
-      code: 'input_too_large',
-      message: `${what} is ${bytes} bytes of JSON, more than maxResultBytes (${limits.maxResultBytes}); send less (keep large data elsewhere and pass a reference) or raise the coordinator's --max-result-bytes`,
-    };
-  }
-  if (depthExceededAt(text, limits.maxDepth) !== -1) {
-    return {
-      ok: false,
-      code: 'too_deep',
-      message: `${what} is nested deeper than ${limits.maxDepth} levels (maxDepth) of arrays and objects; return flatter data, or raise the coordinator's --max-json-depth`,
-    };
-  }
-  return { ok: true, text };
+  return kept.join('\n');
 }
 
 /** The result message, built around JSON text that was already checked, so the value is encoded once. */
@@ -234,8 +207,13 @@ export class ActiveRun {
   }
 
   #valueEnd(value: unknown): RunEnd {
-    const what = `the result of task ${this.msg.taskId} (handler ${JSON.stringify(this.msg.handler)})`;
-    const json = jsonOf(value === undefined ? null : value, what, this.host.limits());
+    const owner = `the result of task ${this.msg.taskId} (handler ${JSON.stringify(this.msg.handler)})`;
+    // A handler that returns nothing (undefined) succeeds with null.
+    const json = jsonOf(
+      value === undefined ? null : value,
+      { root: 'result', owner },
+      this.host.limits(),
+    );
     if (json.ok) return { ok: true, valueJson: json.text };
     return { ok: false, error: { kind: 'permanent', message: json.message } };
   }

@@ -215,22 +215,32 @@ void test('handler failures are reported with the right kind', async (t) => {
   fake.send(names.map((h, i) => run(i + 1, h, null)));
   const fail = async (name: string) => {
     const m = await fake.waitFor(forTask('fail', names.indexOf(name) + 1));
-    return m.error as { kind: string; message: string; name?: string };
+    return m.error as { kind: string; message: string; name?: string; stack?: string };
   };
-  assert.deepEqual(await fail('boom'), { kind: 'error', message: 'bad input', name: 'TypeError' });
-  assert.deepEqual(await fail('rejects'), { kind: 'error', message: 'async bad', name: 'Error' });
-  assert.deepEqual(await fail('perm'), {
+  /** The error without its stack, and the stack's first frame. */
+  const split = async (name: string) => {
+    const { stack, ...rest } = await fail(name);
+    return { rest, top: stack?.split('\n')[0]?.trim() };
+  };
+  const boom = await split('boom');
+  assert.deepEqual(boom.rest, { kind: 'error', message: 'bad input', name: 'TypeError' });
+  assert.match(boom.top ?? '', /^at boom \(file:.*worker\.test\.js:\d+:\d+\)$/);
+  const rejects = await split('rejects');
+  assert.deepEqual(rejects.rest, { kind: 'error', message: 'async bad', name: 'Error' });
+  assert.match(rejects.top ?? '', /^at rejects \(file:.*worker\.test\.js:\d+:\d+\)$/);
+  assert.deepEqual((await split('perm')).rest, {
     kind: 'permanent',
     message: 'never works',
     name: 'PermanentError',
   });
   assert.equal((await fail('permLike')).kind, 'permanent');
   assert.deepEqual(await fail('throwsString'), { kind: 'error', message: 'just a string' });
-  for (const name of ['bigint', 'circular']) {
-    const e = await fail(name);
-    assert.equal(e.kind, 'permanent');
-    assert.match(e.message, /not JSON-serializable/);
-  }
+  const bigint = await fail('bigint');
+  assert.equal(bigint.kind, 'permanent');
+  assert.match(bigint.message, /: result is a BigInt \(1n\); JSON cannot carry it/);
+  const circular = await fail('circular');
+  assert.equal(circular.kind, 'permanent');
+  assert.match(circular.message, /: result\.self refers to an object that contains it \(a cycle\)/);
   const big = await fail('big');
   assert.equal(big.kind, 'permanent');
   assert.match(big.message, /maxResultBytes \(1000\)/);

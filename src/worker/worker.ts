@@ -7,6 +7,7 @@ import {
   type Run,
   type RunRef,
   type Welcome,
+  type WireTaskError,
 } from '../protocol/worker.js';
 import { PendingCheckpoints } from './checkpoints.js';
 import { CoordinatorLink } from './link.js';
@@ -17,11 +18,11 @@ import {
   ActiveRun,
   encodeResult,
   failMessage,
-  jsonOf,
   type ResultLimits,
   type RunEnd,
   type RunHost,
 } from './run.js';
+import { jsonOf } from './json-value.js';
 import { encode, type Encoded, type Inbound, type UnreadableRun } from './wire.js';
 
 /**
@@ -342,18 +343,28 @@ export class Worker implements RunHost {
           })
         : this.#outbox.put(failMessage(run.ref, end.error));
       this.#send(entry.encoded);
-      if (!end.ok)
-        this.#log('debug', 'run failed', {
-          groupId: run.msg.groupId,
-          ...run.ref,
-          error: end.error,
-        });
+      if (!end.ok) this.#logFailure(run, end.error);
       this.#events.emit('done', { ...run.ref, ok: end.ok });
       this.#notifyRuns();
     } catch (e) {
       // Called from a promise callback: a bug here must be logged, not become an unhandled rejection.
       this.#log('error', 'worker bug while reporting a run', { ...run.ref, error: String(e) });
     }
+  }
+
+  /** One warn line per failed run: what a person debugging a handler looks for first. */
+  #logFailure(run: ActiveRun, error: WireTaskError): void {
+    const { kind, message, name, stack } = error;
+    this.#log('warn', 'run failed', {
+      taskId: run.ref.taskId,
+      attempt: run.ref.attempt,
+      handler: run.msg.handler,
+      groupId: run.msg.groupId,
+      kind,
+      ...(name === undefined ? {} : { name }),
+      error: message,
+      ...(stack === undefined ? {} : { stack }),
+    });
   }
 
   progress(run: ActiveRun): void {
@@ -374,7 +385,11 @@ export class Worker implements RunHost {
         ? reason
         : new RegroupError('stale_attempt', `task ${taskId} attempt ${attempt} has ended`);
     }
-    const json = jsonOf(state, `the checkpoint of task ${taskId}`, this.limits());
+    const json = jsonOf(
+      state,
+      { root: 'checkpoint', owner: `the checkpoint of task ${taskId}` },
+      this.limits(),
+    );
     if (!json.ok) throw new RegroupError(json.code, json.message);
     const { encoded, saved } = this.#checkpoints.add(taskId, attempt, run.nextSeq++, json.text);
     this.#send(encoded);
