@@ -28,6 +28,7 @@ import {
   tempDir,
   until,
 } from '../src/testing/procs.js';
+import { trackProcess, WATCH_PARENT } from '../src/testing/cleanup.js';
 
 const HANDLERS = fileURLToPath(new URL('../../test/fixtures/cli-handlers.js', import.meta.url));
 
@@ -46,10 +47,12 @@ interface Running {
 
 /** Starts the CLI with `args` (stdin: `input`, then closed). */
 function start(args: string[], input = ''): Running {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, REGROUP_URL: url, REGROUP_TOKEN: '' },
-  });
+  const child = trackProcess(
+    spawn(process.execPath, [...WATCH_PARENT, CLI, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, REGROUP_URL: url, REGROUP_TOKEN: '' },
+    }),
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += String(d)));
@@ -197,7 +200,12 @@ describe('regroup CLI against a real coordinator', () => {
 
     const failed = await cli('tasks', id, '--state', 'failed');
     assert.equal(failed.code, 0, failed.stderr);
-    const rows = failed.stdout.trimEnd().split('\n');
+    const lines = failed.stdout.trimEnd().split('\n');
+    // Under each task that did not succeed, an indented line says where it threw.
+    const rows = lines.filter((l) => !l.startsWith('  '));
+    const frames = lines.filter((l) => l.startsWith('  '));
+    assert.equal(frames.length, 2, failed.stdout);
+    for (const f of frames) assert.match(f, /cli-handlers\.js:\d+:\d+/);
     assert.match(rows[0]!, /^INDEX\s+TASK\s+STATE\s+ATTEMPT\s+WORKER\s+DURATION\s+ERROR$/);
     assert.deepEqual(
       rows.slice(1).map((l) => l.split(/\s{2,}/).filter((_, i) => i !== 1 && i !== 5)),
