@@ -206,6 +206,11 @@ describe('regroup CLI against a real coordinator', () => {
     const frames = lines.filter((l) => l.startsWith('  '));
     assert.equal(frames.length, 2, failed.stdout);
     for (const f of frames) assert.match(f, /cli-handlers\.js:\d+:\d+/);
+    const whole = await cli('tasks', id, '--state', 'failed', '--stack');
+    assert.equal(whole.code, 0, whole.stderr);
+    const stackLines = whole.stdout.split('\n').filter((l) => l.startsWith('  '));
+    assert.ok(stackLines.length >= frames.length, whole.stdout);
+    assert.match(stackLines[0]!, /at flaky .*cli-handlers\.js:\d+:\d+/);
     assert.match(rows[0]!, /^INDEX\s+TASK\s+STATE\s+ATTEMPT\s+WORKER\s+DURATION\s+ERROR$/);
     assert.deepEqual(
       rows.slice(1).map((l) => l.split(/\s{2,}/).filter((_, i) => i !== 1 && i !== 5)),

@@ -80,6 +80,7 @@ function before(b: number | undefined): { before?: number } {
 }
 
 interface TasksFlags extends ConnectionOptions {
+  stack?: boolean;
   limit: number;
   after?: number;
   state?: TaskState;
@@ -91,7 +92,11 @@ export function tasksCommand(): Command {
     .argument('<groupId>', 'a group id')
     .addOption(new Option('--state <state>', 'only tasks in this state').choices(TASK_STATES))
     .option('--limit <n>', 'most tasks shown (1..10000)', integer(1), 100)
-    .option('--after <index>', 'paging: tasks with an index greater than this', integer(0));
+    .option('--after <index>', 'paging: tasks with an index greater than this', integer(0))
+    .option(
+      '--stack',
+      "under a task that did not succeed, its error's whole stack (default: where it threw)",
+    );
   withConnectionOptions(cmd).addHelpText(
     'after',
     '\nWith --json: {"tasks":[TaskView],"next":<index>|null}; pass next as --after for the next page.',
@@ -105,7 +110,11 @@ export function tasksCommand(): Command {
       });
       if (flags.json) return JSON.stringify(page);
       const what = flags.state === undefined ? 'no tasks' : `no ${flags.state} tasks`;
-      const lines = [page.tasks.length === 0 ? what : tasksTable(page.tasks, Date.now())];
+      const lines = [
+        page.tasks.length === 0
+          ? what
+          : tasksTable(page.tasks, Date.now(), { stacks: flags.stack === true }),
+      ];
       if (page.next !== null) lines.push('', `more: --after ${page.next}`);
       return lines.join('\n');
     });

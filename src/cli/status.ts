@@ -99,7 +99,7 @@ async function overview(client: Client, limit: number, json: boolean): Promise<s
 export function describeGroup(g: GroupView, now = Date.now()): string {
   const rows: [string, string][] = [
     ['group', g.id],
-    ['handler', g.handler],
+    ['handler', printable(g.handler)],
     ['state', g.done || g.state === 'done' ? g.state : `${g.state} (not done)`],
     ['policy', g.policy],
     ['progress', progressPercent(g)],

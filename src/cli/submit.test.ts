@@ -184,6 +184,7 @@ void describe('regroup submit (against a fake coordinator)', () => {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as unknown);
     assert.deepEqual(json, [
+      { groupId: 'g1', tasks: 1 },
       { groupId: 'g1', waiting: WAITING },
       { groupId: 'g1', waiting: null },
     ]);

@@ -69,9 +69,11 @@ void describe('CLI views', () => {
   });
 
   void it('lists workers with state, heartbeat age, slots in use and tasks done', () => {
-    const lines = workersTable([worker, { ...worker, connected: false, health: 'dead' }]).split(
-      '\n',
-    );
+    const lines = workersTable([
+      worker,
+      { ...worker, connected: false, health: 'dead', running: 0 },
+      { ...worker, connected: false, health: 'suspect' },
+    ]).split('\n');
     assert.match(lines[0]!, /^WORKER\s+NAME\s+STATE\s+HEARTBEAT\s+SLOTS\s+DONE\s+HANDLERS$/);
     assert.deepEqual(lines[1]!.split(/\s{2,}/), [
       'w_abc',
@@ -82,7 +84,9 @@ void describe('CLI views', () => {
       '41',
       'square,tile',
     ]);
-    assert.match(lines[2]!, /dead \(disconnected\)/);
+    // Dead says it all; a live session that lost its socket says so.
+    assert.match(lines[2]!, /\sdead\s+2s ago\s+0\/8\s/);
+    assert.match(lines[3]!, /suspect \(disconnected\)/);
   });
 
   void it('lists tasks with attempt, worker, duration and a clipped one-line error', () => {

@@ -53,7 +53,7 @@ export function workersTable(workers: readonly WorkerView[]): string {
     cells([
       w.workerId,
       w.name,
-      w.connected ? w.health : `${w.health} (disconnected)`,
+      w.connected || w.health === 'dead' ? w.health : `${w.health} (disconnected)`,
       ago(w.lastSeenAgoMs),
       `${w.running}/${w.slots}`,
       String(w.tasksDone),
