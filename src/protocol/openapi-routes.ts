@@ -126,10 +126,7 @@ const DashboardTaskPage = Type.Object({
       startedAt: Type.Union([Type.Integer(), Type.Null()]),
       finishedAt: Type.Union([Type.Integer(), Type.Null()]),
       durationMs: Type.Union([Type.Integer(), Type.Null()]),
-      error: Type.Union([
-        Type.Object({ kind: Type.String(), message: Type.String() }),
-        Type.Null(),
-      ]),
+      error: Type.Union([H.TaskErrorSchema, Type.Null()]),
     }),
   ),
   next: Type.Union([Type.Integer(), Type.Null()]),
