@@ -456,9 +456,9 @@ describe('regroup installed from its tarball into a fresh project', { timeout: 9
 
   it(
     "every installed package accepts the oldest Node.js regroup's engines allow",
-    {
-      todo: "fastify 5.12.8 -> light-my-request 6.8.1 -> cookie 2.0.2 wants node >=22; the repository's override (light-my-request 6.6.0) does not reach users",
-    },
+    // fastify 5.12.8 takes light-my-request ^6, whose 6.8 pulls cookie 2 (node >=22): regroup
+    // depends on light-my-request 6.6.0 itself, so that a user's install resolves to it.
+    { timeout: 60_000 },
     () => {
       const range = installed.engines?.node ?? '';
       const m = /^>=\s*(\d+(?:\.\d+){0,2})$/.exec(range);
