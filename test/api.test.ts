@@ -6,11 +6,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { Coordinator } from '../src/coordinator/index.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { tempDir, until } from '../src/testing/procs.js';
 import type { CoordinatorMessage } from '../src/protocol/worker.js';
+import { RawWorker } from './raw-worker.js';
 
 let coordinator: Coordinator;
 let url: string;
@@ -254,33 +254,6 @@ describe('client API: bad input', () => {
     assert.equal(canceled.body['done'], true);
   });
 });
-
-/** A raw protocol peer, to send exactly what a misbehaving worker would. */
-class RawWorker {
-  readonly ws: WebSocket;
-  readonly inbox: CoordinatorMessage[] = [];
-  constructor(base: string) {
-    this.ws = new WebSocket(base.replace('http', 'ws') + '/v1/worker');
-    this.ws.on('message', (d: Buffer) =>
-      this.inbox.push(...(JSON.parse(d.toString('utf8')) as CoordinatorMessage[])),
-    );
-  }
-  async open(): Promise<void> {
-    await new Promise((r) => this.ws.once('open', r));
-  }
-  send(...m: unknown[]): void {
-    this.ws.send(JSON.stringify(m));
-  }
-  take<T extends CoordinatorMessage['t']>(t: T): Promise<Extract<CoordinatorMessage, { t: T }>> {
-    return until(`a ${t} message`, () => {
-      const i = this.inbox.findIndex((m) => m.t === t);
-      return i >= 0 ? (this.inbox.splice(i, 1)[0] as Extract<CoordinatorMessage, { t: T }>) : null;
-    });
-  }
-  close(): void {
-    this.ws.terminate();
-  }
-}
 
 describe('worker protocol: fencing and bad messages', () => {
   it('answers bad frames with protocol_error and keeps the connection', async () => {

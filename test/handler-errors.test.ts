@@ -11,12 +11,11 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import WebSocket from 'ws';
 import { Client, type Outcome } from '../src/client/index.js';
 import type { TaskView } from '../src/protocol/http.js';
-import type { CoordinatorMessage } from '../src/protocol/worker.js';
 import { CLI, Proc, startServer, startWorker, until } from '../src/testing/procs.js';
 import { fixture, realProcesses } from './real-processes.js';
+import { RawWorker } from './raw-worker.js';
 
 const HANDLERS = fixture('error-handlers.js');
 /** The documented bounds of a stored stack (docs/handlers.md). */
@@ -141,27 +140,6 @@ void describe('a failed task keeps where its handler threw', () => {
     assert.match(outcome.error!.message, /: result\.score is NaN; JSON cannot carry it/);
   });
 });
-
-/** A raw protocol peer: sends what a hostile worker would. */
-class RawWorker {
-  readonly ws: WebSocket;
-  readonly inbox: CoordinatorMessage[] = [];
-  constructor(base: string) {
-    this.ws = new WebSocket(base.replace('http', 'ws') + '/v1/worker');
-    this.ws.on('message', (d: Buffer) =>
-      this.inbox.push(...(JSON.parse(d.toString('utf8')) as CoordinatorMessage[])),
-    );
-  }
-  send(...m: unknown[]): void {
-    this.ws.send(JSON.stringify(m));
-  }
-  take<T extends CoordinatorMessage['t']>(t: T): Promise<Extract<CoordinatorMessage, { t: T }>> {
-    return until(`a ${t} message`, () => {
-      const i = this.inbox.findIndex((m) => m.t === t);
-      return i >= 0 ? (this.inbox.splice(i, 1)[0] as Extract<CoordinatorMessage, { t: T }>) : null;
-    });
-  }
-}
 
 void describe('the coordinator bounds what a worker sends', () => {
   it('a fail with a 10 MB stack is committed with the stack clipped, the rest intact', async () => {

@@ -9,15 +9,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { Client } from '../src/client/index.js';
 import { Coordinator } from '../src/coordinator/index.js';
 import { makeLogger } from '../src/cli/log.js';
-import type { CoordinatorMessage } from '../src/protocol/worker.js';
 import type { Candidate, LeaderState, Leadership } from '../src/store/leadership.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { Worker } from '../src/worker/index.js';
 import { tempDir, until } from '../src/testing/procs.js';
+import { RawWorker } from './raw-worker.js';
 
 const tmp = tempDir('regroup-metrics-');
 after(() => tmp.cleanup());
@@ -48,36 +47,6 @@ function get(m: Map<string, number>, key: string): number {
     assert.fail(`no sample ${key}; samples of that name: ${near || 'none'}`);
   }
   return v;
-}
-
-/** A worker that says hello, takes its runs and never answers: killed by closing its socket. */
-class RawWorker {
-  readonly ws: WebSocket;
-  readonly inbox: CoordinatorMessage[] = [];
-  constructor(base: string) {
-    this.ws = new WebSocket(base.replace('http', 'ws') + '/v1/worker');
-    this.ws.on('message', (d: Buffer) =>
-      this.inbox.push(...(JSON.parse(d.toString('utf8')) as CoordinatorMessage[])),
-    );
-  }
-  async hello(name: string, handlers: string[], slots: number): Promise<string> {
-    await new Promise((r) => this.ws.once('open', r));
-    this.send({ t: 'hello', protocol: 1, name, handlers, slots, labels: [] });
-    const { workerId, heartbeatMs } = await this.take('welcome');
-    // It beats (so it stays alive, not suspect) until its socket is gone.
-    const beat = setInterval(() => this.send({ t: 'beat' }), heartbeatMs / 2);
-    this.ws.on('close', () => clearInterval(beat));
-    return workerId;
-  }
-  send(...m: unknown[]): void {
-    this.ws.send(JSON.stringify(m));
-  }
-  take<T extends CoordinatorMessage['t']>(t: T): Promise<Extract<CoordinatorMessage, { t: T }>> {
-    return until(`a ${t} message`, () => {
-      const i = this.inbox.findIndex((m) => m.t === t);
-      return i >= 0 ? (this.inbox.splice(i, 1)[0] as Extract<CoordinatorMessage, { t: T }>) : null;
-    });
-  }
 }
 
 /** Collects what a logger writes, as a non-terminal stream (so: JSON Lines). */
