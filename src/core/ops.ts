@@ -15,6 +15,8 @@ export const OPS = [
   { kind: 'seals', client: true },
   { kind: 'cancels', client: true },
   { kind: 'retries', client: true },
+  // Before commits: a task's add and its result in one tick apply in that order.
+  { kind: 'taskAdds', client: false },
   { kind: 'commits', client: false },
   { kind: 'failures', client: false },
   { kind: 'requeues', client: false },

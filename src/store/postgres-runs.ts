@@ -67,9 +67,9 @@ interface TaskRow {
 type Fenced = { taskId: number; attempt: number; workerId: string };
 
 /** One array per statement parameter, filled op by op. */
-type Columns = unknown[][];
-const columns = (n: number): Columns => Array.from({ length: n }, () => []);
-function push(cols: Columns, ...values: unknown[]): void {
+export type Columns = unknown[][];
+export const columns = (n: number): Columns => Array.from({ length: n }, () => []);
+export function push(cols: Columns, ...values: unknown[]): void {
   values.forEach((v, i) => cols[i]?.push(v));
 }
 

@@ -129,6 +129,18 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO leader_lease (id) VALUES (1);
   `,
+  // 2: the adds of running tasks (ctx.add), by task and key: a repeat of a key
+  // answers the first add's indexes and adds nothing. No FOREIGN KEY, as for
+  // tasks.group_id: the store writes a row only for a task it locked.
+  `
+  CREATE TABLE task_adds (
+    task_id   bigint NOT NULL,
+    key       text NOT NULL,
+    first_idx integer NOT NULL,
+    count     integer NOT NULL,
+    PRIMARY KEY (task_id, key)
+  );
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -88,6 +88,12 @@ export const SQL = {
        FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[])
             AS c(id, attempt, worker, checkpoint)
       WHERE ${FENCE}`,
+  // The adds of running tasks (ctx.add) already made under these (task, key) pairs.
+  taskAddsByKey: `SELECT a.task_id, a.key, a.first_idx, a.count
+       FROM task_adds a JOIN unnest($1::bigint[], $2::text[]) AS k(task_id, key)
+         ON a.task_id = k.task_id AND a.key = k.key`,
+  insertTaskAdds: `INSERT INTO task_adds (task_id, key, first_idx, count)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[])`,
   // Retry: every failed task of a group ($1) back to pending, its attempt
   // budget started over, its attempt kept (the next claim takes attempt + 1).
   retryFailed: `UPDATE tasks SET state = 'pending', worker_id = NULL, errors = 0, node_failures = 0,

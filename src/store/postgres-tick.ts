@@ -12,6 +12,7 @@
 import type pg from 'pg';
 import { RegroupError } from '../core/errors.js';
 import type { GroupInfo } from '../core/types.js';
+import { applyTaskAdds } from './postgres-adds.js';
 import { applyRunOps, type EndPlan, type RunContext } from './postgres-runs.js';
 import { stmt, type StatementName } from './postgres-sql.js';
 import { groupFromRow, toJson, type GroupRow } from './rows.js';
@@ -84,6 +85,7 @@ export class PgTickApplier implements RunContext {
     for (const id of t.cancels ?? []) cancels.push(await this.cancel(id));
     const retries: RetryOutcome[] = [];
     for (const id of t.retries ?? []) retries.push(await this.retry(id));
+    const taskAdds = await applyTaskAdds(this, t.taskAdds ?? []);
     const runs = await applyRunOps(this, t);
     const scheduleTimeouts = await this.scheduleTimeouts(t.scheduleTimeouts ?? []);
     await this.upsertWorkers(t.workers ?? []);
@@ -97,6 +99,7 @@ export class PgTickApplier implements RunContext {
       seals,
       cancels,
       retries,
+      taskAdds,
       ...runs,
       scheduleTimeouts,
       claimed,

@@ -91,6 +91,17 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO meta (key, value) VALUES ('finish_seq', 0);
   `,
+  // 2: the adds of running tasks (ctx.add), by task and key: a repeat of a key
+  // answers the first add's indexes and adds nothing.
+  `
+  CREATE TABLE task_adds (
+    task_id   INTEGER NOT NULL REFERENCES tasks (id),
+    key       TEXT NOT NULL,
+    first_idx INTEGER NOT NULL,
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (task_id, key)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -66,6 +66,12 @@ export const SQL = {
          node_failures = node_failures + ?
        WHERE ${FENCE} RETURNING group_id`,
   ),
+  // The group of a task whose fence holds: (...fence).
+  fencedGroup: p(`SELECT group_id FROM tasks WHERE ${FENCE}`),
+  // A task's add by key (ctx.add): (taskId, key).
+  taskAdd: p('SELECT first_idx, count FROM task_adds WHERE task_id = ? AND key = ?'),
+  // (taskId, key, first, count)
+  insertTaskAdd: p('INSERT INTO task_adds (task_id, key, first_idx, count) VALUES (?, ?, ?, ?)'),
   // (checkpoint, ...fence)
   checkpoint: p(`UPDATE tasks SET checkpoint = ? WHERE ${FENCE}`),
   // (workerId, now, taskId, now)

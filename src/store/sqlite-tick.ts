@@ -26,11 +26,21 @@ import type {
   RunOutcome,
   ScheduleTimeoutOp,
   SealOutcome,
+  TaskAddOp,
+  TaskAddOutcome,
   Tick,
   TickOutcome,
   WorkerRecord,
 } from './store.js';
-import { addVerdict, copyOptions, failsFast, isLive, snapshot, TickGroups } from './tick-groups.js';
+import {
+  addVerdict,
+  copyOptions,
+  failsFast,
+  isLive,
+  repeatedAdd,
+  snapshot,
+  TickGroups,
+} from './tick-groups.js';
 import { applyOps } from './tick-ops.js';
 
 interface ClaimRow {
@@ -45,6 +55,7 @@ interface ClaimRow {
 }
 
 type GroupIdRow = { group_id: string } | undefined;
+type TaskAddRow = { first_idx: number; count: number };
 
 export class TickApplier {
   private readonly groups: TickGroups;
@@ -71,6 +82,7 @@ export class TickApplier {
       seals: (id) => this.seal(id),
       cancels: (id) => this.cancel(id),
       retries: (id) => this.retry(id),
+      taskAdds: (a) => this.taskAdd(a),
       commits: (c) => this.commit(c),
       failures: (f) => this.fail(f),
       requeues: (r) => this.requeue(r),
@@ -224,8 +236,22 @@ export class TickApplier {
     return { status: 'retried', retried: n, group: snapshot(g) };
   }
 
+  /** A running task's add (TaskAddOp): fenced, then keyed. */
+  private taskAdd(a: TaskAddOp): TaskAddOutcome {
+    const row = this.st.fencedGroup.get(...fence(a)) as GroupIdRow;
+    if (!row) return { status: this.miss(a.taskId) };
+    const count = a.inputs.length;
+    const prev = this.st.taskAdd.get(a.taskId, a.key) as TaskAddRow | undefined;
+    if (prev) return repeatedAdd({ first: prev.first_idx, count: prev.count }, count);
+    const g = this.groupOf(row.group_id);
+    const first = g.total;
+    this.insertTasks(g, a.inputs);
+    this.st.insertTaskAdd.run(a.taskId, a.key, first, count);
+    return { status: 'added', first, count };
+  }
+
   /** Why a fenced write did not apply. */
-  private miss(taskId: number): RunOutcome {
+  private miss(taskId: number): Exclude<RunOutcome, 'applied'> {
     const row = this.st.taskState.get(taskId) as { state: string } | undefined;
     const s = row?.state;
     return s === 'succeeded' || s === 'failed' || s === 'canceled' ? 'already_final' : 'stale';

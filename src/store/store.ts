@@ -8,8 +8,8 @@
  * - `commitTick` applies everything that arrived in one coordinator tick in ONE
  *   transaction (group commit), in this order: the op kinds in the order of
  *   OPS (src/core/ops.ts: createGroups, addTasks, seals, cancels, retries,
- *   commits, failures, requeues, checkpoints, scheduleTimeouts), then
- *   workers, claims, events.
+ *   taskAdds, commits, failures, requeues, checkpoints, scheduleTimeouts),
+ *   then workers, claims, events.
  *   Nothing is acknowledged before it returns.
  * - Every write about a run is fenced by `(taskId, attempt, workerId)`: it
  *   applies only while the task is `running` with exactly that attempt and
@@ -21,6 +21,9 @@
  *   runs stay stale), the attempt budget starts over (errors and
  *   node_failures back to 0), the last error and checkpoint are kept, and the
  *   finishing sequence is cleared (the task finishes again with a new one).
+ * - A running task's add (`taskAdds`) is fenced like a report, and keyed by
+ *   (taskId, key): a repeat of a key, by any attempt, adds nothing and answers
+ *   the first add's indexes (see TaskAddOutcome).
  * - Group counters change in the same transaction as the tasks they count.
  * - Policy (retry or not, next run time, poison) is decided by core and passed
  *   in as values; the store holds no rule of its own except failFast
@@ -54,6 +57,22 @@ export interface AddTasks {
   groupId: string;
   /** The index the first input must take; null = append wherever the group is. */
   offset: number | null;
+  inputs: unknown[];
+}
+
+/**
+ * A running task adds tasks to its own group (ctx.add): fenced by
+ * (taskId, attempt, workerId) like a report, idempotent by (taskId, key)
+ * across the task's attempts. The tasks take the group's next indexes;
+ * the group's state does not matter (a sealed group takes them: the
+ * fence holds only while the task runs, so the group is live).
+ */
+export interface TaskAddOp {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+  /** The add's key within its task: `#0`, `#1`, ... by position in the run, or the handler's own. */
+  key: string;
   inputs: unknown[];
 }
 
@@ -145,6 +164,7 @@ export interface Ops {
   cancels: { op: string; outcome: CancelOutcome };
   /** Group ids whose failed tasks go back to pending (see RetryOutcome). */
   retries: { op: string; outcome: RetryOutcome };
+  taskAdds: { op: TaskAddOp; outcome: TaskAddOutcome };
   commits: { op: CommitOp; outcome: RunOutcome };
   failures: { op: FailOp; outcome: RunOutcome };
   requeues: { op: RequeueOp; outcome: RunOutcome };
@@ -207,6 +227,19 @@ export type RetryOutcome =
   | { status: 'not_found' };
 
 export type RunOutcome = 'applied' | 'already_final' | 'stale';
+
+/**
+ * added: the inputs are tasks `first`..`first + count - 1` of the task's
+ * group. duplicate: the key was added before (by this attempt or an earlier
+ * one) with as many inputs: nothing added, the first add's indexes.
+ * conflict: the key was added before with another number of inputs
+ * (`first`, `count` are the first add's): nothing added. stale and
+ * already_final: the fence did not hold (RunOutcome); nothing added, and
+ * the key is not looked at.
+ */
+export type TaskAddOutcome =
+  | { status: 'added' | 'duplicate' | 'conflict'; first: number; count: number }
+  | { status: 'stale' | 'already_final' };
 
 /** A running lease, with what core needs to decide retries and poison. */
 export interface Lease {

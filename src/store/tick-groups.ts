@@ -8,7 +8,7 @@
  */
 import { nextGroupState } from '../core/group.js';
 import type { GroupInfo, TaskOptions } from '../core/types.js';
-import type { AddTasks, NewGroup } from './store.js';
+import type { AddTasks, NewGroup, TaskAddOutcome } from './store.js';
 
 /** A group counter named after the task state it counts. */
 export type Counter = 'pending' | 'running' | 'succeeded' | 'failed' | 'canceled';
@@ -119,6 +119,12 @@ export function addVerdict(g: GroupInfo, a: AddTasks): AddVerdict {
   if (g.state !== 'open') return 'sealed';
   if (a.offset !== null && a.offset !== g.total) return 'offset_mismatch';
   return 'added';
+}
+
+/** A task add whose fence held, its key already in the task's adds: a duplicate, or a conflict when the counts differ. */
+export function repeatedAdd(prev: { first: number; count: number }, count: number): TaskAddOutcome {
+  const status = prev.count === count ? 'duplicate' : 'conflict';
+  return { status, first: prev.first, count: prev.count };
 }
 
 /** The group still takes changes to its outcome: a cancel cancels it. */

@@ -32,6 +32,7 @@ import type {
   WorkerRecord,
 } from '../../src/store/store.js';
 import { taskViewFromRecord } from '../../src/store/rows.js';
+import { taskAddRules } from './contract-adds.js';
 import { pageRules } from './contract-pages.js';
 import { waitingRules } from './contract-waiting.js';
 import { ModelStore } from './model.js';
@@ -174,6 +175,7 @@ export function storeContract(name: string, make: Make): void {
     failureRules(make);
     cancelRules(make);
     retryRules(make);
+    taskAddRules(make);
     readRules(make);
     pageRules(make);
     waitingRules(make);
@@ -1561,6 +1563,7 @@ type AbstractOp =
       retry: boolean;
       node: boolean;
     }
+  | { k: 'taskAdd'; t: number; fault: Fault; key: number; n: number }
   | { k: 'claim'; t: number; w: number }
   | { k: 'worker'; w: number; dead: boolean }
   | { k: 'event'; t: number };
@@ -1611,6 +1614,10 @@ const abstractOp: fc.Arbitrary<AbstractOp> = fc.oneof(
     fc.record({ k: runKind, t: nat(50), fault, retry: fc.boolean(), node: fc.boolean() }),
     8,
   ),
+  weighted(
+    fc.record({ k: fc.constant('taskAdd' as const), t: nat(50), fault, key: nat(2), n: nat(3) }),
+    3,
+  ),
   weighted(fc.record({ k: fc.constant('claim' as const), t: nat(50), w: nat(2) }), 8),
   weighted(fc.record({ k: fc.constant('worker' as const), w: nat(2), dead: fc.boolean() }), 1),
   weighted(fc.record({ k: fc.constant('event' as const), t: nat(50) }), 1),
@@ -1634,6 +1641,7 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
     seals: [],
     cancels: [],
     retries: [],
+    taskAdds: [],
     commits: [],
     failures: [],
     requeues: [],
@@ -1700,6 +1708,17 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
           error: { kind: 'unschedulable', message: `waited ${op.g}` },
         });
         break;
+      case 'taskAdd': {
+        const x = pick(running, op.t);
+        tick.taskAdds.push({
+          taskId: x?.taskId ?? 424_242,
+          attempt: (x?.attempt ?? 1) - (op.fault === 'attempt' ? 1 : 0),
+          workerId: op.fault === 'worker' ? 'w-other' : (x?.workerId ?? 'w0'),
+          key: `#${op.key}`,
+          inputs: Array.from({ length: op.n }, (_, i) => ({ added: i })),
+        });
+        break;
+      }
       case 'claim': {
         const x = pick(pending, op.t);
         tick.claims.push({ taskId: x?.taskId ?? 424_242, workerId: `w${op.w}` });

@@ -23,6 +23,8 @@ import type {
   RunOutcome,
   ScheduleTimeoutOp,
   SealOutcome,
+  TaskAddOp,
+  TaskAddOutcome,
   FinishedPageQuery,
   Store,
   TaskCounts,
@@ -66,6 +68,8 @@ export class ModelStore implements Store {
   readonly tasks: ModelTask[] = [];
   private readonly workers = new Map<string, WorkerRecord>();
   private readonly events: EventView[] = [];
+  /** The adds of running tasks, by `${taskId} ${key}`: the first add's indexes. */
+  readonly taskAdds = new Map<string, { first: number; count: number }>();
   private finishSeq = 0;
 
   async open(): Promise<void> {}
@@ -73,13 +77,15 @@ export class ModelStore implements Store {
 
   async commitTick(tick: Tick): Promise<TickOutcome> {
     // All or nothing, like a transaction: work on a copy of the state.
-    const saved = clone({ g: this.groups, t: this.tasks, s: this.finishSeq });
+    const saved = clone({ g: this.groups, t: this.tasks, s: this.finishSeq, a: this.taskAdds });
     try {
       return new ModelTick(this, tick.now).run(tick);
     } catch (err) {
       this.groups.splice(0, this.groups.length, ...saved.g);
       this.tasks.splice(0, this.tasks.length, ...saved.t);
       this.finishSeq = saved.s;
+      this.taskAdds.clear();
+      for (const [k, v] of saved.a) this.taskAdds.set(k, v);
       throw err;
     }
   }
@@ -295,6 +301,7 @@ class ModelTick {
       seals: (id) => this.seal(id),
       cancels: (id) => this.cancel(id),
       retries: (id) => this.retry(id),
+      taskAdds: (a) => this.taskAdd(a),
       commits: (c) => this.fenced(c, (t) => this.finish(t, 'succeeded', { value: json(c.value) })),
       failures: (f) =>
         this.fenced(f, (t) => {
@@ -497,6 +504,27 @@ class ModelTick {
       return { status: 'offset_mismatch', group: clone(g) };
     if (a.inputs.length > 0) this.append(g, a.inputs);
     return { status: 'added', group: clone(g) };
+  }
+
+  /** Fenced, then keyed: a repeat of a key adds nothing and answers the first add. */
+  private taskAdd(a: TaskAddOp): TaskAddOutcome {
+    const t = this.m.tasks.find((x) => x.taskId === a.taskId);
+    if (!t) return { status: 'stale' };
+    const f = checkFence(t, a.attempt, a.workerId);
+    if (f !== 'ok') return { status: f };
+    const key = `${a.taskId} ${a.key}`;
+    const count = a.inputs.length;
+    const prev = this.m.taskAdds.get(key);
+    if (prev) {
+      const status = prev.count === count ? 'duplicate' : 'conflict';
+      return { status, first: prev.first, count: prev.count };
+    }
+    const g = this.group(t.groupId);
+    if (!g) throw new Error(`task ${t.taskId} has no group`);
+    const first = g.total;
+    if (count > 0) this.append(g, a.inputs);
+    this.m.taskAdds.set(key, { first, count });
+    return { status: 'added', first, count };
   }
 
   private sealOpen(g: GroupInfo): void {

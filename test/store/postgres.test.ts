@@ -136,6 +136,43 @@ void describe('PostgresStore', () => {
     }
   });
 
+  void it('migrates a version 1 schema (before ctx.add) with a task running: the task adds after', async () => {
+    const schema = freshSchema();
+    const first = await openStore({ schema });
+    let taskId: number;
+    try {
+      await first.commitTick({ now: 1, createGroups: [group('g', 1)] });
+      const [ready] = await first.readyTasks(['g'], 2, 1);
+      assert.ok(ready);
+      taskId = ready.taskId;
+      await first.commitTick({ now: 2, claims: [{ taskId, workerId: 'w' }] });
+    } finally {
+      await first.close();
+    }
+    // What a regroup of schema version 1 left: no task_adds table.
+    await sql(`DROP TABLE "${schema}".task_adds`);
+    await sql(`DELETE FROM "${schema}".schema_migrations WHERE version > 1`);
+    const s = await openStore({ schema });
+    try {
+      const rows = await sql<{ version: number }>(
+        `SELECT version FROM "${schema}".schema_migrations ORDER BY version`,
+      );
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1),
+      );
+      const op = { taskId, attempt: 1, workerId: 'w', key: '#0', inputs: [2, 3] };
+      const out = await s.commitTick({ now: 3, taskAdds: [op, op] });
+      assert.deepEqual(out.taskAdds, [
+        { status: 'added', first: 1, count: 2 },
+        { status: 'duplicate', first: 1, count: 2 },
+      ]);
+    } finally {
+      await s.close();
+      await dropSchema(schema);
+    }
+  });
+
   void it('refuses a schema written by a newer version, and stays closed', async () => {
     const schema = freshSchema();
     const s = await openStore({ schema });

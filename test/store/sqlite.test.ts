@@ -93,6 +93,45 @@ void describe('SqliteStore', () => {
     await s.close();
   });
 
+  void it('migrates a version 1 file (before ctx.add) with a task running: the task adds after', async () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path });
+    await s.open();
+    await s.commitTick({
+      now: 1,
+      createGroups: [
+        {
+          id: 'g',
+          handler: 'h',
+          policy: 'collectAll',
+          idempotencyKey: null,
+          open: false,
+          options: resolveTaskOptions(undefined),
+          inputs: [1],
+        },
+      ],
+    });
+    const [ready] = await s.readyTasks(['g'], 2, 1);
+    assert.ok(ready);
+    await s.commitTick({ now: 2, claims: [{ taskId: ready.taskId, workerId: 'w' }] });
+    // What a regroup of schema version 1 left: no task_adds table.
+    s.database.exec('DROP TABLE task_adds; DELETE FROM schema_migrations WHERE version > 1');
+    await s.close();
+    await s.open();
+    const versions = s.database.prepare('SELECT version FROM schema_migrations').all();
+    assert.deepEqual(
+      versions,
+      Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
+    );
+    const op = { taskId: ready.taskId, attempt: 1, workerId: 'w', key: '#0', inputs: [2, 3] };
+    const out = await s.commitTick({ now: 3, taskAdds: [op, op] });
+    assert.deepEqual(out.taskAdds, [
+      { status: 'added', first: 1, count: 2 },
+      { status: 'duplicate', first: 1, count: 2 },
+    ]);
+    await s.close();
+  });
+
   void it('refuses a file written by a newer schema version', async () => {
     const path = freshPath();
     const s = new SqliteStore({ path });
