@@ -480,6 +480,9 @@ export class Engine {
       this.sessions.get(c.workerId)?.claim(c.taskId);
     }
     if (outcome.createGroups.length > 0 || outcome.addTasks.length > 0) this.dispatchDirty = true;
+    // Tasks added by running tasks (ctx.add) run at once.
+    if (outcome.taskAdds.some((a) => a.status === 'added' && a.count > 0))
+      this.dispatchDirty = true;
     // Retried tasks are pending again: dispatch them.
     if (outcome.retries.some((r) => r.status === 'retried' && r.retried > 0))
       this.dispatchDirty = true;
@@ -535,7 +538,8 @@ export class Engine {
    * answer to its submit instead of one commit later.
    */
   private claimNew(batch: Queue, planned: WorkerCredit[] | null, now: number): Tick['claimNew'] {
-    if (batch.createGroups.length === 0 && batch.addTasks.length === 0) return undefined;
+    const adds = batch.createGroups.length + batch.addTasks.length + batch.taskAdds.length;
+    if (adds === 0) return undefined;
     const credits = planned ?? this.sessions.credits(now, this.o);
     const max = credits.reduce((a, c) => a + c.free, 0);
     if (max === 0) return undefined;

@@ -26,6 +26,7 @@ const LOG_LINES: { [K in EventType]: LogLine<K> } = {
   'group.unschedulable': () => ['warn', 'schedule timeout: pending tasks failed'],
   'group.canceled': () => ['info', 'group canceled'],
   'group.retried': () => ['info', 'group retried'],
+  'group.tasks_added': () => ['debug', 'a running task added tasks to its group'],
   'group.done': () => ['debug', 'group done'],
   'task.failed': () => ['info', 'task failed for good'],
   'task.retried': () => ['debug', 'task failed; it runs again'],

@@ -13,7 +13,7 @@ import type { Engine } from './engine.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Session } from './sessions.js';
 import type { Conn, WorkerLifecycle } from './worker-lifecycle.js';
-import { failRun, jsonBytes } from './worker-runs.js';
+import { addFromRun, failRun, jsonBytes } from './worker-runs.js';
 import { scoped } from './facts.js';
 
 export class WorkerProtocol {
@@ -54,6 +54,13 @@ export class WorkerProtocol {
     const s = conn.session;
     const { t, taskId, attempt, seq } = m.fields;
     const isRef = Number.isInteger(taskId) && Number.isInteger(attempt);
+    if (s && s.link === conn.link && isRef && t === 'add' && Number.isInteger(seq)) {
+      const ref = { taskId: taskId as number, attempt: attempt as number, seq: seq as number };
+      // The add message wraps each input in two levels (the message, its inputs array).
+      const message = `an input of ctx.add is nested deeper than ${this.o.limits.maxDepth - 1} levels (maxDepth, less the inputs array): add flatter data, or start the coordinator with a larger --max-json-depth`;
+      s.send({ t: 'added', ...ref, ok: false, code: 'too_deep', message });
+      return;
+    }
     if (s && s.link === conn.link && isRef && (t === 'result' || t === 'checkpoint')) {
       const ref = { taskId: taskId as number, attempt: attempt as number };
       const what = t === 'result' ? 'result' : 'checkpoint';
@@ -137,6 +144,10 @@ export class WorkerProtocol {
       case 'checkpoint':
         s.progressed(m.taskId, m.attempt, this.o.now());
         this.onCheckpoint(s, m.taskId, m.attempt, m.seq, m.state);
+        return;
+      case 'add':
+        s.progressed(m.taskId, m.attempt, this.o.now());
+        addFromRun(this.o, this.engine, s, m);
         return;
       case 'progress':
         s.progressed(m.taskId, m.attempt, this.o.now());

@@ -16,6 +16,7 @@ export const EVENT_TYPES = [
   'group.unschedulable',
   'group.canceled',
   'group.retried',
+  'group.tasks_added',
   'group.done',
   'task.failed',
   'task.retried',
@@ -48,6 +49,8 @@ export interface EventData {
   'group.canceled': { canceled: number };
   /** A client retried the group: `retried` failed tasks are pending again. */
   'group.retried': { retried: number };
+  /** A running task (the fact's taskId) added `count` tasks, indexes first..first+count-1, under its add `key` (ctx.add). */
+  'group.tasks_added': { key: string; first: number; count: number };
   'group.done': { total: number; succeeded: number; failed: number; canceled: number };
   /** The attempt failed for good. */
   'task.failed': { attempt: number; kind: FailureKind; error: string };

@@ -4,9 +4,9 @@
  * updates travel in one frame (batching). Every message about a run carries
  * its fencing token `(taskId, attempt)`.
  *
- * Worker -> coordinator: hello (first), beat, result, fail, checkpoint,
+ * Worker -> coordinator: hello (first), beat, result, fail, checkpoint, add,
  * progress, release, drain, bye. Coordinator -> worker: welcome, run, ack, saved,
- * revoke, beat, error. See docs/protocol.md.
+ * added, revoke, beat, error. See docs/protocol.md.
  */
 import Type, { type Static } from 'typebox';
 import { checker } from './validate.js';
@@ -118,6 +118,30 @@ export const Checkpoint = Type.Object(
 );
 export type Checkpoint = Static<typeof Checkpoint>;
 
+/** Longest key of an add (ctx.add's `key`, or `#n`). */
+export const ADD_KEY_MAX = 200;
+
+/**
+ * A running task adds tasks to its own group (ctx.add). Fenced like a
+ * report; `key` names the add within its task across attempts (a repeat
+ * answers the first add and adds nothing). The count and sizes of `inputs`
+ * are checked against the coordinator's limits (maxTasksPerRequest,
+ * maxInputBytes), not here.
+ */
+export const Add = Type.Object(
+  {
+    t: Type.Literal('add'),
+    taskId: TaskId,
+    attempt: Attempt,
+    /** Per-run counter, echoed in `added`, so the worker can match the answer. */
+    seq: Type.Integer({ minimum: 0 }),
+    key: Type.String({ minLength: 1, maxLength: ADD_KEY_MAX }),
+    inputs: Type.Array(Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+export type Add = Static<typeof Add>;
+
 /** The handler showed progress (ctx.heartbeat()); coalesced by the worker (core/deadline.ts progressEveryMs). */
 export const Progress = Type.Object(
   { t: Type.Literal('progress'), taskId: TaskId, attempt: Attempt },
@@ -142,6 +166,7 @@ export const WorkerMessage = Type.Union([
   Result,
   Fail,
   Checkpoint,
+  Add,
   Progress,
   Release,
   Drain,
@@ -216,6 +241,24 @@ export interface Saved {
   code?: string;
 }
 
+/**
+ * The answer to `add`, once committed (or refused). ok: the inputs are tasks
+ * first..first+count-1 of the group (a repeated key: the first add's, nothing
+ * added). Not ok: `code` and `message` say why (stale_attempt,
+ * idempotency_conflict, too_many_tasks, input_too_large, too_deep, ...).
+ */
+export interface Added {
+  t: 'added';
+  taskId: number;
+  attempt: number;
+  seq: number;
+  ok: boolean;
+  first?: number;
+  count?: number;
+  code?: string;
+  message?: string;
+}
+
 /** Abort this run: its signal fires. The worker sends nothing more about it. */
 export interface Revoke {
   t: 'revoke';
@@ -238,4 +281,4 @@ export interface ProtocolErrorMessage {
 }
 
 export type CoordinatorMessage =
-  Welcome | Run | Ack | Saved | Revoke | CoordinatorBeat | ProtocolErrorMessage;
+  Welcome | Run | Ack | Saved | Added | Revoke | CoordinatorBeat | ProtocolErrorMessage;

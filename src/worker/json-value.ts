@@ -18,7 +18,7 @@ export interface ResultLimits {
 
 /** Whose value it is: `root` names it in paths (`result.items[2]`), `owner` in messages. */
 export interface ValueName {
-  root: 'result' | 'checkpoint';
+  root: 'result' | 'checkpoint' | 'inputs';
   /** e.g. `the result of task 12 (handler "crunch")` */
   owner: string;
 }

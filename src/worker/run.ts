@@ -2,8 +2,10 @@ import { RegroupError } from '../core/errors.js';
 import { progressEveryMs } from '../core/deadline.js';
 import { stackOf } from '../protocol/task-error.js';
 import type { Fail, Run, RunRef, WireTaskError } from '../protocol/worker.js';
+import type { AddOptions } from './add.js';
 import type { Handler } from './options.js';
 import { jsonOf, type ResultLimits } from './json-value.js';
+import type { TaskAdded } from './replies.js';
 import type { Encoded } from './wire.js';
 
 export type { ResultLimits } from './json-value.js';
@@ -29,6 +31,17 @@ export interface TaskContext {
    * one message per quarter of the limit). Does nothing when not watched.
    */
   heartbeat(): void;
+  /**
+   * Adds tasks to this task's group, with the group's handler, like Go's
+   * `wg.Add` from inside a goroutine; resolves once the coordinator has
+   * committed them, with their indexes (first..first+count-1). Fenced: only
+   * the run that holds the task adds. Idempotent across attempts by `key`
+   * (default: the call's position among this run's adds without one), so a
+   * run of the task again adds nothing twice. Call (and await) it before the
+   * handler returns: the run's report waits for its adds, and an add after
+   * the return is refused. docs/handlers.md, "Adding tasks: ctx.add".
+   */
+  add(inputs: readonly unknown[], options?: AddOptions): Promise<TaskAdded>;
 }
 
 /** How a run ended, as the worker will report it. */
@@ -38,6 +51,8 @@ export type RunEnd = { ok: true; valueJson: string } | { ok: false; error: WireT
 export interface RunHost {
   limits(): ResultLimits;
   saveCheckpoint(run: ActiveRun, state: unknown): Promise<void>;
+  /** ctx.add: checks, sends and waits for the answer (the run tracks the promise). */
+  addTasks(run: ActiveRun, inputs: unknown, options: unknown): Promise<TaskAdded>;
   /** The run showed progress: tell the coordinator (already coalesced by the run). */
   progress(run: ActiveRun): void;
   /** Called at most once, unless the run was ended first (revoke, drain, close). */
@@ -115,6 +130,14 @@ export class ActiveRun {
   readonly controller = new AbortController();
   /** Next checkpoint seq of this run. */
   nextSeq = 0;
+  /** Next add seq of this run (matches `added` to its `add`). */
+  nextAddSeq = 0;
+  /** The number of the next add without a key: its key is `#n`. */
+  nextAutoKey = 0;
+  /** The handler has returned (or thrown): ctx.add is refused from then on. */
+  returned = false;
+  /** Adds sent and not answered yet: the run's report waits for them. */
+  readonly #adds = new Set<Promise<unknown>>();
   /** The last saved checkpoint, as ctx.checkpoint shows it. */
   checkpoint: unknown;
   #ended = false;
@@ -152,9 +175,32 @@ export class ActiveRun {
     // An async wrapper turns a sync throw into a rejection: a task failure, never a crash.
     const pending = (async () => handler(this.msg.input, this.#context()))();
     pending.then(
-      (value) => this.#finish(this.#valueEnd(value)),
-      (e: unknown) => this.#finish({ ok: false, error: toWireError(e) }),
+      (value) => this.#finishAfterAdds(this.#valueEnd(value)),
+      (e: unknown) => this.#finishAfterAdds({ ok: false, error: toWireError(e) }),
     );
+  }
+
+  /**
+   * Reports the run once every add it made has its answer: a result never
+   * goes out before an add of its run (an add not awaited, in flight), so
+   * the coordinator commits the add first, or refuses it. No add starts
+   * after the return, so one wait is enough.
+   */
+  #finishAfterAdds(end: RunEnd): void {
+    this.returned = true;
+    if (this.#adds.size === 0) {
+      this.#finish(end);
+      return;
+    }
+    void Promise.allSettled([...this.#adds]).then(() => this.#finish(end));
+  }
+
+  #add(inputs: unknown, options: unknown): Promise<TaskAdded> {
+    const p = this.host.addTasks(this, inputs, options);
+    this.#adds.add(p);
+    const forget = (): void => void this.#adds.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   /** Ends the run without a report: its signal fires with `reason`, whatever it returns later is dropped. */
@@ -174,6 +220,7 @@ export class ActiveRun {
       signal: this.controller.signal,
       saveCheckpoint: (state: unknown) => this.host.saveCheckpoint(this, state),
       heartbeat: () => this.#heartbeat(),
+      add: (inputs: readonly unknown[], options?: AddOptions) => this.#add(inputs, options),
     };
     return Object.defineProperty(ctx, 'checkpoint', {
       get: (): unknown => this.checkpoint,

@@ -78,6 +78,15 @@ export function problemOf(m: unknown): string | null {
       return hasRef(m) && isNonNegInt(m.seq) && typeof m.ok === 'boolean'
         ? null
         : 'saved needs taskId, attempt, seq, ok';
+    case 'added':
+      return hasRef(m) &&
+        isNonNegInt(m.seq) &&
+        typeof m.ok === 'boolean' &&
+        (m.ok ? isNonNegInt(m.first) && isNonNegInt(m.count) : true) &&
+        (m.code === undefined || isStr(m.code)) &&
+        (m.message === undefined || isStr(m.message))
+        ? null
+        : 'added needs taskId, attempt, seq, ok (and first, count when ok)';
     case 'revoke':
       return hasRef(m) &&
         ['canceled', 'stale', 'lost', 'timeout'].includes(m.reason as string) &&

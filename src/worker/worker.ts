@@ -9,7 +9,8 @@ import {
   type Welcome,
   type WireTaskError,
 } from '../protocol/worker.js';
-import { PendingCheckpoints } from './checkpoints.js';
+import { prepareAdd } from './add.js';
+import { PendingReplies, type TaskAdded } from './replies.js';
 import { CoordinatorLink } from './link.js';
 import { Events, type Listener, type WorkerEvent } from './events.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
@@ -46,6 +47,17 @@ interface Session {
   ackTimeoutMs: number;
 }
 
+/** Why a run that has ended takes no checkpoint or add: its signal's reason. */
+function endedError(run: ActiveRun): RegroupError {
+  const reason: unknown = run.controller.signal.reason;
+  return reason instanceof RegroupError
+    ? reason
+    : new RegroupError(
+        'stale_attempt',
+        `task ${run.ref.taskId} attempt ${run.ref.attempt} has ended`,
+      );
+}
+
 /** Waits for `p`, at most `ms`; the timer does not outlive the wait. */
 async function within(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -65,7 +77,8 @@ export class Worker implements RunHost {
   readonly #link: CoordinatorLink;
   readonly #runs = new Map<string, ActiveRun>();
   readonly #outbox = new Outbox();
-  readonly #checkpoints = new PendingCheckpoints();
+  /** Checkpoints and adds waiting for their answer. */
+  readonly #replies = new PendingReplies();
   readonly #events: Events;
   #started: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | null =
     null;
@@ -175,7 +188,7 @@ export class Worker implements RunHost {
     if (session !== null) {
       const now = performance.now();
       for (const e of this.#outbox.overdue(now, session.ackTimeoutMs)) this.#send(e.encoded);
-      for (const c of this.#checkpoints.overdue(now, session.ackTimeoutMs)) this.#send(c);
+      for (const c of this.#replies.overdue(now, session.ackTimeoutMs)) this.#send(c);
     }
     return this.#held();
   }
@@ -201,7 +214,8 @@ export class Worker implements RunHost {
         }
         return;
       case 'saved':
-        if (!this.#checkpoints.settle(m)) this.#log('debug', 'saved for no pending checkpoint', m);
+      case 'added':
+        if (!this.#replies.settle(m)) this.#log('debug', `${m.t} for nothing pending`, m);
         return;
       case 'revoke':
         this.#onRevoke(m);
@@ -231,8 +245,9 @@ export class Worker implements RunHost {
         slots: w.slots,
       });
     if (w.resumed) {
+      // Adds and checkpoints first: an add goes before any report of its run.
+      for (const c of this.#replies.messages()) this.#send(c);
       for (const e of this.#outbox.entries()) this.#send(e.encoded);
-      for (const c of this.#checkpoints.messages()) this.#send(c);
     }
     if (this.#state === 'starting') this.#state = 'running';
     this.#started?.resolve();
@@ -247,7 +262,7 @@ export class Worker implements RunHost {
       'the coordinator declared this worker dead; its runs were given to other workers',
     );
     const runs = [...this.#runs.values()];
-    if (runs.length > 0 || this.#outbox.size > 0 || this.#checkpoints.size > 0) {
+    if (runs.length > 0 || this.#outbox.size > 0 || this.#replies.size > 0) {
       this.#log('warn', 'session lost: dropping runs and unacked results', {
         runs: runs.length,
         outbox: this.#outbox.size,
@@ -255,7 +270,7 @@ export class Worker implements RunHost {
     }
     this.#runs.clear();
     this.#outbox.clear();
-    this.#checkpoints.rejectAll(lost);
+    this.#replies.rejectAll(lost);
     for (const run of runs) {
       run.end(lost);
       this.#events.emit('revoked', { ...run.ref, reason: 'lost' });
@@ -316,7 +331,7 @@ export class Worker implements RunHost {
     const had = this.#outbox.remove(m.taskId, m.attempt) || run !== undefined;
     this.#runs.delete(runKey(m.taskId, m.attempt));
     run?.end(reason);
-    this.#checkpoints.rejectRun(m.taskId, m.attempt, reason);
+    this.#replies.rejectRun(m.taskId, m.attempt, reason);
     if (had)
       this.#events.emit('revoked', { taskId: m.taskId, attempt: m.attempt, reason: m.reason });
     this.#notifyRuns();
@@ -379,21 +394,39 @@ export class Worker implements RunHost {
 
   async #saveCheckpoint(run: ActiveRun, state: unknown): Promise<void> {
     const { taskId, attempt } = run.ref;
-    if (run.ended) {
-      const reason: unknown = run.controller.signal.reason;
-      throw reason instanceof RegroupError
-        ? reason
-        : new RegroupError('stale_attempt', `task ${taskId} attempt ${attempt} has ended`);
-    }
+    if (run.ended) throw endedError(run);
     const json = jsonOf(
       state,
       { root: 'checkpoint', owner: `the checkpoint of task ${taskId}` },
       this.limits(),
     );
     if (!json.ok) throw new RegroupError(json.code, json.message);
-    const { encoded, saved } = this.#checkpoints.add(taskId, attempt, run.nextSeq++, json.text);
+    const { encoded, saved } = this.#replies.checkpoint(taskId, attempt, run.nextSeq++, json.text);
     this.#send(encoded);
     run.checkpoint = JSON.parse(await saved);
+  }
+
+  addTasks(run: ActiveRun, inputs: unknown, options: unknown): Promise<TaskAdded> {
+    const p = this.#addTasks(run, inputs, options);
+    p.catch(() => {}); // a handler may fire and forget; its rejection must not crash the worker
+    return p;
+  }
+
+  async #addTasks(run: ActiveRun, inputs: unknown, options: unknown): Promise<TaskAdded> {
+    const { taskId, attempt } = run.ref;
+    if (run.returned)
+      throw new RegroupError(
+        'bad_request',
+        `ctx.add was called after the handler of task ${taskId} returned: call (and await) it before returning`,
+      );
+    if (run.ended) throw endedError(run);
+    const adding = { taskId, handler: run.msg.handler, nextAutoKey: run.nextAutoKey };
+    const { key, inputsJson } = prepareAdd(adding, inputs, options, this.limits());
+    run.nextAutoKey = adding.nextAutoKey;
+    const ref = { taskId, attempt, seq: run.nextAddSeq++, key };
+    const { encoded, added } = this.#replies.add(ref, inputsJson);
+    this.#send(encoded);
+    return added;
   }
 
   // ---- leaving ---------------------------------------------------------------
@@ -415,7 +448,7 @@ export class Worker implements RunHost {
     for (const [key, run] of this.#runs) {
       this.#runs.delete(key);
       run.end(released);
-      this.#checkpoints.rejectRun(run.ref.taskId, run.ref.attempt, released);
+      this.#replies.rejectRun(run.ref.taskId, run.ref.attempt, released);
       this.#send(this.#outbox.put({ t: 'release', ...run.ref }).encoded);
       this.#log('info', 'released an unfinished run', { ...run.ref });
     }
@@ -449,7 +482,7 @@ export class Worker implements RunHost {
     const runs = [...this.#runs.values()];
     this.#runs.clear();
     for (const run of runs) run.end(reason);
-    this.#checkpoints.rejectAll(reason);
+    this.#replies.rejectAll(reason);
     this.#outbox.clear();
     this.#started?.reject(reason);
     this.#notifyRuns();
