@@ -59,3 +59,19 @@ void test('a getter that throws is refused as not JSON-serializable', () => {
   };
   assert.match(refusal(bad), /not JSON-serializable: no x/);
 });
+
+void test('a value too deep for JSON.stringify itself is refused as too deep, not as a stack overflow', () => {
+  let deep: unknown = null;
+  for (let i = 0; i < 200_000; i++) deep = [deep];
+  const j = jsonOf(deep, result, limits);
+  assert.ok(!j.ok);
+  if (j.ok) return;
+  assert.equal(j.code, 'too_deep');
+  assert.match(j.message, /nested deeper than 64 levels/);
+  let cyclicDeep: Record<string, unknown> = {};
+  const top = cyclicDeep;
+  for (let i = 0; i < 200_000; i++) cyclicDeep = { next: cyclicDeep };
+  top['back'] = cyclicDeep;
+  const c = jsonOf(cyclicDeep, result, limits);
+  assert.ok(!c.ok && c.code === 'too_deep', 'deep and cyclic: too deep is enough to say');
+});

@@ -144,7 +144,33 @@ function whereNotJson(value: unknown, root: string): string {
   return `not JSON-serializable (it changed while being read); ${PLAIN}`;
 }
 
-function stringify(value: unknown, name: ValueName): JsonOutcome {
+/**
+ * Whether `value` nests objects and arrays deeper than `max`, walked without
+ * recursion: for a value so deep that stringifying it overflowed the stack.
+ * An object met again is not walked again (a cycle ends there).
+ */
+function deeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  const seen = new Set<object>();
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, depth] = top;
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    if (depth > max) return true;
+    seen.add(v);
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function tooDeep(name: ValueName, maxDepth: number): JsonOutcome {
+  return {
+    ok: false,
+    code: 'too_deep',
+    message: `${name.owner} is nested deeper than ${maxDepth} levels (maxDepth) of arrays and objects; return flatter data, or raise the coordinator's --max-json-depth`,
+  };
+}
+
+function stringify(value: unknown, name: ValueName, maxDepth: number): JsonOutcome {
   try {
     const text = quickStringify(value);
     if (text !== undefined) return { ok: true, text };
@@ -154,7 +180,9 @@ function stringify(value: unknown, name: ValueName): JsonOutcome {
       code: 'validation_failed',
       message: `${name.owner} is undefined as JSON; ${PLAIN}`,
     };
-  } catch {
+  } catch (e) {
+    // Thousands of levels overflow the stack before the depth is checked on the text.
+    if (e instanceof RangeError && deeperThan(value, maxDepth)) return tooDeep(name, maxDepth);
     const message = `${name.owner}: ${whereNotJson(value, name.root)}`;
     return { ok: false, code: 'validation_failed', message };
   }
@@ -166,7 +194,8 @@ function stringify(value: unknown, name: ValueName): JsonOutcome {
  * the coordinator's limit, which also bounds checkpoints) or nested deeper
  * than maxDepth (`too_deep`). The depth is checked on the text with the
  * coordinator's own scan, so what passes here passes there; a value too
- * deep for JSON.stringify itself (thousands of levels) is refused as not JSON.
+ * deep for JSON.stringify itself (thousands of levels) is measured without
+ * recursion and refused as too deep.
  */
 export function jsonOf(value: unknown, name: ValueName, limits: ResultLimits): JsonOutcome {
   if (value === undefined) {
@@ -174,7 +203,7 @@ export function jsonOf(value: unknown, name: ValueName, limits: ResultLimits): J
     const message = `${name.owner} is undefined, which is not JSON; ${PLAIN}`;
     return { ok: false, code: 'validation_failed', message };
   }
-  const json = stringify(value, name);
+  const json = stringify(value, name, limits.maxDepth);
   if (!json.ok) return json;
   const { text } = json;
   const bytes = Buffer.byteLength(text);
@@ -185,12 +214,6 @@ export function jsonOf(value: unknown, name: ValueName, limits: ResultLimits): J
       message: `${name.owner} is ${bytes} bytes of JSON, more than maxResultBytes (${limits.maxResultBytes}); send less (keep large data elsewhere and pass a reference) or raise the coordinator's --max-result-bytes`,
     };
   }
-  if (depthExceededAt(text, limits.maxDepth) !== -1) {
-    return {
-      ok: false,
-      code: 'too_deep',
-      message: `${name.owner} is nested deeper than ${limits.maxDepth} levels (maxDepth) of arrays and objects; return flatter data, or raise the coordinator's --max-json-depth`,
-    };
-  }
+  if (depthExceededAt(text, limits.maxDepth) !== -1) return tooDeep(name, limits.maxDepth);
   return { ok: true, text };
 }
