@@ -17,6 +17,8 @@ export const OPS = [
   { kind: 'retries', client: true },
   // Before commits: a task's add and its result in one tick apply in that order.
   { kind: 'taskAdds', client: false },
+  // A running task's child groups (ctx.spawn), fenced like taskAdds.
+  { kind: 'spawns', client: false },
   { kind: 'commits', client: false },
   { kind: 'failures', client: false },
   { kind: 'requeues', client: false },

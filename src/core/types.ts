@@ -127,6 +127,12 @@ export interface GroupCounts {
   canceled: number;
 }
 
+/** The task that spawned a group (ctx.spawn), and that task's group. */
+export interface GroupParent {
+  groupId: string;
+  taskId: number;
+}
+
 export interface GroupInfo extends GroupCounts {
   id: string;
   handler: string;
@@ -137,4 +143,10 @@ export interface GroupInfo extends GroupCounts {
   sealedAt: number | null;
   finishedAt: number | null;
   options: TaskOptions;
+  /**
+   * The task that spawned this group (ctx.spawn); null for a client's group.
+   * The stores always set it; optional so that views built by hand (tests,
+   * tools written before spawn) stay valid, and absent reads as null.
+   */
+  parent?: GroupParent | null;
 }

@@ -200,6 +200,12 @@ export const GroupView = Type.Object({
   sealedAt: NullableInt,
   finishedAt: NullableInt,
   options: TaskOptionsSchema,
+  parent: Type.Optional(
+    Type.Union([Type.Object({ groupId: Type.String(), taskId: Type.Integer() }), Type.Null()], {
+      description:
+        'The task that spawned this group (ctx.spawn) and its group; null for a group a client submitted (always present in replies since schema 3).',
+    }),
+  ),
   total: Type.Integer({ minimum: 0 }),
   pending: Type.Integer({ minimum: 0 }),
   running: Type.Integer({ minimum: 0 }),

@@ -39,6 +39,8 @@ export interface RunContext {
   groupOf(id: string): GroupInfo;
   planEnd(g: GroupInfo): EndPlan;
   execEnd(plan: EndPlan): Promise<void>;
+  /** Tasks failed for good: the live children they spawned without keepChildren end, with theirs. */
+  cancelUnkept(taskIds: number[]): Promise<void>;
 }
 
 export interface RunOutcomes {
@@ -86,6 +88,8 @@ class RunOps {
   /** The last applied checkpoint of each task wins. */
   private readonly checkpoints = new Map<number, [number, string, string]>();
   private readonly ends: EndPlan[] = [];
+  /** Tasks that failed for good in this tick: their unkept children are canceled after the writes. */
+  private readonly failedIds: number[] = [];
 
   constructor(private readonly cx: RunContext) {}
 
@@ -170,6 +174,7 @@ class RunOps {
       return 'applied';
     }
     t.state = 'failed';
+    this.failedIds.push(t.id);
     const seq = this.nextSeq();
     push(this.failures, t.id, f.attempt, f.workerId, error, null, errors, nodeFailures, seq);
     this.cx.groups.move(g, 'running', 'failed');
@@ -212,6 +217,7 @@ class RunOps {
       await cx.write('failures', [cx.now, ...this.failures], count(this.failures));
     }
     for (const plan of this.ends) await cx.execEnd(plan);
+    if (this.failedIds.length > 0) await cx.cancelUnkept(this.failedIds);
     if (count(this.requeues) > 0) {
       await cx.write('requeues', this.requeues, count(this.requeues));
     }

@@ -141,6 +141,17 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (task_id, key)
   );
   `,
+  // 3: child groups (ctx.spawn), as SQLite's migration 3: the spawning task
+  // and its group, the spawn's key (unique per task), keep_children.
+  `
+  ALTER TABLE groups ADD COLUMN parent_group_id text;
+  ALTER TABLE groups ADD COLUMN parent_task_id bigint;
+  ALTER TABLE groups ADD COLUMN spawn_key text;
+  ALTER TABLE groups ADD COLUMN keep_children boolean NOT NULL DEFAULT false;
+  CREATE UNIQUE INDEX groups_spawn ON groups (parent_task_id, spawn_key)
+    WHERE parent_task_id IS NOT NULL;
+  CREATE INDEX groups_children ON groups (parent_group_id) WHERE parent_group_id IS NOT NULL;
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -38,6 +38,21 @@ export const SQL = {
        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
             WITH ORDINALITY AS n(id, handler, state, policy, key, options, sealed_at, ord)
       ORDER BY n.ord`,
+  // One child group (ctx.spawn), sealed: ($1 now, id, handler, state, policy, options, parent group, parent task, key, keep).
+  insertSpawnedGroup: `INSERT INTO groups (id, handler, state, policy, options, created_at, sealed_at,
+         parent_group_id, parent_task_id, spawn_key, keep_children)
+       VALUES ($2, $3, $4, $5, $6, $1, $1, $7, $8, $9, $10)`,
+  // A task's child group by spawn key: (taskId, key).
+  spawnedGroup: `SELECT id FROM groups WHERE parent_task_id = $1 AND spawn_key = $2`,
+  // Every group under a group (spawned by its tasks, and so on down), whatever its state.
+  descendants: `WITH RECURSIVE d(id) AS (
+         SELECT id FROM groups WHERE parent_group_id = $1
+         UNION ALL
+         SELECT g.id FROM groups g JOIN d ON g.parent_group_id = d.id)
+       SELECT id FROM d`,
+  // The children these tasks spawned without keepChildren: what their final failure cancels.
+  unkeptChildren: `SELECT id FROM groups
+     WHERE parent_task_id = ANY($1::bigint[]) AND NOT keep_children ORDER BY created_at, rowid`,
   // Every changed group, and finish_seq with them ($11; it only moves when groups change).
   updateGroups: `WITH m AS (UPDATE meta SET value = $11 WHERE key = 'finish_seq' AND value <> $11)
      UPDATE groups g SET state = c.state, total = c.total, pending = c.pending, running = c.running,

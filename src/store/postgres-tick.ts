@@ -13,6 +13,7 @@ import type pg from 'pg';
 import { RegroupError } from '../core/errors.js';
 import type { GroupInfo } from '../core/types.js';
 import { applyTaskAdds } from './postgres-adds.js';
+import { applySpawns } from './postgres-spawns.js';
 import { applyRunOps, type EndPlan, type RunContext } from './postgres-runs.js';
 import { stmt, type StatementName } from './postgres-sql.js';
 import { groupFromRow, toJson, type GroupRow } from './rows.js';
@@ -86,6 +87,7 @@ export class PgTickApplier implements RunContext {
     const retries: RetryOutcome[] = [];
     for (const id of t.retries ?? []) retries.push(await this.retry(id));
     const taskAdds = await applyTaskAdds(this, t.taskAdds ?? []);
+    const spawns = await applySpawns(this, t.spawns ?? []);
     const runs = await applyRunOps(this, t);
     const scheduleTimeouts = await this.scheduleTimeouts(t.scheduleTimeouts ?? []);
     await this.upsertWorkers(t.workers ?? []);
@@ -100,6 +102,7 @@ export class PgTickApplier implements RunContext {
       cancels,
       retries,
       taskAdds,
+      spawns,
       ...runs,
       scheduleTimeouts,
       claimed,
@@ -209,12 +212,37 @@ export class PgTickApplier implements RunContext {
   private async cancel(id: string): Promise<CancelOutcome> {
     const g = this.groups.get(id);
     if (!g) return { status: 'not_found' };
-    const live = isLive(g);
-    if (live) {
-      await this.execEnd(this.planEnd(g));
-      this.groups.endCanceled(g);
+    const changed = await this.endGroup(g);
+    const descendants = await this.cancelDescendants(id);
+    return { status: 'canceled', group: snapshot(g), changed, descendants };
+  }
+
+  /** Cancels a live group (its pending and running tasks); false when it had ended. */
+  private async endGroup(g: GroupInfo): Promise<boolean> {
+    if (!isLive(g)) return false;
+    await this.execEnd(this.planEnd(g));
+    this.groups.endCanceled(g);
+    return true;
+  }
+
+  /** Cancels every live group under the group (any depth), locked first; how many it canceled. */
+  private async cancelDescendants(id: string): Promise<number> {
+    const ids = (await this.rows<{ id: string }>('descendants', [id])).map((r) => r.id);
+    if (ids.length === 0) return 0;
+    await this.loadGroups(ids);
+    let n = 0;
+    for (const d of ids) if (await this.endGroup(this.groupOf(d))) n++;
+    return n;
+  }
+
+  async cancelUnkept(taskIds: number[]): Promise<void> {
+    const ids = (await this.rows<{ id: string }>('unkeptChildren', [taskIds])).map((r) => r.id);
+    if (ids.length === 0) return;
+    await this.loadGroups(ids);
+    for (const id of ids) {
+      await this.endGroup(this.groupOf(id));
+      await this.cancelDescendants(id);
     }
-    return { status: 'canceled', group: snapshot(g), changed: live };
   }
 
   /** The retry op: every failed task of the group back to pending (see store.ts). */

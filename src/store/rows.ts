@@ -27,6 +27,9 @@ export interface GroupRow {
   created_at: number;
   sealed_at: number | null;
   finished_at: number | null;
+  /** Migration 3: the spawning task's group and id (PostgreSQL returns the bigint id as text). */
+  parent_group_id: string | null;
+  parent_task_id: number | string | null;
 }
 
 export interface TaskRow {
@@ -87,6 +90,10 @@ export function groupFromRow(r: GroupRow): GroupInfo {
     sealedAt: r.sealed_at,
     finishedAt: r.finished_at,
     options: optionsFromText(r.options),
+    parent:
+      r.parent_group_id === null || r.parent_task_id === null
+        ? null
+        : { groupId: r.parent_group_id, taskId: Number(r.parent_task_id) },
     total: r.total,
     pending: r.pending,
     running: r.running,

@@ -102,6 +102,20 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (task_id, key)
   ) WITHOUT ROWID;
   `,
+  // 3: child groups (ctx.spawn). A spawned group records the task that
+  // spawned it and that task's group, under the spawn's key; the pair
+  // (parent_task_id, spawn_key) is unique, so a repeat finds the first
+  // spawn's group. keep_children: the spawn asked to outlive its parent's
+  // final failure. Client groups have nulls (and stay out of both indexes).
+  `
+  ALTER TABLE groups ADD COLUMN parent_group_id TEXT;
+  ALTER TABLE groups ADD COLUMN parent_task_id INTEGER;
+  ALTER TABLE groups ADD COLUMN spawn_key TEXT;
+  ALTER TABLE groups ADD COLUMN keep_children INTEGER NOT NULL DEFAULT 0;
+  CREATE UNIQUE INDEX groups_spawn ON groups (parent_task_id, spawn_key)
+    WHERE parent_task_id IS NOT NULL;
+  CREATE INDEX groups_children ON groups (parent_group_id) WHERE parent_group_id IS NOT NULL;
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -21,8 +21,26 @@ export const SQL = {
   groupIdByKey: p('SELECT id FROM groups WHERE idempotency_key = ?'),
   groupStatic: p('SELECT handler, options FROM groups WHERE id = ?'),
   insertGroup: p(
-    `INSERT INTO groups (id, handler, state, policy, idempotency_key, options, created_at, sealed_at)
-       VALUES (@id, @handler, @state, @policy, @idempotencyKey, @options, @createdAt, @sealedAt)`,
+    `INSERT INTO groups (id, handler, state, policy, idempotency_key, options, created_at, sealed_at,
+         parent_group_id, parent_task_id, spawn_key, keep_children)
+       VALUES (@id, @handler, @state, @policy, @idempotencyKey, @options, @createdAt, @sealedAt,
+         @parentGroupId, @parentTaskId, @spawnKey, @keepChildren)`,
+  ),
+  // A task's child group by spawn key (ctx.spawn): (taskId, key).
+  spawnedGroup: p(
+    'SELECT id FROM groups WHERE parent_task_id = ? AND spawn_key = ? AND parent_task_id IS NOT NULL',
+  ),
+  // Every group under a group (spawned by its tasks, and so on down), whatever its state.
+  descendants: p(
+    `WITH RECURSIVE d(id) AS (
+         SELECT id FROM groups WHERE parent_group_id = ?
+         UNION ALL
+         SELECT g.id FROM groups g JOIN d ON g.parent_group_id = d.id AND g.parent_group_id IS NOT NULL)
+       SELECT id FROM d`,
+  ),
+  // The children a task spawned without keepChildren: what its final failure cancels.
+  unkeptChildren: p(
+    'SELECT id FROM groups WHERE parent_task_id = ? AND parent_task_id IS NOT NULL AND keep_children = 0',
   ),
   updateGroup: p(
     `UPDATE groups SET state = @state, total = @total, pending = @pending, running = @running,

@@ -26,6 +26,8 @@ import type {
   RunOutcome,
   ScheduleTimeoutOp,
   SealOutcome,
+  SpawnOp,
+  SpawnOutcome,
   TaskAddOp,
   TaskAddOutcome,
   Tick,
@@ -83,6 +85,7 @@ export class TickApplier {
       cancels: (id) => this.cancel(id),
       retries: (id) => this.retry(id),
       taskAdds: (a) => this.taskAdd(a),
+      spawns: (o) => this.spawn(o),
       commits: (c) => this.commit(c),
       failures: (f) => this.fail(f),
       requeues: (r) => this.requeue(r),
@@ -152,6 +155,13 @@ export class TickApplier {
       }
     }
     const g = this.groups.create(n);
+    this.insertGroup(g, null);
+    this.insertTasks(g, n.inputs);
+    this.groups.settle(g);
+    return { status: 'created', group: snapshot(g) };
+  }
+
+  private insertGroup(g: GroupInfo, spawn: { key: string; keepChildren: boolean } | null): void {
     this.st.insertGroup.run({
       id: g.id,
       handler: g.handler,
@@ -161,8 +171,27 @@ export class TickApplier {
       options: JSON.stringify(g.options),
       createdAt: g.createdAt,
       sealedAt: g.sealedAt,
+      parentGroupId: g.parent?.groupId ?? null,
+      parentTaskId: g.parent?.taskId ?? null,
+      spawnKey: spawn?.key ?? null,
+      keepChildren: spawn?.keepChildren ? 1 : 0,
     });
-    this.insertTasks(g, n.inputs);
+  }
+
+  /** A running task's child group (SpawnOp): fenced, then keyed. */
+  private spawn(o: SpawnOp): SpawnOutcome {
+    const row = this.st.fencedGroup.get(...fence(o)) as GroupIdRow;
+    if (!row) return { status: this.miss(o.taskId) };
+    const prev = this.st.spawnedGroup.get(o.taskId, o.key) as { id: string } | undefined;
+    if (prev) {
+      const existing = this.groupOf(prev.id);
+      const status = existing.handler === o.group.handler ? 'existing' : 'conflict';
+      return { status, group: snapshot(existing) };
+    }
+    const n = { ...o.group, idempotencyKey: null, open: false };
+    const g = this.groups.create(n, { groupId: row.group_id, taskId: o.taskId });
+    this.insertGroup(g, { key: o.key, keepChildren: o.keepChildren });
+    this.insertTasks(g, o.group.inputs);
     this.groups.settle(g);
     return { status: 'created', group: snapshot(g) };
   }
@@ -200,12 +229,33 @@ export class TickApplier {
   private cancel(id: string): CancelOutcome {
     const g = this.group(id);
     if (!g) return { status: 'not_found' };
-    const live = isLive(g);
-    if (live) {
-      this.cancelRest(g);
-      this.groups.endCanceled(g);
+    const changed = this.endGroup(g);
+    const descendants = this.cancelDescendants(id);
+    return { status: 'canceled', group: snapshot(g), changed, descendants };
+  }
+
+  /** Cancels a live group (its pending and running tasks); false when it had ended. */
+  private endGroup(g: GroupInfo): boolean {
+    if (!isLive(g)) return false;
+    this.cancelRest(g);
+    this.groups.endCanceled(g);
+    return true;
+  }
+
+  /** Cancels every live group under the group (any depth); how many it canceled. */
+  private cancelDescendants(id: string): number {
+    const rows = this.st.descendants.all(id) as { id: string }[];
+    let n = 0;
+    for (const r of rows) if (this.endGroup(this.groupOf(r.id))) n++;
+    return n;
+  }
+
+  /** A task failed for good: the live children it spawned without keepChildren end, with theirs. */
+  private cancelUnkept(taskId: number): void {
+    for (const r of this.st.unkeptChildren.all(taskId) as { id: string }[]) {
+      this.endGroup(this.groupOf(r.id));
+      this.cancelDescendants(r.id);
     }
-    return { status: 'canceled', group: snapshot(g), changed: live };
   }
 
   /** Cancels every pending and running task of a group; running ones are revoked. */
@@ -295,6 +345,7 @@ export class TickApplier {
     this.nextSeq();
     const g = this.groupOf(row.group_id);
     this.groups.move(g, 'running', 'failed');
+    this.cancelUnkept(f.taskId);
     if (failsFast(g)) {
       this.cancelRest(g);
       if (g.state === 'open') this.groups.seal(g);

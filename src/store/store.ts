@@ -8,7 +8,7 @@
  * - `commitTick` applies everything that arrived in one coordinator tick in ONE
  *   transaction (group commit), in this order: the op kinds in the order of
  *   OPS (src/core/ops.ts: createGroups, addTasks, seals, cancels, retries,
- *   taskAdds, commits, failures, requeues, checkpoints, scheduleTimeouts),
+ *   taskAdds, spawns, commits, failures, requeues, checkpoints, scheduleTimeouts),
  *   then workers, claims, events.
  *   Nothing is acknowledged before it returns.
  * - Every write about a run is fenced by `(taskId, attempt, workerId)`: it
@@ -24,6 +24,12 @@
  * - A running task's add (`taskAdds`) is fenced like a report, and keyed by
  *   (taskId, key): a repeat of a key, by any attempt, adds nothing and answers
  *   the first add's indexes (see TaskAddOutcome).
+ * - A running task's child group (`spawns`) is fenced the same way and keyed
+ *   by (taskId, key): a repeat, by any attempt, answers the group the first
+ *   spawn created (see SpawnOutcome). The child records its parent.
+ * - Canceling a group cancels its live descendants (groups spawned by its
+ *   tasks, and theirs) in the same transaction; a task that fails for good
+ *   cancels the live children it spawned without `keepChildren` (and theirs).
  * - Group counters change in the same transaction as the tasks they count.
  * - Policy (retry or not, next run time, poison) is decided by core and passed
  *   in as values; the store holds no rule of its own except failFast
@@ -74,6 +80,30 @@ export interface TaskAddOp {
   /** The add's key within its task: `#0`, `#1`, ... by position in the run, or the handler's own. */
   key: string;
   inputs: unknown[];
+}
+
+/**
+ * A running task creates a child group (ctx.spawn): fenced by (taskId,
+ * attempt, workerId) like a report, idempotent by (taskId, key) across the
+ * task's attempts, in a namespace of its own (not the clients'
+ * idempotency keys). The group is sealed at creation and records the task
+ * and the task's group as its parent.
+ */
+export interface SpawnOp {
+  taskId: number;
+  attempt: number;
+  workerId: string;
+  /** The spawn's key within its task: `#0`, `#1`, ... by position in the run, or the handler's own. */
+  key: string;
+  group: {
+    id: string;
+    handler: string;
+    policy: GroupPolicy;
+    options: TaskOptions;
+    inputs: unknown[];
+  };
+  /** The child outlives its parent's final failure (not a cancel of an ancestor group). */
+  keepChildren: boolean;
 }
 
 /** A run ended with a value. */
@@ -165,6 +195,7 @@ export interface Ops {
   /** Group ids whose failed tasks go back to pending (see RetryOutcome). */
   retries: { op: string; outcome: RetryOutcome };
   taskAdds: { op: TaskAddOp; outcome: TaskAddOutcome };
+  spawns: { op: SpawnOp; outcome: SpawnOutcome };
   commits: { op: CommitOp; outcome: RunOutcome };
   failures: { op: FailOp; outcome: RunOutcome };
   requeues: { op: RequeueOp; outcome: RunOutcome };
@@ -213,9 +244,14 @@ export type AddOutcome =
   | { status: 'offset_mismatch'; group: GroupInfo };
 
 export type SealOutcome = { status: 'sealed'; group: GroupInfo } | { status: 'not_found' };
-/** canceled: the group is canceled, or had ended; `changed`: this op canceled it (false: nothing happened). */
+/**
+ * canceled: the group is canceled, or had ended; `changed`: this op canceled
+ * it (false: nothing happened to it); `descendants`: how many live groups
+ * under it (spawned by its tasks, and so on down) this op canceled too.
+ */
 export type CancelOutcome =
-  { status: 'canceled'; group: GroupInfo; changed: boolean } | { status: 'not_found' };
+  | { status: 'canceled'; group: GroupInfo; changed: boolean; descendants: number }
+  | { status: 'not_found' };
 /**
  * retried: every failed task of the group is pending again (`retried` of
  * them, 0 when there were none); a done group is sealed again.
@@ -239,6 +275,17 @@ export type RunOutcome = 'applied' | 'already_final' | 'stale';
  */
 export type TaskAddOutcome =
   | { status: 'added' | 'duplicate' | 'conflict'; first: number; count: number }
+  | { status: 'stale' | 'already_final' };
+
+/**
+ * created: the child group is new (this op made it). existing: the key was
+ * spawned before (by this attempt or an earlier one) with the same handler:
+ * that group, as it is now, nothing created. conflict: the key was spawned
+ * before with another handler: that group, nothing created. stale and
+ * already_final: the fence did not hold; nothing created, the key not looked at.
+ */
+export type SpawnOutcome =
+  | { status: 'created' | 'existing' | 'conflict'; group: GroupInfo }
   | { status: 'stale' | 'already_final' };
 
 /** A running lease, with what core needs to decide retries and poison. */

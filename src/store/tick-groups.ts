@@ -7,7 +7,7 @@
  * file decides what happens to the groups.
  */
 import { nextGroupState } from '../core/group.js';
-import type { GroupInfo, TaskOptions } from '../core/types.js';
+import type { GroupInfo, GroupParent, TaskOptions } from '../core/types.js';
 import type { AddTasks, NewGroup, TaskAddOutcome } from './store.js';
 
 /** A group counter named after the task state it counts. */
@@ -33,7 +33,7 @@ export class TickGroups {
   }
 
   /** A group of this tick, without tasks yet: the caller counts them in with `move`, then `settle`s it. */
-  create(n: NewGroup): GroupInfo {
+  create(n: Omit<NewGroup, 'inputs'>, parent: GroupParent | null = null): GroupInfo {
     const g: GroupInfo = {
       id: n.id,
       handler: n.handler,
@@ -44,6 +44,7 @@ export class TickGroups {
       sealedAt: n.open ? null : this.now,
       finishedAt: null,
       options: n.options,
+      parent,
       total: 0,
       pending: 0,
       running: 0,
@@ -143,5 +144,5 @@ export function copyOptions(o: TaskOptions): TaskOptions {
 
 /** A copy of the group as it is at this point of the tick. */
 export function snapshot(g: GroupInfo): GroupInfo {
-  return { ...g, options: copyOptions(g.options) };
+  return { ...g, options: copyOptions(g.options), parent: g.parent ? { ...g.parent } : null };
 }

@@ -33,6 +33,7 @@ import type {
 } from '../../src/store/store.js';
 import { taskViewFromRecord } from '../../src/store/rows.js';
 import { taskAddRules } from './contract-adds.js';
+import { spawnRules } from './contract-spawns.js';
 import { pageRules } from './contract-pages.js';
 import { waitingRules } from './contract-waiting.js';
 import { ModelStore } from './model.js';
@@ -176,6 +177,7 @@ export function storeContract(name: string, make: Make): void {
     cancelRules(make);
     retryRules(make);
     taskAddRules(make);
+    spawnRules(make);
     readRules(make);
     pageRules(make);
     waitingRules(make);
@@ -1642,6 +1644,7 @@ function resolve(m: ModelStore, t: AbstractTick, now: number, ids: { next: numbe
     cancels: [],
     retries: [],
     taskAdds: [],
+    spawns: [],
     commits: [],
     failures: [],
     requeues: [],

@@ -23,6 +23,8 @@ import type {
   RunOutcome,
   ScheduleTimeoutOp,
   SealOutcome,
+  SpawnOp,
+  SpawnOutcome,
   TaskAddOp,
   TaskAddOutcome,
   FinishedPageQuery,
@@ -70,6 +72,8 @@ export class ModelStore implements Store {
   private readonly events: EventView[] = [];
   /** The adds of running tasks, by `${taskId} ${key}`: the first add's indexes. */
   readonly taskAdds = new Map<string, { first: number; count: number }>();
+  /** The spawns of running tasks, by `${taskId} ${key}`: the child group's id and keepChildren. */
+  readonly spawns = new Map<string, { groupId: string; keep: boolean }>();
   private finishSeq = 0;
 
   async open(): Promise<void> {}
@@ -77,7 +81,13 @@ export class ModelStore implements Store {
 
   async commitTick(tick: Tick): Promise<TickOutcome> {
     // All or nothing, like a transaction: work on a copy of the state.
-    const saved = clone({ g: this.groups, t: this.tasks, s: this.finishSeq, a: this.taskAdds });
+    const saved = clone({
+      g: this.groups,
+      t: this.tasks,
+      s: this.finishSeq,
+      a: this.taskAdds,
+      sp: this.spawns,
+    });
     try {
       return new ModelTick(this, tick.now).run(tick);
     } catch (err) {
@@ -86,6 +96,8 @@ export class ModelStore implements Store {
       this.finishSeq = saved.s;
       this.taskAdds.clear();
       for (const [k, v] of saved.a) this.taskAdds.set(k, v);
+      this.spawns.clear();
+      for (const [k, v] of saved.sp) this.spawns.set(k, v);
       throw err;
     }
   }
@@ -302,6 +314,7 @@ class ModelTick {
       cancels: (id) => this.cancel(id),
       retries: (id) => this.retry(id),
       taskAdds: (a) => this.taskAdd(a),
+      spawns: (o) => this.spawn(o),
       commits: (c) => this.fenced(c, (t) => this.finish(t, 'succeeded', { value: json(c.value) })),
       failures: (f) =>
         this.fenced(f, (t) => {
@@ -310,6 +323,7 @@ class ModelTick {
           t.error = clone(f.error);
           if (f.retryAt !== null) return this.toPending(t, f.retryAt);
           this.finish(t, 'failed', {});
+          this.cancelUnkept(t.taskId);
           this.failFast(t.groupId);
         }),
       requeues: (r) =>
@@ -438,7 +452,7 @@ class ModelTick {
     this.bump(t.groupId, from, state);
   }
 
-  private create(n: NewGroup): CreateOutcome {
+  private create(n: NewGroup, parent: GroupInfo['parent'] = null): CreateOutcome {
     const same =
       n.idempotencyKey === null
         ? undefined
@@ -455,6 +469,7 @@ class ModelTick {
       sealedAt: n.open ? null : this.now,
       finishedAt: null,
       options: clone(n.options),
+      parent: parent ? { ...parent } : null,
       total: 0,
       pending: 0,
       running: 0,
@@ -553,6 +568,13 @@ class ModelTick {
   private cancel(id: string): CancelOutcome {
     const g = this.group(id);
     if (!g) return { status: 'not_found' };
+    const changed = this.endGroup(g);
+    let descendants = 0;
+    for (const d of this.descendants(id)) if (this.endGroup(d)) descendants++;
+    return { status: 'canceled', group: clone(g), changed, descendants };
+  }
+
+  private endGroup(g: GroupInfo): boolean {
     const live = g.state === 'open' || g.state === 'sealed';
     if (live) {
       this.cancelRest(g);
@@ -560,7 +582,53 @@ class ModelTick {
       g.finishedAt = this.now;
       this.touch(g);
     }
-    return { status: 'canceled', group: clone(g), changed: live };
+    return live;
+  }
+
+  /** Every group under the group, parents before children. */
+  private descendants(id: string): GroupInfo[] {
+    const out: GroupInfo[] = [];
+    const queue = [id];
+    while (queue.length > 0) {
+      const p = queue.shift();
+      for (const g of this.m.groups.filter((x) => x.parent?.groupId === p)) {
+        out.push(g);
+        queue.push(g.id);
+      }
+    }
+    return out;
+  }
+
+  /** A task failed for good: the children it spawned without keepChildren end, with theirs. */
+  private cancelUnkept(taskId: number): void {
+    for (const [k, v] of this.m.spawns) {
+      if (v.keep || !k.startsWith(`${taskId} `)) continue;
+      const g = this.group(v.groupId);
+      if (!g) continue;
+      this.endGroup(g);
+      for (const d of this.descendants(g.id)) this.endGroup(d);
+    }
+  }
+
+  /** Fenced, then keyed: a repeat of a key creates nothing and answers the first spawn's group. */
+  private spawn(o: SpawnOp): SpawnOutcome {
+    const t = this.m.tasks.find((x) => x.taskId === o.taskId);
+    if (!t) return { status: 'stale' };
+    const f = checkFence(t, o.attempt, o.workerId);
+    if (f !== 'ok') return { status: f };
+    const key = `${o.taskId} ${o.key}`;
+    const prev = this.m.spawns.get(key);
+    const existing = prev && this.group(prev.groupId);
+    if (existing) {
+      const status = existing.handler === o.group.handler ? 'existing' : 'conflict';
+      return { status, group: clone(existing) };
+    }
+    const n = { ...o.group, idempotencyKey: null, open: false };
+    const out = this.create(n, { groupId: t.groupId, taskId: t.taskId });
+    this.m.spawns.set(key, { groupId: o.group.id, keep: o.keepChildren });
+    if (out.status !== 'created')
+      throw new Error('a spawn without an idempotency key is always new');
+    return { status: 'created', group: out.group };
   }
 
   /** Every failed task of a live or done group back to pending, budget reset, attempt kept. */

@@ -149,7 +149,11 @@ void describe('PostgresStore', () => {
     } finally {
       await first.close();
     }
-    // What a regroup of schema version 1 left: no task_adds table.
+    // What a regroup of schema version 1 left: no task_adds table, no parent columns.
+    await sql(
+      `ALTER TABLE "${schema}".groups DROP COLUMN parent_group_id, DROP COLUMN parent_task_id,
+         DROP COLUMN spawn_key, DROP COLUMN keep_children`,
+    );
     await sql(`DROP TABLE "${schema}".task_adds`);
     await sql(`DELETE FROM "${schema}".schema_migrations WHERE version > 1`);
     const s = await openStore({ schema });
@@ -167,6 +171,14 @@ void describe('PostgresStore', () => {
         { status: 'added', first: 1, count: 2 },
         { status: 'duplicate', first: 1, count: 2 },
       ]);
+      // Migration 3 too: the old group has no parent, and the task spawns.
+      assert.equal((await s.getGroup('g'))?.parent, null);
+      const child = { id: 'c', handler: 'k', policy: 'collectAll' as const, inputs: [1] };
+      const options = (await s.getGroup('g'))!.options;
+      const spawn = { ...op, group: { ...child, options }, keepChildren: false };
+      const spawned = await s.commitTick({ now: 4, spawns: [spawn] });
+      assert.equal(spawned.spawns[0]?.status, 'created');
+      assert.deepEqual((await s.getGroup('c'))?.parent, { groupId: 'g', taskId });
     } finally {
       await s.close();
       await dropSchema(schema);

@@ -16,6 +16,11 @@ import { ModelStore } from './model.js';
 const root = mkdtempSync(join(tmpdir(), 'regroup-sqlite-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let counter = 0;
+/** Takes a file back to before migration 3 (ctx.spawn's columns and indexes). */
+const UNDO_MIGRATION_3 = `
+  DROP INDEX groups_spawn; DROP INDEX groups_children;
+  ALTER TABLE groups DROP COLUMN parent_group_id; ALTER TABLE groups DROP COLUMN parent_task_id;
+  ALTER TABLE groups DROP COLUMN spawn_key; ALTER TABLE groups DROP COLUMN keep_children;`;
 const freshPath = () => join(root, `db-${process.pid}-${counter++}.sqlite`);
 
 async function harness(): Promise<StoreHarness> {
@@ -114,7 +119,8 @@ void describe('SqliteStore', () => {
     const [ready] = await s.readyTasks(['g'], 2, 1);
     assert.ok(ready);
     await s.commitTick({ now: 2, claims: [{ taskId: ready.taskId, workerId: 'w' }] });
-    // What a regroup of schema version 1 left: no task_adds table.
+    // What a regroup of schema version 1 left: no task_adds table, no parent columns.
+    s.database.exec(UNDO_MIGRATION_3);
     s.database.exec('DROP TABLE task_adds; DELETE FROM schema_migrations WHERE version > 1');
     await s.close();
     await s.open();
@@ -129,6 +135,63 @@ void describe('SqliteStore', () => {
       { status: 'added', first: 1, count: 2 },
       { status: 'duplicate', first: 1, count: 2 },
     ]);
+    await s.close();
+  });
+
+  void it('migrates a version 2 file (before ctx.spawn) with a task running: old groups have no parent, the task spawns after', async () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path });
+    await s.open();
+    const options = resolveTaskOptions(undefined);
+    await s.commitTick({
+      now: 1,
+      createGroups: [
+        {
+          id: 'g',
+          handler: 'h',
+          policy: 'collectAll',
+          idempotencyKey: null,
+          open: false,
+          options,
+          inputs: [1],
+        },
+      ],
+    });
+    const [ready] = await s.readyTasks(['g'], 2, 1);
+    assert.ok(ready);
+    await s.commitTick({ now: 2, claims: [{ taskId: ready.taskId, workerId: 'w' }] });
+    // What a regroup of schema version 2 left: groups without the parent columns.
+    s.database.exec(UNDO_MIGRATION_3);
+    s.database.exec('DELETE FROM schema_migrations WHERE version > 2');
+    await s.close();
+    await s.open();
+    const versions = s.database.prepare('SELECT version FROM schema_migrations').all();
+    assert.deepEqual(
+      versions,
+      Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
+    );
+    assert.equal((await s.getGroup('g'))?.parent, null);
+    const group = { id: 'c', handler: 'k', policy: 'collectAll' as const, options, inputs: [1, 2] };
+    const op = {
+      taskId: ready.taskId,
+      attempt: 1,
+      workerId: 'w',
+      key: '#0',
+      group,
+      keepChildren: false,
+    };
+    const out = await s.commitTick({
+      now: 3,
+      spawns: [op, { ...op, group: { ...group, id: 'd' } }],
+    });
+    assert.deepEqual(
+      out.spawns.map((o) => [o.status, 'group' in o ? o.group.id : null]),
+      [
+        ['created', 'c'],
+        ['existing', 'c'],
+      ],
+    );
+    assert.deepEqual((await s.getGroup('c'))?.parent, { groupId: 'g', taskId: ready.taskId });
     await s.close();
   });
 
