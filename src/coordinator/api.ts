@@ -212,10 +212,16 @@ export class Api {
   }
 
   private async cancel(id: string): Promise<Answer> {
-    // Canceling a group that had ended changes nothing and records nothing.
+    // Canceling a group that had ended (with no live descendant) changes nothing and records nothing.
     const out = await this.engine.request('cancels', id, (o) =>
-      o.status === 'canceled' && o.changed
-        ? fact('group.canceled', { canceled: o.group.canceled }, { groupId: id })
+      o.status === 'canceled' && (o.changed || o.descendants > 0)
+        ? fact(
+            'group.canceled',
+            o.descendants > 0
+              ? { canceled: o.group.canceled, descendants: o.descendants }
+              : { canceled: o.group.canceled },
+            { groupId: id },
+          )
         : null,
     );
     if (out.status === 'not_found')

@@ -45,8 +45,13 @@ export interface EventData {
   'group.waiting': { handler: string; code: WaitingCode; message: string };
   /** Its schedule timeout ran out: `failed` pending tasks failed as unschedulable. */
   'group.unschedulable': { failed: number; message: string };
-  /** A client canceled a live group: `canceled` of its tasks are canceled. */
-  'group.canceled': { canceled: number };
+  /**
+   * A client canceled a live group (or one with live descendants): `canceled`
+   * of its tasks are canceled, and `descendants` live groups under it
+   * (spawned by its tasks, and so on down) were canceled in the same commit
+   * (absent when none were).
+   */
+  'group.canceled': { canceled: number; descendants?: number };
   /** A client retried the group: `retried` failed tasks are pending again. */
   'group.retried': { retried: number };
   /** A running task (the fact's taskId) added `count` tasks, indexes first..first+count-1, under its add `key` (ctx.add). */
