@@ -39,8 +39,12 @@ export interface RunContext {
   groupOf(id: string): GroupInfo;
   planEnd(g: GroupInfo): EndPlan;
   execEnd(plan: EndPlan): Promise<void>;
-  /** Tasks failed for good: the live children they spawned without keepChildren end, with theirs. */
-  cancelUnkept(taskIds: number[]): Promise<void>;
+  /**
+   * Child groups whose parent task ended without them (failed for good:
+   * `taskIds`; canceled by failFast in `failFastGroups`), spawned without
+   * keepChildren: each ends, with its descendants.
+   */
+  cancelUnkept(taskIds: number[], failFastGroups: string[]): Promise<void>;
 }
 
 export interface RunOutcomes {
@@ -90,6 +94,8 @@ class RunOps {
   private readonly ends: EndPlan[] = [];
   /** Tasks that failed for good in this tick: their unkept children are canceled after the writes. */
   private readonly failedIds: number[] = [];
+  /** Groups that failed fast in this tick: their canceled tasks' unkept children are canceled too. */
+  private readonly failFastGroups: string[] = [];
 
   constructor(private readonly cx: RunContext) {}
 
@@ -179,6 +185,7 @@ class RunOps {
     push(this.failures, t.id, f.attempt, f.workerId, error, null, errors, nodeFailures, seq);
     this.cx.groups.move(g, 'running', 'failed');
     if (failsFast(g)) {
+      this.failFastGroups.push(g.id);
       this.ends.push(this.cx.planEnd(g));
       for (const other of this.tasks.values()) {
         if (other.groupId === g.id && (other.state === 'running' || other.state === 'pending')) {
@@ -217,7 +224,9 @@ class RunOps {
       await cx.write('failures', [cx.now, ...this.failures], count(this.failures));
     }
     for (const plan of this.ends) await cx.execEnd(plan);
-    if (this.failedIds.length > 0) await cx.cancelUnkept(this.failedIds);
+    if (this.failedIds.length + this.failFastGroups.length > 0) {
+      await cx.cancelUnkept(this.failedIds, this.failFastGroups);
+    }
     if (count(this.requeues) > 0) {
       await cx.write('requeues', this.requeues, count(this.requeues));
     }

@@ -50,6 +50,10 @@ export const SQL = {
          UNION ALL
          SELECT g.id FROM groups g JOIN d ON g.parent_group_id = d.id)
        SELECT id FROM d`,
+  // The children that these groups' canceled tasks spawned without keepChildren: what failFast cancels.
+  unkeptChildrenOfCanceled: `SELECT c.id FROM groups c JOIN tasks t ON t.id = c.parent_task_id
+     WHERE c.parent_group_id = ANY($1::text[]) AND NOT c.keep_children AND t.state = 'canceled'
+     ORDER BY c.created_at, c.rowid`,
   // The children these tasks spawned without keepChildren: what their final failure cancels.
   unkeptChildren: `SELECT id FROM groups
      WHERE parent_task_id = ANY($1::bigint[]) AND NOT keep_children ORDER BY created_at, rowid`,

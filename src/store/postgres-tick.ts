@@ -235,8 +235,13 @@ export class PgTickApplier implements RunContext {
     return n;
   }
 
-  async cancelUnkept(taskIds: number[]): Promise<void> {
-    const ids = (await this.rows<{ id: string }>('unkeptChildren', [taskIds])).map((r) => r.id);
+  async cancelUnkept(taskIds: number[], failFastGroups: string[]): Promise<void> {
+    const of = async (name: 'unkeptChildren' | 'unkeptChildrenOfCanceled', keys: unknown[]) =>
+      keys.length === 0 ? [] : (await this.rows<{ id: string }>(name, [keys])).map((r) => r.id);
+    const ids = [
+      ...(await of('unkeptChildren', taskIds)),
+      ...(await of('unkeptChildrenOfCanceled', failFastGroups)),
+    ];
     if (ids.length === 0) return;
     await this.loadGroups(ids);
     for (const id of ids) {
@@ -305,6 +310,7 @@ export class PgTickApplier implements RunContext {
       if (failsFast(g)) {
         await this.execEnd(this.planEnd(g));
         if (g.state === 'open') this.groups.seal(g);
+        await this.cancelUnkept([], [g.id]);
       }
       out.push(n);
     }

@@ -38,6 +38,13 @@ export const SQL = {
          SELECT g.id FROM groups g JOIN d ON g.parent_group_id = d.id AND g.parent_group_id IS NOT NULL)
        SELECT id FROM d`,
   ),
+  // The children that a group's canceled tasks spawned without keepChildren: what failFast cancels.
+  unkeptChildrenOfCanceled: p(
+    `SELECT c.id FROM groups c JOIN tasks t ON t.id = c.parent_task_id
+       WHERE c.parent_group_id = ? AND c.parent_group_id IS NOT NULL AND c.keep_children = 0
+         AND t.state = 'canceled'
+       ORDER BY c.created_at, c.rowid`,
+  ),
   // The children a task spawned without keepChildren: what its final failure cancels.
   unkeptChildren: p(
     'SELECT id FROM groups WHERE parent_task_id = ? AND parent_task_id IS NOT NULL AND keep_children = 0',

@@ -250,9 +250,19 @@ export class TickApplier {
     return n;
   }
 
-  /** A task failed for good: the live children it spawned without keepChildren end, with theirs. */
-  private cancelUnkept(taskId: number): void {
-    for (const r of this.st.unkeptChildren.all(taskId) as { id: string }[]) {
+  /**
+   * failFast: the rest of the group is canceled (an open group sealed), and
+   * the live children its canceled tasks spawned without keepChildren end.
+   */
+  private failFast(g: GroupInfo): void {
+    this.cancelRest(g);
+    if (g.state === 'open') this.groups.seal(g);
+    this.cancelUnkept(this.st.unkeptChildrenOfCanceled.all(g.id));
+  }
+
+  /** Child groups whose parent task ended without them: each ends, with its descendants. */
+  private cancelUnkept(rows: unknown[]): void {
+    for (const r of rows as { id: string }[]) {
       this.endGroup(this.groupOf(r.id));
       this.cancelDescendants(r.id);
     }
@@ -345,11 +355,8 @@ export class TickApplier {
     this.nextSeq();
     const g = this.groupOf(row.group_id);
     this.groups.move(g, 'running', 'failed');
-    this.cancelUnkept(f.taskId);
-    if (failsFast(g)) {
-      this.cancelRest(g);
-      if (g.state === 'open') this.groups.seal(g);
-    }
+    this.cancelUnkept(this.st.unkeptChildren.all(f.taskId));
+    if (failsFast(g)) this.failFast(g);
     return 'applied';
   }
 
@@ -362,10 +369,7 @@ export class TickApplier {
     const n = this.st.failPending.run(args).changes;
     this.finishSeq += n;
     this.groups.move(g, 'pending', 'failed', n);
-    if (failsFast(g)) {
-      this.cancelRest(g);
-      if (g.state === 'open') this.groups.seal(g);
-    }
+    if (failsFast(g)) this.failFast(g);
     return n;
   }
 

@@ -28,8 +28,9 @@
  *   by (taskId, key): a repeat, by any attempt, answers the group the first
  *   spawn created (see SpawnOutcome). The child records its parent.
  * - Canceling a group cancels its live descendants (groups spawned by its
- *   tasks, and theirs) in the same transaction; a task that fails for good
- *   cancels the live children it spawned without `keepChildren` (and theirs).
+ *   tasks, and theirs) in the same transaction; a task that fails for good,
+ *   and a task that failFast cancels, cancel the live children they spawned
+ *   without `keepChildren` (and theirs).
  * - Group counters change in the same transaction as the tasks they count.
  * - Policy (retry or not, next run time, poison) is decided by core and passed
  *   in as values; the store holds no rule of its own except failFast

@@ -263,5 +263,48 @@ export function spawnRules(make: Make): void {
         );
       }),
     );
+
+    void it(
+      'failFast: the siblings it cancels end the children they did not keep (and theirs)',
+      using(make, async ({ store }) => {
+        const ff = { ...group('root', ['a', 'b']), policy: 'failFast' as const };
+        await store.commitTick({ now: 1, createGroups: [ff] });
+        const a = await claimOne(store, 2, 'root');
+        const b = await claimOne(store, 2, 'root', W2);
+        await store.commitTick({
+          now: 3,
+          spawns: [
+            spawnOp(a, '#0', 'a-child', [1]),
+            spawnOp(a, '#1', 'a-kept', [1], { keepChildren: true }),
+          ],
+        });
+        const ac = await claimOne(store, 4, 'a-child');
+        await spawn(store, 5, spawnOp(ac, '#0', 'a-grandchild', [1]));
+        const error = { kind: 'permanent' as const, message: 'boom' };
+        const out = await store.commitTick({
+          now: 6,
+          failures: [
+            {
+              taskId: b.taskId,
+              attempt: 1,
+              workerId: W2,
+              error,
+              retryAt: null,
+              nodeFailure: false,
+            },
+          ],
+        });
+        assert.deepEqual(out.failures, ['applied']);
+        assert.equal((await mustGroup(store, 'root')).state, 'done');
+        assert.equal((await mustGroup(store, 'a-child')).state, 'canceled');
+        assert.equal((await mustGroup(store, 'a-grandchild')).state, 'canceled');
+        assert.equal((await mustGroup(store, 'a-kept')).state, 'sealed');
+        const revoked = out.revoked.map((x) => x.taskId).sort((x, y) => x - y);
+        assert.deepEqual(
+          revoked,
+          [a.taskId, ac.taskId].sort((x, y) => x - y),
+        );
+      }),
+    );
   });
 }

@@ -412,6 +412,8 @@ class ModelTick {
     if (g?.policy === 'failFast' && (g.state === 'open' || g.state === 'sealed')) {
       this.cancelRest(g);
       if (g.state === 'open') this.sealOpen(g);
+      const canceled = this.m.tasks.filter((t) => t.groupId === g.id && t.state === 'canceled');
+      for (const t of canceled) this.cancelUnkept(t.taskId);
     }
   }
 
