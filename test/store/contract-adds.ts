@@ -7,33 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { countsConsistent } from '../../src/core/group.js';
 import { resolveTaskOptions } from '../../src/core/options.js';
-import type { GroupInfo } from '../../src/core/types.js';
-import type {
-  ClaimedTask,
-  NewGroup,
-  Store,
-  TaskAddOp,
-  TaskAddOutcome,
-} from '../../src/store/store.js';
-import type { StoreHarness } from './contract.js';
-
-type Make = () => Promise<StoreHarness>;
+import type { NewGroup, Store, TaskAddOp, TaskAddOutcome } from '../../src/store/store.js';
+import { type Make, using, mustGroup, claimOne } from './contract-helpers.js';
 
 const W1 = 'worker-1';
 const W2 = 'worker-2';
-
-function using(make: Make, body: (h: StoreHarness) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const h = await make();
-    try {
-      await body(h);
-    } finally {
-      await h.cleanup();
-    }
-  };
-}
 
 function group(id: string, inputs: unknown[], open = false): NewGroup {
   return {
@@ -45,28 +24,6 @@ function group(id: string, inputs: unknown[], open = false): NewGroup {
     options: resolveTaskOptions({}),
     inputs,
   };
-}
-
-async function mustGroup(store: Store, id: string): Promise<GroupInfo> {
-  const g = await store.getGroup(id);
-  assert.ok(g, `group ${id} exists`);
-  assert.ok(countsConsistent(g), `counts of ${id} add up: ${JSON.stringify(g)}`);
-  return g;
-}
-
-/** Claims the next ready task of the group for `workerId`. */
-async function claimOne(
-  store: Store,
-  now: number,
-  groupId: string,
-  workerId = W1,
-): Promise<ClaimedTask> {
-  const [ready] = await store.readyTasks([groupId], now, 1);
-  assert.ok(ready, `group ${groupId} has a ready task`);
-  const out = await store.commitTick({ now, claims: [{ taskId: ready.taskId, workerId }] });
-  const [c] = out.claimed;
-  assert.ok(c, 'the claim took');
-  return c;
 }
 
 function addOp(

@@ -9,23 +9,10 @@ import { describe, it } from 'node:test';
 import { resolveTaskOptions } from '../../src/core/options.js';
 import type { GroupPolicy, TaskError } from '../../src/core/types.js';
 import type { NewGroup, Store } from '../../src/store/store.js';
-import type { StoreHarness } from './contract.js';
-
-type Make = () => Promise<StoreHarness>;
+import { type Make, using } from './contract-helpers.js';
 
 const W = 'worker-1';
 const ERR: TaskError = { kind: 'unschedulable', message: 'no worker offers handler "sqaure"' };
-
-function using(make: Make, body: (h: StoreHarness) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const h = await make();
-    try {
-      await body(h);
-    } finally {
-      await h.cleanup();
-    }
-  };
-}
 
 function group(
   id: string,

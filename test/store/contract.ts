@@ -14,12 +14,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { countsConsistent, outstanding } from '../../src/core/group.js';
 import { resolveTaskOptions } from '../../src/core/options.js';
-import {
-  DEFAULT_TASK_OPTIONS,
-  isFinal,
-  type GroupInfo,
-  type TaskOptions,
-} from '../../src/core/types.js';
+import { DEFAULT_TASK_OPTIONS, isFinal, type TaskOptions } from '../../src/core/types.js';
 import type { TaskView } from '../../src/protocol/http.js';
 import type {
   ClaimedTask,
@@ -37,6 +32,7 @@ import { spawnRules } from './contract-spawns.js';
 import { pageRules } from './contract-pages.js';
 import { waitingRules } from './contract-waiting.js';
 import { ModelStore } from './model.js';
+import { type Make, using, mustGroup } from './contract-helpers.js';
 
 export interface StoreHarness {
   /** An open store on an empty database. */
@@ -55,8 +51,6 @@ export interface StoreHarness {
    */
   writeOptionsText?: (groupId: string, text: string) => Promise<void>;
 }
-
-type Make = () => Promise<StoreHarness>;
 
 const W1 = 'worker-1';
 const W2 = 'worker-2';
@@ -94,13 +88,6 @@ function worker(workerId: string, state: WorkerRecord['state'], at: number): Wor
 function only<T>(xs: T[]): T {
   assert.equal(xs.length, 1, `expected exactly one element, got ${xs.length}`);
   return xs[0] as T;
-}
-
-async function mustGroup(store: Store, id: string): Promise<GroupInfo> {
-  const g = await store.getGroup(id);
-  assert.ok(g, `group ${id} exists`);
-  assert.ok(countsConsistent(g), `counts of ${id} add up: ${JSON.stringify(g)}`);
-  return g;
 }
 
 /**
@@ -157,17 +144,6 @@ async function claim(
 }
 
 /** Runs `body` against a fresh store and always cleans up. */
-function using(make: Make, body: (h: StoreHarness) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const h = await make();
-    try {
-      await body(h);
-    } finally {
-      await h.cleanup();
-    }
-  };
-}
-
 export function storeContract(name: string, make: Make): void {
   void describe(`store contract: ${name}`, () => {
     groupRules(make);
