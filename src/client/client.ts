@@ -32,7 +32,7 @@ export interface ListGroupsOptions {
  *   client.close();
  */
 export class Client {
-  private readonly ctx: ClientContext;
+  private readonly ctx: ClientContext & { transport: Transport };
 
   constructor(options: ClientOptions) {
     const resolved = resolveClientOptions(options);

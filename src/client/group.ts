@@ -5,9 +5,13 @@ import { LONG_POLL_MS, LONG_POLL_SLACK_MS, type ResolvedClientOptions } from './
 import { GroupFailedError, toOutcome, type Outcome } from './outcome.js';
 import type { RetryPolicy, Transport } from './transport.js';
 
-/** What a Group needs of its Client. */
+/**
+ * What a Group needs of its Client: something that carries its requests (the
+ * client's HTTP transport, or a worker's session for the handle of a group a
+ * task spawned) and the client's options.
+ */
 export interface ClientContext {
-  transport: Transport;
+  transport: Pick<Transport, 'call'>;
   options: ResolvedClientOptions;
 }
 
