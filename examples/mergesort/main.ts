@@ -42,8 +42,7 @@ try {
     `root task ${root.id} done in ${seconds} s: ${sorted.values.length.toLocaleString('en-US')} numbers sorted by ${sorted.tasks} tasks, ${sorted.depth} levels of spawns below the root`,
   );
   const expected = randomNumbers(flags.seed, flags.n).sort((a, b) => a - b);
-  ok =
-    sorted.values.length === expected.length && sorted.values.every((v, i) => v === expected[i]);
+  ok = sorted.values.length === expected.length && sorted.values.every((v, i) => v === expected[i]);
   console.log(
     ok
       ? 'sorted correctly: equal to Array.prototype.sort of the same numbers'

@@ -61,9 +61,7 @@ export function prepareWordcount(
 export function countLocally(text: string, ranges: Job['ranges'], n: number): Expected {
   const counts = countWords(text);
   const parts = partition(counts, ranges);
-  const summaries = ranges.map((range, r) =>
-    summarize(range, new Map(Object.entries(parts[r]!))),
-  );
+  const summaries = ranges.map((range, r) => summarize(range, new Map(Object.entries(parts[r]!))));
   return {
     words: summaries.reduce((s, r) => s + r.words, 0),
     distinct: counts.size,
