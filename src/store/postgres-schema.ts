@@ -152,6 +152,14 @@ export const MIGRATIONS: readonly string[] = [
     WHERE parent_task_id IS NOT NULL;
   CREATE INDEX groups_children ON groups (parent_group_id) WHERE parent_group_id IS NOT NULL;
   `,
+  // 4: a group's children are read in creation order (listChildren, paged):
+  // the children index gets rowid, so a page is an index range, not a sort
+  // of every child. (SQLite's index ends with the rowid already: no migration.)
+  `
+  CREATE INDEX groups_children_order ON groups (parent_group_id, rowid)
+    WHERE parent_group_id IS NOT NULL;
+  DROP INDEX groups_children;
+  `,
 ];
 
 /** The schema version this code writes. */

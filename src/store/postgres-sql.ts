@@ -73,6 +73,24 @@ export const SQL = {
   listGroups: 'SELECT * FROM groups ORDER BY created_at DESC, rowid DESC LIMIT $1',
   listGroupsBefore: `SELECT * FROM groups WHERE created_at < $1
      ORDER BY created_at DESC, rowid DESC LIMIT $2`,
+  // The client's groups only (no parent): the same order and paging.
+  listRoots: `SELECT * FROM groups WHERE parent_group_id IS NULL
+     ORDER BY created_at DESC, rowid DESC LIMIT $1`,
+  listRootsBefore: `SELECT * FROM groups WHERE parent_group_id IS NULL AND created_at < $1
+     ORDER BY created_at DESC, rowid DESC LIMIT $2`,
+  // A group's children in creation order, from groups_children_order (parent_group_id, rowid): no sort.
+  listChildren: `SELECT * FROM groups WHERE parent_group_id = $1 ORDER BY rowid LIMIT $2`,
+  // ($1 parent, $2 after's id, $3 limit): the children created after the child `after`.
+  listChildrenAfter: `SELECT * FROM groups WHERE parent_group_id = $1
+       AND rowid > (SELECT rowid FROM groups WHERE id = $2 AND parent_group_id = $1)
+     ORDER BY rowid LIMIT $3`,
+  // How many children each group of a list of ids has (only those with some).
+  countChildren: `SELECT parent_group_id AS id, count(*)::bigint AS n FROM groups
+     WHERE parent_group_id = ANY($1::text[]) GROUP BY parent_group_id`,
+  // Live groups (open or sealed), client's (root) and spawned (child): one pass over groups.
+  countLiveGroups: `SELECT count(*) FILTER (WHERE parent_group_id IS NULL)::bigint AS root,
+         count(*) FILTER (WHERE parent_group_id IS NOT NULL)::bigint AS child
+       FROM groups WHERE state IN ('open', 'sealed')`,
 
   // Tasks: writes.
   insertTasks: `INSERT INTO tasks (group_id, idx, state, priority, input)

@@ -39,7 +39,10 @@ import {
   type LeaseRow,
 } from './rows.js';
 import type {
+  ChildrenQuery,
   FinishedPageQuery,
+  GroupsQuery,
+  LiveGroupCounts,
   Lease,
   ReadyTask,
   Store,
@@ -307,12 +310,37 @@ export class PostgresStore implements Store {
     return row ? groupFromRow(row) : null;
   }
 
-  async listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]> {
+  async listGroups(query: GroupsQuery): Promise<GroupInfo[]> {
+    const roots = query.roots === true;
     const rows =
       query.before === undefined
-        ? await this.rows<GroupRow>('listGroups', [query.limit])
-        : await this.rows<GroupRow>('listGroupsBefore', [query.before, query.limit]);
+        ? await this.rows<GroupRow>(roots ? 'listRoots' : 'listGroups', [query.limit])
+        : await this.rows<GroupRow>(roots ? 'listRootsBefore' : 'listGroupsBefore', [
+            query.before,
+            query.limit,
+          ]);
     return rows.map(groupFromRow);
+  }
+
+  async listChildren(groupId: string, query: ChildrenQuery): Promise<GroupInfo[]> {
+    const rows =
+      query.after === undefined
+        ? await this.rows<GroupRow>('listChildren', [groupId, query.limit])
+        : await this.rows<GroupRow>('listChildrenAfter', [groupId, query.after, query.limit]);
+    return rows.map(groupFromRow);
+  }
+
+  async countChildren(groupIds: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (groupIds.length === 0) return out;
+    const rows = await this.rows<{ id: string; n: number }>('countChildren', [[...groupIds]]);
+    for (const r of rows) out.set(r.id, r.n);
+    return out;
+  }
+
+  async countLiveGroups(): Promise<LiveGroupCounts> {
+    const [row] = await this.rows<LiveGroupCounts>('countLiveGroups', []);
+    return row ?? { root: 0, child: 0 };
   }
 
   async listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]> {

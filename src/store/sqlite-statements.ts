@@ -62,6 +62,37 @@ export const SQL = {
   listGroupsBefore: p(
     'SELECT * FROM groups WHERE created_at < ? ORDER BY created_at DESC, rowid DESC LIMIT ?',
   ),
+  // The client's groups only (no parent): the same order and paging.
+  listRoots: p(
+    'SELECT * FROM groups WHERE parent_group_id IS NULL ORDER BY created_at DESC, rowid DESC LIMIT ?',
+  ),
+  listRootsBefore: p(
+    `SELECT * FROM groups WHERE parent_group_id IS NULL AND created_at < ?
+       ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+  ),
+  // A group's children in creation order: groups_children holds (parent_group_id, rowid), so no sort.
+  listChildren: p(
+    `SELECT * FROM groups WHERE parent_group_id = ? AND parent_group_id IS NOT NULL
+       ORDER BY rowid LIMIT ?`,
+  ),
+  // (parent, after's id, parent again, limit): the children created after the child `after`.
+  listChildrenAfter: p(
+    `SELECT * FROM groups WHERE parent_group_id = ? AND parent_group_id IS NOT NULL
+         AND rowid > (SELECT rowid FROM groups WHERE id = ? AND parent_group_id = ?)
+       ORDER BY rowid LIMIT ?`,
+  ),
+  // How many children each group of a JSON array of ids has (only those with some).
+  countChildren: p(
+    `SELECT parent_group_id AS id, count(*) AS n FROM groups
+       WHERE parent_group_id IN (SELECT value FROM json_each(?)) AND parent_group_id IS NOT NULL
+       GROUP BY parent_group_id`,
+  ),
+  // Live groups (open or sealed), client's (root) and spawned (child): one pass over groups.
+  countLiveGroups: p(
+    `SELECT coalesce(sum(parent_group_id IS NULL), 0) AS root,
+         coalesce(sum(parent_group_id IS NOT NULL), 0) AS child
+       FROM groups WHERE state IN ('open', 'sealed')`,
+  ),
 
   // Tasks: writes.
   insertTask: p(

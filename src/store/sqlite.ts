@@ -31,7 +31,10 @@ import { migrate } from './sqlite-schema.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { TickApplier } from './sqlite-tick.js';
 import type {
+  ChildrenQuery,
   FinishedPageQuery,
+  GroupsQuery,
+  LiveGroupCounts,
   Lease,
   ReadyTask,
   Store,
@@ -248,12 +251,35 @@ export class SqliteStore implements Store {
     return row ? groupFromRow(row) : null;
   }
 
-  async listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]> {
+  async listGroups(query: GroupsQuery): Promise<GroupInfo[]> {
+    const st = this.st;
+    const [all, before] =
+      query.roots === true
+        ? [st.listRoots, st.listRootsBefore]
+        : [st.listGroups, st.listGroupsBefore];
     const rows =
-      query.before === undefined
-        ? this.st.listGroups.all(query.limit)
-        : this.st.listGroupsBefore.all(query.before, query.limit);
+      query.before === undefined ? all.all(query.limit) : before.all(query.before, query.limit);
     return (rows as GroupRow[]).map(groupFromRow);
+  }
+
+  async listChildren(groupId: string, query: ChildrenQuery): Promise<GroupInfo[]> {
+    const rows =
+      query.after === undefined
+        ? this.st.listChildren.all(groupId, query.limit)
+        : this.st.listChildrenAfter.all(groupId, query.after, groupId, query.limit);
+    return (rows as GroupRow[]).map(groupFromRow);
+  }
+
+  async countChildren(groupIds: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (groupIds.length === 0) return out;
+    const rows = this.st.countChildren.all(JSON.stringify(groupIds)) as { id: string; n: number }[];
+    for (const r of rows) out.set(r.id, r.n);
+    return out;
+  }
+
+  async countLiveGroups(): Promise<LiveGroupCounts> {
+    return this.st.countLiveGroups.get() as LiveGroupCounts;
   }
 
   async listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]> {

@@ -335,6 +335,26 @@ export interface ReadyTask {
   requires: string[];
 }
 
+export interface GroupsQuery {
+  limit: number;
+  /** Groups with createdAt < before (the createdAt of the last group of the previous page). */
+  before?: number;
+  /** Only groups a client submitted (no parent). */
+  roots?: boolean;
+}
+
+export interface ChildrenQuery {
+  limit: number;
+  /** Children created after this one: the id of the last child of the previous page. */
+  after?: string;
+}
+
+/** Live groups (open or sealed): a client's, and spawned by a task. */
+export interface LiveGroupCounts {
+  root: number;
+  child: number;
+}
+
 /** Tasks by state, over the whole store. */
 export type TaskCounts = Record<TaskState, number>;
 
@@ -422,7 +442,20 @@ export interface Store {
   recover(): Promise<{ leases: Lease[]; workers: WorkerRecord[] }>;
 
   getGroup(id: string): Promise<GroupInfo | null>;
-  listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]>;
+  /** Groups newest first (createdAt, then insertion), those created before `before` when given. */
+  listGroups(query: GroupsQuery): Promise<GroupInfo[]>;
+  /**
+   * A group's children (the groups its tasks spawned, any state) in the order
+   * they were created (insertion order, which breaks createdAt ties), those
+   * created after the child `after` when given. An `after` that is not a
+   * child of the group gives an empty page (the API checks it first). Reads
+   * the children index only: no sort, whatever the number of children.
+   */
+  listChildren(groupId: string, query: ChildrenQuery): Promise<GroupInfo[]>;
+  /** How many children (any state) each of the groups has; a group with none (or unknown) is absent. */
+  countChildren(groupIds: readonly string[]): Promise<Map<string, number>>;
+  /** Live groups (open or sealed), split: a client's (root) and spawned (child). One pass (metrics). */
+  countLiveGroups(): Promise<LiveGroupCounts>;
   /**
    * Tasks in input order, paged by rows only, values parsed. For tests and
    * tools: the client API reads `taskPage` (values as raw text, pages bounded by bytes).

@@ -29,6 +29,7 @@ import type {
 import { taskViewFromRecord } from '../../src/store/rows.js';
 import { taskAddRules } from './contract-adds.js';
 import { spawnRules } from './contract-spawns.js';
+import { childrenRules } from './contract-children.js';
 import { pageRules } from './contract-pages.js';
 import { waitingRules } from './contract-waiting.js';
 import { ModelStore } from './model.js';
@@ -154,6 +155,7 @@ export function storeContract(name: string, make: Make): void {
     retryRules(make);
     taskAddRules(make);
     spawnRules(make);
+    childrenRules(make);
     readRules(make);
     pageRules(make);
     waitingRules(make);

@@ -28,6 +28,9 @@ import type {
   TaskAddOp,
   TaskAddOutcome,
   FinishedPageQuery,
+  ChildrenQuery,
+  GroupsQuery,
+  LiveGroupCounts,
   Store,
   TaskCounts,
   TaskPage,
@@ -185,14 +188,40 @@ export class ModelStore implements Store {
     return g ? clone(g) : null;
   }
 
-  async listGroups(query: { limit: number; before?: number }): Promise<GroupInfo[]> {
+  async listGroups(query: GroupsQuery): Promise<GroupInfo[]> {
     const before = query.before;
     return this.groups
       .map((g, i) => ({ g, i }))
       .filter(({ g }) => before === undefined || g.createdAt < before)
+      .filter(({ g }) => query.roots !== true || !g.parent)
       .sort((a, b) => b.g.createdAt - a.g.createdAt || b.i - a.i)
       .slice(0, query.limit)
       .map(({ g }) => clone(g));
+  }
+
+  async listChildren(groupId: string, query: ChildrenQuery): Promise<GroupInfo[]> {
+    // this.groups is in insertion order: creation order.
+    const children = this.groups.filter((g) => g.parent?.groupId === groupId);
+    const from =
+      query.after === undefined ? 0 : children.findIndex((g) => g.id === query.after) + 1;
+    if (from === 0 && query.after !== undefined) return [];
+    return children.slice(from, from + query.limit).map(clone);
+  }
+
+  async countChildren(groupIds: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const wanted = new Set(groupIds);
+    for (const g of this.groups) {
+      const p = g.parent?.groupId;
+      if (p !== undefined && wanted.has(p)) out.set(p, (out.get(p) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  async countLiveGroups(): Promise<LiveGroupCounts> {
+    const live = this.groups.filter((g) => g.state === 'open' || g.state === 'sealed');
+    const child = live.filter((g) => g.parent).length;
+    return { root: live.length - child, child };
   }
 
   async listTasks(groupId: string, query: TaskQuery): Promise<TaskView[]> {

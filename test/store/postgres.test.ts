@@ -576,6 +576,15 @@ void describe('PostgresStore', () => {
           assert.match(p, re, `${name}:\n${p}`);
           assert.doesNotMatch(p, /Seq Scan on tasks/, `${name}:\n${p}`);
         }
+        // A page of a group's children is a range of groups_children_order (migration 4): no sort.
+        for (const [name, values] of [
+          ['listChildren', ['g1', 10]],
+          ['listChildrenAfter', ['g1', 'g2', 10]],
+        ] as const) {
+          const p = await plan(name, [...values]);
+          assert.match(p, /groups_children_order/, `${name}:\n${p}`);
+          assert.doesNotMatch(p, /Sort|Seq Scan on groups/, `${name}:\n${p}`);
+        }
         await c.query('ROLLBACK');
       } finally {
         c.release();

@@ -417,11 +417,18 @@ void describe('SqliteStore', () => {
       ['finishedRange', /USING INDEX tasks_finished/],
       ['pendingGroups', /USING INDEX groups_pending/],
       ['leases', /SEARCH t USING INDEX tasks_ready \(group_id=\? AND state=\?\)/],
+      // A group's children: a range of the children index (it ends with the rowid).
+      ['listChildren', /SEARCH groups USING INDEX groups_children \(parent_group_id=\?\)/],
+      [
+        'listChildrenAfter',
+        /SEARCH groups USING INDEX groups_children \(parent_group_id=\? AND rowid>\?\)/,
+      ],
+      ['countChildren', /USING (COVERING )?INDEX groups_children/],
     ];
     for (const [name, re] of expect) assert.match(plan(SQL[name]), re, name);
     const ordered = [
       ...['readyTasks', 'finishedTasks', 'listTasks', 'taskSizes', 'taskRange'],
-      ...['finishedSizes', 'finishedRange', 'taskSummaries'],
+      ...['finishedSizes', 'finishedRange', 'taskSummaries', 'listChildren', 'listChildrenAfter'],
     ] as const;
     for (const name of ordered) {
       assert.doesNotMatch(plan(SQL[name]), /TEMP B-TREE/, `${name} sorts`);
