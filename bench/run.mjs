@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // regroup side by side with BullMQ, pg-boss and graphile-worker.
 //
-//   node run.mjs [--scenarios a,b,c,d,e,f] [--systems regroup,regroup-pg,bullmq,pgboss,graphile]
+//   node run.mjs [--scenarios a,b,c,d,e,f,g,h,i] [--systems regroup,regroup-pg,bullmq,pgboss,graphile]
 //                [--runs N] [--quick] [--out FILE] [--max-minutes M] [--kills N]
 //
 // Prints a table per scenario and writes every raw number to
@@ -27,7 +27,7 @@ import { errorText, now, sleep, withTimeout } from './lib/util.mjs';
 import { DEFAULT_SYSTEMS, loadSystem, SYSTEMS } from './systems/index.mjs';
 
 const USAGE = `usage: node run.mjs [options]
-  --scenarios a,b,c,d,e,f   which scenarios (default all)
+  --scenarios a,...,i       which scenarios (default all; g, h, i: trees, regroup only)
   --systems LIST            ${Object.keys(SYSTEMS).join(',')} (default all)
   --runs N                  runs of a, b, d and f per system (default 3; --quick 1)
   --kills N                 kills in (c) for regroup and aggressive settings (default 20; --quick 3)
@@ -70,9 +70,10 @@ function parse(argv) {
           .map((x) => x.trim())
           .filter(Boolean)
       : all;
-  const scenarios = list(values.scenarios, ['a', 'b', 'c', 'd', 'e', 'f']);
+  const scenarios = list(values.scenarios, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
   for (const s of scenarios)
-    if (!'abcdef'.includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}\n${USAGE}`);
+    if (!'abcdefghi'.includes(s) || s.length !== 1)
+      throw new Error(`unknown scenario ${s}\n${USAGE}`);
   const systems = list(values.systems, DEFAULT_SYSTEMS);
   for (const s of systems) if (!SYSTEMS[s]) throw new Error(`unknown system ${s}\n${USAGE}`);
   const int = (v, d, what) => {
@@ -214,7 +215,8 @@ async function main() {
       const s = sizes[key];
       const sc = (results.scenarios[key] = { sizes: s, runs: [] });
       const systems = [...loaded.values()].filter((x) => x.scenarios.includes(key));
-      const runs = key === 'c' || key === 'e' ? 1 : opts.runs;
+      // The big ones run once.
+      const runs = 'ceghi'.includes(key) ? 1 : opts.runs;
       for (let r = 0; r < runs; r++) {
         // Alternate: each run starts with another system.
         const order = systems.map((_, i) => systems[(i + r) % systems.length]);
@@ -259,9 +261,12 @@ async function main() {
                 d: S.latency,
                 e: S.bigGroup,
                 f: S.idleWorkers,
+                g: S.tree,
+                h: S.tree,
+                i: S.tree,
               }[key];
               const out = await withTimeout(
-                fn(sys, ctx, s, variant),
+                fn(sys, ctx, s, variant, key),
                 Math.min(runBound(key, s, variant), left),
                 `${key} ${sys.label}`,
               );

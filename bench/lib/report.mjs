@@ -13,6 +13,12 @@ export const TITLES = {
     `(d) one task submitted and its result received, one after another (${s.roundTrips} after ${s.warmup} warm-up)`,
   e: (s) => `(e) one group of ${num(s.tasks, 0)} tasks (${s.workers} workers × ${s.concurrency})`,
   f: (s) => `(f) ${s.workers} idle workers connected: coordinator CPU over ${s.measureS} s`,
+  g: (s) =>
+    `(g) a tree of ${num(s.tasks, 0)} tasks by ctx.spawn, ${s.depth} levels below the root, fan-out ${s.fanMin}–${s.fanMax} (${s.workers} workers × ${num(s.concurrency, 0)})`,
+  h: (s) =>
+    `(h) one parent's child group of ${num(s.spawn + s.adders * s.perAdd, 0)} tasks: a spawn of ${num(s.spawn, 0)}, ${s.adders} of which ctx.add ${num(s.perAdd, 0)} each (${s.workers} workers × ${s.concurrency})`,
+  i: (s) =>
+    `(i) a group grown by ctx.add from 1 task to ${num(s.tasks, 0)}, up to ${s.fanout} per add (${s.workers} workers × ${s.concurrency})`,
 };
 
 function ok(runs, system) {
@@ -60,7 +66,7 @@ export function summarizeScenario(key, runs) {
               p99Ms: r.p99Ms,
             };
       }
-    } else if (key === 'e') {
+    } else if (key === 'e' || key === 'g' || key === 'h' || key === 'i') {
       out[system] = { ...base, last: good[good.length - 1] ?? null };
     } else if (key === 'f') {
       out[system] = {
@@ -209,6 +215,8 @@ export function tables(results) {
         ],
         rows,
       });
+    } else if (key === 'g' || key === 'h' || key === 'i') {
+      out.push({ key, title, ...treeTable(sc, labels) });
     } else if (key === 'f') {
       const rows = Object.entries(sum).map(([sys, s]) => {
         const last = ok(sc.runs, sys).at(-1);
@@ -237,6 +245,37 @@ export function tables(results) {
     }
   }
   return out;
+}
+
+/** The table of a tree scenario (g, h, i): one row per run. */
+function treeTable(sc, labels) {
+  const rows = sc.runs.map((r) =>
+    r.error
+      ? [labels[r.system], '', '', '', '', '', '', `failed: ${r.error}`.slice(0, 300)]
+      : [
+          labels[r.system],
+          r.capped ? `not within ${sc.sizes.capS} s` : num(r.done, 0),
+          r.groups === null ? '–' : num(r.groups, 0),
+          r.capped ? '–' : `${num(r.totalS, 1)} s`,
+          r.tasksPerS === null ? '–' : num(r.tasksPerS, 0),
+          `${num(r.coordinatorPeakRssMiB, 0)} MiB`,
+          `${num(r.workerPeakRssMiB, 0)} MiB`,
+          r.capped ? `root group at the cap: ${JSON.stringify(r.rootStatus)}`.slice(0, 300) : '',
+        ],
+  );
+  return {
+    header: [
+      'system',
+      'tasks',
+      'groups',
+      'time',
+      'tasks/s',
+      'coordinator peak RSS',
+      'largest worker peak RSS',
+      'notes',
+    ],
+    rows,
+  };
 }
 
 /** The issue's targets, measured. */
@@ -300,6 +339,23 @@ export function targets(results) {
       target: 'under 5% of one core',
       measured: cpu === null ? 'no result' : `${num(cpu, 2)} % of one core`,
       met: cpu === null ? null : cpu < 5,
+    });
+  }
+  for (const key of ['g', 'h']) {
+    if (!sc[key]) continue;
+    const r = sc[key].runs.find((x) => x.system === 'regroup' && !x.error);
+    t.push({
+      scenario: key,
+      target:
+        key === 'g'
+          ? `a tree of ${num(sc.g.sizes.tasks, 0)} tasks, depth ${sc.g.sizes.depth}, completes (issue 14)`
+          : `fan-out of ${num(sc.h.sizes.spawn + sc.h.sizes.adders * sc.h.sizes.perAdd, 0)} under one parent completes (issue 14)`,
+      measured: r
+        ? r.capped
+          ? `not within ${sc[key].sizes.capS} s`
+          : `${num(r.done, 0)} tasks in ${num(r.totalS, 1)} s; coordinator peak RSS ${num(r.coordinatorPeakRssMiB, 0)} MiB`
+        : 'no result',
+      met: r ? !r.capped : null,
     });
   }
   return t;

@@ -14,6 +14,26 @@ export function sizes(quick) {
         d: { roundTrips: 50, warmup: 5, concurrency: 10, capS: 10 },
         e: { tasks: 20_000, workers: 2, concurrency: 50, capS: 60, sampleMs: 250 },
         f: { workers: 20, processes: 2, measureS: 3, settleS: 1 },
+        g: {
+          tasks: 300,
+          depth: 5,
+          fanMin: 3,
+          fanMax: 4,
+          workers: 2,
+          concurrency: 200,
+          capS: 60,
+          sampleMs: 250,
+        },
+        h: {
+          spawn: 1_000,
+          adders: 2,
+          perAdd: 500,
+          workers: 2,
+          concurrency: 50,
+          capS: 60,
+          sampleMs: 250,
+        },
+        i: { tasks: 2_000, fanout: 10, workers: 2, concurrency: 50, capS: 60, sampleMs: 250 },
       }
     : {
         a: { tasks: 20_000, workers: 1, concurrency: 50, capS: 30 },
@@ -22,6 +42,27 @@ export function sizes(quick) {
         d: { roundTrips: 500, warmup: 50, concurrency: 10, capS: 30 },
         e: { tasks: 1_000_000, workers: 2, concurrency: 50, capS: 1200, sampleMs: 500 },
         f: { workers: 200, processes: 4, measureS: 20, settleS: 2 },
+        // A waiting parent holds its slot (until slot freeing): (g)'s 39,365 parents need as many slots.
+        g: {
+          tasks: 100_000,
+          depth: 10,
+          fanMin: 3,
+          fanMax: 4,
+          workers: 4,
+          concurrency: 12_000,
+          capS: 1200,
+          sampleMs: 500,
+        },
+        h: {
+          spawn: 20_000,
+          adders: 4,
+          perAdd: 20_000,
+          workers: 2,
+          concurrency: 50,
+          capS: 600,
+          sampleMs: 500,
+        },
+        i: { tasks: 100_000, fanout: 10, workers: 2, concurrency: 50, capS: 600, sampleMs: 500 },
       };
 }
 
@@ -286,6 +327,94 @@ export async function idleWorkers(sys, ctx, s) {
       workerProcessesCpuPercent: round((workerCpu / seconds) * 100, 2),
       loadavg: load,
     };
+  });
+}
+
+/** What the root task of (g), (h), (i) is, and how many tasks its tree or group must end with. */
+function treeJob(key, s) {
+  switch (key) {
+    case 'g':
+      return {
+        handler: 'treeNode',
+        input: { budget: s.tasks, depthLeft: s.depth, fanMin: s.fanMin, fanMax: s.fanMax },
+        tasks: s.tasks,
+        count: (results) => results[0],
+      };
+    case 'h':
+      return {
+        handler: 'fanRoot',
+        input: { spawn: s.spawn, adders: s.adders, perAdd: s.perAdd },
+        // The root, and its child group.
+        tasks: 1 + s.spawn + s.adders * s.perAdd,
+        count: (results) => ({ tasks: 1 + results[0].tasks, groups: 1, depth: 1 }),
+      };
+    case 'i':
+      return {
+        handler: 'grow',
+        input: { budget: s.tasks, fanout: s.fanout },
+        tasks: s.tasks,
+        count: (results) => ({ tasks: results.length, groups: 1, depth: null }),
+      };
+    default:
+      throw new Error(`not a tree scenario: ${key}`);
+  }
+}
+
+/**
+ * (g) a tree by ctx.spawn, (h) one parent's child group of 100,000, (i) a
+ * group grown by ctx.add: one root task submitted; from the submit to the
+ * root's group's results, with the coordinator's memory sampled throughout.
+ * The run fails if the tree or group does not end with the planned number of tasks.
+ */
+export async function tree(sys, ctx, s, _variant, key) {
+  const job = treeJob(key, s);
+  return withEnv(sys, ctx, sys.treeOptions?.(s) ?? {}, async (env) => {
+    const started = [];
+    for (let i = 0; i < s.workers; i++)
+      started.push(env.spawnWorker({ concurrency: s.concurrency, workers: s.workers }));
+    await Promise.all(started);
+    const pid = env.coordinatorPid;
+    const base = memory(pid);
+    let maxRss = base?.rssMiB ?? 0;
+    const timeline = [];
+    const t0 = now();
+    const sampler = setInterval(() => {
+      const m = memory(pid);
+      if (!m) return;
+      maxRss = Math.max(maxRss, m.rssMiB ?? 0);
+      const t = (now() - t0) / 1000;
+      if (timeline.length === 0 || t - timeline[timeline.length - 1].s >= 5)
+        timeline.push({ s: round(t, 1), rssMiB: round(m.rssMiB, 1) });
+    }, s.sampleMs);
+    const load = ctx.loadavg();
+    try {
+      const h = await env.submitRoot(job.handler, job.input);
+      const r = await h.done(t0 + s.capS * 1000);
+      const totalS = (now() - t0) / 1000;
+      const end = memory(pid);
+      const workerPeaks = env.workerPids().map((p) => memory(p)?.hwmMiB ?? 0);
+      const counted = r.capped ? null : job.count(r.results);
+      if (counted && counted.tasks !== job.tasks)
+        throw new Error(`the tree ended with ${counted.tasks} tasks, not ${job.tasks}`);
+      return {
+        tasks: job.tasks,
+        done: counted ? counted.tasks : null,
+        groups: counted ? counted.groups : null,
+        depth: counted ? counted.depth : null,
+        capped: Boolean(r.capped),
+        rootStatus: r.capped ? r.status : undefined,
+        totalS: round(totalS, 2),
+        tasksPerS: counted ? round(counted.tasks / totalS, 1) : null,
+        coordinatorBaseRssMiB: round(base?.rssMiB, 1),
+        coordinatorPeakRssMiB: round(Math.max(maxRss, end?.hwmMiB ?? 0), 1),
+        coordinatorCpuS: round(cpuSeconds(pid), 1),
+        workerPeakRssMiB: round(Math.max(0, ...workerPeaks), 1),
+        rssTimeline: timeline,
+        loadavg: load,
+      };
+    } finally {
+      clearInterval(sampler);
+    }
   });
 }
 

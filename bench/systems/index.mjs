@@ -5,7 +5,7 @@ export const SYSTEMS = {
   regroup: {
     label: 'regroup (SQLite)',
     module: './regroup.mjs',
-    scenarios: 'abcdef',
+    scenarios: 'abcdefghi',
     options: { store: 'sqlite' },
   },
   'regroup-pg': {
@@ -35,6 +35,7 @@ export async function loadSystem(name) {
       create: (ctx, opts) => mod.create(ctx, { ...def.options, ...opts }),
       throughputOptions: mod.throughputOptions,
       latencyOptions: mod.latencyOptions,
+      treeOptions: mod.treeOptions,
       failoverVariants:
         mod.failoverVariants ??
         ((s) => [{ name: 'defaults', kills: s.kills, settings: 'defaults', options: {} }]),

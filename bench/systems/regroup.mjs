@@ -40,6 +40,11 @@ export function failoverVariants(s) {
   ];
 }
 
+/** Server flags of the tree scenarios: a worker may hold as many slots as the scenario gives it. */
+export function treeOptions(s) {
+  return s.concurrency > 1024 ? { serverArgs: ['--max-worker-slots', String(s.concurrency)] } : {};
+}
+
 /**
  * One regroup deployment for one scenario run.
  * store: 'sqlite' | 'postgres'. pg: { url, schema } for PostgreSQL.
@@ -143,6 +148,33 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
       const [r] = await group.wait();
       if (r !== null) throw new Error(`unexpected result ${JSON.stringify(r)}`);
       return submitted;
+    },
+    /**
+     * Submits one task of `handler` (the root of a tree, or the first task of a
+     * group that grows); `done(deadline)` waits for its group's results, or
+     * reports the group's counters when the deadline comes first.
+     */
+    async submitRoot(handler, input) {
+      const group = await client.submit(handler, [input]);
+      return {
+        group,
+        async done(deadline) {
+          const ac = new AbortController();
+          const timer = setTimeout(() => ac.abort(new Error('cap')), Math.max(0, deadline - now()));
+          try {
+            return { results: await group.wait({ signal: ac.signal }) };
+          } catch (e) {
+            if (!ac.signal.aborted) throw e;
+            return { capped: true, status: await group.status() };
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      };
+    },
+    /** The pids of the worker processes running now. */
+    workerPids() {
+      return [...workers].map((w) => w.pid);
     },
     /** Submits one `hold` task; `done()` waits for its result. */
     async submitHold(key) {
