@@ -35,7 +35,7 @@ export async function mergesort(input: SortInput, ctx: TreeContext): Promise<Sor
     { values: values.slice(mid), depth: input.depth - 1 },
   ];
   const child = await ctx.spawn('mergesort', halves, { key: 'halves' });
-  logRun(ctx, { event: 'spawned', groupId: child.id, n: values.length });
+  logRun(ctx, { event: 'spawned', spawned: child.id, n: values.length });
   const [left, right] = (await child.wait()) as [Sorted, Sorted];
   return {
     values: merge(left.values, right.values),

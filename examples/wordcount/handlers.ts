@@ -83,7 +83,7 @@ export async function wordcount(job: Job, ctx: TreeContext): Promise<Totals> {
     pauseMs,
   }));
   const maps = await ctx.spawn('mapChunk', mapInputs, { key: 'map' });
-  logRun(ctx, { phase: 'root', event: 'spawned', child: 'map', groupId: maps.id });
+  logRun(ctx, { phase: 'root', event: 'spawned', child: 'map', spawned: maps.id });
   const mapped = (await maps.wait()) as MapOutput[];
 
   // Reduce: one task per key range, given that range's part of every map output.
@@ -94,7 +94,7 @@ export async function wordcount(job: Job, ctx: TreeContext): Promise<Totals> {
     pauseMs,
   }));
   const reduces = await ctx.spawn('reduceRange', reduceInputs, { key: 'reduce' });
-  logRun(ctx, { phase: 'root', event: 'spawned', child: 'reduce', groupId: reduces.id });
+  logRun(ctx, { phase: 'root', event: 'spawned', child: 'reduce', spawned: reduces.id });
   const reduced = (await reduces.wait()) as ReduceOutput[];
 
   // The ranges are disjoint, so the top words overall are among each range's top words.
