@@ -146,4 +146,56 @@ describe('bench harness, quick run of regroup alone', () => {
     assert.deepEqual(processesMentioning(work), []);
     assert.deepEqual(readdirSync(work), []);
   });
+  it('runs the tree scenarios g, h and i: each tree or group ends with its planned tasks', async () => {
+    const out = join(dir, 'trees.json');
+    const work = join(dir, 'work-trees');
+    const r = await runBench(
+      [
+        '--quick',
+        '--systems',
+        'regroup',
+        '--scenarios',
+        'g,h,i',
+        '--out',
+        out,
+        '--temp-dir',
+        work,
+        '--max-minutes',
+        '3',
+      ],
+      210_000,
+    );
+    assert.equal(r.code, 0, `bench exited ${r.code}:\n${r.stderr}`);
+    const res = JSON.parse(readFileSync(out, 'utf8')) as Results;
+    assert.deepEqual(Object.keys(res.scenarios), ['g', 'h', 'i']);
+    const planned = {
+      g: (s: Record<string, number>) => s['tasks'],
+      h: (s: Record<string, number>) => 1 + s['spawn']! + s['adders']! * s['perAdd']!,
+      i: (s: Record<string, number>) => s['tasks'],
+    };
+    for (const key of ['g', 'h', 'i'] as const) {
+      const sc = res.scenarios[key]!;
+      assert.equal(sc.runs.length, 1, `scenario ${key}: ${JSON.stringify(sc.runs)}`);
+      const run = sc.runs[0]!;
+      assert.equal(run.error, undefined, `scenario ${key} failed: ${run.error}`);
+      assert.equal(run['capped'], false);
+      assert.equal(run['done'], planned[key](sc.sizes), `scenario ${key}: tasks`);
+      for (const k of ['totalS', 'tasksPerS', 'coordinatorPeakRssMiB', 'workerPeakRssMiB'])
+        assert.ok(positive(run[k]), `${key}.${k} = ${String(run[k])}`);
+    }
+    // (g) is a tree: a child group per task above the leaves, as deep as planned.
+    const g = res.scenarios['g']!;
+    assert.equal(g.runs[0]!['depth'], g.sizes['depth']);
+    assert.ok((g.runs[0]!['groups'] as number) > 1);
+    assert.deepEqual(
+      res.targets.map((t) => [t.scenario, t.met]),
+      [
+        ['g', true],
+        ['h', true],
+      ],
+    );
+    for (const s of ['(g)', '(h)', '(i)']) assert.ok(r.stdout.includes(s), r.stdout);
+    assert.deepEqual(processesMentioning(work), []);
+    assert.deepEqual(readdirSync(work), []);
+  });
 });
