@@ -22,6 +22,8 @@ export interface ListGroupsOptions {
   limit?: number;
   /** Paging: groups created before this time (the `createdAt` of the last group of the previous page). */
   before?: number;
+  /** Only the groups a client submitted, not those spawned by tasks (`group.children()` lists those). */
+  roots?: boolean;
 }
 
 /**
@@ -71,11 +73,12 @@ export class Client {
     return new Group<R>(this.ctx, id);
   }
 
-  /** Recent groups, newest first. */
+  /** Recent groups, newest first, each with `children` (how many groups its tasks spawned). */
   async listGroups(opts: ListGroupsOptions = {}): Promise<GroupView[]> {
     const q = new URLSearchParams();
     if (opts.limit !== undefined) q.set('limit', String(opts.limit));
     if (opts.before !== undefined) q.set('before', String(opts.before));
+    if (opts.roots === true) q.set('roots', 'true');
     const query = q.size > 0 ? `?${q.toString()}` : '';
     const reply = await this.get<{ groups: GroupView[] }>(`/v1/groups${query}`);
     return reply.groups;

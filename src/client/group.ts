@@ -1,6 +1,6 @@
 import { RegroupError } from '../core/errors.js';
 import type { TaskState } from '../core/types.js';
-import type { GroupView, RetryReply, TaskView } from '../protocol/http.js';
+import type { CancelReply, GroupView, RetryReply, TaskView } from '../protocol/http.js';
 import { LONG_POLL_MS, LONG_POLL_SLACK_MS, type ResolvedClientOptions } from './options.js';
 import { GroupFailedError, toOutcome, type Outcome } from './outcome.js';
 import type { RetryPolicy, Transport } from './transport.js';
@@ -45,6 +45,23 @@ export interface ResultsOptions extends WaitOptions {
   limit?: number;
 }
 
+export interface ChildrenOptions {
+  /** Children created after this one (the `next` of the previous page). Default: from the first. */
+  after?: string;
+  /** Most groups in the page, 1..1000. Default 50. */
+  limit?: number;
+}
+
+/**
+ * One page of a group's children (the groups its tasks spawned, any state)
+ * in the order they were created; `next` is the `after` of the next page,
+ * null at the end. Each view carries `children`, its own number of children.
+ */
+export interface ChildrenPage {
+  groups: GroupView[];
+  next: string | null;
+}
+
 const PAGE = 1000;
 
 interface FinishedPage {
@@ -70,9 +87,26 @@ export class Group<R = unknown> {
     return this.request('GET', '', this.budget());
   }
 
-  /** Cancels every task not final yet. */
-  cancel(): Promise<GroupView> {
+  /**
+   * Cancels every task not final yet, and every live group under this one
+   * (spawned by its tasks, and so on down). Resolves with the group after
+   * and `descendants`, how many groups under it this cancel ended.
+   */
+  cancel(): Promise<CancelReply> {
     return this.request('POST', '/cancel', this.budget(), {});
+  }
+
+  /** One page of the group's children (the groups its tasks spawned), oldest first. */
+  async children(opts: ChildrenOptions = {}): Promise<ChildrenPage> {
+    const q = new URLSearchParams({ parent: this.id });
+    if (opts.after !== undefined) q.set('after', opts.after);
+    if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+    const req = { method: 'GET' as const, path: `/v1/groups?${q.toString()}` };
+    const page = await this.ctx.transport.call<{ groups: GroupView[]; next?: string | null }>(
+      req,
+      this.budget(),
+    );
+    return { groups: page.groups, next: page.next ?? null };
   }
 
   /**

@@ -7,6 +7,8 @@ export {
   type ResultsOptions,
   type TasksOptions,
   type TasksPage,
+  type ChildrenOptions,
+  type ChildrenPage,
 } from './group.js';
 export { GroupFailedError, type Outcome } from './outcome.js';
 export { DEFAULT_CLIENT_OPTIONS, type ClientOptions, type RetryInfo } from './options.js';
@@ -17,5 +19,6 @@ export type {
   WorkerView,
   TaskOptionsInput,
   RetryReply,
+  CancelReply,
 } from '../protocol/http.js';
 export type { TaskError, GroupPolicy, GroupState, TaskState } from '../core/types.js';

@@ -6,7 +6,13 @@ import { isGroupDone } from '../core/group.js';
 import { resolveTaskOptions } from '../core/options.js';
 import type { GroupInfo, TaskState } from '../core/types.js';
 import type { GroupWaiting } from '../core/waiting.js';
-import type { AddTasksRequest, GroupView, RetryReply, SubmitRequest } from '../protocol/http.js';
+import type {
+  AddTasksRequest,
+  CancelReply,
+  GroupView,
+  RetryReply,
+  SubmitRequest,
+} from '../protocol/http.js';
 import type { ApiOperation } from '../protocol/openapi-routes.js';
 import type { Answer, Call } from './server.js';
 import { finishedPageText, tasksPageText, waitReplyText } from './task-pages.js';
@@ -79,6 +85,15 @@ export class Waiters {
 
 const ok = (body: unknown, status = 200): Answer => ({ status, body });
 
+/** GET /v1/groups's query, as the route table checked it. */
+interface ListQuery {
+  limit: number;
+  before?: number;
+  roots?: 'true' | 'false';
+  parent?: string;
+  after?: string;
+}
+
 /** The client API of one term: a handler per operation of the route table (protocol/openapi-routes.ts). */
 export class Api {
   readonly handlers: Record<ApiOperation, (c: Call) => Promise<Answer>>;
@@ -94,8 +109,8 @@ export class Api {
     const q = (c: Call, name: string): number => c.query[name] as number;
     this.handlers = {
       submit: (c) => this.submit(c.body as SubmitRequest),
-      listGroups: (c) => this.list(q(c, 'limit'), c.query['before'] as number | undefined),
-      getGroup: async (c) => ok(this.view(await this.mustGroup(id(c)))),
+      listGroups: (c) => this.list(c.query as unknown as ListQuery),
+      getGroup: (c) => this.getGroup(id(c)),
       addTasks: (c) => this.add(id(c), c.body as AddTasksRequest),
       sealGroup: (c) => this.seal(id(c)),
       cancelGroup: (c) => this.cancel(id(c)),
@@ -226,7 +241,8 @@ export class Api {
     );
     if (out.status === 'not_found')
       throw new RegroupError('group_not_found', `no group with id ${id}`);
-    return ok(this.view(out.group));
+    const reply: CancelReply = { ...this.view(out.group), descendants: out.descendants };
+    return ok(reply);
   }
 
   /** The group's failed tasks run again (a new attempt each, budget started over: docs/design.md). */
@@ -251,12 +267,60 @@ export class Api {
     }
   }
 
-  private async list(limit: number, before: number | undefined): Promise<Answer> {
+  private async list(q: ListQuery): Promise<Answer> {
+    if (q.parent !== undefined) return this.children(q.parent, q);
+    if (q.after !== undefined) {
+      throw new RegroupError(
+        'validation_failed',
+        'query parameter after pages the children of a group: give parent=<group id> with it (without parent, page with before=<createdAt>)',
+      );
+    }
     const groups = await this.store.listGroups({
-      limit,
-      ...(before === undefined ? {} : { before }),
+      limit: q.limit,
+      ...(q.before === undefined ? {} : { before: q.before }),
+      ...(q.roots === 'true' ? { roots: true } : {}),
     });
-    return ok({ groups: groups.map((g) => this.view(g)) });
+    return ok({ groups: await this.withChildren(groups.map((g) => this.view(g))) });
+  }
+
+  /** A group's children in creation order, paged by the last child's id (`next`). */
+  private async children(parent: string, q: ListQuery): Promise<Answer> {
+    if (q.before !== undefined || q.roots !== undefined) {
+      const which = q.before !== undefined ? 'before' : 'roots';
+      throw new RegroupError(
+        'validation_failed',
+        `query parameter ${which} does not go with parent: a group's children are paged with after=<the next of the previous page>`,
+      );
+    }
+    await this.mustGroup(parent);
+    if (q.after !== undefined) {
+      const from = await this.store.getGroup(q.after);
+      if (from?.parent?.groupId !== parent) {
+        throw new RegroupError(
+          'validation_failed',
+          `query parameter after must be the id of a child of group ${parent} (the next of the previous page); ${q.after} is ${from ? 'not one of its children' : 'no group'}`,
+        );
+      }
+    }
+    const groups = await this.store.listChildren(parent, {
+      limit: q.limit,
+      ...(q.after === undefined ? {} : { after: q.after }),
+    });
+    const last = groups[groups.length - 1];
+    const next = groups.length === q.limit && last ? last.id : null;
+    return ok({ groups: await this.withChildren(groups.map((g) => this.view(g))), next });
+  }
+
+  /** The views with how many children each has (one read of the children index for all). */
+  private async withChildren(views: GroupView[]): Promise<GroupView[]> {
+    const counts = await this.store.countChildren(views.map((v) => v.id));
+    for (const v of views) v.children = counts.get(v.id) ?? 0;
+    return views;
+  }
+
+  private async getGroup(id: string): Promise<Answer> {
+    const [view] = await this.withChildren([this.view(await this.mustGroup(id))]);
+    return ok(view);
   }
 
   private async wait(

@@ -8,7 +8,7 @@
 import type { FastifySchema } from 'fastify';
 import type { TSchema } from 'typebox';
 import { RegroupError } from '../core/errors.js';
-import type { Operation } from '../protocol/openapi-routes.js';
+import { GROUP_ID, type Operation } from '../protocol/openapi-routes.js';
 import { checker } from '../protocol/validate.js';
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -105,7 +105,7 @@ function badQuery(p: QuerySpec, v: string | undefined): RegroupError {
   }
   return new RegroupError(
     'validation_failed',
-    `query parameter ${p.name} must be ${p.name === 'group' ? 'a group id' : `a string matching ${p.pattern}`}, got ${got}`,
+    `query parameter ${p.name} must be ${p.pattern === (GROUP_ID as { pattern?: string }).pattern ? 'a group id' : `a string matching ${p.pattern}`}, got ${got}`,
   );
 }
 

@@ -6,10 +6,11 @@
  *   POST /v1/groups                    submit (SubmitRequest) -> 201 GroupView (200 when the idempotency key existed)
  *   POST /v1/groups/:id/tasks          add to an open group (AddTasksRequest) -> 200 GroupView
  *   POST /v1/groups/:id/seal           -> 200 GroupView
- *   POST /v1/groups/:id/cancel         -> 200 GroupView
+ *   POST /v1/groups/:id/cancel         -> 200 CancelReply: the GroupView and `descendants`, the groups under it this cancel ended
  *   POST /v1/groups/:id/retry          {} (RetryRequest) -> 200 RetryReply: the group's failed tasks run again
- *   GET  /v1/groups                    ?limit&before -> { groups: GroupView[] }
- *   GET  /v1/groups/:id                -> GroupView
+ *   GET  /v1/groups                    ?limit&before&roots -> { groups: GroupView[] } newest first (with `children`);
+ *                                      ?parent=<id>&after=<child id>&limit -> { groups, next: string|null }: its children in creation order
+ *   GET  /v1/groups/:id                -> GroupView (with `children`)
  *   GET  /v1/groups/:id/wait           ?timeoutMs (long poll, at most 60 s)&tasks=<n> -> GroupView (done or not);
  *                                      with tasks=n, a done group of at most n tasks whose results fit one page also carries `tasks: TaskView[]` in input order
  *   GET  /v1/groups/:id/tasks          ?after=<index>&limit&state -> { tasks: TaskView[], next: number|null } in input order
@@ -217,8 +218,26 @@ export const GroupView = Type.Object({
     description: 'Sealed (or canceled) and nothing outstanding.',
   }),
   waiting: Type.Optional(GroupWaitingSchema),
+  children: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description:
+        "How many groups this group's tasks spawned (its children, any state; not theirs). In the replies of GET /v1/groups and GET /v1/groups/{id} only.",
+    }),
+  ),
 });
 export type GroupView = Static<typeof GroupView>;
+
+/** POST /v1/groups/:id/cancel: the group after, and how many groups under it the cancel ended. */
+export const CancelReply = Type.Object({
+  ...GroupView.properties,
+  descendants: Type.Integer({
+    minimum: 0,
+    description:
+      'How many live groups under this one (spawned by its tasks, and so on down) this cancel canceled with it; 0 when none was live.',
+  }),
+});
+export type CancelReply = Static<typeof CancelReply>;
 
 export const TaskView = Type.Object({
   taskId: Type.Integer(),
@@ -280,7 +299,15 @@ export const WaitReply = Type.Object({
 });
 export type WaitReply = Static<typeof WaitReply>;
 
-export const GroupList = Type.Object({ groups: Type.Array(GroupView) });
+export const GroupList = Type.Object({
+  groups: Type.Array(GroupView),
+  next: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], {
+      description:
+        'With `parent` only: the `after` of the next page (the id of the last child of this one), null at the end.',
+    }),
+  ),
+});
 export type GroupList = Static<typeof GroupList>;
 
 /**
@@ -342,7 +369,7 @@ export const LONG_POLL_MAX_MS = 60_000;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Holds<T extends true> = T;
 export type _RepliesMirrorCore = [
-  Holds<Same<GroupView, GroupInfo & { done: boolean; waiting?: GroupWaiting }>>,
+  Holds<Same<GroupView, GroupInfo & { done: boolean; waiting?: GroupWaiting; children?: number }>>,
   Holds<Same<Static<typeof TaskStateSchema>, TaskState>>,
   Holds<Same<Static<typeof WorkerHealthSchema>, WorkerHealth>>,
   Holds<Same<Static<typeof TaskErrorSchema>, TaskError>>,

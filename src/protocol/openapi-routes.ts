@@ -201,7 +201,9 @@ export const OPERATIONS: readonly Operation[] = [
     path: '/v1/groups',
     operationId: 'listGroups',
     tag: 'groups',
-    summary: 'List groups, newest first',
+    summary: "List groups, newest first; or a group's children",
+    description:
+      "Without `parent`: every group (or with `roots=true` only the groups clients submitted), newest first, paged by `before`. With `parent`: that group's children (the groups its tasks spawned, any state), oldest first in the order they were created, paged by `after` (the reply's `next`); `before` and `roots` do not go with it. Each group carries `children`, how many groups its own tasks spawned.",
     auth: true,
     query: [
       int('limit', 1, 1000, 50, 'Most groups to return.'),
@@ -212,9 +214,31 @@ export const OPERATIONS: readonly Operation[] = [
         null,
         'Only groups with `createdAt < before`: the `createdAt` of the last group of the previous page.',
       ),
+      {
+        name: 'roots',
+        schema: Type.Enum(['true', 'false']),
+        description: 'true: only the groups a client submitted (no parent). Default false.',
+      },
+      {
+        name: 'parent',
+        schema: GROUP_ID,
+        description: "List this group's children instead, in creation order.",
+      },
+      {
+        name: 'after',
+        schema: GROUP_ID,
+        description:
+          'With `parent`: only the children created after this one (the `next` of the previous page).',
+      },
     ],
-    replies: [{ status: 200, description: 'Groups, newest first.', schema: H.GroupList }],
-    errors: [],
+    replies: [
+      {
+        status: 200,
+        description: "Groups, newest first; with `parent`, that group's children, oldest first.",
+        schema: H.GroupList,
+      },
+    ],
+    errors: ['group_not_found'],
   },
   {
     method: 'get',
@@ -268,12 +292,18 @@ export const OPERATIONS: readonly Operation[] = [
     path: '/v1/groups/{id}/cancel',
     operationId: 'cancelGroup',
     tag: 'groups',
-    summary: 'Cancel a group',
+    summary: 'Cancel a group and the groups under it',
     description:
-      'Pending and running tasks become canceled (running ones are revoked). A done or canceled group is answered as it is.',
+      'Pending and running tasks become canceled (running ones are revoked), and so do those of every live group under it (spawned by its tasks, and so on down), in the same commit; `descendants` says how many such groups it canceled. A done or canceled group is answered as it is (its live descendants, if any, are canceled).',
     auth: true,
     body: NO_BODY,
-    replies: [group('The group.')],
+    replies: [
+      {
+        status: 200,
+        description: 'The group, and how many groups under it were canceled.',
+        schema: H.CancelReply,
+      },
+    ],
     errors: ['group_not_found'],
   },
   {
