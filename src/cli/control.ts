@@ -8,17 +8,22 @@ import {
   withConnectionOptions,
   type ConnectionOptions,
 } from './common.js';
-import { groupLine, retryLine } from './views.js';
+import { cancelLine, retryLine } from './views.js';
 
 export function cancelCommand(): Command {
   const cmd = new Command('cancel')
-    .description('cancel every task of a group that is not final yet (running runs are aborted)')
+    .description(
+      'cancel every task of a group that is not final yet (running runs are aborted), and every live group under it',
+    )
     .argument('<groupId>', 'a group id');
-  withConnectionOptions(cmd).addHelpText('after', '\nWith --json: the group after (GroupView).');
+  withConnectionOptions(cmd).addHelpText(
+    'after',
+    '\nWith --json: the group after (GroupView) with "descendants": how many groups under it were canceled.',
+  );
   return cmd.action(async (groupId: string, flags: ConnectionOptions) => {
     process.exitCode = await runCommand(flags, async (client) => {
       const g = await client.group(groupId).cancel();
-      return flags.json ? JSON.stringify(g) : groupLine(g);
+      return flags.json ? JSON.stringify(g) : cancelLine(g);
     });
   });
 }

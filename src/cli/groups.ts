@@ -1,8 +1,20 @@
-/** `regroup groups`: recent groups, newest first, paged; `regroup tasks <group>`: a group's tasks, paged. */
+/**
+ * `regroup groups`: the groups clients submitted, newest first, paged
+ * (`--all`: spawned ones too; `--parent <group>`: a group's children);
+ * `regroup tasks <group>`: a group's tasks, paged.
+ */
 import { Command, Option } from 'commander';
 import type { Client, GroupState, GroupView, TaskState } from '../client/index.js';
+import { RegroupError } from '../core/errors.js';
 import { GROUP_STATES, TASK_STATES } from '../core/types.js';
-import { integer, runCommand, withConnectionOptions, type ConnectionOptions } from './common.js';
+import {
+  EXIT,
+  integer,
+  reportError,
+  runCommand,
+  withConnectionOptions,
+  type ConnectionOptions,
+} from './common.js';
 import { groupsTable, tasksTable, waitingNotes } from './views.js';
 
 /** Groups read per request while looking for `--state` matches. */
@@ -14,69 +26,135 @@ interface GroupsFlags extends ConnectionOptions {
   limit: number;
   before?: number;
   state?: GroupState;
+  all?: boolean;
+  parent?: string;
+  after?: string;
 }
 
 export function groupsCommand(): Command {
   const cmd = new Command('groups')
-    .description('recent groups, newest first')
+    .description(
+      'the groups clients submitted, newest first (--all: spawned groups too; --parent: the children of a group)',
+    )
     .option('--limit <n>', 'most groups shown (1..1000)', integer(1), 20)
     .option('--before <createdAt>', 'paging: groups created before this time (ms)', integer(0))
-    .addOption(new Option('--state <state>', 'only groups in this state').choices(GROUP_STATES));
+    .addOption(new Option('--state <state>', 'only groups in this state').choices(GROUP_STATES))
+    .option('--all', 'every group, the ones spawned by tasks too (a PARENT column names theirs)')
+    .option('--parent <groupId>', "the group's children (spawned by its tasks), oldest first")
+    .option('--after <groupId>', 'paging with --parent: children created after this one');
   withConnectionOptions(cmd).addHelpText(
     'after',
-    '\nWith --json: {"groups":[GroupView],"next":<createdAt>|null}; pass next as --before for the next page.',
+    '\nWith --json: {"groups":[GroupView],"next":<createdAt>|null}; pass next as --before for the next page.' +
+      '\nWith --parent: {"groups":[GroupView],"next":<groupId>|null}; pass next as --after.',
   );
   return cmd.action(async (flags: GroupsFlags) => {
+    const misuse = groupsMisuse(flags);
+    if (misuse !== null) {
+      reportError(new RegroupError('bad_request', misuse), flags.json);
+      process.exitCode = EXIT.usage;
+      return;
+    }
     process.exitCode = await runCommand(flags, async (client) => {
       const page = await listGroups(client, flags);
       if (flags.json) return JSON.stringify(page);
-      const lines = [page.groups.length === 0 ? 'no groups' : groupsTable(page.groups, Date.now())];
+      const none =
+        flags.parent === undefined ? 'no groups' : `group ${flags.parent} has no children`;
+      const lines = [page.groups.length === 0 ? none : groupsTable(page.groups, Date.now())];
       lines.push(...waitingNotes(page.groups));
-      if (page.next !== null) lines.push('', `more: --before ${page.next}`);
+      if (page.next !== null)
+        lines.push('', `more: ${flags.parent === undefined ? '--before' : '--after'} ${page.next}`);
       return lines.join('\n');
     });
   });
 }
 
+/** Flags that do not go together, said as what to do instead; null when they are fine. */
+function groupsMisuse(f: GroupsFlags): string | null {
+  if (f.parent !== undefined) {
+    if (f.before !== undefined)
+      return "--before pages the newest-first listing; a group's children are paged with --after <the next of the previous page>";
+    if (f.all === true)
+      return "--all and --parent do not go together: --parent lists one group's children";
+    return null;
+  }
+  if (f.after !== undefined)
+    return "--after pages a group's children: give --parent <groupId> with it (without --parent, page with --before)";
+  return null;
+}
+
 export interface GroupsPage {
   groups: GroupView[];
-  /** The `--before` of the next page; null when there is none. */
-  next: number | null;
+  /** The `--before` (a createdAt) or, with `parent`, the `--after` (a group id) of the next page; null when there is none. */
+  next: number | string | null;
+}
+
+interface Cursor {
+  before?: number;
+  after?: string;
 }
 
 /**
- * A page of groups. The API pages by creation time; `--state` is filtered
- * here, reading further pages until `limit` groups match (at most SCAN_MAX
- * groups read per answer: then `next` says where to go on).
+ * A page of groups: the clients' (roots) unless `all`, or a group's
+ * children with `parent`. The API pages by creation time (children: by the
+ * last child's id); `--state` is filtered here, reading further pages until
+ * `limit` groups match (at most SCAN_MAX groups read per answer: then
+ * `next` says where to go on).
  */
 export async function listGroups(
   client: Client,
-  o: { limit: number; before?: number; state?: GroupState },
+  o: {
+    limit: number;
+    before?: number;
+    state?: GroupState;
+    all?: boolean;
+    parent?: string;
+    after?: string;
+  },
 ): Promise<GroupsPage> {
-  if (o.state === undefined) {
-    const groups = await client.listGroups({ limit: o.limit, ...before(o.before) });
+  const read = async (
+    limit: number,
+    c: Cursor,
+  ): Promise<{ groups: GroupView[]; next: Cursor | null }> => {
+    if (o.parent !== undefined) {
+      const page = await client.group(o.parent).children({ limit, ...c });
+      return { groups: page.groups, next: page.next === null ? null : { after: page.next } };
+    }
+    const groups = await client.listGroups({
+      limit,
+      ...(c.before === undefined ? {} : { before: c.before }),
+      ...(o.all === true ? {} : { roots: true }),
+    });
     const last = groups[groups.length - 1];
-    return { groups, next: groups.length === o.limit && last ? last.createdAt : null };
+    return { groups, next: groups.length === limit && last ? { before: last.createdAt } : null };
+  };
+  const start: Cursor =
+    o.parent !== undefined
+      ? o.after === undefined
+        ? {}
+        : { after: o.after }
+      : o.before === undefined
+        ? {}
+        : { before: o.before };
+  const shown = (c: Cursor | null): number | string | null => c?.after ?? c?.before ?? null;
+  if (o.state === undefined) {
+    const page = await read(o.limit, start);
+    return { groups: page.groups, next: shown(page.next) };
   }
   const out: GroupView[] = [];
-  let cursor = o.before;
-  for (let read = 0; read < SCAN_MAX;) {
-    const page = await client.listGroups({ limit: SCAN_PAGE, ...before(cursor) });
-    read += page.length;
-    for (const g of page) {
+  let cursor: Cursor = start;
+  for (let seen = 0; seen < SCAN_MAX;) {
+    const page = await read(SCAN_PAGE, cursor);
+    seen += page.groups.length;
+    for (const g of page.groups) {
       if (g.state !== o.state) continue;
       out.push(g);
-      if (out.length === o.limit) return { groups: out, next: g.createdAt };
+      if (out.length === o.limit)
+        return { groups: out, next: o.parent !== undefined ? g.id : g.createdAt };
     }
-    const last = page[page.length - 1];
-    if (page.length < SCAN_PAGE || !last) return { groups: out, next: null };
-    cursor = last.createdAt;
+    if (page.next === null) return { groups: out, next: null };
+    cursor = page.next;
   }
-  return { groups: out, next: cursor ?? null };
-}
-
-function before(b: number | undefined): { before?: number } {
-  return b === undefined ? {} : { before: b };
+  return { groups: out, next: shown(cursor) };
 }
 
 interface TasksFlags extends ConnectionOptions {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { Client, GroupView } from '../client/index.js';
+import type { ChildrenPage, Client, GroupView } from '../client/index.js';
 import {
   COMMAND_RECONNECT_FOR_MS,
   integer,
@@ -77,13 +77,36 @@ export async function runStatus(groupId: string | undefined, flags: StatusFlags)
   }
 }
 
+/** Children shown under `status <group>`; `regroup groups --parent` lists them all. */
+const CHILDREN_SHOWN = 5;
+
 async function groupStatus(client: Client, id: string, json: boolean): Promise<string> {
-  const g = await client.group(id).status();
-  return json ? JSON.stringify(g) : describeGroup(g);
+  const group = client.group(id);
+  const g = await group.status();
+  if (json) return JSON.stringify(g);
+  const text = describeGroup(g);
+  if ((g.children ?? 0) === 0) return text;
+  const page = await group.children({ limit: CHILDREN_SHOWN });
+  return [text, '', ...childrenLines(g, page)].join('\n');
+}
+
+/** The first children of a group under its description: a table, and where the rest are. */
+export function childrenLines(g: GroupView, page: ChildrenPage, now = Date.now()): string[] {
+  const n = g.children ?? page.groups.length;
+  const first = page.next === null ? '' : `; the first ${page.groups.length}`;
+  const lines = [`children (${n}${first}, oldest first)`];
+  if (page.groups.length === 0) return [...lines, '  none left'];
+  lines.push(groupsTable(page.groups, now));
+  if (page.next !== null) lines.push(`more: regroup groups --parent ${g.id} --after ${page.next}`);
+  return lines;
 }
 
 async function overview(client: Client, limit: number, json: boolean): Promise<string> {
-  const [workers, groups] = await Promise.all([client.workers(), client.listGroups({ limit })]);
+  // The clients' groups: a tree's children would crowd them out (`regroup groups --all` has them).
+  const [workers, groups] = await Promise.all([
+    client.workers(),
+    client.listGroups({ limit, roots: true }),
+  ]);
   if (json) return JSON.stringify({ workers, groups });
   return [
     `workers (${workers.length})`,
@@ -111,6 +134,9 @@ export function describeGroup(g: GroupView, now = Date.now()): string {
     ['canceled', String(g.canceled)],
     ['created', new Date(g.createdAt).toISOString()],
   ];
+  // Where it sits in a tree: the task that spawned it, and how many groups its tasks spawned.
+  if (g.parent) rows.splice(1, 0, ['parent', `${g.parent.groupId} (task ${g.parent.taskId})`]);
+  if (g.children !== undefined) rows.push(['children', String(g.children)]);
   if (g.finishedAt !== null) rows.push(['finished', new Date(g.finishedAt).toISOString()]);
   const w = g.waiting;
   if (w) {

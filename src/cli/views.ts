@@ -4,7 +4,14 @@
  * without a coordinator. (`--json` prints the views themselves.)
  */
 import { fileURLToPath } from 'node:url';
-import type { GroupView, RetryReply, TaskError, TaskView, WorkerView } from '../client/index.js';
+import type {
+  CancelReply,
+  GroupView,
+  RetryReply,
+  TaskError,
+  TaskView,
+  WorkerView,
+} from '../client/index.js';
 import { ago, formatTable } from './table.js';
 
 /** Why a group waits: no connected worker can run its pending tasks (GroupView.waiting). */
@@ -19,9 +26,18 @@ export function progressPercent(g: GroupView): string {
   return `${pct}%`;
 }
 
+/**
+ * One row per group. Trees add columns only when the page has them: PARENT
+ * (the group that spawned it; "-" for a client's group) when a group of the
+ * page has a parent, CHILDREN (how many groups its tasks spawned) when one
+ * has children; a flat page looks as it always did.
+ */
 export function groupsTable(groups: readonly GroupView[], now: number): string {
+  const parents = groups.some((g) => g.parent);
+  const children = groups.some((g) => (g.children ?? 0) > 0);
   const header = [
     'GROUP',
+    ...(parents ? ['PARENT'] : []),
     'HANDLER',
     'STATE',
     'PROGRESS',
@@ -31,15 +47,18 @@ export function groupsTable(groups: readonly GroupView[], now: number): string {
     'PENDING',
     'CANCELED',
     'TOTAL',
+    ...(children ? ['CHILDREN'] : []),
     'CREATED',
   ];
   const rows = groups.map((g) =>
     cells([
       g.id,
+      ...(parents ? [g.parent?.groupId ?? '-'] : []),
       g.handler,
       g.waiting ? `${g.state} (waiting)` : g.state,
       progressPercent(g),
       ...[g.succeeded, g.failed, g.running, g.pending, g.canceled, g.total].map(String),
+      ...(children ? [g.children === undefined ? '-' : String(g.children)] : []),
       ago(now - g.createdAt),
     ]),
   );
@@ -168,6 +187,13 @@ function cells(row: readonly string[]): string[] {
 export function groupLine(g: GroupView): string {
   const counts = `${g.succeeded} succeeded, ${g.failed} failed, ${g.canceled} canceled, ${g.running} running, ${g.pending} pending`;
   return `group ${g.id}: ${g.state} (${counts}; ${g.total} tasks)`;
+}
+
+/** `cancel`'s line: the group, then how many groups under it the cancel ended (when any). */
+export function cancelLine(r: CancelReply): string {
+  if (r.descendants === 0) return groupLine(r);
+  const n = r.descendants === 1 ? '1 descendant group' : `${r.descendants} descendant groups`;
+  return `${groupLine(r)}; ${n} canceled with it`;
 }
 
 export function retryLine(id: string, r: RetryReply): string {
