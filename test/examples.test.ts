@@ -14,7 +14,15 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
 import { startServer, startWorker, until, type Proc } from '../src/testing/procs.js';
 import type { Totals } from '../examples/wordcount/handlers.js';
-import { compare, prepareWordcount } from '../examples/wordcount/job.js';
+import { compare, countLocally, prepareWordcount } from '../examples/wordcount/job.js';
+import { chunkBoundaries, generateCorpus } from '../examples/wordcount/corpus.js';
+import {
+  countWords,
+  keyRanges,
+  mergeParts,
+  partition,
+  rangeOf,
+} from '../examples/wordcount/words.js';
 import type { Sorted } from '../examples/mergesort/handlers.js';
 import { randomNumbers } from '../examples/mergesort/numbers.js';
 import { realProcesses } from './real-processes.js';
@@ -54,6 +62,40 @@ function readRuns(file: string): RunLine[] {
 function lineWhere(file: string, what: string, pick: (l: RunLine) => boolean): Promise<RunLine> {
   return until(what, () => readRuns(file).find(pick), 30_000, 25);
 }
+
+void describe('word count, in one process', () => {
+  void it('the corpus is the same for a seed; chunks cut no word; map and reduce add up to the whole count', () => {
+    const text = generateCorpus({ bytes: 200_000, seed: 5 });
+    assert.equal(generateCorpus({ bytes: 200_000, seed: 5 }), text);
+    assert.notEqual(generateCorpus({ bytes: 200_000, seed: 6 }), text);
+    const chunks = chunkBoundaries(text, 7);
+    assert.equal(chunks.length, 7);
+    assert.equal(chunks[0]!.start, 0);
+    assert.equal(chunks.at(-1)!.end, text.length);
+    chunks.forEach((c, i) => {
+      if (i > 0) assert.equal(c.start, chunks[i - 1]!.end, 'contiguous');
+      assert.match(text[c.end] ?? ' ', /\s/, 'a chunk ends at whitespace or the end');
+    });
+    const ranges = keyRanges(5);
+    assert.deepEqual(
+      ranges.map((r) => `${r.from}-${r.to}`),
+      ['a-e', 'f-j', 'k-o', 'p-t', 'u-z'],
+    );
+    for (const letter of 'abcdefghijklmnopqrstuvwxyz') rangeOf(letter, ranges);
+    // Map every chunk, reduce every range: the same as counting the whole text.
+    const mapped = chunks.map((c) => partition(countWords(text.slice(c.start, c.end)), ranges));
+    const reduced = ranges.map((_, r) => mergeParts(mapped.map((m) => m[r]!)));
+    const whole = countLocally(text, ranges, 5);
+    const words = reduced.reduce((n, m) => n + [...m.values()].reduce((a, b) => a + b, 0), 0);
+    assert.equal(words, whole.words);
+    assert.equal(
+      reduced.reduce((n, m) => n + m.size, 0),
+      whole.distinct,
+    );
+    assert.equal(whole.top[0]?.word, 'the', 'Zipf: the most common word first');
+    assert.ok(whole.distinct > 1000, `a long tail: ${whole.distinct} distinct words`);
+  });
+});
 
 void describe('examples (real processes, SQLite file)', () => {
   void it(
