@@ -11,12 +11,17 @@ import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { Client } from '../src/client/index.js';
 import { Coordinator } from '../src/coordinator/index.js';
+import { Emitter } from '../src/coordinator/emitter.js';
+import { Metrics } from '../src/coordinator/metrics.js';
+import type { CoordinatorEvents } from '../src/coordinator/emitter.js';
+import { resolveTaskOptions } from '../src/core/options.js';
 import { makeLogger } from '../src/cli/log.js';
 import type { Candidate, LeaderState, Leadership } from '../src/store/leadership.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { Worker } from '../src/worker/index.js';
 import { tempDir, until } from '../src/testing/procs.js';
 import { RawWorker } from './raw-worker.js';
+import { seedTree } from './tree-seed.js';
 
 const tmp = tempDir('regroup-metrics-');
 after(() => tmp.cleanup());
@@ -306,5 +311,93 @@ void describe('GET /readyz and /healthz', () => {
     }
     assert.equal((await probe('/readyz')).status, 200);
     assert.equal((await fetch(`${url}/v1/groups`)).status, 401, 'the API still needs the token');
+  });
+});
+
+void describe('metrics of a tree of groups', () => {
+  void it('live groups split root/child, read at scrape time and fresh after a cancel cascades', async () => {
+    const path = join(tmp.dir, 'tree.db');
+    const seed = new SqliteStore({ path });
+    await seed.open();
+    // Two live roots; under the first, three live children (one with a live grandchild) and an empty one (done).
+    await seedTree(seed, {
+      id: 'root',
+      inputs: [0, 1],
+      children: [
+        { id: 'a', inputs: [0, 1], children: [{ id: 'a1' }] },
+        { id: 'b' },
+        { id: 'c' },
+        { id: 'empty', inputs: [] },
+      ],
+    });
+    await seedTree(seed, { id: 'flat', inputs: [1, 2] });
+    await seed.close();
+    const coordinator = new Coordinator({ store: new SqliteStore({ path }), port: 0 });
+    const url = await coordinator.start();
+    const client = new Client({ url });
+    try {
+      let m = await scrape(url);
+      assert.equal(get(m, 'regroup_groups_live{kind="root"}'), 2);
+      assert.equal(get(m, 'regroup_groups_live{kind="child"}'), 4);
+      assert.equal(get(m, 'regroup_groups_spawned_total'), 0, 'spawned before this coordinator');
+      const out = await client.group('root').cancel();
+      assert.equal(out.descendants, 4);
+      m = await scrape(url);
+      assert.equal(get(m, 'regroup_groups_live{kind="root"}'), 1);
+      assert.equal(get(m, 'regroup_groups_live{kind="child"}'), 0);
+    } finally {
+      client.close();
+      await coordinator.stop();
+    }
+  });
+
+  void it('counts the child groups its ticks created, not a repeat of a spawn key', async () => {
+    const store = new SqliteStore({ path: join(tmp.dir, 'spawned.db') });
+    await store.open();
+    const events = new Emitter<CoordinatorEvents>();
+    const metrics = new Metrics(events, {
+      store,
+      sessions: () => [],
+      role: () => ({ role: 'leader', epoch: null, leaderUrl: null, leaderId: null }),
+      now: () => Date.now(),
+      liveness: { heartbeatMs: 1000, deadAfterMs: 3000, closeGraceMs: 500 },
+      logger: () => {},
+    });
+    try {
+      await seedTree(store, { id: 'p', inputs: [0] });
+      const [ready] = await store.readyTasks(['p'], Date.now(), 1);
+      const claim = await store.commitTick({
+        now: Date.now(),
+        claims: [{ taskId: ready!.taskId, workerId: 'w' }],
+      });
+      const run = { taskId: claim.claimed[0]!.taskId, attempt: 1, workerId: 'w' };
+      const child = (id: string) => ({
+        id,
+        handler: 'k',
+        policy: 'collectAll' as const,
+        options: resolveTaskOptions({}),
+        inputs: [1],
+      });
+      const tick = {
+        now: Date.now(),
+        spawns: [
+          { ...run, key: '#0', group: child('k0'), keepChildren: false },
+          { ...run, key: '#1', group: child('k1'), keepChildren: false },
+          { ...run, key: '#0', group: child('k0-again'), keepChildren: false },
+        ],
+      };
+      const outcome = await store.commitTick(tick);
+      assert.deepEqual(
+        outcome.spawns.map((o) => o.status),
+        ['created', 'created', 'existing'],
+      );
+      events.emit('tick', { tick, outcome, ms: 1, leases: new Map() });
+      const m = parse(await metrics.text());
+      assert.equal(get(m, 'regroup_groups_spawned_total'), 2);
+      assert.equal(get(m, 'regroup_groups_live{kind="root"}'), 1);
+      assert.equal(get(m, 'regroup_groups_live{kind="child"}'), 2);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -7,7 +7,8 @@
  * Counters and histograms are fed by the coordinator's events (emitter.ts):
  * `tick` (one per committed store transaction), `dispatched`, `fact` (worker.dead),
  * `groupChanged`. Gauges are read when scraped: tasks by state from the store
- * (the group counters summed), workers by state from the sessions in memory.
+ * (the group counters summed), live groups root/child from the store (both
+ * cached until a group changes), workers by state from the sessions in memory.
  * docs/operations.md lists every metric and what exactly it measures.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -134,6 +135,11 @@ export class Metrics {
     labelNames: ['state'] as const,
     registers: [this.r],
   });
+  readonly spawned = new Counter({
+    name: 'regroup_groups_spawned_total',
+    help: 'Child groups created by running tasks (ctx.spawn); a repeat of a spawn key creates none.',
+    registers: [this.r],
+  });
   readonly deaths = new Counter({
     name: 'regroup_worker_deaths_total',
     help: 'Workers declared dead, by reason: silent (no beats) or disconnected (not back within the grace).',
@@ -154,10 +160,15 @@ export class Metrics {
     // read until a group changes: a loop of scrapes on a quiet coordinator
     // costs no store reads, and a count is never older than the last change.
     let counted: ReturnType<Store['countTasks']> | null = null;
-    events.on('groupChanged', () => (counted = null));
+    let live: ReturnType<Store['countLiveGroups']> | null = null;
+    events.on('groupChanged', () => {
+      counted = null;
+      live = null;
+    });
     // Another leader may have written since: a new term reads afresh.
     events.on('role', () => {
       counted = null;
+      live = null;
       // Another leader may have added tasks meanwhile: only what this term sees.
       this.added.clear();
     });
@@ -184,6 +195,35 @@ export class Metrics {
           for (const s of TASK_STATES) this.set({ state: s }, counts[s]);
         } catch (e) {
           src.logger('warn', 'metrics: could not count tasks in the store', {
+            err: (e as Error).message,
+          });
+        }
+      },
+    });
+    const countLive = (): ReturnType<Store['countLiveGroups']> => {
+      if (!live) {
+        const c = src.store.countLiveGroups();
+        c.catch(() => {
+          if (live === c) live = null;
+        });
+        live = c;
+      }
+      return live;
+    };
+    new Gauge({
+      name: 'regroup_groups_live',
+      help: "Groups not ended (open or sealed) by kind: root (a client's) or child (spawned by a task), read from the store at scrape time (leader only).",
+      labelNames: ['kind'] as const,
+      registers: [r],
+      async collect() {
+        this.reset();
+        if (src.role().role !== 'leader' || src.sessions() === null) return;
+        try {
+          const n = await countLive();
+          this.set({ kind: 'root' }, n.root);
+          this.set({ kind: 'child' }, n.child);
+        } catch (e) {
+          src.logger('warn', 'metrics: could not count live groups in the store', {
             err: (e as Error).message,
           });
         }
@@ -283,6 +323,8 @@ export class Metrics {
     this.tickOps.observe(ops);
     this.commitSeconds.observe(e.ms / 1000);
     this.noteAdded(tick, outcome);
+    const spawned = outcome.spawns.filter((o) => o.status === 'created').length;
+    if (spawned > 0) this.spawned.inc(spawned);
 
     const commits = tick.commits ?? [];
     let committed = 0;
