@@ -130,6 +130,31 @@ const DashboardTaskPage = Type.Object({
     }),
   ),
   next: Type.Union([Type.Integer(), Type.Null()]),
+  tree: Type.Object(
+    {
+      parent: Type.Union([
+        Type.Object({ groupId: Type.String(), taskId: Type.Integer() }),
+        Type.Null(),
+      ]),
+      children: Type.Integer({ minimum: 0, description: 'How many children the group has.' }),
+      rows: Type.Array(
+        Type.Object({
+          id: Type.String(),
+          handler: Type.String(),
+          state: H.GroupStateSchema,
+          total: Type.Integer(),
+          pending: Type.Integer(),
+          running: Type.Integer(),
+          succeeded: Type.Integer(),
+          failed: Type.Integer(),
+          canceled: Type.Integer(),
+          children: Type.Integer(),
+        }),
+        { description: 'Its first children, oldest first (at most 20).' },
+      ),
+    },
+    { description: 'Where the group sits in a tree: who spawned it, and its first children.' },
+  ),
 });
 
 const DASHBOARD =

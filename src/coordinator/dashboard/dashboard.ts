@@ -7,13 +7,13 @@
  *   GET /                   the page (HTML)
  *   GET /dashboard/stream   text/event-stream: `snapshot`, then `update`s
  *   GET /dashboard/snapshot the snapshot as JSON
- *   GET /dashboard/tasks    ?group&state&after&limit -> { tasks, next }
+ *   GET /dashboard/tasks    ?group&state&after&limit -> { tasks, next, tree } (tree: parent, first children)
  */
 import { DASHBOARD_MAX_STREAMS, DASHBOARD_RESERVED_STREAMS } from '../../protocol/limits.js';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { RegroupError } from '../../core/errors.js';
-import type { TaskError, TaskState } from '../../core/types.js';
+import type { GroupInfo, GroupParent, GroupState, TaskError, TaskState } from '../../core/types.js';
 import type { LeaderState } from '../../store/leadership.js';
 import type { Auth } from '../auth.js';
 import type { CoordinatorEvents, Emitter } from '../emitter.js';
@@ -54,6 +54,33 @@ export interface TaskRow {
   /** `stack`: the worker's stack trace, when it sent one (bounded by the worker protocol). */
   error: { kind: string; message: string; stack?: string } | null;
 }
+
+/** A child group's line under its parent's task table: counts and state, no input, no result. */
+export interface ChildRow {
+  id: string;
+  handler: string;
+  state: GroupState;
+  total: number;
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  canceled: number;
+  /** How many groups its own tasks spawned. */
+  children: number;
+}
+
+/** Where the group sits in a tree: who spawned it, and its first children (oldest first). */
+export interface TreeRows {
+  parent: GroupParent | null;
+  /** How many children it has, any state. */
+  children: number;
+  /** The first DASHBOARD_CHILDREN of them. */
+  rows: ChildRow[];
+}
+
+/** Children listed under a group's task table; the rest are counted (the CLI and API page them). */
+export const DASHBOARD_CHILDREN = 20;
 
 export type DashboardState = Snapshot & {
   role: { role: string; leaderUrl: string | null };
@@ -204,8 +231,8 @@ export class Dashboard {
     const after = q['after'] as number;
     const state = (q['state'] as TaskState | undefined) ?? null;
     const store = this.d.options.store;
-    if (!(await store.getGroup(groupId)))
-      throw new RegroupError('group_not_found', `no group with id ${groupId}`);
+    const group = await store.getGroup(groupId);
+    if (!group) throw new RegroupError('group_not_found', `no group with id ${groupId}`);
     const tasks = await store.taskSummaries(groupId, {
       after,
       limit,
@@ -236,8 +263,32 @@ export class Dashboard {
     const last = tasks[tasks.length - 1];
     return {
       status: 200,
-      body: { tasks: rows, next: tasks.length === limit && last ? last.index : null },
+      body: {
+        tasks: rows,
+        next: tasks.length === limit && last ? last.index : null,
+        tree: await this.tree(group),
+      },
     };
+  }
+
+  /** The group's parent and first children, with their own children counts (two index reads). */
+  private async tree(g: GroupInfo): Promise<TreeRows> {
+    const store = this.d.options.store;
+    const kids = await store.listChildren(g.id, { limit: DASHBOARD_CHILDREN });
+    const counts = await store.countChildren([g.id, ...kids.map((k) => k.id)]);
+    const rows = kids.map((k) => ({
+      id: k.id,
+      handler: k.handler,
+      state: k.state,
+      total: k.total,
+      pending: k.pending,
+      running: k.running,
+      succeeded: k.succeeded,
+      failed: k.failed,
+      canceled: k.canceled,
+      children: counts.get(k.id) ?? 0,
+    }));
+    return { parent: g.parent ?? null, children: counts.get(g.id) ?? 0, rows };
   }
 
   /** A worker's name: live or recently dead from memory, else the store (read at most every 5 s). */

@@ -46,6 +46,8 @@ export interface GroupRow extends GroupCounts {
   etaMs: number | null;
   /** Why no connected worker can run its pending tasks (the engine's verdict, GroupView.waiting); null when one can. */
   waiting: GroupWaiting | null;
+  /** The group whose task spawned it (ctx.spawn); null for a client's group. */
+  parent: string | null;
 }
 
 /** The engine's verdict on a group: why it waits, or undefined (it can run, or no term: a standby). */
@@ -420,6 +422,7 @@ function groupRow(
     ratePerSec: rate,
     etaMs: eta,
     waiting: engine.waiting,
+    parent: g.parent?.groupId ?? null,
   };
 }
 

@@ -63,6 +63,13 @@ th{color:var(--mut);font-weight:600}
 .waiting{color:#c25e00;font-size:12px;overflow-wrap:anywhere}
 #tasks-waiting{margin:0 0 8px}#tasks-waiting-fix{color:var(--mut);margin-left:6px}
 #action-msg{font-size:13px}#action-msg[data-result=error]{color:var(--fail)}
+.tree p{margin:0 0 6px}
+.glink{font-family:ui-monospace,monospace;font-weight:600;color:var(--run);cursor:pointer}
+#tree-children{margin:0 0 8px;max-height:260px;overflow:auto}
+.child{display:flex;gap:8px;align-items:baseline;padding:3px 4px;border-bottom:1px dotted var(--line);cursor:pointer}
+.child:hover{background:#f1f3f5}
+.child .meta{color:var(--mut);font-size:12px}
+.group .parent{color:var(--mut);font-size:12px}
 @media (max-width:900px){main{grid-template-columns:1fr}}
 `;
 
@@ -92,6 +99,11 @@ const BODY = `
     <p><span id="actions-hint" class="hint"></span><span id="action-msg"></span></p>
   </section>
   <section id="tasks-box" class="wide"><h2>Tasks of <span id="tasks-group">(pick a group above)</span></h2>
+    <div id="tree" class="tree">
+      <p id="tree-parent" hidden>Spawned by task <span id="tree-parent-task"></span> of <a id="tree-parent-link" href="#" class="glink"></a> <span class="hint">(up)</span></p>
+      <p id="tree-children-info" class="hint" hidden></p>
+      <div id="tree-children"></div>
+    </div>
     <p id="tasks-waiting" class="waiting" hidden><span id="tasks-waiting-text"></span><span id="tasks-waiting-fix"></span></p>
     <label>State <select id="task-state"><option value="">all</option><option>pending</option><option>running</option><option>succeeded</option><option>failed</option><option>canceled</option></select></label>
     <table id="tasks"><thead><tr><th class="num">#</th><th>State</th><th class="num">Attempt</th><th>Worker</th><th class="num">Duration</th><th>Error</th></tr></thead><tbody></tbody></table>

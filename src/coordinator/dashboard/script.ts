@@ -160,6 +160,7 @@ function makeGroupRow(g) {
     el('div', { class: 'top' }, [
       el('span', { class: 'id', text: id }), (r.state = badge('')),
       (r.handler = el('span', { class: 'meta' })),
+      (r.parent = el('span', { class: 'parent' })),
       (r.progress = el('span', { class: 'progress' })),
       (r.counts = el('span', { class: 'meta counts', title: 'reserved: claimed for a worker ahead of its free slots, not sent to it yet (not running)' })),
       (r.rate = el('span', { class: 'meta rate' })),
@@ -186,6 +187,8 @@ function updateGroupRow(row, g, hint) {
   setAttr(row, 'aria-selected', String(g.id === S.selected));
   setBadge(r.state, g.state);
   setText(r.handler, g.handler);
+  setText(r.parent, g.parent ? 'child of ' + g.parent : '');
+  setAttr(row, 'data-parent', g.parent || null);
   setText(r.progress, fin + ' / ' + g.total + ' (' + pct + '%)');
   const counts = [g.succeeded + ' succeeded', g.failed + ' failed', g.canceled + ' canceled', g.running + ' running'];
   if (reserved > 0) counts.push(reserved + ' reserved');
@@ -291,8 +294,42 @@ async function loadTasks() {
     if (!res.ok) { setText($('page-info'), body.error ? body.error.message : 'HTTP ' + res.status); return; }
     S.next = body.next;
     renderTasks(body.tasks);
+    renderTree(body.tree);
   } catch (e) { if (seq === tasksSeq) setText($('page-info'), 'could not load tasks: ' + e.message); }
 }
+
+// Where the selected group sits in a tree: a link up to its parent, a list down to its children.
+// Ids and handlers are user-given: text only.
+function renderTree(tree) {
+  const p = tree ? tree.parent : null;
+  setFlag($('tree-parent'), 'hidden', !p);
+  setText($('tree-parent-link'), p ? p.groupId : '');
+  setAttr($('tree-parent-link'), 'data-group', p ? p.groupId : null);
+  setText($('tree-parent-task'), p ? p.taskId : '');
+  const rows = tree ? tree.rows : [];
+  const n = tree ? tree.children : 0;
+  setFlag($('tree-children-info'), 'hidden', n === 0);
+  setText($('tree-children-info'), n === 0 ? '' : n + (n === 1 ? ' child group' : ' child groups') + (n > rows.length ? ', the first ' + rows.length + ' shown (regroup groups --parent ' + S.selected + ' lists them all)' : '') + ':');
+  patchList($('tree-children'), rows, (c) => c.id, makeChildRow, updateChildRow);
+}
+function makeChildRow(c) {
+  const id = c.id;
+  return el('div', { class: 'child', 'data-group': id, onclick: () => selectGroup(id) }, [
+    el('span', { class: 'glink', text: id }), badge(''), el('span', { class: 'meta' }), el('span', { class: 'meta' }),
+  ]);
+}
+function updateChildRow(row, c) {
+  const [, state, counts, kids] = row.children;
+  setAttr(row, 'data-state', c.state);
+  setBadge(state, c.state);
+  setText(counts, c.handler + ' · ' + (c.succeeded + c.failed + c.canceled) + ' / ' + c.total + ' final · ' + c.succeeded + ' succeeded · ' + c.failed + ' failed · ' + c.running + ' running · ' + c.pending + ' pending');
+  setText(kids, c.children ? c.children + (c.children === 1 ? ' child' : ' children') : '');
+}
+$('tree-parent-link').addEventListener('click', (e) => {
+  e.preventDefault();
+  const id = $('tree-parent-link').getAttribute('data-group');
+  if (id) selectGroup(id);
+});
 
 function renderTasks(tasks) {
   patchList($('tasks').tBodies[0], tasks, (t) => t.index, makeTaskRow, updateTaskRow);
