@@ -267,7 +267,7 @@ function treeTable(sc, labels) {
     header: [
       'system',
       'tasks',
-      'groups',
+      'child groups',
       'time',
       'tasks/s',
       'coordinator peak RSS',

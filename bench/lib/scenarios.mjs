@@ -353,7 +353,7 @@ function treeJob(key, s) {
         handler: 'grow',
         input: { budget: s.tasks, fanout: s.fanout },
         tasks: s.tasks,
-        count: (results) => ({ tasks: results.length, groups: 1, depth: null }),
+        count: (results) => ({ tasks: results.length, groups: 0, depth: null }),
       };
     default:
       throw new Error(`not a tree scenario: ${key}`);
