@@ -1,5 +1,7 @@
 // Type-aware lint. The import rules below hold the architecture:
-// core <- protocol <- {store, coordinator, worker, client} <- {cli, dashboard}.
+// core <- protocol <- {store, coordinator, client <- worker} <- {cli, dashboard}.
+// The worker uses the client's Group as the handle of a group a task spawned
+// (over the worker's session instead of HTTP); the client never imports the worker.
 import tseslint from 'typescript-eslint';
 
 const layer = (dir, forbidden) => ({
@@ -10,7 +12,7 @@ const layer = (dir, forbidden) => ({
       {
         patterns: forbidden.map((f) => ({
           group: [`../${f}/*`, `../${f}`, `../../${f}/*`],
-          message: `src/${dir} must not import from src/${f}: imports flow core <- protocol <- {store, coordinator, worker, client} <- cli.`,
+          message: `src/${dir} must not import from src/${f}: imports flow core <- protocol <- {store, coordinator, client <- worker} <- cli.`,
         })),
       },
     ],
@@ -83,7 +85,7 @@ export default tseslint.config(
   layer('protocol', ['store', 'coordinator', 'worker', 'client', 'cli', 'dashboard', 'testing']),
   layer('store', ['coordinator', 'worker', 'client', 'cli', 'dashboard']),
   layer('coordinator', ['worker', 'client', 'cli']),
-  layer('worker', ['store', 'coordinator', 'client', 'cli', 'dashboard']),
+  layer('worker', ['store', 'coordinator', 'cli', 'dashboard']),
   layer('client', ['store', 'coordinator', 'worker', 'cli', 'dashboard']),
   {
     files: ['src/core/**/*.ts'],

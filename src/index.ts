@@ -8,6 +8,10 @@ export {
   type Handler,
   type TaskContext,
   type WorkerOptions,
+  type AddOptions,
+  type TaskAdded,
+  type SpawnOptions,
+  type SpawnedGroup,
 } from './worker/index.js';
 export { Coordinator, type CoordinatorOptions } from './coordinator/index.js';
 export { SqliteStore, type SqliteStoreOptions } from './store/sqlite.js';

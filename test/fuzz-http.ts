@@ -898,7 +898,10 @@ export function predict(c: HttpCase, pool: PoolView): Prediction {
     case 'workers':
       return { status: 200 };
     case 'list':
-      return intOk(q, 'limit', 1, 1000) && (!q.has('before') || intOk(q, 'before', 0, MAX))
+      // after pages a parent's children: without parent it is refused, whatever its value (empty is absent).
+      return intOk(q, 'limit', 1, 1000) &&
+        (!q.has('before') || intOk(q, 'before', 0, MAX)) &&
+        (q.get('after') ?? '') === ''
         ? { status: 200 }
         : err('validation_failed');
     case 'events':

@@ -57,8 +57,8 @@ class Term {
       },
       c.events,
     );
-    this.gateway = new WorkerGateway(o, this.engine, this.sessions, c.events);
     this.api = new Api(o, o.store, this.engine, this.sessions, waiters);
+    this.gateway = new WorkerGateway(o, this.engine, this.sessions, c.events, this.api);
   }
 }
 

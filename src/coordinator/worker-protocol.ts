@@ -14,6 +14,7 @@ import type { ResolvedCoordinatorOptions } from './options.js';
 import type { Session } from './sessions.js';
 import type { Conn, WorkerLifecycle } from './worker-lifecycle.js';
 import { addFromRun, failRun, jsonBytes } from './worker-runs.js';
+import type { WorkerTree } from './worker-tree.js';
 import { scoped } from './facts.js';
 
 export class WorkerProtocol {
@@ -21,6 +22,7 @@ export class WorkerProtocol {
     private readonly o: ResolvedCoordinatorOptions,
     private readonly engine: Engine,
     private readonly life: WorkerLifecycle,
+    private readonly tree: WorkerTree,
   ) {}
 
   /** A frame arrived on a connection. Bad messages get an `error` message; the connection stays. */
@@ -54,11 +56,23 @@ export class WorkerProtocol {
     const s = conn.session;
     const { t, taskId, attempt, seq } = m.fields;
     const isRef = Number.isInteger(taskId) && Number.isInteger(attempt);
-    if (s && s.link === conn.link && isRef && t === 'add' && Number.isInteger(seq)) {
+    if (
+      s &&
+      s.link === conn.link &&
+      isRef &&
+      (t === 'add' || t === 'spawn') &&
+      Number.isInteger(seq)
+    ) {
       const ref = { taskId: taskId as number, attempt: attempt as number, seq: seq as number };
-      // The add message wraps each input in two levels (the message, its inputs array).
-      const message = `an input of ctx.add is nested deeper than ${this.o.limits.maxDepth - 1} levels (maxDepth, less the inputs array): add flatter data, or start the coordinator with a larger --max-json-depth`;
-      s.send({ t: 'added', ...ref, ok: false, code: 'too_deep', message });
+      // The message wraps each input in two levels (the message, its inputs array).
+      const message = `an input of ctx.${t} is nested deeper than ${this.o.limits.maxDepth - 1} levels (maxDepth, less the inputs array): use flatter data, or start the coordinator with a larger --max-json-depth`;
+      s.send({
+        t: t === 'add' ? 'added' : 'spawned',
+        ...ref,
+        ok: false,
+        code: 'too_deep',
+        message,
+      });
       return;
     }
     if (s && s.link === conn.link && isRef && (t === 'result' || t === 'checkpoint')) {
@@ -148,6 +162,13 @@ export class WorkerProtocol {
       case 'add':
         s.progressed(m.taskId, m.attempt, this.o.now());
         addFromRun(this.o, this.engine, s, m);
+        return;
+      case 'spawn':
+        s.progressed(m.taskId, m.attempt, this.o.now());
+        this.tree.spawn(s, m);
+        return;
+      case 'group':
+        this.tree.call(conn, s, m);
         return;
       case 'progress':
         s.progressed(m.taskId, m.attempt, this.o.now());

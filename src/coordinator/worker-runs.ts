@@ -58,12 +58,13 @@ export function jsonBytes(value: unknown): number {
 export function addRefusal(
   limits: Limits,
   inputs: readonly unknown[],
+  what: 'ctx.add' | 'ctx.spawn' = 'ctx.add',
 ): { code: ErrorCode; message: string } | null {
   const { maxTasksPerRequest, maxInputBytes } = limits;
   if (inputs.length > maxTasksPerRequest) {
     return {
       code: 'too_many_tasks',
-      message: `ctx.add of ${inputs.length} tasks; at most ${maxTasksPerRequest} in one add (maxTasksPerRequest): add them in parts (several ctx.add calls), or raise the coordinator's --max-tasks-per-request`,
+      message: `${what} of ${inputs.length} tasks; at most ${maxTasksPerRequest} in one ${what === 'ctx.add' ? 'add' : 'spawn'} (maxTasksPerRequest): ${what === 'ctx.add' ? 'add them in parts (several ctx.add calls)' : 'spawn a smaller group and let its tasks ctx.add the rest, or spawn several groups'}, or raise the coordinator's --max-tasks-per-request`,
     };
   }
   for (let i = 0; i < inputs.length; i++) {
@@ -71,7 +72,7 @@ export function addRefusal(
     if (size > maxInputBytes) {
       return {
         code: 'input_too_large',
-        message: `input ${i} of ctx.add is ${size} bytes of JSON; at most ${maxInputBytes} (maxInputBytes): store large data elsewhere and pass a reference, or raise the coordinator's --max-input-bytes`,
+        message: `input ${i} of ${what} is ${size} bytes of JSON; at most ${maxInputBytes} (maxInputBytes): store large data elsewhere and pass a reference, or raise the coordinator's --max-input-bytes`,
       };
     }
   }

@@ -13,6 +13,8 @@ import type { Link, Session, Sessions } from './sessions.js';
 import type { CoordinatorEvents, Emitter } from './emitter.js';
 import { WorkerLifecycle, type Conn } from './worker-lifecycle.js';
 import { WorkerProtocol } from './worker-protocol.js';
+import { WorkerTree } from './worker-tree.js';
+import type { Api } from './api.js';
 
 export type { Conn } from './worker-lifecycle.js';
 export { jsonBytes } from './worker-runs.js';
@@ -20,15 +22,18 @@ export { jsonBytes } from './worker-runs.js';
 export class WorkerGateway {
   private readonly life: WorkerLifecycle;
   private readonly protocol: WorkerProtocol;
+  private readonly tree: WorkerTree;
 
   constructor(
     o: ResolvedCoordinatorOptions,
     engine: Engine,
     readonly sessions: Sessions,
     emitter: Emitter<CoordinatorEvents>,
+    api: Pick<Api, 'handlers'>,
   ) {
     this.life = new WorkerLifecycle(o, engine, sessions, emitter);
-    this.protocol = new WorkerProtocol(o, engine, this.life);
+    this.tree = new WorkerTree(o, engine, o.store, api);
+    this.protocol = new WorkerProtocol(o, engine, this.life, this.tree);
   }
 
   start(): void {
@@ -45,6 +50,7 @@ export class WorkerGateway {
   }
 
   onClose(conn: Conn): void {
+    this.tree.onClose(conn);
     this.life.onClose(conn);
   }
 

@@ -40,7 +40,13 @@ export function isEventType(s: string): s is EventType {
 export interface EventData {
   /** A term began: the leases and workers it recovered from the store, and the leases whose worker was gone. */
   'coordinator.started': { leases: number; workers: number; orphans: number };
-  'group.created': { handler: string; tasks: number; open: boolean };
+  /** A client submitted a group, or a running task spawned one (ctx.spawn): then `parent` names the task, its group and the spawn's key. */
+  'group.created': {
+    handler: string;
+    tasks: number;
+    open: boolean;
+    parent?: { groupId: string; taskId: number; key: string };
+  };
   /** No connected worker can run the group's pending tasks (docs/design.md, "Why a task waits"). */
   'group.waiting': { handler: string; code: WaitingCode; message: string };
   /** Its schedule timeout ran out: `failed` pending tasks failed as unschedulable. */

@@ -5,10 +5,13 @@
  * its fencing token `(taskId, attempt)`.
  *
  * Worker -> coordinator: hello (first), beat, result, fail, checkpoint, add,
- * progress, release, drain, bye. Coordinator -> worker: welcome, run, ack, saved,
- * added, revoke, beat, error. See docs/protocol.md.
+ * spawn, group, progress, release, drain, bye. Coordinator -> worker:
+ * welcome, run, ack, saved, added, spawned, group_reply, revoke, beat, error.
+ * See docs/protocol.md.
  */
 import Type, { type Static } from 'typebox';
+import { GROUP_POLICIES } from '../core/types.js';
+import { HandlerName, TaskOptionsInput } from './http.js';
 import { checker } from './validate.js';
 
 export { PROTOCOL_VERSION, WORKER_PATH } from './constants.js';
@@ -142,6 +145,72 @@ export const Add = Type.Object(
 );
 export type Add = Static<typeof Add>;
 
+/**
+ * A running task creates a child group (ctx.spawn). Fenced like a report;
+ * `key` names the spawn within its task across attempts (a repeat answers
+ * the first spawn's group and creates nothing). The inputs are checked
+ * against the coordinator's limits like a client's submit.
+ */
+export const Spawn = Type.Object(
+  {
+    t: Type.Literal('spawn'),
+    taskId: TaskId,
+    attempt: Attempt,
+    /** Per-run counter, echoed in `spawned`. */
+    seq: Type.Integer({ minimum: 0 }),
+    key: Type.String({ minLength: 1, maxLength: ADD_KEY_MAX }),
+    handler: HandlerName,
+    inputs: Type.Array(Type.Unknown()),
+    policy: Type.Optional(Type.Enum([...GROUP_POLICIES])),
+    options: Type.Optional(TaskOptionsInput),
+    /** The child outlives its parent's final failure (not a cancel of an ancestor). */
+    keepChildren: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type Spawn = Static<typeof Spawn>;
+
+/**
+ * The client API operations a running task may call, over its session, on a
+ * group under its own task (a group it spawned, or one below): the handle of
+ * ctx.spawn. Named by the route table's operationId.
+ */
+export const GROUP_CALL_OPS = [
+  'getGroup',
+  'waitGroup',
+  'listTasks',
+  'finishedTasks',
+  'cancelGroup',
+  'retryGroup',
+  'listGroups',
+] as const;
+export type GroupCallOp = (typeof GROUP_CALL_OPS)[number];
+
+/**
+ * One client API call of a running task (the handle of a spawned group):
+ * the operation, its group and its query parameters as the HTTP route takes
+ * them (text, checked and converted by the route's own rules). Answered
+ * `group_reply` with the same seq.
+ */
+export const GroupCall = Type.Object(
+  {
+    t: Type.Literal('group'),
+    taskId: TaskId,
+    attempt: Attempt,
+    /** Per-run counter of calls, echoed in `group_reply`. */
+    seq: Type.Integer({ minimum: 0 }),
+    op: Type.Enum([...GROUP_CALL_OPS]),
+    groupId: Type.String({ minLength: 1, maxLength: 200 }),
+    query: Type.Optional(
+      Type.Record(Type.String({ maxLength: 50 }), Type.String({ maxLength: 50 }), {
+        maxProperties: 10,
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type GroupCall = Static<typeof GroupCall>;
+
 /** The handler showed progress (ctx.heartbeat()); coalesced by the worker (core/deadline.ts progressEveryMs). */
 export const Progress = Type.Object(
   { t: Type.Literal('progress'), taskId: TaskId, attempt: Attempt },
@@ -167,6 +236,8 @@ export const WorkerMessage = Type.Union([
   Fail,
   Checkpoint,
   Add,
+  Spawn,
+  GroupCall,
   Progress,
   Release,
   Drain,
@@ -259,6 +330,39 @@ export interface Added {
   message?: string;
 }
 
+/**
+ * The answer to `spawn`, once committed (or refused). ok: `groupId` is the
+ * child (a repeated key: the first spawn's, nothing created). Not ok: `code`
+ * and `message` say why (stale_attempt, idempotency_conflict,
+ * too_many_tasks, input_too_large, too_deep, validation_failed, ...).
+ */
+export interface Spawned {
+  t: 'spawned';
+  taskId: number;
+  attempt: number;
+  seq: number;
+  ok: boolean;
+  groupId?: string;
+  code?: string;
+  message?: string;
+}
+
+/**
+ * The answer to `group`: ok with the HTTP route's reply body (`status` its
+ * HTTP status), or not ok with the error the route would have answered.
+ */
+export interface GroupReply {
+  t: 'group_reply';
+  taskId: number;
+  attempt: number;
+  seq: number;
+  ok: boolean;
+  status?: number;
+  body?: unknown;
+  code?: string;
+  message?: string;
+}
+
 /** Abort this run: its signal fires. The worker sends nothing more about it. */
 export interface Revoke {
   t: 'revoke';
@@ -281,4 +385,13 @@ export interface ProtocolErrorMessage {
 }
 
 export type CoordinatorMessage =
-  Welcome | Run | Ack | Saved | Added | Revoke | CoordinatorBeat | ProtocolErrorMessage;
+  | Welcome
+  | Run
+  | Ack
+  | Saved
+  | Added
+  | Spawned
+  | GroupReply
+  | Revoke
+  | CoordinatorBeat
+  | ProtocolErrorMessage;

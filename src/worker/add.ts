@@ -21,7 +21,7 @@ export interface AddOptions {
   key?: string;
   /**
    * Only the group's own handler. Tasks of another handler need a group of
-   * their own: ctx.spawn, which is not built yet.
+   * their own: ctx.spawn(handler, inputs).
    */
   handler?: string;
 }
@@ -36,7 +36,8 @@ export interface AddingRun {
 
 const OPTION_NAMES: ReadonlySet<string> = new Set(['key', 'handler']);
 
-function describe(x: unknown): string {
+/** What a value is, for an error message: `null`, `an array`, `an object`, `a string`... */
+export function describe(x: unknown): string {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'an array';
   return typeof x === 'object' ? 'an object' : `a ${typeof x}`;
@@ -60,22 +61,24 @@ function checkOptions(run: AddingRun, options: unknown): AddOptions {
   if (o.handler !== undefined && o.handler !== run.handler)
     throw new RegroupError(
       'bad_request',
-      `ctx.add adds tasks of this group's handler (${JSON.stringify(run.handler)}); tasks of another handler (${JSON.stringify(o.handler)}) need a group of their own, which ctx.spawn(handler, inputs) will make (it comes in a later version)`,
+      `ctx.add adds tasks of this group's handler (${JSON.stringify(run.handler)}); tasks of another handler (${JSON.stringify(o.handler)}) need a group of their own: ctx.spawn(${JSON.stringify(o.handler)}, inputs)`,
     );
-  if (o.key !== undefined) {
-    const k = o.key;
-    if (typeof k !== 'string' || k.length === 0 || k.length > ADD_KEY_MAX)
-      throw new RegroupError(
-        'validation_failed',
-        `ctx.add's key must be a string of 1 to ${ADD_KEY_MAX} characters, got ${typeof k === 'string' ? `${k.length} characters` : describe(k)}`,
-      );
-    if (k.startsWith('#'))
-      throw new RegroupError(
-        'validation_failed',
-        `ctx.add's key ${JSON.stringify(k.slice(0, 50))} starts with #: those are the default keys (#0, #1, ...); use another`,
-      );
-  }
+  if (o.key !== undefined) checkKey('ctx.add', o.key);
   return o;
+}
+
+/** A key the handler gives to ctx.add or ctx.spawn: 1 to ADD_KEY_MAX characters, not starting with `#`. */
+export function checkKey(what: string, k: unknown): void {
+  if (typeof k !== 'string' || k.length === 0 || k.length > ADD_KEY_MAX)
+    throw new RegroupError(
+      'validation_failed',
+      `${what}'s key must be a string of 1 to ${ADD_KEY_MAX} characters, got ${typeof k === 'string' ? `${k.length} characters` : describe(k)}`,
+    );
+  if (k.startsWith('#'))
+    throw new RegroupError(
+      'validation_failed',
+      `${what}'s key ${JSON.stringify(k.slice(0, 50))} starts with #: those are the default keys (#0, #1, ...); use another`,
+    );
 }
 
 /**

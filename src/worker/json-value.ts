@@ -149,7 +149,7 @@ function whereNotJson(value: unknown, root: string): string {
  * recursion: for a value so deep that stringifying it overflowed the stack.
  * An object met again is not walked again (a cycle ends there).
  */
-function deeperThan(value: unknown, max: number): boolean {
+export function deeperThan(value: unknown, max: number): boolean {
   const stack: [unknown, number][] = [[value, 1]];
   const seen = new Set<object>();
   for (let top = stack.pop(); top !== undefined; top = stack.pop()) {

@@ -1,5 +1,5 @@
 import { RegroupError, isErrorCode } from '../core/errors.js';
-import type { Added, Saved } from '../protocol/worker.js';
+import type { Added, Saved, Spawned } from '../protocol/worker.js';
 import type { Encoded } from './wire.js';
 
 /** What an add resolves with: the tasks first..first+count-1 of the group. */
@@ -9,7 +9,8 @@ export interface TaskAdded {
   count: number;
 }
 
-type Kind = 'checkpoint' | 'add';
+type Kind = 'checkpoint' | 'add' | 'spawn';
+type Answer = Saved | Added | Spawned;
 
 interface Pending {
   kind: Kind;
@@ -19,7 +20,7 @@ interface Pending {
   encoded: Encoded;
   /** When it was last sent (performance.now()). */
   sentAt: number;
-  resolve: (answer: Saved | Added) => void;
+  resolve: (answer: Answer) => void;
   reject: (e: RegroupError) => void;
 }
 
@@ -33,8 +34,8 @@ function spliced(head: object, field: string, json: string): Encoded {
   return { text, bytes: Buffer.byteLength(text) };
 }
 
-/** The error of a refused checkpoint or add: `what` (did not ...), then the coordinator's code, or its message. */
-function refusal(what: string, m: Saved | Added): RegroupError {
+/** The error of a refused checkpoint, add or spawn: `what` (did not ...), then the coordinator's code, or its message. */
+function refusal(what: string, m: Answer): RegroupError {
   const code = isErrorCode(m.code) ? m.code : 'stale_attempt';
   const why = ('message' in m ? m.message : undefined) ?? m.code ?? 'stale_attempt';
   return new RegroupError(
@@ -45,10 +46,11 @@ function refusal(what: string, m: Saved | Added): RegroupError {
 
 /**
  * The messages of runs that wait for an answer: checkpoints (answered
- * `saved`) and adds (answered `added`), keyed by kind and (taskId, attempt,
- * seq). Each is sent again after a resumed reconnect and when its answer is
- * overdue (a checkpoint repeated is written again, an add repeated is
- * answered by its key), and rejected when its run or the session is gone.
+ * `saved`), adds (answered `added`) and spawns (answered `spawned`), keyed by
+ * kind and (taskId, attempt, seq). Each is sent again after a resumed
+ * reconnect and when its answer is overdue (a checkpoint repeated is written
+ * again, an add or a spawn repeated is answered by its key), and rejected
+ * when its run or the session is gone.
  */
 export class PendingReplies {
   readonly #pending = new Map<string, Pending>();
@@ -85,11 +87,27 @@ export class PendingReplies {
     return { encoded, added };
   }
 
+  /** A spawn to send (ctx.spawn); resolves with the child group's id once the coordinator committed it. */
+  spawn(
+    ref: { taskId: number; attempt: number; seq: number; key: string },
+    head: object,
+    inputsJson: string,
+  ): { encoded: Encoded; spawned: Promise<string> } {
+    const encoded = spliced({ t: 'spawn', ...ref, ...head }, 'inputs', inputsJson);
+    const spawned = this.#wait('spawn', ref, encoded).then((m) => {
+      const a = m as Spawned;
+      if (!a.ok || a.groupId === undefined)
+        throw refusal(`did not make the spawn ${JSON.stringify(ref.key)}`, a);
+      return a.groupId;
+    });
+    return { encoded, spawned };
+  }
+
   #wait(
     kind: Kind,
     ref: { taskId: number; attempt: number; seq: number },
     encoded: Encoded,
-  ): Promise<Saved | Added> {
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       this.#pending.set(key(kind, ref.taskId, ref.attempt, ref.seq), {
         kind,
@@ -102,9 +120,10 @@ export class PendingReplies {
     });
   }
 
-  /** Settles what `saved` or `added` answers; returns false when nothing was waiting for it. */
-  settle(m: Saved | Added): boolean {
-    const k = key(m.t === 'saved' ? 'checkpoint' : 'add', m.taskId, m.attempt, m.seq);
+  /** Settles what `saved`, `added` or `spawned` answers; returns false when nothing was waiting for it. */
+  settle(m: Answer): boolean {
+    const kind: Kind = m.t === 'saved' ? 'checkpoint' : m.t === 'added' ? 'add' : 'spawn';
+    const k = key(kind, m.taskId, m.attempt, m.seq);
     const p = this.#pending.get(k);
     if (p === undefined) return false;
     this.#pending.delete(k);

@@ -2,7 +2,9 @@ import { RegroupError } from '../core/errors.js';
 import { progressEveryMs } from '../core/deadline.js';
 import { stackOf } from '../protocol/task-error.js';
 import type { Fail, Run, RunRef, WireTaskError } from '../protocol/worker.js';
+import type { Group } from '../client/group.js';
 import type { AddOptions } from './add.js';
+import type { SpawnOptions } from './spawn.js';
 import type { Handler } from './options.js';
 import { jsonOf, type ResultLimits } from './json-value.js';
 import type { TaskAdded } from './replies.js';
@@ -42,7 +44,27 @@ export interface TaskContext {
    * the return is refused. docs/handlers.md, "Adding tasks: ctx.add".
    */
   add(inputs: readonly unknown[], options?: AddOptions): Promise<TaskAdded>;
+  /**
+   * Creates a child group of `handler` over `inputs` and resolves, once the
+   * coordinator has committed it, with its handle: the client's Group API
+   * (`id`, `status()`, `wait()`, `waitSettled()`, `results()`, `tasks()`,
+   * `cancel()`, `retry()`), carried by this worker's session. The child
+   * records this task as its parent. Fenced like a result and idempotent
+   * across attempts by `key` (default: the call's position among this run's
+   * spawns without one): a run of the task again gets the same group, with
+   * the results its tasks already have. Call (and await) it before the
+   * handler returns; the handle answers only while this run holds its task.
+   * docs/handlers.md, "Child groups: ctx.spawn".
+   */
+  spawn<R = unknown>(
+    handler: string,
+    inputs: readonly unknown[],
+    options?: SpawnOptions,
+  ): Promise<SpawnedGroup<R>>;
 }
+
+/** The handle of a group a task spawned: the client's Group, over the worker's session. */
+export type SpawnedGroup<R = unknown> = Group<R>;
 
 /** How a run ended, as the worker will report it. */
 export type RunEnd = { ok: true; valueJson: string } | { ok: false; error: WireTaskError };
@@ -53,6 +75,13 @@ export interface RunHost {
   saveCheckpoint(run: ActiveRun, state: unknown): Promise<void>;
   /** ctx.add: checks, sends and waits for the answer (the run tracks the promise). */
   addTasks(run: ActiveRun, inputs: unknown, options: unknown): Promise<TaskAdded>;
+  /** ctx.spawn: checks, sends, waits for the answer and makes the handle (the run tracks the promise). */
+  spawnGroup(
+    run: ActiveRun,
+    handler: unknown,
+    inputs: unknown,
+    options: unknown,
+  ): Promise<SpawnedGroup>;
   /** The run showed progress: tell the coordinator (already coalesced by the run). */
   progress(run: ActiveRun): void;
   /** Called at most once, unless the run was ended first (revoke, drain, close). */
@@ -134,9 +163,14 @@ export class ActiveRun {
   nextAddSeq = 0;
   /** The number of the next add without a key: its key is `#n`. */
   nextAutoKey = 0;
-  /** The handler has returned (or thrown): ctx.add is refused from then on. */
+  /** Next spawn seq of this run, and the number of its next spawn without a key. */
+  nextSpawnSeq = 0;
+  nextSpawnAutoKey = 0;
+  /** Next call seq of this run's handles. */
+  nextCallSeq = 0;
+  /** The handler has returned (or thrown): ctx.add and ctx.spawn are refused from then on. */
   returned = false;
-  /** Adds sent and not answered yet: the run's report waits for them. */
+  /** Adds and spawns sent and not answered yet: the run's report waits for them. */
   readonly #adds = new Set<Promise<unknown>>();
   /** The last saved checkpoint, as ctx.checkpoint shows it. */
   checkpoint: unknown;
@@ -196,7 +230,15 @@ export class ActiveRun {
   }
 
   #add(inputs: unknown, options: unknown): Promise<TaskAdded> {
-    const p = this.host.addTasks(this, inputs, options);
+    return this.#track(this.host.addTasks(this, inputs, options));
+  }
+
+  #spawn(handler: unknown, inputs: unknown, options: unknown): Promise<SpawnedGroup> {
+    return this.#track(this.host.spawnGroup(this, handler, inputs, options));
+  }
+
+  /** An add or a spawn in flight: the run's report waits for it. */
+  #track<T>(p: Promise<T>): Promise<T> {
     this.#adds.add(p);
     const forget = (): void => void this.#adds.delete(p);
     p.then(forget, forget);
@@ -221,6 +263,8 @@ export class ActiveRun {
       saveCheckpoint: (state: unknown) => this.host.saveCheckpoint(this, state),
       heartbeat: () => this.#heartbeat(),
       add: (inputs: readonly unknown[], options?: AddOptions) => this.#add(inputs, options),
+      spawn: <R>(handler: string, inputs: readonly unknown[], options?: SpawnOptions) =>
+        this.#spawn(handler, inputs, options) as Promise<SpawnedGroup<R>>,
     };
     return Object.defineProperty(ctx, 'checkpoint', {
       get: (): unknown => this.checkpoint,

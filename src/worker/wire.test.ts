@@ -46,8 +46,11 @@ void test('packFrames keeps order and cuts frames near the limit; a big message 
 });
 
 void test('a message too deep does not sink its frame; a run too deep becomes an unreadable run', () => {
+  // A run's input is held to maxDepth (8); other messages are read up to
+  // GROUP_REPLY_DEPTH (4) levels deeper, for a group reply's results.
   const deep = `${'['.repeat(10)}${']'.repeat(10)}`;
-  const frame = `[{"t":"beat"},{"t":"run","taskId":3,"attempt":2,"input":${deep}},{"t":"ack","taskId":1,"attempt":1,"status":"stale","x":${deep}}]`;
+  const deeper = `${'['.repeat(13)}${']'.repeat(13)}`;
+  const frame = `[{"t":"beat"},{"t":"run","taskId":3,"attempt":2,"input":${deep}},{"t":"ack","taskId":1,"attempt":1,"status":"stale","x":${deeper}}]`;
   const parsed = parseCoordinatorFrame(frame, 8);
   assert.equal(parsed.messages.length, 2);
   assert.deepEqual(parsed.messages[0], { t: 'beat' });
@@ -60,7 +63,7 @@ void test('a message too deep does not sink its frame; a run too deep becomes an
   assert.equal(parsed.problems.length, 1);
   assert.match(
     parsed.problems[0] ?? '',
-    /^message 2: the value in message 2 of frame from the coordinator nests arrays and objects deeper than 8 levels/,
+    /^message 2: the value in message 2 of frame from the coordinator nests arrays and objects deeper than 12 levels/,
   );
 });
 

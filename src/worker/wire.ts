@@ -5,6 +5,7 @@
  */
 import { parseFrame, TooDeepMessage } from '../protocol/json.js';
 import { DEFAULT_LIMITS } from '../protocol/limits.js';
+import { deeperThan } from './json-value.js';
 import {
   MAX_FRAME_MESSAGES,
   type CoordinatorMessage,
@@ -87,6 +88,23 @@ export function problemOf(m: unknown): string | null {
         (m.message === undefined || isStr(m.message))
         ? null
         : 'added needs taskId, attempt, seq, ok (and first, count when ok)';
+    case 'spawned':
+      return hasRef(m) &&
+        isNonNegInt(m.seq) &&
+        typeof m.ok === 'boolean' &&
+        (m.ok ? isStr(m.groupId) : true) &&
+        (m.code === undefined || isStr(m.code)) &&
+        (m.message === undefined || isStr(m.message))
+        ? null
+        : 'spawned needs taskId, attempt, seq, ok (and groupId when ok)';
+    case 'group_reply':
+      return hasRef(m) &&
+        isNonNegInt(m.seq) &&
+        typeof m.ok === 'boolean' &&
+        (m.code === undefined || isStr(m.code)) &&
+        (m.message === undefined || isStr(m.message))
+        ? null
+        : 'group_reply needs taskId, attempt, seq, ok';
     case 'revoke':
       return hasRef(m) &&
         ['canceled', 'stale', 'lost', 'timeout'].includes(m.reason as string) &&
@@ -102,16 +120,54 @@ export function problemOf(m: unknown): string | null {
   }
 }
 
-/** A message too deep to parse: a run becomes an UnreadableRun; anything else is a problem. */
-function unreadable(m: TooDeepMessage, maxDepth: number): UnreadableRun | string {
-  const { t, taskId, attempt } = m.fields;
+/**
+ * A group_reply carries a group's tasks, whose results sit this many levels
+ * below the message's own level: body, tasks, the task, its value. The
+ * worker reads coordinator frames this much deeper than maxDepth, so a reply
+ * with results as deep as the limit allows is read.
+ */
+export const GROUP_REPLY_DEPTH = 4;
+
+/** A message too deep to parse: a run becomes an UnreadableRun, a group_reply a refusal; anything else is a problem. */
+function unreadable(
+  m: TooDeepMessage,
+  maxDepth: number,
+): UnreadableRun | CoordinatorMessage | string {
+  const { t, taskId, attempt, seq } = m.fields;
+  if (t === 'group_reply' && isPosInt(taskId) && isPosInt(attempt) && isNonNegInt(seq))
+    return {
+      t: 'group_reply',
+      taskId,
+      attempt,
+      seq,
+      ok: false,
+      code: 'too_deep',
+      message: `the coordinator's answer nests deeper than this worker reads (maxDepth ${maxDepth}): give the coordinator and its workers the same --max-json-depth`,
+    };
   if (t !== 'run' || !isPosInt(taskId) || !isPosInt(attempt)) return m.error.message;
+  return unreadableRun(taskId, attempt, maxDepth);
+}
+
+function unreadableRun(taskId: number, attempt: number, maxDepth: number): UnreadableRun {
   return {
     t: 'unreadable',
     taskId,
     attempt,
     message: `the run of task ${taskId} attempt ${attempt} carries an input or checkpoint nested deeper than ${maxDepth} levels (maxDepth), which this worker does not read: flatten the input, and give the coordinator and its workers the same --max-json-depth`,
   };
+}
+
+/**
+ * Frames are read GROUP_REPLY_DEPTH levels deeper than maxDepth for the
+ * sake of group replies; a run's input and checkpoint are still held to
+ * maxDepth itself, as the coordinator holds them when they are submitted.
+ */
+function deepRunOf(m: unknown, maxDepth: number): UnreadableRun | null {
+  if (typeof m !== 'object' || m === null) return null;
+  const { t, taskId, attempt, input, checkpoint } = m as Record<string, unknown>;
+  if (t !== 'run' || !isPosInt(taskId) || !isPosInt(attempt)) return null;
+  if (!deeperThan(input, maxDepth) && !deeperThan(checkpoint, maxDepth)) return null;
+  return unreadableRun(taskId, attempt, maxDepth);
 }
 
 /**
@@ -129,7 +185,10 @@ export function parseCoordinatorFrame(
 ): ParsedFrame {
   let data: unknown;
   try {
-    data = parseFrame(text, 'frame from the coordinator', { maxDepth, maxMessages: Infinity });
+    data = parseFrame(text, 'frame from the coordinator', {
+      maxDepth: maxDepth + GROUP_REPLY_DEPTH,
+      maxMessages: Infinity,
+    });
   } catch (e) {
     return { messages: [], problems: [(e as Error).message] };
   }
@@ -142,6 +201,11 @@ export function parseCoordinatorFrame(
       const run = unreadable(m, maxDepth);
       if (typeof run === 'string') out.problems.push(`message ${i}: ${run}`);
       else out.messages.push(run);
+      return;
+    }
+    const deepRun = deepRunOf(m, maxDepth);
+    if (deepRun !== null) {
+      out.messages.push(deepRun);
       return;
     }
     const problem = problemOf(m);

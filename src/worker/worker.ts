@@ -9,8 +9,11 @@ import {
   type Welcome,
   type WireTaskError,
 } from '../protocol/worker.js';
+import { Group } from '../client/group.js';
 import { prepareAdd } from './add.js';
+import { GroupCalls, HANDLE_CLIENT_OPTIONS } from './group-calls.js';
 import { PendingReplies, type TaskAdded } from './replies.js';
+import { prepareSpawn } from './spawn.js';
 import { CoordinatorLink } from './link.js';
 import { Events, type Listener, type WorkerEvent } from './events.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
@@ -22,6 +25,7 @@ import {
   type ResultLimits,
   type RunEnd,
   type RunHost,
+  type SpawnedGroup,
 } from './run.js';
 import { jsonOf } from './json-value.js';
 import { encode, type Encoded, type Inbound, type UnreadableRun } from './wire.js';
@@ -77,8 +81,22 @@ export class Worker implements RunHost {
   readonly #link: CoordinatorLink;
   readonly #runs = new Map<string, ActiveRun>();
   readonly #outbox = new Outbox();
-  /** Checkpoints and adds waiting for their answer. */
+  /** Checkpoints, adds and spawns waiting for their answer. */
   readonly #replies = new PendingReplies();
+  /** The calls of spawned groups' handles waiting for their answer. */
+  readonly #calls = new GroupCalls({
+    send: (m) => this.#send(m),
+    ended: (ref) => !this.#runs.has(runKey(ref.taskId, ref.attempt)),
+    endedError: (ref) => {
+      const run = this.#runs.get(runKey(ref.taskId, ref.attempt));
+      return run
+        ? endedError(run)
+        : new RegroupError(
+            'stale_attempt',
+            `task ${ref.taskId} attempt ${ref.attempt} has ended: the handles of the groups it spawned answer only while it runs`,
+          );
+    },
+  });
   readonly #events: Events;
   #started: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | null =
     null;
@@ -215,7 +233,12 @@ export class Worker implements RunHost {
         return;
       case 'saved':
       case 'added':
+      case 'spawned':
         if (!this.#replies.settle(m)) this.#log('debug', `${m.t} for nothing pending`, m);
+        return;
+      case 'group_reply':
+        if (!this.#calls.settle(m))
+          this.#log('debug', 'group_reply for nothing pending', { taskId: m.taskId, seq: m.seq });
         return;
       case 'revoke':
         this.#onRevoke(m);
@@ -245,8 +268,9 @@ export class Worker implements RunHost {
         slots: w.slots,
       });
     if (w.resumed) {
-      // Adds and checkpoints first: an add goes before any report of its run.
+      // Adds, spawns and checkpoints first: an add goes before any report of its run.
       for (const c of this.#replies.messages()) this.#send(c);
+      for (const c of this.#calls.messages()) this.#send(c);
       for (const e of this.#outbox.entries()) this.#send(e.encoded);
     }
     if (this.#state === 'starting') this.#state = 'running';
@@ -271,6 +295,7 @@ export class Worker implements RunHost {
     this.#runs.clear();
     this.#outbox.clear();
     this.#replies.rejectAll(lost);
+    this.#calls.rejectAll(lost);
     for (const run of runs) {
       run.end(lost);
       this.#events.emit('revoked', { ...run.ref, reason: 'lost' });
@@ -332,6 +357,7 @@ export class Worker implements RunHost {
     this.#runs.delete(runKey(m.taskId, m.attempt));
     run?.end(reason);
     this.#replies.rejectRun(m.taskId, m.attempt, reason);
+    this.#calls.rejectRun(m.taskId, m.attempt, reason);
     if (had)
       this.#events.emit('revoked', { taskId: m.taskId, attempt: m.attempt, reason: m.reason });
     this.#notifyRuns();
@@ -350,6 +376,7 @@ export class Worker implements RunHost {
   finish(run: ActiveRun, end: RunEnd): void {
     try {
       this.#runs.delete(runKey(run.ref.taskId, run.ref.attempt));
+      this.#calls.rejectRun(run.ref.taskId, run.ref.attempt, endedError(run));
       const entry = end.ok
         ? this.#outbox.put({
             ref: run.ref,
@@ -429,6 +456,58 @@ export class Worker implements RunHost {
     return added;
   }
 
+  spawnGroup(
+    run: ActiveRun,
+    handler: unknown,
+    inputs: unknown,
+    options: unknown,
+  ): Promise<SpawnedGroup> {
+    const p = this.#spawnGroup(run, handler, inputs, options);
+    p.catch(() => {}); // a handler may fire and forget; its rejection must not crash the worker
+    return p;
+  }
+
+  async #spawnGroup(
+    run: ActiveRun,
+    handler: unknown,
+    inputs: unknown,
+    options: unknown,
+  ): Promise<SpawnedGroup> {
+    const { taskId, attempt } = run.ref;
+    if (run.returned)
+      throw new RegroupError(
+        'bad_request',
+        `ctx.spawn was called after the handler of task ${taskId} returned: call (and await) it before returning`,
+      );
+    if (run.ended) throw endedError(run);
+    const spawning = { taskId, attempt, nextAutoKey: run.nextSpawnAutoKey };
+    const { key, head, inputsJson } = prepareSpawn(
+      spawning,
+      handler,
+      inputs,
+      options,
+      this.limits(),
+    );
+    run.nextSpawnAutoKey = spawning.nextAutoKey;
+    const ref = { taskId, attempt, seq: run.nextSpawnSeq++, key };
+    const { encoded, spawned } = this.#replies.spawn(ref, head, inputsJson);
+    this.#send(encoded);
+    const groupId = await spawned;
+    return new Group(
+      {
+        transport: {
+          call: <T>(
+            req: Parameters<GroupCalls['call']>[1],
+            retry: Parameters<GroupCalls['call']>[2],
+          ) =>
+            this.#calls.call({ taskId, attempt, seq: run.nextCallSeq++ }, req, retry) as Promise<T>,
+        },
+        options: HANDLE_CLIENT_OPTIONS,
+      },
+      groupId,
+    );
+  }
+
   // ---- leaving ---------------------------------------------------------------
 
   async #drain(): Promise<void> {
@@ -449,6 +528,7 @@ export class Worker implements RunHost {
       this.#runs.delete(key);
       run.end(released);
       this.#replies.rejectRun(run.ref.taskId, run.ref.attempt, released);
+      this.#calls.rejectRun(run.ref.taskId, run.ref.attempt, released);
       this.#send(this.#outbox.put({ t: 'release', ...run.ref }).encoded);
       this.#log('info', 'released an unfinished run', { ...run.ref });
     }
@@ -483,6 +563,7 @@ export class Worker implements RunHost {
     this.#runs.clear();
     for (const run of runs) run.end(reason);
     this.#replies.rejectAll(reason);
+    this.#calls.rejectAll(reason);
     this.#outbox.clear();
     this.#started?.reject(reason);
     this.#notifyRuns();
