@@ -8,7 +8,6 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
@@ -25,7 +24,7 @@ import {
 } from '../examples/wordcount/words.js';
 import type { Sorted } from '../examples/mergesort/handlers.js';
 import { randomNumbers } from '../examples/mergesort/numbers.js';
-import { realProcesses } from './real-processes.js';
+import { readRunLog, realProcesses } from './real-processes.js';
 
 const example = (path: string): string =>
   fileURLToPath(new URL(`../examples/${path}`, import.meta.url));
@@ -50,13 +49,7 @@ interface RunLine {
   spawned?: string;
 }
 
-function readRuns(file: string): RunLine[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as RunLine);
-}
+const readRuns = (file: string): RunLine[] => readRunLog<RunLine>(file);
 
 /** Waits for the first run-log line that `pick` accepts. */
 function lineWhere(file: string, what: string, pick: (l: RunLine) => boolean): Promise<RunLine> {

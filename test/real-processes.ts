@@ -5,6 +5,7 @@
  */
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { killAll, liveProcesses, tempDir } from '../src/testing/procs.js';
 
@@ -26,4 +27,13 @@ export function realProcesses(prefix: string, first?: () => Promise<void> | void
     assert.equal(liveProcesses(), 0, 'no process left running');
   });
   return tmp;
+}
+
+/** The lines of a run log the fixtures append to (one JSON object a line); none when it is not there yet. */
+export function readRunLog<T>(file: string): T[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
 }

@@ -9,12 +9,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '../src/client/index.js';
 import type { GroupView } from '../src/protocol/http.js';
 import { startServer, startWorker, until } from '../src/testing/procs.js';
-import { fixture, realProcesses } from './real-processes.js';
+import { fixture, readRunLog, realProcesses } from './real-processes.js';
 
 const HANDLERS = fixture('spawn-handlers.js');
 const clients: Client[] = [];
@@ -36,13 +35,7 @@ interface RunLine {
   depth?: number;
 }
 
-function readRuns(file: string): RunLine[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as RunLine);
-}
+const readRuns = (file: string): RunLine[] => readRunLog<RunLine>(file);
 
 function client(url: string): Client {
   const c = new Client({ url });
