@@ -327,7 +327,11 @@ describe('worker protocol: lease reports and reserves', () => {
       {
         t: 'beat',
         frames: 1,
-        held: Array.from({ length: 2 * 1024 + 1 }, (_, i) => ({ taskId: i + 1, attempt: 1 })),
+        // 2 x maxWorkerSlots + maxSuspendedPerWorker (the defaults), and one more.
+        held: Array.from({ length: 2 * 1024 + 10_000 + 1 }, (_, i) => ({
+          taskId: i + 1,
+          attempt: 1,
+        })),
       },
     ]) {
       const w = await reporting('liar');

@@ -67,6 +67,38 @@ void describe('trees: ctx.spawn (real processes, SQLite file)', () => {
     assert.deepEqual(starts.map((r) => r.n).sort(), [1, 2, 3, 4, 5], 'each child ran once');
   });
 
+  void it('a tree of depth 4 and fan-out 3 finishes on one worker with one slot: a waiting parent gives its slot back', async () => {
+    const runLog = join(tmp.dir, 'one-slot-runs.jsonl');
+    const { url } = await startServer(join(tmp.dir, 'one-slot.db'));
+    await startWorker(url, HANDLERS, 'w1', ['--concurrency', '1'], { REGROUP_RUN_LOG: runLog });
+    const c = client(url);
+    const root = await c.submit('treeSum', [{ depth: 4, fanout: 3, leafMs: 5 }]);
+    // While the parents wait, the worker shows them as waiting, beside its one busy slot.
+    const seen = await until(
+      'waiting handlers on the worker',
+      async () => {
+        const [w] = await c.workers();
+        return w !== undefined && w.waiting >= 2 ? w : null;
+      },
+      30_000,
+    );
+    assert.equal(seen.slots, 1);
+    assert.ok(seen.running <= 1, `at most one run holds the one slot (${seen.running})`);
+    // Without the slot given back, the root would hold the only slot and wait forever.
+    const [count] = (await root.wait({ signal: AbortSignal.timeout(90_000) })) as [number];
+    assert.equal(count, 81, '3^4 leaves');
+    const starts = readRuns(runLog).filter((r) => r.event === 'start');
+    assert.equal(starts.length, 1 + 3 + 9 + 27 + 81, 'every node ran');
+    assert.equal(new Set(starts.map((r) => r.taskId)).size, starts.length, 'each once');
+    assert.deepEqual(
+      starts.map((r) => r.attempt).filter((a) => a !== 1),
+      [],
+      'no run was cut short',
+    );
+    const [after] = await c.workers();
+    assert.deepEqual([after?.running, after?.waiting], [0, 0]);
+  });
+
   void it('a worker SIGKILLed while the parent waits and children run: the parent runs again, finds the same child group, and no finished child runs twice', async () => {
     const runLog = join(tmp.dir, 'crash-runs.jsonl');
     const { url } = await startServer(join(tmp.dir, 'crash.db'));

@@ -14,7 +14,11 @@ import {
 } from '../coordinator/options.js';
 import { reportError } from './common.js';
 import { DEFAULT_LIVENESS } from '../core/liveness.js';
-import { DEFAULT_MAX_WORKER_SLOTS, DEFAULT_TIMEOUT_GRACE_MS } from '../core/deadline.js';
+import {
+  DEFAULT_MAX_SUSPENDED_PER_WORKER,
+  DEFAULT_MAX_WORKER_SLOTS,
+  DEFAULT_TIMEOUT_GRACE_MS,
+} from '../core/deadline.js';
 import { DEFAULT_LIMITS } from '../protocol/limits.js';
 import { intOption, makeLogger, parseLevel } from './log.js';
 
@@ -33,6 +37,7 @@ interface ServerFlags {
   closeGraceMs: number;
   timeoutGraceMs: number;
   maxWorkerSlots: number;
+  maxSuspendedPerWorker: number;
   maxBodyBytes: number;
   maxTasksPerRequest: number;
   maxInputBytes: number;
@@ -163,6 +168,7 @@ const FLAG_OF: Record<string, string> = {
   closeGraceMs: '--close-grace-ms',
   timeoutGraceMs: '--timeout-grace-ms',
   maxWorkerSlots: '--max-worker-slots',
+  maxSuspendedPerWorker: '--max-suspended-per-worker',
   clientToken: '--client-token',
   workerToken: '--worker-token',
   coordinatorId: '--coordinator-id',
@@ -273,6 +279,14 @@ export function serverCommand(): Command {
       )
         .argParser(intOption('--max-worker-slots', 1))
         .default(DEFAULT_MAX_WORKER_SLOTS),
+    )
+    .addOption(
+      new Option(
+        '--max-suspended-per-worker <n>',
+        'most runs of one worker that wait on their children with their slot given back',
+      )
+        .argParser(intOption('--max-suspended-per-worker', 0))
+        .default(DEFAULT_MAX_SUSPENDED_PER_WORKER),
     )
     .addOption(
       new Option('--max-body-bytes <n>', 'largest HTTP request body')
@@ -403,6 +417,7 @@ async function serve(f: ServerFlags): Promise<void> {
     closeGraceMs: f.closeGraceMs,
     timeoutGraceMs: f.timeoutGraceMs,
     maxWorkerSlots: f.maxWorkerSlots,
+    maxSuspendedPerWorker: f.maxSuspendedPerWorker,
     limits: {
       maxBodyBytes: f.maxBodyBytes,
       maxTasksPerRequest: f.maxTasksPerRequest,

@@ -50,6 +50,7 @@ const worker: WorkerView = {
   connected: true,
   slots: 8,
   running: 3,
+  waiting: 0,
   labels: [],
   handlers: ['square', 'tile'],
   lastSeenAgoMs: 2_400,

@@ -65,7 +65,11 @@ export function groupsTable(groups: readonly GroupView[], now: number): string {
   return formatTable(header, rows);
 }
 
-/** STATE is alive, suspect, draining or dead; SLOTS is slots in use / slots; HEARTBEAT the age of the last message. */
+/**
+ * STATE is alive, suspect, draining or dead; SLOTS is slots in use / slots,
+ * and `+N waiting` for handlers waiting on their children with their slot
+ * given back; HEARTBEAT the age of the last message.
+ */
 export function workersTable(workers: readonly WorkerView[]): string {
   const header = ['WORKER', 'NAME', 'STATE', 'HEARTBEAT', 'SLOTS', 'DONE', 'HANDLERS'];
   const rows = workers.map((w) =>
@@ -74,7 +78,7 @@ export function workersTable(workers: readonly WorkerView[]): string {
       w.name,
       w.connected || w.health === 'dead' ? w.health : `${w.health} (disconnected)`,
       ago(w.lastSeenAgoMs),
-      `${w.running}/${w.slots}`,
+      `${w.running}/${w.slots}${(w.waiting ?? 0) > 0 ? ` +${w.waiting} waiting` : ''}`,
       String(w.tasksDone),
       w.handlers.join(','),
     ]),

@@ -10,6 +10,7 @@ interface WorkerFlags {
   labels?: string;
   token?: string;
   drainTimeoutMs: number;
+  maxSuspended: number;
   logLevel: string;
 }
 
@@ -43,6 +44,14 @@ export function workerCommand(): Command {
         .argParser(intOption('--drain-timeout-ms'))
         .default(30_000),
     )
+    .addOption(
+      new Option(
+        '--max-suspended <n>',
+        'handlers waiting on a group they spawned that give their slot back at once (0: they keep it)',
+      )
+        .argParser(intOption('--max-suspended', 0))
+        .default(10_000),
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (f: WorkerFlags) => {
       const logger = makeLogger(parseLevel(f.logLevel), 'worker');
@@ -63,6 +72,7 @@ export function workerCommand(): Command {
               .filter(Boolean)
           : [],
         drainTimeoutMs: f.drainTimeoutMs,
+        maxSuspended: f.maxSuspended,
         logger,
         ...(f.name ? { name: f.name } : {}),
         ...(token ? { token } : {}),

@@ -245,6 +245,16 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'regroup_runs_waiting',
+      help: 'Runs whose handler waits on a group it spawned with its slot given back (ctx.spawn handles), at scrape time.',
+      registers: [r],
+      collect() {
+        let n = 0;
+        for (const s of src.sessions() ?? []) n += s.suspendedCount;
+        this.set(n);
+      },
+    });
+    new Gauge({
       name: 'regroup_leader',
       help: '1 while this coordinator leads (writes the store and serves the API), 0 as a standby.',
       registers: [r],

@@ -1,5 +1,9 @@
 import { DEFAULT_LIVENESS, type LivenessOptions } from '../core/liveness.js';
-import { DEFAULT_MAX_WORKER_SLOTS, DEFAULT_TIMEOUT_GRACE_MS } from '../core/deadline.js';
+import {
+  DEFAULT_MAX_SUSPENDED_PER_WORKER,
+  DEFAULT_MAX_WORKER_SLOTS,
+  DEFAULT_TIMEOUT_GRACE_MS,
+} from '../core/deadline.js';
 import { DEFAULT_LIMITS, type Limits } from '../protocol/limits.js';
 import { randomBytes } from 'node:crypto';
 import type { Leadership } from '../store/leadership.js';
@@ -26,6 +30,11 @@ export interface CoordinatorOptions {
   timeoutGraceMs?: number;
   /** Most slots one worker is granted, whatever its hello announces. Default 1024. */
   maxWorkerSlots?: number;
+  /**
+   * Most runs of one worker whose handler waits on a group it spawned with
+   * its slot given back; past it such a run keeps its slot. Default 10000.
+   */
+  maxSuspendedPerWorker?: number;
   limits?: Partial<Limits>;
   /** How often liveness is judged and ended backoffs are dispatched. Default heartbeatMs / 5, within 10..100 ms. */
   sweepMs?: number;
@@ -76,6 +85,7 @@ export interface ResolvedCoordinatorOptions extends LivenessOptions {
   sweepMs: number;
   timeoutGraceMs: number;
   maxWorkerSlots: number;
+  maxSuspendedPerWorker: number;
   logger: Logger;
   clientToken: string | null;
   workerToken: string | null;
@@ -179,6 +189,15 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     throw new Error(
       `maxWorkerSlots must be a whole number from 1 to 100000, got ${maxWorkerSlots}`,
     );
+  const maxSuspendedPerWorker = o.maxSuspendedPerWorker ?? DEFAULT_MAX_SUSPENDED_PER_WORKER;
+  if (
+    !Number.isInteger(maxSuspendedPerWorker) ||
+    maxSuspendedPerWorker < 0 ||
+    maxSuspendedPerWorker > 50_000
+  )
+    throw new Error(
+      `maxSuspendedPerWorker must be a whole number from 0 to 50000, got ${maxSuspendedPerWorker}`,
+    );
   if (deadAfterMs <= heartbeatMs) {
     throw new Error(
       `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,
@@ -195,6 +214,7 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     sweepMs: o.sweepMs ?? Math.max(10, Math.min(100, Math.floor(heartbeatMs / 5))),
     timeoutGraceMs,
     maxWorkerSlots,
+    maxSuspendedPerWorker,
     logger: o.logger ?? silentLogger,
     clientToken: o.clientToken ?? null,
     workerToken: o.workerToken ?? null,

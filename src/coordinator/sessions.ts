@@ -42,6 +42,13 @@ export interface SentRun {
   readonly limits: Pick<TaskOptions, 'timeoutMs' | 'heartbeatTimeoutMs'>;
 }
 
+/** A suspended run that asked for its slot back: answered `resumed` with this seq once it has one. */
+export interface ResumeAsk {
+  readonly taskId: number;
+  readonly attempt: number;
+  readonly seq: number;
+}
+
 /** What a (re)connecting worker says about itself in its hello. */
 export interface Announced {
   name?: string;
@@ -53,10 +60,11 @@ export interface Announced {
 
 /**
  * One worker session, in memory. Beats are not written to the store; state
- * changes are. It owns the rules tying its leases, its reserve and its sent
- * runs together: other classes call its transitions (claim, addReserve,
- * markSent, reported, progressed, expire, forget, resume, startDrain,
- * creditStall) and read its views.
+ * changes are. It owns the rules tying its leases, its reserve, its sent
+ * runs and its suspended runs together: other classes call its transitions
+ * (claim, addReserve, markSent, reported, progressed, suspend, askResume,
+ * grantResumes, expire, forget, resume, startDrain, creditStall) and read
+ * its views.
  */
 export class Session {
   readonly workerId: string;
@@ -78,8 +86,16 @@ export class Session {
   readonly #reserve: ClaimedTask[] = [];
   /** The taskIds in `reserve`, so an ended lease is found without a scan. */
   readonly #reservedIds = new Set<number>();
-  /** Runs sent and not reported back yet: the worker's busy slots. */
+  /** Runs sent and not reported back yet: the worker's busy slots, less the suspended ones. */
   readonly #sent = new Map<number, SentRun>();
+  /**
+   * Sent runs whose handler waits on a group it spawned, with its slot
+   * given back (`suspend`); a run leaves it when its resume is granted or
+   * it leaves `sent`.
+   */
+  readonly #suspended = new Set<number>();
+  /** Suspended runs that asked for a slot back, by taskId, oldest first: served before any new run. */
+  readonly #resumeAsks = new Map<number, ResumeAsk>();
   /** The frame of this connection the last round of stale revokes went out in; 0: none yet. */
   #revokeFrame = 0;
   /** Not judged dead before this (ms epoch): set after a stall that cuts connections (stallGraceMs). */
@@ -173,14 +189,24 @@ export class Session {
     return judgeWorker(this, now, o);
   }
 
-  /** How many more tasks may be claimed for this worker: its free slots plus room in its reserve. */
+  /**
+   * How many more tasks may be claimed for this worker: its free slots plus
+   * room in its reserve. Suspended runs hold no slot unless they asked for
+   * one back.
+   */
   free(): number {
-    return Math.max(0, this.#slots + this.reserveCap() - this.#leases.size);
+    const busy = this.#leases.size - this.#suspended.size + this.#resumeAsks.size;
+    return Math.max(0, this.#slots + this.reserveCap() - busy);
   }
 
-  /** Slots the worker has free now: runs sent minus runs reported. */
+  /** Slots the worker has free now: runs sent minus runs reported, less the suspended ones. */
   freeSlots(): number {
-    return Math.max(0, this.#slots - this.#sent.size);
+    return Math.max(0, this.#slots - (this.#sent.size - this.#suspended.size));
+  }
+
+  /** Runs whose handler waits on a group it spawned, with their slot given back. */
+  get suspendedCount(): number {
+    return this.#suspended.size;
   }
 
   reserveCap(): number {
@@ -192,8 +218,10 @@ export class Session {
   overdue(now: number, graceMs: number): { run: Readonly<SentRun>; limit: RunLimit }[] {
     const out: { run: Readonly<SentRun>; limit: RunLimit }[] = [];
     const o = { graceMs, watchProgress: this.#leaseReports };
+    // A handler waiting on its children cannot heartbeat: only timeoutMs runs on.
+    const waiting = { graceMs, watchProgress: false };
     for (const run of this.#sent.values()) {
-      const d = runDeadline(run, run.limits, o);
+      const d = runDeadline(run, run.limits, this.#suspended.has(run.taskId) ? waiting : o);
       if (d !== null && now >= d.at) out.push({ run, limit: d.limit });
     }
     return out;
@@ -276,7 +304,7 @@ export class Session {
     this.#labels = new Set(a.labels);
     this.#leaseReports = a.leaseReports;
     for (const [taskId, r] of [...this.#sent]) {
-      if (held.get(taskId) !== r.attempt) this.#sent.delete(taskId);
+      if (held.get(taskId) !== r.attempt) this.#unsend(taskId);
       // The hello listed it: received, whatever frame of the old connection it came in.
       else r.frame = 0;
     }
@@ -330,7 +358,7 @@ export class Session {
   reported(taskId: number, now: number): void {
     const r = this.#sent.get(taskId);
     if (r === undefined) return;
-    this.#sent.delete(taskId);
+    this.#unsend(taskId);
     const ms = Math.max(0, now - r.sentAt);
     this.#avgRunMs = this.#avgRunMs === null ? ms : this.#avgRunMs * 0.9 + ms * 0.1;
   }
@@ -347,14 +375,68 @@ export class Session {
    * requeue commits. Does not count toward the average run time.
    */
   expire(taskId: number): void {
+    this.#unsend(taskId);
+  }
+
+  /** A run leaves `sent`: it is not suspended any more either, and its resume ask is dropped. */
+  #unsend(taskId: number): void {
     this.#sent.delete(taskId);
+    this.#suspended.delete(taskId);
+    this.#resumeAsks.delete(taskId);
+  }
+
+  /**
+   * The run's handler waits on a group it spawned: its slot is free. False
+   * (nothing changes, the run keeps its slot) when this session did not
+   * send that attempt, or `cap` runs are suspended already. A repeat (after
+   * a reconnect) of a suspend it has is true.
+   */
+  suspend(taskId: number, attempt: number, cap: number): boolean {
+    if (this.#sent.get(taskId)?.attempt !== attempt) return false;
+    if (this.#suspended.has(taskId)) return true;
+    if (this.#suspended.size >= cap) return false;
+    this.#suspended.add(taskId);
+    return true;
+  }
+
+  /**
+   * The suspended run's wait ended: it asks for a slot back. `granted` when
+   * it holds one now (a free slot, or it never gave its slot up), `queued`
+   * until grantResumes() gives it one, `stale` when this session does not
+   * hold that attempt. Asks wait oldest first, ahead of any run not sent yet.
+   */
+  askResume(ask: ResumeAsk, now: number): 'granted' | 'queued' | 'stale' {
+    const r = this.#sent.get(ask.taskId);
+    if (r?.attempt !== ask.attempt) return 'stale';
+    if (!this.#suspended.has(ask.taskId)) return 'granted';
+    this.#resumeAsks.delete(ask.taskId);
+    this.#resumeAsks.set(ask.taskId, ask);
+    return this.grantResumes(now).some((g) => g.taskId === ask.taskId) ? 'granted' : 'queued';
+  }
+
+  /**
+   * Gives free slots to the suspended runs that asked for one, oldest ask
+   * first; returns those granted (each to answer `resumed`). Its heartbeat
+   * clock starts again: a waiting handler could not beat.
+   */
+  grantResumes(now: number): ResumeAsk[] {
+    const granted: ResumeAsk[] = [];
+    for (const ask of this.#resumeAsks.values()) {
+      if (this.freeSlots() === 0) break;
+      this.#resumeAsks.delete(ask.taskId);
+      this.#suspended.delete(ask.taskId);
+      const r = this.#sent.get(ask.taskId);
+      if (r !== undefined) r.progressAt = Math.max(r.progressAt, now);
+      granted.push(ask);
+    }
+    return granted;
   }
 
   /** The lease ended (committed, failed, requeued, revoked): forget it everywhere. `finished`: a run that came to its end. */
   forget(taskId: number, finished = false): void {
     if (finished && this.#leases.has(taskId)) this.#tasksDone++;
     this.#leases.delete(taskId);
-    this.#sent.delete(taskId);
+    this.#unsend(taskId);
     if (!this.#reservedIds.delete(taskId)) return;
     const i = this.#reserve.findIndex((c) => c.taskId === taskId);
     if (i >= 0) this.#reserve.splice(i, 1);
@@ -411,7 +493,8 @@ export class Session {
       health: this.health(now, o),
       connected: this.#link !== null,
       slots: this.#slots,
-      running: this.#sent.size,
+      running: this.#sent.size - this.#suspended.size,
+      waiting: this.#suspended.size,
       labels: [...this.#labels],
       handlers: [...this.#handlers],
       lastSeenAgoMs: Math.max(0, now - this.#lastSeenAt),
@@ -477,7 +560,13 @@ export class Sessions {
    */
   bury(s: Session, now: number, o: LivenessOptions): void {
     this.remove(s.workerId);
-    const view = { ...s.view(now, o), health: 'dead' as const, connected: false, running: 0 };
+    const view = {
+      ...s.view(now, o),
+      health: 'dead' as const,
+      connected: false,
+      running: 0,
+      waiting: 0,
+    };
     this.dead.push({ view, lastSeenAt: s.lastSeenAt, deadAt: now });
     if (this.dead.length > DEAD_SHOWN) this.dead.splice(0, this.dead.length - DEAD_SHOWN);
   }

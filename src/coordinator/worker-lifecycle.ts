@@ -14,7 +14,7 @@ import { PROTOCOL_VERSION, type Hello, type RunRef, type Welcome } from '../prot
 import type { ClaimedTask, RevokedRun } from '../store/store.js';
 import type { Engine } from './engine.js';
 import type { ResolvedCoordinatorOptions } from './options.js';
-import { Session, Sessions, newToken, newWorkerId, type Link } from './sessions.js';
+import { Session, Sessions, newToken, newWorkerId, type Link, type ResumeAsk } from './sessions.js';
 import type { CoordinatorEvents, Emitter } from './emitter.js';
 import { scoped } from './facts.js';
 import { failRun } from './worker-runs.js';
@@ -69,10 +69,32 @@ export class WorkerLifecycle {
     this.pump(s);
   }
 
-  /** Sends reserved runs while the worker has free slots. */
+  /**
+   * The run's handler waits on a group it spawned: its slot goes to the
+   * worker's next reserved run or a new one. Not taken past
+   * maxSuspendedPerWorker, or for a run this worker does not hold.
+   */
+  suspend(s: Session, taskId: number, attempt: number): void {
+    if (!holdsLease(this.engine.leases.get(taskId), attempt, s.workerId)) return;
+    if (!s.suspend(taskId, attempt, this.o.maxSuspendedPerWorker)) return;
+    this.pump(s);
+    this.engine.markDispatch();
+  }
+
+  /** A suspended run's wait ended: `resumed` once it has a slot (now, or when the next frees). */
+  askResume(s: Session, m: ResumeAsk): void {
+    // The message itself carries `t: 'resume'`: only its reference is kept and echoed.
+    const ask = { taskId: m.taskId, attempt: m.attempt, seq: m.seq };
+    const answer = s.askResume(ask, this.o.now());
+    if (answer === 'granted') s.send({ t: 'resumed', ...ask, ok: true });
+    else if (answer === 'stale') s.send({ t: 'resumed', ...ask, ok: false, code: 'stale_attempt' });
+  }
+
+  /** Gives free slots to suspended runs that asked for one, then sends reserved runs while slots are free. */
   private pump(s: Session): void {
     if (s.link === null) return;
     const now = this.o.now();
+    for (const ask of s.grantResumes(now)) s.send({ t: 'resumed', ...ask, ok: true });
     while (s.reserve.length > 0 && s.freeSlots() > 0) {
       const c = s.nextReserved()!;
       if (!holdsLease(this.engine.leases.get(c.taskId), c.attempt, s.workerId)) continue;
@@ -249,14 +271,15 @@ export class WorkerLifecycle {
   /**
    * Why a beat's lease report cannot be true, or null: it counts frames
    * never sent on this connection, or lists more runs than any worker can
-   * hold (twice the slot cap). Each listed run may cost a revoke.
+   * hold (twice the slot cap, plus the runs it may have suspended). Each
+   * listed run may cost a revoke.
    */
   impossibleBeat(link: Link, frames: number, held: number): string | null {
     if (frames > link.framesSent)
       return `beat.frames ${frames} counts more frames than were sent on this connection (${link.framesSent})`;
-    const most = 2 * this.o.maxWorkerSlots;
+    const most = 2 * this.o.maxWorkerSlots + this.o.maxSuspendedPerWorker;
     if (held > most)
-      return `beat.held lists ${held} runs; a worker holds at most ${most} (2 x maxWorkerSlots)`;
+      return `beat.held lists ${held} runs; a worker holds at most ${most} (2 x maxWorkerSlots + maxSuspendedPerWorker)`;
     return null;
   }
 

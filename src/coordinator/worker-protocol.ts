@@ -173,6 +173,12 @@ export class WorkerProtocol {
       case 'progress':
         s.progressed(m.taskId, m.attempt, this.o.now());
         return;
+      case 'suspend':
+        this.life.suspend(s, m.taskId, m.attempt);
+        return;
+      case 'resume':
+        this.life.askResume(s, m);
+        return;
       case 'drain':
         this.life.startDrain(s);
         return;

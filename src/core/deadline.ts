@@ -11,6 +11,13 @@ export const DEFAULT_TIMEOUT_GRACE_MS = 5_000;
 /** Most slots one worker is granted, whatever its hello announces. */
 export const DEFAULT_MAX_WORKER_SLOTS = 1024;
 
+/**
+ * Most runs of one worker that wait on their children with their slot
+ * given back (a suspend past it is not taken: the run keeps its slot).
+ * Bounds the leases one session holds: slots + reserve + this.
+ */
+export const DEFAULT_MAX_SUSPENDED_PER_WORKER = 10_000;
+
 /** What the coordinator knows of one run it sent. */
 export interface RunClock {
   /** When the run was sent to the worker (moved forward by the coordinator's stalls). */

@@ -266,6 +266,11 @@ export const WorkerView = Type.Object({
   connected: Type.Boolean(),
   slots: Type.Integer({ minimum: 0 }),
   running: Type.Integer({ minimum: 0 }),
+  waiting: Type.Integer({
+    minimum: 0,
+    description:
+      'Runs whose handler waits on a group it spawned, with its slot given back (not counted in running).',
+  }),
   labels: Type.Array(Type.String()),
   handlers: Type.Array(Type.String()),
   lastSeenAgoMs: Type.Integer({ minimum: 0 }),

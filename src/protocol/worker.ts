@@ -218,6 +218,36 @@ export const Progress = Type.Object(
 );
 export type Progress = Static<typeof Progress>;
 
+/**
+ * The run's handler waits on a group it spawned (a handle's wait,
+ * waitSettled or results): its slot is free for other runs until it asks
+ * to `resume`. Not answered: a suspend the coordinator does not take (past
+ * its maxSuspendedPerWorker, or for a run this session does not hold)
+ * leaves the run holding its slot, and its `resume` is granted at once.
+ */
+export const Suspend = Type.Object(
+  { t: Type.Literal('suspend'), taskId: TaskId, attempt: Attempt },
+  { additionalProperties: false },
+);
+export type Suspend = Static<typeof Suspend>;
+
+/**
+ * The wait of a suspended run ended: it asks for a slot back before its
+ * handler goes on. Answered `resumed` (same seq) once it holds one: at
+ * once when a slot is free, else ahead of any new run when the next frees.
+ */
+export const Resume = Type.Object(
+  {
+    t: Type.Literal('resume'),
+    taskId: TaskId,
+    attempt: Attempt,
+    /** Per-run counter, echoed in `resumed`. */
+    seq: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type Resume = Static<typeof Resume>;
+
 /** The worker hands a run back unfinished (drain timeout): it goes back to pending at once. */
 export const Release = Type.Object(
   { t: Type.Literal('release'), taskId: TaskId, attempt: Attempt },
@@ -238,6 +268,8 @@ export const WorkerMessage = Type.Union([
   Add,
   Spawn,
   GroupCall,
+  Suspend,
+  Resume,
   Progress,
   Release,
   Drain,
@@ -363,6 +395,20 @@ export interface GroupReply {
   message?: string;
 }
 
+/**
+ * The answer to `resume`: ok, the run holds a slot again and its handler
+ * goes on. Not ok (code stale_attempt): this session does not hold the run
+ * any more (a revoke says why).
+ */
+export interface Resumed {
+  t: 'resumed';
+  taskId: number;
+  attempt: number;
+  seq: number;
+  ok: boolean;
+  code?: string;
+}
+
 /** Abort this run: its signal fires. The worker sends nothing more about it. */
 export interface Revoke {
   t: 'revoke';
@@ -392,6 +438,7 @@ export type CoordinatorMessage =
   | Added
   | Spawned
   | GroupReply
+  | Resumed
   | Revoke
   | CoordinatorBeat
   | ProtocolErrorMessage;

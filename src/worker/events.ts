@@ -5,6 +5,10 @@ export interface WorkerEvents {
   done: { taskId: number; attempt: number; ok: boolean };
   /** The coordinator answered a report: committed (this run's result is the result), already_final or stale. */
   ack: { taskId: number; attempt: number; status: 'committed' | 'already_final' | 'stale' };
+  /** The run's handler waits on a group it spawned and gave its slot back. */
+  suspended: { taskId: number; attempt: number };
+  /** Its wait ended and the coordinator gave it a slot again: the handler goes on. */
+  resumed: { taskId: number; attempt: number };
   revoked: { taskId: number; attempt: number; reason: string };
   disconnected: { url: string; code: number; reason: string };
   stopped: Record<string, never>;

@@ -26,6 +26,14 @@ export interface WorkerOptions {
   token?: string;
   /** How long drain() lets running handlers finish before releasing them. Default 30000. */
   drainTimeoutMs?: number;
+  /**
+   * Handlers that wait on a group they spawned (a handle's wait,
+   * waitSettled or results) give their slot back while they wait, at most
+   * this many at once; past it a waiting handler keeps its slot. Bounds the
+   * memory of waiting handlers. 0: waiting handlers always keep their slot.
+   * Default 10000.
+   */
+  maxSuspended?: number;
   /** First reconnect delay. Default 100. */
   reconnectMinMs?: number;
   /** Largest reconnect delay. Default 1000: well inside the coordinator's resume grace (deadAfterMs, 2 s), so a worker is back in time after a coordinator restart. */
@@ -43,6 +51,7 @@ export interface ResolvedWorkerOptions {
   labels: readonly string[];
   token: string | null;
   drainTimeoutMs: number;
+  maxSuspended: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
   logger: Logger;
@@ -51,6 +60,7 @@ export interface ResolvedWorkerOptions {
 export const DEFAULT_WORKER_OPTIONS = Object.freeze({
   concurrency: 10,
   drainTimeoutMs: 30_000,
+  maxSuspended: 10_000,
   reconnectMinMs: 100,
   reconnectMaxMs: 1_000,
 });
@@ -126,6 +136,7 @@ export function resolveWorkerOptions(o: WorkerOptions): ResolvedWorkerOptions {
       0,
       2 ** 31 - 1,
     ),
+    maxSuspended: checkInteger('maxSuspended', o.maxSuspended ?? d.maxSuspended, 0, 50_000),
     reconnectMinMs: checkInteger(
       'reconnectMinMs',
       o.reconnectMinMs ?? d.reconnectMinMs,

@@ -1,6 +1,6 @@
 import { RegroupError, isErrorCode } from '../core/errors.js';
-import type { Added, Saved, Spawned } from '../protocol/worker.js';
-import type { Encoded } from './wire.js';
+import type { Added, Resumed, Saved, Spawned } from '../protocol/worker.js';
+import { encode, type Encoded } from './wire.js';
 
 /** What an add resolves with: the tasks first..first+count-1 of the group. */
 export interface TaskAdded {
@@ -9,8 +9,15 @@ export interface TaskAdded {
   count: number;
 }
 
-type Kind = 'checkpoint' | 'add' | 'spawn';
-type Answer = Saved | Added | Spawned;
+type Kind = 'checkpoint' | 'add' | 'spawn' | 'resume';
+type Answer = Saved | Added | Spawned | Resumed;
+
+const KIND_OF: Record<Answer['t'], Kind> = {
+  saved: 'checkpoint',
+  added: 'add',
+  spawned: 'spawn',
+  resumed: 'resume',
+};
 
 interface Pending {
   kind: Kind;
@@ -46,7 +53,8 @@ function refusal(what: string, m: Answer): RegroupError {
 
 /**
  * The messages of runs that wait for an answer: checkpoints (answered
- * `saved`), adds (answered `added`) and spawns (answered `spawned`), keyed by
+ * `saved`), adds (answered `added`), spawns (answered `spawned`) and the
+ * resumes of suspended runs (answered `resumed`), keyed by
  * kind and (taskId, attempt, seq). Each is sent again after a resumed
  * reconnect and when its answer is overdue (a checkpoint repeated is written
  * again, an add or a spawn repeated is answered by its key), and rejected
@@ -103,6 +111,18 @@ export class PendingReplies {
     return { encoded, spawned };
   }
 
+  /** A suspended run asks for its slot back; resolves once the coordinator granted one. */
+  resume(ref: { taskId: number; attempt: number; seq: number }): {
+    encoded: Encoded;
+    resumed: Promise<void>;
+  } {
+    const encoded = encode({ t: 'resume', ...ref });
+    const resumed = this.#wait('resume', ref, encoded).then((m) => {
+      if (!m.ok) throw refusal('did not give a slot back to the waiting handler', m);
+    });
+    return { encoded, resumed };
+  }
+
   #wait(
     kind: Kind,
     ref: { taskId: number; attempt: number; seq: number },
@@ -120,10 +140,9 @@ export class PendingReplies {
     });
   }
 
-  /** Settles what `saved`, `added` or `spawned` answers; returns false when nothing was waiting for it. */
+  /** Settles what `saved`, `added`, `spawned` or `resumed` answers; returns false when nothing was waiting for it. */
   settle(m: Answer): boolean {
-    const kind: Kind = m.t === 'saved' ? 'checkpoint' : m.t === 'added' ? 'add' : 'spawn';
-    const k = key(kind, m.taskId, m.attempt, m.seq);
+    const k = key(KIND_OF[m.t], m.taskId, m.attempt, m.seq);
     const p = this.#pending.get(k);
     if (p === undefined) return false;
     this.#pending.delete(k);

@@ -168,6 +168,14 @@ export class ActiveRun {
   nextSpawnAutoKey = 0;
   /** Next call seq of this run's handles. */
   nextCallSeq = 0;
+  /** Waits on spawned groups in progress (a handle's waitSettled, a results() page). */
+  waits = 0;
+  /** The coordinator was told this run's slot is free (suspend) and has not given one back yet. */
+  suspended = false;
+  /** The resume asked for and not granted yet; the waits that end meanwhile await it too. */
+  resuming: Promise<void> | null = null;
+  /** Next resume seq of this run (matches `resumed` to its `resume`). */
+  nextResumeSeq = 0;
   /** The handler has returned (or thrown): ctx.add and ctx.spawn are refused from then on. */
   returned = false;
   /** Adds and spawns sent and not answered yet: the run's report waits for them. */

@@ -105,6 +105,13 @@ export function problemOf(m: unknown): string | null {
         (m.message === undefined || isStr(m.message))
         ? null
         : 'group_reply needs taskId, attempt, seq, ok';
+    case 'resumed':
+      return hasRef(m) &&
+        isNonNegInt(m.seq) &&
+        typeof m.ok === 'boolean' &&
+        (m.code === undefined || isStr(m.code))
+        ? null
+        : 'resumed needs taskId, attempt, seq, ok';
     case 'revoke':
       return hasRef(m) &&
         ['canceled', 'stale', 'lost', 'timeout'].includes(m.reason as string) &&

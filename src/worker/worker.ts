@@ -9,9 +9,9 @@ import {
   type Welcome,
   type WireTaskError,
 } from '../protocol/worker.js';
-import { Group } from '../client/group.js';
 import { prepareAdd } from './add.js';
 import { GroupCalls, HANDLE_CLIENT_OPTIONS } from './group-calls.js';
+import { SpawnedHandle, isLongPoll } from './handle.js';
 import { PendingReplies, type TaskAdded } from './replies.js';
 import { prepareSpawn } from './spawn.js';
 import { CoordinatorLink } from './link.js';
@@ -81,8 +81,12 @@ export class Worker implements RunHost {
   readonly #link: CoordinatorLink;
   readonly #runs = new Map<string, ActiveRun>();
   readonly #outbox = new Outbox();
-  /** Checkpoints, adds and spawns waiting for their answer. */
+  /** Checkpoints, adds, spawns and resumes waiting for their answer. */
   readonly #replies = new PendingReplies();
+  /** Runs whose handler waits on a spawned group with its slot given back (suspend sent, no `resumed` yet). */
+  readonly #suspended = new Set<ActiveRun>();
+  /** maxSuspended was reached and said so in the log; said again after it went under. */
+  #suspendCapLogged = false;
   /** The calls of spawned groups' handles waiting for their answer. */
   readonly #calls = new GroupCalls({
     send: (m) => this.#send(m),
@@ -234,6 +238,7 @@ export class Worker implements RunHost {
       case 'saved':
       case 'added':
       case 'spawned':
+      case 'resumed':
         if (!this.#replies.settle(m)) this.#log('debug', `${m.t} for nothing pending`, m);
         return;
       case 'group_reply':
@@ -268,7 +273,10 @@ export class Worker implements RunHost {
         slots: w.slots,
       });
     if (w.resumed) {
-      // Adds, spawns and checkpoints first: an add goes before any report of its run.
+      // Suspends first: a resume asked again must find its run suspended (the
+      // coordinator may have lost that), then adds, spawns, checkpoints and
+      // resumes: an add goes before any report of its run.
+      for (const run of this.#suspended) this.#send(encode({ t: 'suspend', ...run.ref }));
       for (const c of this.#replies.messages()) this.#send(c);
       for (const c of this.#calls.messages()) this.#send(c);
       for (const e of this.#outbox.entries()) this.#send(e.encoded);
@@ -293,6 +301,7 @@ export class Worker implements RunHost {
       });
     }
     this.#runs.clear();
+    this.#suspended.clear();
     this.#outbox.clear();
     this.#replies.rejectAll(lost);
     this.#calls.rejectAll(lost);
@@ -311,7 +320,8 @@ export class Worker implements RunHost {
     }
     if (this.#state === 'draining') this.#log('info', 'a run arrived while draining; running it');
     const slots = this.#session?.slots ?? this.options.concurrency;
-    if (this.#runs.size >= slots) {
+    // Suspended runs wait on their children and hold no slot.
+    if (this.#runs.size - this.#suspended.size >= slots) {
       // More than the granted slots at once: handed back unrun, requeued without counting.
       this.#log('warn', 'a run arrived with every slot busy; released it', {
         taskId: m.taskId,
@@ -355,6 +365,7 @@ export class Worker implements RunHost {
     const run = this.#runs.get(runKey(m.taskId, m.attempt));
     const had = this.#outbox.remove(m.taskId, m.attempt) || run !== undefined;
     this.#runs.delete(runKey(m.taskId, m.attempt));
+    if (run !== undefined) this.#suspended.delete(run);
     run?.end(reason);
     this.#replies.rejectRun(m.taskId, m.attempt, reason);
     this.#calls.rejectRun(m.taskId, m.attempt, reason);
@@ -376,6 +387,7 @@ export class Worker implements RunHost {
   finish(run: ActiveRun, end: RunEnd): void {
     try {
       this.#runs.delete(runKey(run.ref.taskId, run.ref.attempt));
+      this.#suspended.delete(run);
       this.#calls.rejectRun(run.ref.taskId, run.ref.attempt, endedError(run));
       const entry = end.ok
         ? this.#outbox.put({
@@ -493,19 +505,86 @@ export class Worker implements RunHost {
     const { encoded, spawned } = this.#replies.spawn(ref, head, inputsJson);
     this.#send(encoded);
     const groupId = await spawned;
-    return new Group(
+    const whileWaiting = <T>(wait: () => Promise<T>): Promise<T> => this.#whileWaiting(run, wait);
+    const call = (
+      req: Parameters<GroupCalls['call']>[1],
+      retry: Parameters<GroupCalls['call']>[2],
+    ): Promise<unknown> =>
+      this.#calls.call({ taskId, attempt, seq: run.nextCallSeq++ }, req, retry);
+    return new SpawnedHandle(
       {
         transport: {
-          call: <T>(
-            req: Parameters<GroupCalls['call']>[1],
-            retry: Parameters<GroupCalls['call']>[2],
-          ) =>
-            this.#calls.call({ taskId, attempt, seq: run.nextCallSeq++ }, req, retry) as Promise<T>,
+          // results()'s long polls wait with the slot given back, page by page.
+          call: <T>(...a: Parameters<typeof call>) =>
+            (isLongPoll(a[0]) ? whileWaiting(() => call(...a)) : call(...a)) as Promise<T>,
         },
         options: HANDLE_CLIENT_OPTIONS,
       },
       groupId,
+      whileWaiting,
     );
+  }
+
+  /**
+   * Runs a wait of `run`'s handler on a group it spawned with the run's slot
+   * given back (`suspend`), so other runs (its children too) use it; before
+   * the handler goes on, the slot is asked back (`resume`) and the wait ends
+   * once the coordinator granted it. Past maxSuspended the run keeps its
+   * slot while it waits. A run that ends meanwhile takes no slot back.
+   */
+  async #whileWaiting<T>(run: ActiveRun, wait: () => Promise<T>): Promise<T> {
+    this.#suspend(run);
+    run.waits++;
+    try {
+      return await wait();
+    } finally {
+      run.waits--;
+      await this.#resume(run);
+    }
+  }
+
+  #suspend(run: ActiveRun): void {
+    if (run.suspended || run.ended || !this.#runs.has(runKey(run.ref.taskId, run.ref.attempt)))
+      return;
+    if (this.#suspended.size >= this.options.maxSuspended) {
+      if (!this.#suspendCapLogged)
+        this.#log(
+          'warn',
+          'maxSuspended reached: handlers that wait on their children keep their slots',
+          {
+            maxSuspended: this.options.maxSuspended,
+          },
+        );
+      this.#suspendCapLogged = true;
+      return;
+    }
+    if (this.#suspended.size < this.options.maxSuspended / 2) this.#suspendCapLogged = false;
+    run.suspended = true;
+    this.#suspended.add(run);
+    this.#send(encode({ t: 'suspend', ...run.ref }));
+    this.#events.emit('suspended', { ...run.ref });
+  }
+
+  /** The handler is about to go on: its slot back first (one resume, whichever wait of it ended first). */
+  async #resume(run: ActiveRun): Promise<void> {
+    if (!run.suspended || run.ended) return;
+    if (run.resuming === null) {
+      const { encoded, resumed } = this.#replies.resume({ ...run.ref, seq: run.nextResumeSeq++ });
+      run.resuming = resumed.then(
+        () => {
+          run.suspended = false;
+          run.resuming = null;
+          this.#suspended.delete(run);
+          this.#events.emit('resumed', { ...run.ref });
+        },
+        (e: unknown) => {
+          run.resuming = null;
+          throw e;
+        },
+      );
+      this.#send(encoded);
+    }
+    await run.resuming;
   }
 
   // ---- leaving ---------------------------------------------------------------
@@ -526,6 +605,7 @@ export class Worker implements RunHost {
     );
     for (const [key, run] of this.#runs) {
       this.#runs.delete(key);
+      this.#suspended.delete(run);
       run.end(released);
       this.#replies.rejectRun(run.ref.taskId, run.ref.attempt, released);
       this.#calls.rejectRun(run.ref.taskId, run.ref.attempt, released);
@@ -561,6 +641,7 @@ export class Worker implements RunHost {
     this.#state = 'stopped';
     const runs = [...this.#runs.values()];
     this.#runs.clear();
+    this.#suspended.clear();
     for (const run of runs) run.end(reason);
     this.#replies.rejectAll(reason);
     this.#calls.rejectAll(reason);

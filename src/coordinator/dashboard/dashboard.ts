@@ -354,6 +354,7 @@ export class Dashboard {
         slots: v.slots,
         // Judged dead, not declared yet (the next sweep does): its runs are lost, its slots not in use.
         running: v.health === 'dead' ? 0 : v.running,
+        waiting: v.health === 'dead' ? 0 : v.waiting,
         tasksDone: v.tasksDone,
         heartbeatAgoMs: v.lastSeenAgoMs,
         deadAt: null,

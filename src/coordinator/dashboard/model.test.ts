@@ -31,6 +31,7 @@ const worker = (id: string, name: string, running = 0): WorkerRow => ({
   connected: true,
   slots: 4,
   running,
+  waiting: 0,
   tasksDone: 0,
   heartbeatAgoMs: 10,
   deadAt: null,

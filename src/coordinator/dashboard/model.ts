@@ -20,6 +20,8 @@ export interface WorkerRow {
   connected: boolean;
   slots: number;
   running: number;
+  /** Runs whose handler waits on a group it spawned, with its slot given back (not in running). */
+  waiting: number;
   tasksDone: number;
   heartbeatAgoMs: number;
   /** When it was declared dead; null for a live session. */
@@ -211,6 +213,7 @@ export class DashboardModel {
       connected: false,
       slots: live?.slots ?? 0,
       running: 0,
+      waiting: 0,
       tasksDone: live?.tasksDone ?? 0,
       heartbeatAgoMs: live?.heartbeatAgoMs ?? 0,
       deadAt: d.at,

@@ -140,7 +140,9 @@ function updateWorkerRow(tr, w) {
   setText(name, w.name); setAttr(name, 'title', w.workerId);
   setBadge(state.firstChild, w.health);
   setText(beat, w.deadAt !== null ? 'dead ' + secs(serverNow() - w.deadAt) + ' ago' : secs(w.heartbeatAgoMs + (Date.now() - S.recvAt)));
-  setText(slots, (dead ? 0 : w.running) + ' / ' + w.slots);
+  // Handlers waiting on their children hold no slot: shown beside the slots in use.
+  const waiting = !dead && w.waiting > 0 ? ' + ' + w.waiting + ' waiting' : '';
+  setText(slots, (dead ? 0 : w.running) + ' / ' + w.slots + waiting);
   setText(done, w.tasksDone);
 }
 
