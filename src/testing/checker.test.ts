@@ -18,6 +18,8 @@ import {
   type FaultKind,
   type HistoryLine,
   type RunAck,
+  type RunAdd,
+  type RunSpawn,
   type WaitOk,
 } from './history.js';
 import type { EventView, GroupView, TaskView } from '../protocol/http.js';
@@ -25,10 +27,20 @@ import { DEFAULT_TASK_OPTIONS } from '../core/types.js';
 
 const SEED = 4242;
 
-/** Tasks of the tests double their input. */
-const expected = (handler: string, input: unknown): unknown =>
-  handler === 'double' ? (input as number) * 2 : undefined;
-const options = { expected };
+/**
+ * Tasks of the tests double their input (`double`, and `crawl`, whose tasks
+ * add to their group); a `sum` task spawns a group of `double` over its input
+ * and returns the sum of their results.
+ */
+const expected = (handler: string, input: unknown): unknown => {
+  if (handler === 'double' || handler === 'crawl') return (input as number) * 2;
+  if (handler === 'sum') return (input as number[]).reduce((a, x) => a + x * 2, 0);
+  return undefined;
+};
+/** A crawl's root input n grows its group to n + 3 tasks (see `trees`). */
+const expectedTasks = (handler: string, inputs: readonly unknown[]): number | undefined =>
+  handler === 'crawl' ? inputs.reduce<number>((n, x) => n + (x as number) + 3, 0) : undefined;
+const options = { expected, expectedTasks };
 
 type Dist<T> = T extends unknown ? Omit<T, 't' | 'proc'> : never;
 
@@ -46,10 +58,17 @@ class Run {
   }
 
   /** A client submits `inputs` under `key`; the group and its pending tasks exist. */
-  submit(proc: string, key: string, groupId: string, inputs: number[], firstTaskId: number): this {
-    this.add(proc, { type: 'submit.invoke', key, handler: 'double', inputs });
+  submit(
+    proc: string,
+    key: string,
+    groupId: string,
+    inputs: unknown[],
+    firstTaskId: number,
+    handler = 'double',
+  ): this {
+    this.add(proc, { type: 'submit.invoke', key, handler, inputs });
     this.add(proc, { type: 'submit.ok', key, groupId });
-    this.final.groups.push(groupView(groupId, key, inputs.length));
+    this.final.groups.push(groupView(groupId, key, inputs.length, handler));
     inputs.forEach((_, index) =>
       this.final.tasks.push({
         taskId: firstTaskId + index,
@@ -150,6 +169,134 @@ class Run {
     return this.add(proc, { type: 'wait.ok', groupId, outcomes });
   }
 
+  nextTaskId(): number {
+    return Math.max(0, ...this.final.tasks.map((t) => t.taskId)) + 1;
+  }
+
+  /** New pending tasks of a group at its next indexes; returns the first index. */
+  private grow(groupId: string, n: number): number {
+    const g = this.group(groupId);
+    const first = g.total;
+    for (let k = 0; k < n; k++)
+      this.final.tasks.push({
+        taskId: this.nextTaskId(),
+        groupId,
+        index: first + k,
+        state: 'pending',
+        attempt: 0,
+      });
+    g.total += n;
+    return first;
+  }
+
+  /**
+   * A run of `taskId` adds `inputs` to its group under `key` (ctx.add): new
+   * tasks at the group's next indexes, or, for a key the task used before,
+   * nothing added and the first add's answer. `anew`: a broken coordinator
+   * that adds again under a used key.
+   */
+  addTasks(
+    proc: string,
+    taskId: number,
+    attempt: number,
+    key: string,
+    inputs: unknown[],
+    anew = false,
+  ): this {
+    const { groupId } = this.task(taskId);
+    const prev = this.lines.find(
+      (l): l is RunAdd => !anew && l.type === 'run.add' && l.taskId === taskId && l.key === key,
+    );
+    const first = prev ? prev.first : this.grow(groupId, inputs.length);
+    const count = prev ? prev.count : inputs.length;
+    return this.add(proc, {
+      type: 'run.add',
+      taskId,
+      attempt,
+      groupId,
+      key,
+      first,
+      count,
+      inputs,
+    });
+  }
+
+  /**
+   * A run of `taskId` spawns a group of `handler` over `inputs` under `key`
+   * (ctx.spawn): the group `childId`, sealed, its tasks pending; or, for a key
+   * the task used before, the first spawn's group. `anew`: a broken
+   * coordinator that makes a new group under a used key.
+   */
+  spawnGroup(
+    proc: string,
+    taskId: number,
+    attempt: number,
+    key: string,
+    handler: string,
+    inputs: unknown[],
+    childId: string,
+    anew = false,
+  ): this {
+    const { groupId } = this.task(taskId);
+    const prev = this.lines.find(
+      (l): l is RunSpawn => !anew && l.type === 'run.spawn' && l.taskId === taskId && l.key === key,
+    );
+    if (!prev) {
+      this.final.groups.push({
+        ...groupView(childId, null, 0, handler),
+        state: 'sealed',
+        finishedAt: null,
+        parent: { groupId, taskId },
+      });
+      this.grow(childId, inputs.length);
+    }
+    return this.add(proc, {
+      type: 'run.spawn',
+      taskId,
+      attempt,
+      groupId,
+      key,
+      childId: prev ? prev.childId : childId,
+      handler,
+      inputs,
+    });
+  }
+
+  /** The group becomes done now. */
+  finish(groupId: string): this {
+    this.t += 10;
+    Object.assign(this.group(groupId), { state: 'done', done: true, finishedAt: this.t });
+    return this;
+  }
+
+  /** A run's wait on its child group resolves: it reads the child as it is now. */
+  waited(proc: string, taskId: number, attempt: number, childId: string): this {
+    const tasks = this.final.tasks.filter((t) => t.groupId === childId);
+    const succeeded = tasks.filter((t) => t.state === 'succeeded').length;
+    return this.add(proc, {
+      type: 'run.waited',
+      taskId,
+      attempt,
+      childId,
+      total: tasks.length,
+      succeeded,
+    });
+  }
+
+  /** The task's result committed now (its finishedAt). */
+  committedNow(taskId: number): this {
+    this.task(taskId).finishedAt = this.t;
+    return this;
+  }
+
+  /** One whole run that commits `value`, finishing the task now. */
+  commitValue(proc: string, taskId: number, attempt: number, value: unknown): this {
+    return this.start(proc, taskId, attempt)
+      .end(proc, taskId, attempt, value)
+      .ack(proc, taskId, attempt, 'committed')
+      .committedNow(taskId);
+  }
+
   task(taskId: number): TaskView {
     const task = this.final.tasks.find((t) => t.taskId === taskId);
     assert.ok(task, `no task ${taskId}`);
@@ -170,10 +317,10 @@ function isEnd(l: HistoryLine, taskId: number, attempt: number, ok: boolean): bo
   return l.type === 'run.end' && l.taskId === taskId && l.attempt === attempt && l.ok === ok;
 }
 
-function groupView(id: string, key: string, total: number): GroupView {
+function groupView(id: string, key: string | null, total: number, handler = 'double'): GroupView {
   return {
     id,
-    handler: 'double',
+    handler,
     state: 'done',
     policy: 'collectAll',
     idempotencyKey: key,
@@ -381,6 +528,249 @@ void test('wait_unresolved: a group not done in the final state', () => {
   assert.ok(g1);
   Object.assign(g1, { done: false, state: 'sealed' });
   only(check(r.lines, r.final, options), 'wait_unresolved');
+});
+
+// ---- Trees: ctx.add and ctx.spawn
+
+/** One way a tree can go wrong (`trees` plays it in place of the right step). */
+type TreeFlaw =
+  | 'addAgain'
+  | 'overlap'
+  | 'extraTask'
+  | 'spawnAgain'
+  | 'extraChild'
+  | 'childMissing'
+  | 'parentEarly'
+  | 'childNotDone'
+  | 'groupEarly'
+  | 'shortRead'
+  | 'wrongSum';
+
+/**
+ * Trees appended to a run. A crawl (root input 1, so 4 tasks in the end):
+ * its root adds [2, 3] under the default key, fails on purpose, runs again,
+ * repeats that add (answered the same indexes) and adds [4] under "more";
+ * the group is done after the root commits. A sum: its parent spawns a
+ * child group of `double` over [1, 2], fails on purpose, runs again, is
+ * answered the same child for the same key, waits for the child to be done
+ * and commits 2 + 4 = 6. With a flaw, one step goes wrong.
+ */
+function trees(r: Run, flaw?: TreeFlaw): void {
+  const root = r.nextTaskId();
+  r.submit('client-1', 'k-grown', 'grown', [1], root, 'crawl');
+  r.start('worker-1', root, 1).addTasks('worker-1', root, 1, '#0', [2, 3]);
+  r.fail('worker-1', root, 1).ack('worker-1', root, 1, 'committed');
+  r.start('worker-2', root, 2).addTasks('worker-2', root, 2, '#0', [2, 3], flaw === 'addAgain');
+  if (flaw === 'overlap') {
+    // "more" answered the index #2, which "#0" already holds: no new task.
+    r.add('worker-2', {
+      type: 'run.add',
+      taskId: root,
+      attempt: 2,
+      groupId: 'grown',
+      key: 'more',
+      first: 2,
+      count: 1,
+      inputs: [4],
+    });
+  } else {
+    r.addTasks('worker-2', root, 2, 'more', [4]);
+  }
+  for (const t of r.final.tasks.filter((x) => x.groupId === 'grown' && x.index > 0)) {
+    const add = r.lines.find(
+      (l): l is RunAdd =>
+        l.type === 'run.add' &&
+        l.groupId === 'grown' &&
+        t.index >= l.first &&
+        t.index < l.first + l.count,
+    );
+    r.commitValue(
+      'worker-3',
+      t.taskId,
+      1,
+      (add?.inputs[t.index - (add?.first ?? 0)] as number) * 2,
+    );
+  }
+  if (flaw === 'extraTask') {
+    // A task no add accounts for (say, an add applied twice, the history seeing one answer).
+    const extra = r.nextTaskId();
+    r.final.tasks.push({ taskId: extra, groupId: 'grown', index: 4, state: 'pending', attempt: 0 });
+    r.group('grown').total += 1;
+    r.commitValue('worker-3', extra, 1, 6);
+  }
+  if (flaw === 'groupEarly') r.finish('grown');
+  r.end('worker-2', root, 2, 2).ack('worker-2', root, 2, 'committed').committedNow(root);
+  if (flaw !== 'groupEarly') r.finish('grown');
+  r.wait('client-1', 'grown');
+  if (flaw === 'shortRead') {
+    // The client read the group done before the root's adds: only the root.
+    const w = r.lines.at(-1);
+    if (w?.type === 'wait.ok') w.outcomes = w.outcomes.filter((o) => o.index === 0);
+  }
+
+  const parent = r.nextTaskId();
+  r.submit('client-1', 'k-tree', 'tree', [[1, 2]], parent, 'sum');
+  r.start('worker-1', parent, 1).spawnGroup('worker-1', parent, 1, '#0', 'double', [1, 2], 'child');
+  r.fail('worker-1', parent, 1).ack('worker-1', parent, 1, 'committed');
+  r.start('worker-2', parent, 2);
+  r.spawnGroup('worker-2', parent, 2, '#0', 'double', [1, 2], 'child2', flaw === 'spawnAgain');
+  const child = flaw === 'spawnAgain' ? 'child2' : 'child';
+  const leaves = r.final.tasks.filter((t) => t.groupId === child);
+  for (const t of leaves) {
+    if (flaw === 'childNotDone' && t.index === 1) continue;
+    r.commitValue('worker-3', t.taskId, 1, (t.index + 1) * 2);
+  }
+  if (flaw === 'extraChild') {
+    // A second child of the parent, answered to no spawn of it.
+    r.final.groups.push({
+      ...groupView('child3', null, 0, 'double'),
+      parent: { groupId: 'tree', taskId: parent },
+    });
+  }
+  if (flaw !== 'parentEarly' && flaw !== 'childNotDone') r.finish(child);
+  r.waited('worker-2', parent, 2, child);
+  const sum = flaw === 'wrongSum' ? 7 : 6;
+  r.end('worker-2', parent, 2, sum).ack('worker-2', parent, 2, 'committed').committedNow(parent);
+  if (flaw === 'parentEarly') r.finish(child);
+  if (flaw === 'childMissing') {
+    r.final.groups = r.final.groups.filter((g) => g.id !== child);
+    r.final.tasks = r.final.tasks.filter((t) => t.groupId !== child);
+  }
+  r.finish('tree').wait('client-1', 'tree');
+}
+
+/** A tree flaw played after a clean run with the usual trouble. */
+function flawed(flaw?: TreeFlaw): Report {
+  const r = clean();
+  trees(r, flaw);
+  return check(r.lines, r.final, options);
+}
+
+void test('trees: adds and spawns repeated by runs again, parents done after their children, pass', () => {
+  const report = flawed();
+  assert.equal(report.ok, true, formatReport(report));
+  assert.deepEqual(report.trees, {
+    grownGroups: 1,
+    adds: 2,
+    addedTasks: 3,
+    addsRepeated: 1,
+    childGroups: 1,
+    spawnsRepeated: 1,
+    waitedParents: 1,
+  });
+  assert.match(
+    formatReport(report),
+    /^grown groups \/ adds +1 \/ 2 \(3 tasks; 1 made again by a later attempt\)$/m,
+  );
+  assert.match(formatReport(report), /^child groups +1 \(1 spawns made again/m);
+  assert.match(formatReport(report), /^parents that waited +1$/m);
+});
+
+void test('added_twice: a run again of the adder is answered other indexes for the same key', () => {
+  const report = flawed('addAgain');
+  only(report, 'added_twice');
+  assert.match(
+    report.anomalies[0]?.detail ?? '',
+    /add "#0" to group grown was answered tasks #1\.\.#2 \(attempt 1, worker-1\) and tasks #3\.\.#4 \(attempt 2, worker-2\)/,
+  );
+  // The group's size gives it away too: 6 tasks where its submit and adds make 4.
+  assert.ok(report.anomalies.some((a) => /has 6 tasks, 1 made with it and 3 added/.test(a.detail)));
+  assert.ok(report.anomalies.some((a) => /grow to 4: a task was added twice/.test(a.detail)));
+});
+
+void test('added_twice: a group with a task no add accounts for', () => {
+  const report = flawed('extraTask');
+  only(report, 'added_twice');
+  assert.match(report.anomalies[0]?.detail ?? '', /has 5 tasks.*: 1 tasks no add accounts for/);
+});
+
+void test('added_twice: a run again of the parent is answered a new child for the same key', () => {
+  const report = flawed('spawnAgain');
+  only(report, 'added_twice');
+  assert.equal(report.counts.added_twice, 1);
+  assert.match(
+    report.anomalies[0]?.detail ?? '',
+    /spawn "#0" was answered 2 child groups: child \(attempt 1, worker-1\), child2 \(attempt 2, worker-2\)/,
+  );
+});
+
+void test('added_twice: a succeeded parent with a child group none of its spawns was answered', () => {
+  const report = flawed('extraChild');
+  only(report, 'added_twice');
+  assert.match(
+    report.anomalies[0]?.detail ?? '',
+    /succeeded with 2 child groups; child3 answered none of its spawns \("#0" -> child\)/,
+  );
+});
+
+void test('lost: two adds answered the same index; a spawned child missing', () => {
+  const overlap = flawed('overlap');
+  only(overlap, 'lost');
+  assert.match(overlap.anomalies[0]?.detail ?? '', /gave task #2 to two adds/);
+  const missing = flawed('childMissing');
+  only(missing, 'lost');
+  assert.ok(
+    missing.anomalies.some((a) => /child group child, missing from the final state/.test(a.detail)),
+    formatReport(missing),
+  );
+});
+
+void test('parent_done_early: a parent committed before its child group was done', () => {
+  const report = flawed('parentEarly');
+  only(report, 'parent_done_early');
+  assert.equal(report.counts.parent_done_early, 1);
+  assert.match(
+    report.anomalies[0]?.detail ?? '',
+    /read its child group child done .* it ended at t=/,
+  );
+});
+
+void test('parent_done_early: a parent committed with its child group never done', () => {
+  const report = flawed('childNotDone');
+  only(report, 'parent_done_early');
+  assert.match(report.anomalies[0]?.detail ?? '', /it is sealed in the final state/);
+});
+
+void test('parent_done_early: a grown group done before its adder finished, or read short', () => {
+  const early = flawed('groupEarly');
+  only(early, 'parent_done_early');
+  assert.equal(early.counts.parent_done_early, 1);
+  assert.match(
+    early.anomalies[0]?.detail ?? '',
+    /group grown became done at t=\d+, before its task/,
+  );
+  const short = flawed('shortRead');
+  only(short, 'parent_done_early');
+  assert.match(short.anomalies[0]?.detail ?? '', /read group grown done with 1 tasks .*; it has 4/);
+});
+
+void test('unexpected_result: a tree sum that is not the sum of its leaves', () => {
+  const report = flawed('wrongSum');
+  only(report, 'unexpected_result');
+  assert.match(report.anomalies[0]?.detail ?? '', /\(sum #0\) is 7, expected 6/);
+  // An added task and a child's task are judged by the inputs their add and spawn gave.
+  const r = clean();
+  trees(r);
+  const added = r.final.tasks.find((t) => t.groupId === 'grown' && t.index === 3);
+  const leaf = r.final.tasks.find((t) => t.groupId === 'child' && t.index === 1);
+  assert.ok(added && leaf);
+  added.value = 9;
+  leaf.value = 9;
+  for (const l of r.lines) {
+    if (l.type === 'wait.ok')
+      for (const o of l.outcomes) if (o.taskId === added.taskId) o.value = 9;
+    if (l.type === 'run.end' && (l.taskId === added.taskId || l.taskId === leaf.taskId))
+      l.value = 9;
+  }
+  const wrong = check(r.lines, r.final, options);
+  only(wrong, 'unexpected_result');
+  assert.deepEqual(
+    wrong.anomalies.map((a) => a.detail).sort(),
+    [
+      `task ${added.taskId} (crawl #3, added by task ${added.taskId - 3} under "more") is 9, expected 8`,
+      `task ${leaf.taskId} (double #1) is 9, expected 4`,
+    ].sort(),
+  );
 });
 
 // Defaults of `regroup server`: deadAfterMs 2000, closeGraceMs 500, timeoutGraceMs 5000. So a
@@ -652,7 +1042,7 @@ const planArb: fc.Arbitrary<Plan> = fc.record({
 });
 
 /** Plays a plan: tasks run one after another; each takes runs from the plan until one commits. */
-function simulate(plan: Plan): Run {
+function simulate(plan: Plan, withTrees = false): Run {
   const r = new Run();
   let taskId = 1;
   plan.groups.forEach((inputs, g) => {
@@ -678,6 +1068,7 @@ function simulate(plan: Plan): Run {
     }
   }
   plan.groups.forEach((_, g) => r.wait(`client-${g % 2}`, `g${g}`));
+  if (withTrees) trees(r);
   return r;
 }
 
@@ -771,6 +1162,13 @@ const injectors: Record<AnomalyKind, Injector[]> = {
       r.session('worker-8', 'w8').dead('w8', undefined, [at(r.final.tasks, pick).taskId]);
     },
   ],
+  added_twice: [
+    (r, pick) => trees(r, at(['addAgain', 'extraTask', 'spawnAgain', 'extraChild'] as const, pick)),
+  ],
+  parent_done_early: [
+    (r, pick) =>
+      trees(r, at(['parentEarly', 'childNotDone', 'groupEarly', 'shortRead'] as const, pick)),
+  ],
   ran_past_limit: [
     (r, pick) => {
       // A minute passes right after a run starts: nothing else was running then.
@@ -787,8 +1185,8 @@ const injectors: Record<AnomalyKind, Injector[]> = {
 
 void test('property: a simulated clean run always passes, with every interrupted run re-run', () => {
   fc.assert(
-    fc.property(planArb, (plan) => {
-      const r = simulate(plan);
+    fc.property(planArb, fc.boolean(), (plan, withTrees) => {
+      const r = simulate(plan, withTrees);
       const report = check(r.lines, r.final, options);
       assert.equal(report.ok, true, formatReport(report));
       const stops = r.lines.filter((l) => l.type === 'fault.start').length;

@@ -18,7 +18,12 @@
  * `lost`, never also `changed_after_read` or `wait_unresolved`):
  * - **lost**: an acknowledged group is missing from the final state, or has
  *   fewer tasks there than the inputs submitted under its key; or a result
- *   commit's task is missing or not `succeeded` in the final state.
+ *   commit's task is missing or not `succeeded` in the final state. Trees: a
+ *   child group a `run.spawn` was answered is missing, is not recorded as a
+ *   child of that task, or has fewer tasks than the spawn gave; a task a
+ *   `run.add` was answered is missing, or two adds of one group were answered
+ *   the same index; a grown group (below) has fewer tasks than its submit and
+ *   its adds.
  * - **committed_twice**: more than one result commit for one taskId (any
  *   attempts, any workers, the same run acked twice included); two final tasks
  *   sharing one `seq`; or one idempotency key acknowledged as two groups.
@@ -31,7 +36,11 @@
  *   differs from that task in the final state.
  * - **unexpected_result**: a succeeded task whose value is not
  *   `expected(handler, input)`, the input being the `submit.invoke` input of
- *   its group's key at its index. `expected` returning `undefined` skips it.
+ *   its group's key at its index, or for a child group that of the
+ *   `run.spawn` that made it, or for a task added by `ctx.add` that of the
+ *   `run.add` whose indexes hold it (so a tree's results are checked node by
+ *   node: a tree sum's root is the sum of its leaves). `expected` returning
+ *   `undefined` skips it.
  * - **wait_unresolved**: an acknowledged group with no `wait.ok` from any
  *   client, or that is present but not done in the final state.
  * - **healthy_declared_dead**: a `worker.dead` event of the coordinator's log
@@ -60,6 +69,28 @@
  *   A run with none of these is judged only if the final state shows it
  *   still running, up to the `harness.stop` line; nothing after that line
  *   is judged.
+ * - **added_twice** (trees: no child added twice):
+ *   - `ctx.add`: two `run.add` lines of one (task, key) answered other
+ *     indexes (any attempts); a group whose tasks all succeeded with more
+ *     tasks than its submit's (or its spawn's) inputs plus the counts of its
+ *     adds, one per (task, key); a client's group with more tasks than
+ *     `expectedTasks` says its inputs grow to.
+ *   - `ctx.spawn`: two `run.spawn` lines of one (task, key) answered
+ *     different child groups; a succeeded task with a child group in the
+ *     final state that none of its spawns was answered (its committed run
+ *     wrote every spawn of a deterministic handler, which spawns under the
+ *     same keys on every attempt).
+ * - **parent_done_early** (trees: parents done only after their children):
+ *   - a run read a child group ended (`run.waited`) that the final state
+ *     shows not ended, ended after the read, or with another number of
+ *     tasks; or the run committed (the task's `finishedAt`) before the
+ *     child ended (only the first of these, per read);
+ *   - a group that tasks added to (`run.add`) is done with a task not final
+ *     or finished after the group became done, with an add of the run that
+ *     committed its adder resolved after that, or a client's `wait.ok` of it
+ *     holding fewer tasks than the group has (one finding per group).
+ *   The times compared are the coordinator's (`finishedAt`) and the
+ *   workers' (`t`), from one machine's clock.
  *
  * Reassignment latency: for each `fault.start` of kind worker-kill or
  * worker-stop at t0 on `target` (a worker's proc name), the runs that proc
@@ -80,8 +111,11 @@ import type {
   FaultStart,
   HistoryLine,
   RunAck,
+  RunAdd,
   RunEnd,
+  RunSpawn,
   RunStart,
+  RunWaited,
   SubmitInvoke,
   WaitOk,
 } from './history.js';
@@ -101,6 +135,11 @@ export interface CheckOptions {
   expected: (handler: string, input: unknown) => unknown;
   /** The settings of the coordinator under test; each defaults to that of `regroup server`. */
   coordinator?: Partial<CoordinatorFigures>;
+  /**
+   * How many tasks a client's group must end with, its tasks growing it with
+   * `ctx.add` (a crawl's pages); `undefined` (or absent): not judged.
+   */
+  expectedTasks?: (handler: string, inputs: readonly unknown[]) => number | undefined;
 }
 
 /** What the death and run-limit checks need to know of the coordinator. */
@@ -132,6 +171,8 @@ export const ANOMALY_KINDS = [
   'wait_unresolved',
   'healthy_declared_dead',
   'ran_past_limit',
+  'added_twice',
+  'parent_done_early',
 ] as const;
 export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
 
@@ -166,7 +207,26 @@ export interface Report {
   reassignmentByKind: { 'worker-kill': Reassignment; 'worker-stop': Reassignment };
   /** What the death and run-limit checks looked at: `worker.dead` events, runs of tasks with a limit. */
   judged: { deaths: number; limitedRuns: number };
+  /** What the tree checks looked at. */
+  trees: TreeFigures;
   ok: boolean;
+}
+
+export interface TreeFigures {
+  /** Groups that tasks added to (`run.add`). */
+  grownGroups: number;
+  /** Adds, one per (task, key). */
+  adds: number;
+  /** Tasks added by them, one per (task, key). */
+  addedTasks: number;
+  /** Adds made again by a later attempt of their task (the same key), whose answers were compared. */
+  addsRepeated: number;
+  /** Child groups spawned, one per (task, key). */
+  childGroups: number;
+  /** Spawns made again by a later attempt of their task (the same key). */
+  spawnsRepeated: number;
+  /** Succeeded tasks whose committed run waited on a child group. */
+  waitedParents: number;
 }
 
 /** The history and the final state, indexed once. */
@@ -200,6 +260,19 @@ interface Index {
   deaths: EventView[];
   /** When a worker.dead event listed the task, by taskId. */
   deadWith: Map<number, number[]>;
+  /** run.add lines by (task, key). */
+  addsByKey: Map<string, RunAdd[]>;
+  /** By group: the first run.add line of each (task, key) adding to it. */
+  addsOf: Map<string, RunAdd[]>;
+  /** run.spawn lines by (task, key). */
+  spawnsByKey: Map<string, RunSpawn[]>;
+  /** The first run.spawn line that was answered each child group. */
+  spawnOf: Map<string, RunSpawn>;
+  /** run.spawn lines by spawning task. */
+  spawnsOfTask: Map<number, RunSpawn[]>;
+  waited: RunWaited[];
+  /** Groups of the final state by the task that spawned them. */
+  childrenOf: Map<number, GroupView[]>;
 }
 
 interface FaultSpan {
@@ -212,6 +285,8 @@ interface FaultSpan {
 type Add = (a: Anomaly) => void;
 
 const run = (taskId: number, attempt: number): string => `${taskId}/${attempt}`;
+/** An add's or a spawn's identity: the task and its key. */
+const keyOf = (taskId: number, key: string): string => `${taskId} ${key}`;
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   const list = m.get(k);
@@ -249,8 +324,16 @@ function index(history: HistoryLine[], final: FinalState): Index {
     groupEnds: new Map(),
     deaths: [],
     deadWith: new Map(),
+    addsByKey: new Map(),
+    addsOf: new Map(),
+    spawnsByKey: new Map(),
+    spawnOf: new Map(),
+    spawnsOfTask: new Map(),
+    waited: [],
+    childrenOf: new Map(),
   };
   for (const t of final.tasks) push(ix.tasksOf, t.groupId, t);
+  for (const g of final.groups) if (g.parent) push(ix.childrenOf, g.parent.taskId, g);
   indexEvents(ix, final.events);
   const open = new Map<string, FaultSpan[]>();
   const started = new Set<string>();
@@ -280,6 +363,20 @@ function index(history: HistoryLine[], final: FinalState): Index {
         break;
       case 'worker.session':
         ix.sessions.set(l.workerId, l.proc);
+        break;
+      case 'run.add': {
+        const k = keyOf(l.taskId, l.key);
+        if (!ix.addsByKey.has(k)) push(ix.addsOf, l.groupId, l);
+        push(ix.addsByKey, k, l);
+        break;
+      }
+      case 'run.spawn':
+        push(ix.spawnsByKey, keyOf(l.taskId, l.key), l);
+        push(ix.spawnsOfTask, l.taskId, l);
+        if (!ix.spawnOf.has(l.childId)) ix.spawnOf.set(l.childId, l);
+        break;
+      case 'run.waited':
+        ix.waited.push(l);
         break;
       case 'harness.stop':
         ix.stopAt = Math.min(ix.stopAt, l.t);
@@ -478,22 +575,272 @@ function checkReads(ix: Index, add: Add): void {
   }
 }
 
+/** The handler and inputs a group was made with: its client's submit, or the spawn that made it. */
+function madeWith(
+  ix: Index,
+  groupId: string,
+): { handler: string; inputs: readonly unknown[]; key?: string } | undefined {
+  const key = ix.groups.get(groupId)?.idempotencyKey ?? ix.acked.get(groupId);
+  const invoke = key === undefined || key === null ? undefined : ix.invokes.get(key);
+  if (invoke) return { handler: invoke.handler, inputs: invoke.inputs, key: invoke.key };
+  const spawn = ix.spawnOf.get(groupId);
+  return spawn && { handler: spawn.handler, inputs: spawn.inputs };
+}
+
+/** A task's handler and input, from its group's submit or spawn, or the add that holds its index. */
+function inputOf(
+  ix: Index,
+  t: TaskView,
+): { handler: string; input: unknown; key?: string; by: string } | undefined {
+  const made = madeWith(ix, t.groupId);
+  if (made && t.index < made.inputs.length)
+    return { handler: made.handler, input: made.inputs[t.index], key: made.key, by: '' };
+  const handler = ix.groups.get(t.groupId)?.handler ?? made?.handler;
+  if (handler === undefined) return undefined;
+  for (const a of ix.addsOf.get(t.groupId) ?? []) {
+    if (t.index >= a.first && t.index < a.first + a.count)
+      return {
+        handler,
+        input: a.inputs[t.index - a.first],
+        key: made?.key,
+        by: `, added by task ${a.taskId} under "${a.key}"`,
+      };
+  }
+  return undefined;
+}
+
 function checkResults(ix: Index, add: Add, expected: CheckOptions['expected']): void {
   for (const t of ix.tasks.values()) {
     if (t.state !== 'succeeded') continue;
-    const key = ix.groups.get(t.groupId)?.idempotencyKey ?? ix.acked.get(t.groupId);
-    const invoke = key === undefined || key === null ? undefined : ix.invokes.get(key);
-    if (!invoke || t.index >= invoke.inputs.length) continue;
-    const want = expected(invoke.handler, invoke.inputs[t.index]);
+    const src = inputOf(ix, t);
+    if (!src) continue;
+    const want = expected(src.handler, src.input);
     if (want === undefined || sameValue(want, t.value)) continue;
     add({
       kind: 'unexpected_result',
       taskId: t.taskId,
       groupId: t.groupId,
-      key,
-      detail: `task ${t.taskId} (${invoke.handler} #${t.index}) is ${JSON.stringify(t.value)}, expected ${JSON.stringify(want)}`,
+      ...(src.key === undefined ? {} : { key: src.key }),
+      detail: `task ${t.taskId} (${src.handler} #${t.index}${src.by}) is ${JSON.stringify(t.value)}, expected ${JSON.stringify(want)}`,
     });
   }
+}
+
+// ---- Trees
+
+const span = (a: { first: number; count: number }): string =>
+  a.count === 0 ? `no tasks (at ${a.first})` : `tasks #${a.first}..#${a.first + a.count - 1}`;
+const by = (l: { attempt: number; proc: string }): string => `attempt ${l.attempt}, ${l.proc}`;
+
+/** Done, with every task there and succeeded: a group whose tasks' adds are all in the history. */
+function settled(ix: Index, g: GroupView): boolean {
+  const tasks = ix.tasksOf.get(g.id) ?? [];
+  return (
+    g.state === 'done' && tasks.length === g.total && tasks.every((t) => t.state === 'succeeded')
+  );
+}
+
+/** No child added twice, for ctx.add: one answer per (task, key), disjoint indexes, the group's size. */
+function checkAdds(ix: Index, add: Add, expectedTasks: CheckOptions['expectedTasks']): void {
+  for (const lines of ix.addsByKey.values()) {
+    const a = lines[0]!;
+    const b = lines.find((l) => l.first !== a.first || l.count !== a.count);
+    if (b)
+      add({
+        kind: 'added_twice',
+        taskId: a.taskId,
+        groupId: a.groupId,
+        detail: `task ${a.taskId}'s add "${a.key}" to group ${a.groupId} was answered ${span(a)} (${by(a)}) and ${span(b)} (${by(b)}): a repeated key must be answered the first add's indexes`,
+      });
+  }
+  for (const [groupId, adds] of ix.addsOf) {
+    const sorted = adds.filter((a) => a.count > 0).sort((x, y) => x.first - y.first);
+    for (let k = 1; k < sorted.length; k++) {
+      const a = sorted[k - 1]!;
+      const b = sorted[k]!;
+      if (a.first + a.count > b.first)
+        add({
+          kind: 'lost',
+          groupId,
+          taskId: b.taskId,
+          detail: `group ${groupId} gave task #${b.first} to two adds: task ${a.taskId}'s "${a.key}" (${span(a)}) and task ${b.taskId}'s "${b.key}" (${span(b)}); one add's tasks are not there`,
+        });
+    }
+    const g = ix.groups.get(groupId);
+    if (!g) {
+      // A client's group or a child missing is reported as such; this one only an add knew of.
+      if (!ix.acked.has(groupId) && !ix.spawnOf.has(groupId))
+        add({
+          kind: 'lost',
+          groupId,
+          detail: `group ${groupId}, which task ${adds[0]!.taskId} added to, is missing from the final state`,
+        });
+      continue;
+    }
+    const indexes = new Set((ix.tasksOf.get(groupId) ?? []).map((t) => t.index));
+    for (const a of adds) {
+      for (let i = a.first; i < a.first + a.count; i++) {
+        if (indexes.has(i)) continue;
+        add({
+          kind: 'lost',
+          groupId,
+          taskId: a.taskId,
+          detail: `task ${a.taskId}'s add "${a.key}" (${by(a)}) was answered ${span(a)} of group ${groupId}, and the final state has no task #${i}`,
+        });
+        break;
+      }
+    }
+    const made = madeWith(ix, groupId);
+    if (!made || !settled(ix, g)) continue;
+    const added = adds.reduce((n, a) => n + a.count, 0);
+    const want = made.inputs.length + added;
+    if (g.total === want) continue;
+    const parts = `${made.inputs.length} made with it and ${added} added by ${adds.length} adds (one per task and key)`;
+    add(
+      g.total > want
+        ? {
+            kind: 'added_twice',
+            groupId,
+            detail: `group ${groupId} has ${g.total} tasks, ${parts}: ${g.total - want} tasks no add accounts for`,
+          }
+        : {
+            kind: 'lost',
+            groupId,
+            detail: `group ${groupId} has ${g.total} tasks, ${parts}: ${want - g.total} missing`,
+          },
+    );
+  }
+  if (!expectedTasks) return;
+  for (const [groupId, key] of ix.acked) {
+    const g = ix.groups.get(groupId);
+    const invoke = ix.invokes.get(key);
+    if (!g || !invoke || !settled(ix, g)) continue;
+    const want = expectedTasks(invoke.handler, invoke.inputs);
+    if (want === undefined || g.total === want) continue;
+    const what = `group ${groupId} (key ${key}, ${invoke.handler}) has ${g.total} tasks; its ${invoke.inputs.length} inputs grow to ${want}`;
+    add(
+      g.total > want
+        ? { kind: 'added_twice', groupId, key, detail: `${what}: a task was added twice` }
+        : { kind: 'lost', groupId, key, detail: `${what}: an add is missing` },
+    );
+  }
+}
+
+/** No child added twice, for ctx.spawn: one child group per (task, key), and no other. */
+function checkSpawns(ix: Index, add: Add): void {
+  for (const lines of ix.spawnsByKey.values()) {
+    const a = lines[0]!;
+    const others = lines.filter((l) => l.childId !== a.childId);
+    if (others.length === 0) continue;
+    const all = [a, ...others].map((l) => `${l.childId} (${by(l)})`);
+    add({
+      kind: 'added_twice',
+      taskId: a.taskId,
+      groupId: a.groupId,
+      detail: `task ${a.taskId}'s spawn "${a.key}" was answered ${new Set([a, ...others].map((l) => l.childId)).size} child groups: ${all.join(', ')}; a key names one child`,
+    });
+  }
+  for (const [childId, s] of ix.spawnOf) {
+    const c = ix.groups.get(childId);
+    const at = `task ${s.taskId}'s spawn "${s.key}" (${by(s)}) was answered child group ${childId}`;
+    if (!c) {
+      add({
+        kind: 'lost',
+        taskId: s.taskId,
+        groupId: childId,
+        detail: `${at}, missing from the final state`,
+      });
+    } else if (c.parent?.taskId !== s.taskId || c.parent.groupId !== s.groupId) {
+      const parent = c.parent ? `task ${c.parent.taskId} of group ${c.parent.groupId}` : 'none';
+      add({
+        kind: 'lost',
+        taskId: s.taskId,
+        groupId: childId,
+        detail: `${at} (in group ${s.groupId}); the final state gives it the parent ${parent}`,
+      });
+    } else if ((ix.tasksOf.get(childId)?.length ?? 0) < s.inputs.length) {
+      add({
+        kind: 'lost',
+        taskId: s.taskId,
+        groupId: childId,
+        detail: `${at} with ${s.inputs.length} tasks; it has ${ix.tasksOf.get(childId)?.length ?? 0} in the final state`,
+      });
+    }
+  }
+  for (const [taskId, children] of ix.childrenOf) {
+    if (ix.tasks.get(taskId)?.state !== 'succeeded') continue;
+    const spawns = ix.spawnsOfTask.get(taskId) ?? [];
+    const named = new Set(spawns.map((l) => l.childId));
+    const extra = children.filter((c) => !named.has(c.id));
+    if (extra.length === 0) continue;
+    const answered = [...new Map(spawns.map((l) => [l.key, l.childId]))]
+      .map(([k, id]) => `"${k}" -> ${id}`)
+      .join(', ');
+    add({
+      kind: 'added_twice',
+      taskId,
+      groupId: extra[0]!.id,
+      detail: `task ${taskId} succeeded with ${children.length} child groups; ${extra.map((c) => c.id).join(', ')} answered none of its spawns (${answered || 'no spawn'})`,
+    });
+  }
+}
+
+/**
+ * Parents done only after their children. Returns how many succeeded tasks
+ * were judged as parents that waited.
+ */
+function checkParentsDone(ix: Index, add: Add): number {
+  const parents = new Set<number>();
+  for (const w of ix.waited) {
+    const c = ix.groups.get(w.childId);
+    if (!c) continue; // reported by checkSpawns when a spawn named it
+    const t = ix.tasks.get(w.taskId);
+    const committed = t?.state === 'succeeded' && t.attempt === w.attempt ? t : undefined;
+    if (committed) parents.add(w.taskId);
+    const read = `task ${w.taskId} (${by(w)}) read its child group ${w.childId} done with ${w.total} tasks at t=${w.t}`;
+    let why: string | null = null;
+    // Ended: done, or canceled (a wait ends on either); a canceled child's parent fails.
+    if (!c.done || c.finishedAt == null) why = `${read}; it is ${c.state} in the final state`;
+    else if (c.finishedAt > w.t) why = `${read}; it ended at t=${c.finishedAt}`;
+    else if (committed?.finishedAt != null && committed.finishedAt < c.finishedAt)
+      why = `task ${w.taskId} committed at t=${committed.finishedAt} (${by(w)}, its value built from child group ${w.childId}) before that child ended at t=${c.finishedAt}`;
+    else if (c.total !== w.total) why = `${read}; it has ${c.total} tasks in the final state`;
+    if (why) add({ kind: 'parent_done_early', taskId: w.taskId, groupId: w.childId, detail: why });
+  }
+  for (const [groupId, adds] of ix.addsOf) {
+    const g = ix.groups.get(groupId);
+    if (!g || g.state !== 'done' || g.finishedAt == null) continue;
+    const done = `group ${groupId} became done at t=${g.finishedAt}`;
+    const why: string[] = [];
+    for (const t of ix.tasksOf.get(groupId) ?? []) {
+      if (!isFinal(t.state))
+        why.push(`${done} and its task ${t.taskId} (#${t.index}) is ${t.state}`);
+      else if (t.finishedAt != null && t.finishedAt > g.finishedAt)
+        why.push(
+          `${done}, before its task ${t.taskId} (#${t.index}) finished at t=${t.finishedAt}`,
+        );
+    }
+    for (const a of adds.flatMap((x) => ix.addsByKey.get(keyOf(x.taskId, x.key)) ?? [])) {
+      const t = ix.tasks.get(a.taskId);
+      if (t?.state === 'succeeded' && t.attempt === a.attempt && a.t > g.finishedAt)
+        why.push(
+          `${done}, before task ${a.taskId}'s add "${a.key}" (${by(a)}, the run that committed) resolved at t=${a.t}`,
+        );
+    }
+    for (const w of ix.waits.get(groupId) ?? []) {
+      if (w.outcomes.length !== g.total)
+        why.push(
+          `${w.proc} read group ${groupId} done with ${w.outcomes.length} tasks at t=${w.t}; it has ${g.total}`,
+        );
+    }
+    if (why.length > 0)
+      add({
+        kind: 'parent_done_early',
+        groupId,
+        detail: why[0]! + (why.length > 1 ? ` (and ${why.length - 1} more signs)` : ''),
+      });
+  }
+  return parents.size;
 }
 
 function figures(o: CheckOptions): CoordinatorFigures & { aftermathMs: number; detectMs: number } {
@@ -685,6 +1032,13 @@ export function reassignment(lines: HistoryLine[], only?: FaultStart['kind']): R
   };
 }
 
+/** How many (task, key)s were answered to more than one attempt. */
+function repeated(byKey: Map<string, { attempt: number }[]>): number {
+  let n = 0;
+  for (const lines of byKey.values()) if (new Set(lines.map((l) => l.attempt)).size > 1) n++;
+  return n;
+}
+
 /** Checks a fault run: see the definitions at the top of this file. */
 export function check(history: HistoryLine[], final: FinalState, options: CheckOptions): Report {
   const ix = index(history, final);
@@ -696,6 +1050,9 @@ export function check(history: HistoryLine[], final: FinalState, options: CheckO
   checkSeqs(ix, add);
   checkReads(ix, add);
   checkResults(ix, add, options.expected);
+  checkAdds(ix, add, options.expectedTasks);
+  checkSpawns(ix, add);
+  const waitedParents = checkParentsDone(ix, add);
   const f = figures(options);
   const deaths = checkDeaths(ix, add, f.aftermathMs);
   const limitedRuns = checkRunLimits(ix, add, f);
@@ -721,6 +1078,15 @@ export function check(history: HistoryLine[], final: FinalState, options: CheckO
       'worker-stop': reassignment(ix.lines, 'worker-stop'),
     },
     judged: { deaths, limitedRuns },
+    trees: {
+      grownGroups: ix.addsOf.size,
+      adds: ix.addsByKey.size,
+      addedTasks: [...ix.addsByKey.values()].reduce((n, l) => n + l[0]!.count, 0),
+      addsRepeated: repeated(ix.addsByKey),
+      childGroups: ix.spawnsByKey.size,
+      spawnsRepeated: repeated(ix.spawnsByKey),
+      waitedParents,
+    },
     ok: anomalies.length === 0,
   };
 }
@@ -750,6 +1116,15 @@ export function formatReport(r: Report, maxAnomalies = 20): string {
     ],
     ['worker deaths judged', String(r.judged.deaths)],
     ['runs with a limit', String(r.judged.limitedRuns)],
+    [
+      'grown groups / adds',
+      `${r.trees.grownGroups} / ${r.trees.adds} (${r.trees.addedTasks} tasks; ${r.trees.addsRepeated} made again by a later attempt)`,
+    ],
+    [
+      'child groups',
+      `${r.trees.childGroups} (${r.trees.spawnsRepeated} spawns made again by a later attempt)`,
+    ],
+    ['parents that waited', String(r.trees.waitedParents)],
     ...ANOMALY_KINDS.map((k): [string, string] => [k, String(r.counts[k])]),
     ['result', r.ok ? 'OK' : `FAIL (${r.anomalies.length} anomalies)`],
   ];

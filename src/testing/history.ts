@@ -7,6 +7,11 @@
  * its clock, the coordinators' too, so the times of the coordinator's events
  * compare with them). `proc` names the writer: `client-1`, `worker-3`,
  * `nemesis`, `harness`. Readers skip line types they do not know.
+ *
+ * Trees: a worker also writes what its runs' `ctx.add` and `ctx.spawn`
+ * answered and when a run's wait on a child resolved (`run.add`,
+ * `run.spawn`, `run.waited`), so the checker knows every added task's and
+ * child task's input, and which runs built their result from a child.
  */
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,6 +76,53 @@ export interface RunAck extends Base {
   taskId: number;
   attempt: number;
   status: 'committed' | 'already_final' | 'stale';
+}
+/**
+ * A run's `ctx.add` resolved (the add is committed): the tasks
+ * `first`..`first + count - 1` of `groupId` are `inputs`, in order. `key` is
+ * the handler's key, or `#n` for the run's n-th add without one (the key the
+ * worker gives it). Any attempt of the task that repeats the key must be
+ * answered the same `first` and `count`.
+ */
+export interface RunAdd extends Base {
+  type: 'run.add';
+  taskId: number;
+  attempt: number;
+  groupId: string;
+  key: string;
+  first: number;
+  count: number;
+  inputs: unknown[];
+}
+/**
+ * A run's `ctx.spawn` resolved (the child group is committed): `childId` is
+ * a group of `handler` over `inputs` whose parent is this task. `key` as for
+ * `run.add`: every attempt that repeats it must get the same child.
+ */
+export interface RunSpawn extends Base {
+  type: 'run.spawn';
+  taskId: number;
+  attempt: number;
+  /** The spawning task's group. */
+  groupId: string;
+  key: string;
+  childId: string;
+  handler: string;
+  inputs: unknown[];
+}
+/**
+ * A run's wait on a child group it spawned resolved: the child was done, with
+ * `total` tasks of which `succeeded` succeeded, as the run read it. A run
+ * that goes on to return a value built from them must not commit before the
+ * child became done.
+ */
+export interface RunWaited extends Base {
+  type: 'run.waited';
+  taskId: number;
+  attempt: number;
+  childId: string;
+  total: number;
+  succeeded: number;
 }
 /**
  * A worker process was welcomed by a coordinator: `workerId` is the session
@@ -148,6 +200,9 @@ export type HistoryLine =
   | RunStart
   | RunEnd
   | RunAck
+  | RunAdd
+  | RunSpawn
+  | RunWaited
   | WorkerSession
   | HarnessStop
   | FaultStart
