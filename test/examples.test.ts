@@ -205,14 +205,14 @@ void describe('examples (real processes, SQLite file)', () => {
   );
 
   void it(
-    'merge sort: a tree of spawns 4 levels deep sorts 20,000 numbers',
+    'merge sort: a tree of spawns 4 levels deep (15 waiting parents) sorts 20,000 numbers on 2 workers × 2 slots',
     { timeout: 90_000 },
     async () => {
       const runLog = join(tmp.dir, 'mergesort-runs.jsonl');
       const { url } = await startServer(join(tmp.dir, 'mergesort.db'));
       const handlers = example('mergesort/handlers.js');
       for (const name of ['s1', 's2'])
-        await startWorker(url, handlers, name, ['--concurrency', '24'], {
+        await startWorker(url, handlers, name, ['--concurrency', '2'], {
           REGROUP_RUN_LOG: runLog,
         });
       const client = new Client({ url });

@@ -20,7 +20,7 @@ export function sizes(quick) {
           fanMin: 3,
           fanMax: 4,
           workers: 2,
-          concurrency: 200,
+          concurrency: 4,
           capS: 60,
           sampleMs: 250,
         },
@@ -42,14 +42,16 @@ export function sizes(quick) {
         d: { roundTrips: 500, warmup: 50, concurrency: 10, capS: 30 },
         e: { tasks: 1_000_000, workers: 2, concurrency: 50, capS: 1200, sampleMs: 500 },
         f: { workers: 200, processes: 4, measureS: 20, settleS: 2 },
-        // A waiting parent holds its slot (until slot freeing): (g)'s 39,365 parents need as many slots.
+        // A waiting parent gives its slot back: (g)'s 39,365 parents wait suspended, up to
+        // maxSuspended a worker (4 x 20,000 leave room for every one of them).
         g: {
           tasks: 100_000,
           depth: 10,
           fanMin: 3,
           fanMax: 4,
           workers: 4,
-          concurrency: 12_000,
+          concurrency: 50,
+          maxSuspended: 20_000,
           capS: 1200,
           sampleMs: 500,
         },
@@ -371,7 +373,13 @@ export async function tree(sys, ctx, s, _variant, key) {
   return withEnv(sys, ctx, sys.treeOptions?.(s) ?? {}, async (env) => {
     const started = [];
     for (let i = 0; i < s.workers; i++)
-      started.push(env.spawnWorker({ concurrency: s.concurrency, workers: s.workers }));
+      started.push(
+        env.spawnWorker({
+          concurrency: s.concurrency,
+          workers: s.workers,
+          ...(s.maxSuspended ? { maxSuspended: s.maxSuspended } : {}),
+        }),
+      );
     await Promise.all(started);
     const pid = env.coordinatorPid;
     const base = memory(pid);

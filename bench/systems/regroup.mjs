@@ -40,9 +40,13 @@ export function failoverVariants(s) {
   ];
 }
 
-/** Server flags of the tree scenarios: a worker may hold as many slots as the scenario gives it. */
+/** Server flags of the tree scenarios: a worker may hold as many slots, and suspend as many waiting parents, as the scenario gives it. */
 export function treeOptions(s) {
-  return s.concurrency > 1024 ? { serverArgs: ['--max-worker-slots', String(s.concurrency)] } : {};
+  const serverArgs = [];
+  if (s.concurrency > 1024) serverArgs.push('--max-worker-slots', String(s.concurrency));
+  if (s.maxSuspended > 10_000)
+    serverArgs.push('--max-suspended-per-worker', String(s.maxSuspended));
+  return { serverArgs };
 }
 
 /**
@@ -81,7 +85,7 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
       client = new Client({ url: env.url });
     },
     /** A `regroup worker` process; resolves once the coordinator has welcomed it. */
-    async spawnWorker({ concurrency }) {
+    async spawnWorker({ concurrency, maxSuspended }) {
       const w = startProcess({
         args: [
           REGROUP_CLI,
@@ -92,6 +96,7 @@ export async function create(ctx, { store = 'sqlite', serverArgs = [] } = {}) {
           HANDLERS,
           '--concurrency',
           String(concurrency),
+          ...(maxSuspended === undefined ? [] : ['--max-suspended', String(maxSuspended)]),
           '--log-level',
           'warn',
         ],

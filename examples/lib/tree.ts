@@ -1,25 +1,9 @@
 /**
- * The handler context the examples use: regroup's TaskContext with
- * ctx.spawn (docs/handlers.md). Also the run log the tests read.
+ * What the examples' handlers share: the run log the tests read, and a
+ * sleep. Their context is regroup's own TaskContext (docs/handlers.md).
  */
 import { appendFileSync } from 'node:fs';
 import type { TaskContext } from '../../src/index.js';
-
-/** The handle of a child group (ctx.spawn's answer). */
-export interface ChildGroup {
-  readonly id: string;
-  wait(): Promise<unknown[]>;
-}
-
-export interface SpawnOptions {
-  key?: string;
-  policy?: 'collectAll' | 'failFast';
-  keepChildren?: boolean;
-}
-
-export type TreeContext = TaskContext & {
-  spawn(handler: string, inputs: readonly unknown[], options?: SpawnOptions): Promise<ChildGroup>;
-};
 
 /**
  * When REGROUP_RUN_LOG names a file, appends one JSON line to it: which

@@ -3,7 +3,8 @@
  * splits its numbers in two, spawns a child group of two tasks that sort the
  * halves (recursively, `depth` levels down), and merges what they return.
  */
-import { logRun, type TreeContext } from '../lib/tree.js';
+import { logRun } from '../lib/tree.js';
+import type { TaskContext } from '../../src/index.js';
 import { randomNumbers } from './numbers.js';
 
 export interface SortInput {
@@ -23,7 +24,7 @@ export interface Sorted {
   depth: number;
 }
 
-export async function mergesort(input: SortInput, ctx: TreeContext): Promise<Sorted> {
+export async function mergesort(input: SortInput, ctx: TaskContext): Promise<Sorted> {
   const values = input.values ?? randomNumbers(input.seed ?? 0, input.n ?? 0);
   if (input.depth <= 0 || values.length < 2) {
     logRun(ctx, { event: 'leaf', n: values.length });

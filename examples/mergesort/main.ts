@@ -1,5 +1,5 @@
 /**
- * `npm run example:mergesort [-- --n 100000 --depth 5 --workers 3 --slots 24]`
+ * `npm run example:mergesort [-- --n 100000 --depth 5 --workers 3 --slots 4]`
  *
  * A parallel merge sort on regroup: the root task sorts `n` numbers by
  * spawning two children for the halves, which do the same, `depth` levels
@@ -19,7 +19,7 @@ const flags = numberFlags(process.argv.slice(2), {
   seed: 7,
   workers: 3,
   // Every task above the leaves holds its slot while it waits (for now): 2^depth - 1 of them.
-  slots: 24,
+  slots: 4,
 });
 
 const cluster = await startCluster({

@@ -10,7 +10,8 @@
  * system in a real deployment); tasks carry byte ranges of it, not text.
  */
 import { open } from 'node:fs/promises';
-import { logRun, sleep, type TreeContext } from '../lib/tree.js';
+import { logRun, sleep } from '../lib/tree.js';
+import type { TaskContext } from '../../src/index.js';
 import {
   countWords,
   mergeParts,
@@ -70,7 +71,7 @@ export interface ReduceOutput extends RangeSummary {
   top: WordCount[];
 }
 
-export async function wordcount(job: Job, ctx: TreeContext): Promise<Totals> {
+export async function wordcount(job: Job, ctx: TaskContext): Promise<Totals> {
   const pauseMs = job.pauseMs ?? 0;
   logRun(ctx, { phase: 'root', event: 'start' });
   // Map: one task per chunk. The key names the spawn, so a run of this task
@@ -116,7 +117,7 @@ export async function wordcount(job: Job, ctx: TreeContext): Promise<Totals> {
   return totals;
 }
 
-export async function mapChunk(input: MapInput, ctx: TreeContext): Promise<MapOutput> {
+export async function mapChunk(input: MapInput, ctx: TaskContext): Promise<MapOutput> {
   logRun(ctx, { phase: 'map', event: 'start' });
   const file = await open(input.file, 'r');
   let text: string;
@@ -135,7 +136,7 @@ export async function mapChunk(input: MapInput, ctx: TreeContext): Promise<MapOu
   return { parts };
 }
 
-export async function reduceRange(input: ReduceInput, ctx: TreeContext): Promise<ReduceOutput> {
+export async function reduceRange(input: ReduceInput, ctx: TaskContext): Promise<ReduceOutput> {
   logRun(ctx, { phase: 'reduce', event: 'start' });
   const counts = mergeParts(input.parts);
   await sleep(input.pauseMs);

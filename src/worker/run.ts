@@ -168,8 +168,6 @@ export class ActiveRun {
   nextSpawnAutoKey = 0;
   /** Next call seq of this run's handles. */
   nextCallSeq = 0;
-  /** Waits on spawned groups in progress (a handle's waitSettled, a results() page). */
-  waits = 0;
   /** The coordinator was told this run's slot is free (suspend) and has not given one back yet. */
   suspended = false;
   /** The resume asked for and not granted yet; the waits that end meanwhile await it too. */

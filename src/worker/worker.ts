@@ -534,11 +534,9 @@ export class Worker implements RunHost {
    */
   async #whileWaiting<T>(run: ActiveRun, wait: () => Promise<T>): Promise<T> {
     this.#suspend(run);
-    run.waits++;
     try {
       return await wait();
     } finally {
-      run.waits--;
       await this.#resume(run);
     }
   }
