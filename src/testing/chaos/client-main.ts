@@ -1,12 +1,23 @@
 /**
- * The client process of a fault run: submits groups of chaosTask tasks while
- * the nemesis works, waits for every group, and writes what it asked and what
- * it got to its history. argv: <url[,url...]> <history file> <proc name> <params JSON>
+ * The client process of a fault run: submits groups while the nemesis works,
+ * waits for every group, and writes what it asked and what it got to its
+ * history. argv: <url[,url...]> <history file> <proc name> <params JSON>
+ *
+ * Groups take turns by number (see `KINDS`): flat groups of chaosTask, and
+ * trees (handlers.ts): crawls that grow with ctx.add, tree sums and batches
+ * whose tasks spawn child groups and wait on them.
  */
 import { Client } from '../../client/index.js';
+import type { TaskOptions } from '../../core/types.js';
 import { mulberry32 } from '../proxy.js';
 import { HistoryWriter } from '../history.js';
-import type { ChaosInput } from './handlers.js';
+import {
+  TREE_OPTIONS,
+  type BatchInput,
+  type ChaosInput,
+  type CrawlInput,
+  type TreeInput,
+} from './handlers.js';
 
 export interface ClientParams {
   seed: number;
@@ -26,7 +37,19 @@ export interface ClientParams {
    * every group can finish once the faults are healed.
    */
   maxInFlight: number;
+  /**
+   * Groups whose tasks spawn and wait (tree sums, batches) in flight, at
+   * most; a spawning group's turn past it submits a flat group. A waiting
+   * parent gives its slot back while it waits, unless the worker's
+   * maxSuspended is reached: this bounds the slots parents could hold then.
+   */
+  maxSpawningInFlight: number;
 }
+
+/** The kind of group number g: half flat, a quarter crawls, an eighth each tree sums and batches. */
+const KINDS = ['flat', 'crawl', 'flat', 'treeSum', 'flat', 'crawl', 'flat', 'batch'] as const;
+type Kind = (typeof KINDS)[number];
+const spawns = (kind: Kind): boolean => kind === 'treeSum' || kind === 'batch';
 
 const [url, file, proc, raw] = process.argv.slice(2);
 if (!url || !file || !proc || !raw) {
@@ -46,6 +69,7 @@ const client = new Client({
 });
 const waits: Promise<void>[] = [];
 let inFlight = 0;
+let spawningInFlight = 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -60,28 +84,87 @@ function limits(g: number): { timeoutMs?: number; heartbeatTimeoutMs?: number } 
   return {};
 }
 
+const between = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
+
+/** What group number g submits: its handler, inputs and options. */
+function plan(
+  g: number,
+  kind: Kind,
+): { handler: string; inputs: unknown[]; options: Partial<TaskOptions> } {
+  switch (kind) {
+    case 'flat': {
+      const n = between(p.minTasks, p.maxTasks);
+      const inputs: ChaosInput[] = Array.from({ length: n }, (_, i) => ({
+        g,
+        i,
+        ms: 50 + Math.floor(random() * 450),
+      }));
+      const options = { maxAttempts: 5, backoffMs: 50, maxNodeFailures: 10, ...limits(g) };
+      return { handler: 'chaosTask', inputs, options };
+    }
+    case 'crawl': {
+      // 2-3 roots, 2-3 links a page, 2-3 levels: 14 to 120 pages.
+      const fan = between(2, 3);
+      const maxDepth = between(2, 3);
+      // Crawls take turns: the handler's keys, then the default ones.
+      const keyed = (g >> 2) % 2 === 0;
+      const inputs: CrawlInput[] = Array.from({ length: between(2, 3) }, (_, i) => ({
+        g,
+        path: String(i),
+        depth: 0,
+        maxDepth,
+        fan,
+        keyed,
+      }));
+      // The crawl's pages are short: its runs are judged against the limits like a flat group's.
+      return { handler: 'chaosCrawl', inputs, options: { ...TREE_OPTIONS, ...limits(g) } };
+    }
+    case 'treeSum': {
+      // 1-2 roots of depth 2, fan-out 2-3: up to 8 parents waiting, 18 leaves.
+      const fanout = between(2, 3);
+      const inputs: TreeInput[] = Array.from({ length: between(1, 2) }, (_, i) => ({
+        g,
+        path: String(i),
+        depth: 2,
+        fanout,
+        keyed: i % 2 === 1,
+      }));
+      return { handler: 'chaosTreeSum', inputs, options: TREE_OPTIONS };
+    }
+    case 'batch': {
+      const inputs: BatchInput[] = Array.from({ length: 2 }, (_, i) => ({
+        g,
+        i,
+        a: between(2, 4),
+        b: between(2, 4),
+        steps: between(3, 6),
+      }));
+      return { handler: 'chaosBatch', inputs, options: TREE_OPTIONS };
+    }
+  }
+}
+
 async function one(g: number): Promise<void> {
-  const n = p.minTasks + Math.floor(random() * (p.maxTasks - p.minTasks + 1));
-  const inputs: ChaosInput[] = Array.from({ length: n }, (_, i) => ({
-    g,
-    i,
-    ms: 50 + Math.floor(random() * 450),
-  }));
+  let kind: Kind = KINDS[g % KINDS.length]!;
+  if (spawns(kind) && spawningInFlight >= p.maxSpawningInFlight) kind = 'flat';
+  const { handler, inputs, options } = plan(g, kind);
   const key = `chaos-${p.seed}-${g}`;
-  history.write({ type: 'submit.invoke', key, handler: 'chaosTask', inputs });
+  history.write({ type: 'submit.invoke', key, handler, inputs });
   let groupId: string;
   try {
-    const group = await client.submit('chaosTask', inputs, {
-      idempotencyKey: key,
-      options: { maxAttempts: 5, backoffMs: 50, maxNodeFailures: 10, ...limits(g) },
-    });
+    const group = await client.submit(handler, inputs, { idempotencyKey: key, options });
     groupId = group.id;
     history.write({ type: 'submit.ok', key, groupId });
+    const counted = spawns(kind);
     inFlight++;
+    if (counted) spawningInFlight++;
     waits.push(
       group
         .waitSettled()
-        .finally(() => inFlight--)
+        .finally(() => {
+          inFlight--;
+          if (counted) spawningInFlight--;
+        })
         .then(
           (outcomes) =>
             history.write({

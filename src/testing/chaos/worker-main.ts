@@ -1,12 +1,25 @@
 /**
- * A worker process of a fault run: the real Worker runtime running
- * `chaosTask`, writing every run start, end and acknowledgement, and every
- * session the coordinator gives it, to its history.
+ * A worker process of a fault run: the real Worker runtime running the
+ * handlers of handlers.ts, writing every run start, end and acknowledgement,
+ * what its runs' adds and spawns answered and when their waits on children
+ * resolved, and every session the coordinator gives it, to its history.
  * argv: <url[,url...]> <history file> <proc name> [concurrency]
  */
 import { Worker } from '../../worker/index.js';
 import { HistoryWriter } from '../history.js';
-import { chaosTask, type ChaosInput } from './handlers.js';
+import {
+  chaosBatch,
+  chaosCrawl,
+  chaosSteps,
+  chaosTask,
+  chaosTreeSum,
+  type BatchInput,
+  type ChaosInput,
+  type CrawlInput,
+  type StepsInput,
+  type TreeInput,
+  type TreeRecorder,
+} from './handlers.js';
 import type { TaskContext } from '../../worker/index.js';
 
 const [url, file, proc, concurrency] = process.argv.slice(2);
@@ -18,27 +31,72 @@ if (!url || !file || !proc) {
 }
 const history = new HistoryWriter(file, proc);
 
-async function logged(input: ChaosInput, ctx: TaskContext): Promise<string> {
-  history.write({
-    type: 'run.start',
-    taskId: ctx.taskId,
-    attempt: ctx.attempt,
-    groupId: ctx.groupId,
-    index: ctx.index,
-  });
-  try {
-    const value = await chaosTask(input, ctx);
-    history.write({ type: 'run.end', taskId: ctx.taskId, attempt: ctx.attempt, ok: true, value });
-    return value;
-  } catch (e) {
-    history.write({ type: 'run.end', taskId: ctx.taskId, attempt: ctx.attempt, ok: false });
-    throw e;
-  }
+const recorder: TreeRecorder = {
+  added: (ctx, key, inputs, { first, count }) =>
+    history.write({
+      type: 'run.add',
+      taskId: ctx.taskId,
+      attempt: ctx.attempt,
+      groupId: ctx.groupId,
+      key,
+      first,
+      count,
+      inputs,
+    }),
+  spawned: (ctx, key, handler, inputs, childId) =>
+    history.write({
+      type: 'run.spawn',
+      taskId: ctx.taskId,
+      attempt: ctx.attempt,
+      groupId: ctx.groupId,
+      key,
+      childId,
+      handler,
+      inputs,
+    }),
+  waited: (ctx, childId, total, succeeded) =>
+    history.write({
+      type: 'run.waited',
+      taskId: ctx.taskId,
+      attempt: ctx.attempt,
+      childId,
+      total,
+      succeeded,
+    }),
+};
+
+/** The handler with its run's start and end written to the history. */
+function logged<I, R>(
+  fn: (input: I, ctx: TaskContext, rec: TreeRecorder) => Promise<R>,
+): (input: I, ctx: TaskContext) => Promise<R> {
+  return async (input, ctx) => {
+    history.write({
+      type: 'run.start',
+      taskId: ctx.taskId,
+      attempt: ctx.attempt,
+      groupId: ctx.groupId,
+      index: ctx.index,
+    });
+    try {
+      const value = await fn(input, ctx, recorder);
+      history.write({ type: 'run.end', taskId: ctx.taskId, attempt: ctx.attempt, ok: true, value });
+      return value;
+    } catch (e) {
+      history.write({ type: 'run.end', taskId: ctx.taskId, attempt: ctx.attempt, ok: false });
+      throw e;
+    }
+  };
 }
 
 const worker = new Worker({
   url: url.split(','),
-  handlers: { chaosTask: logged },
+  handlers: {
+    chaosTask: logged<ChaosInput, string>(chaosTask),
+    chaosCrawl: logged<CrawlInput, string>(chaosCrawl),
+    chaosTreeSum: logged<TreeInput, number>(chaosTreeSum),
+    chaosBatch: logged<BatchInput, number>(chaosBatch),
+    chaosSteps: logged<StepsInput, number>(chaosSteps),
+  },
   concurrency: Number(concurrency ?? 8),
   name: proc,
   token: process.env['REGROUP_WORKER_TOKEN'],
