@@ -71,6 +71,13 @@ const EVENT_LAZY_MS = 25;
  * group is read within ceil(runnable groups / DISPATCH_WINDOW) ticks.
  */
 const DISPATCH_WINDOW = 256;
+/**
+ * ...and at most this many per free slot (at least DISPATCH_WINDOW_MIN): a
+ * tick with one slot free (a run reported, a parent suspended while it
+ * waits on its children) reads a few groups, not 256.
+ */
+const DISPATCH_WINDOW_PER_SLOT = 4;
+const DISPATCH_WINDOW_MIN = 16;
 
 export interface EngineHooks {
   /** A tick committed: these runs were claimed (send them), revoked (tell the workers), groups changed (wake waiters). */
@@ -501,7 +508,11 @@ export class Engine {
     const credits = this.sessions.credits(now, this.o);
     const totalFree = credits.reduce((a, c) => a + c.free, 0);
     if (totalFree === 0) return { claims: [], credits };
-    const { ids: order, candidates } = this.runnable.pick(credits, DISPATCH_WINDOW);
+    const window = Math.min(
+      DISPATCH_WINDOW,
+      Math.max(DISPATCH_WINDOW_MIN, DISPATCH_WINDOW_PER_SLOT * totalFree),
+    );
+    const { ids: order, candidates } = this.runnable.pick(credits, window);
     if (order.length === 0) return { claims: [], credits };
     const perGroup = Math.min(
       totalFree,

@@ -47,7 +47,12 @@ type QueryCheck = (q: unknown) => { value?: unknown; error?: Error };
 
 export class WorkerTree {
   /** Aborted when the connection closes: its long polls stop waiting. */
-  private readonly calls = new WeakMap<Conn, { abort: AbortController; inFlight: number }>();
+  /**
+   * Per connection, the calls in flight, each with its own abort (a long
+   * poll listens on its own signal: thousands of listeners on one shared
+   * signal made every add and remove slow).
+   */
+  private readonly calls = new WeakMap<Conn, Set<AbortController>>();
   private readonly queries = new Map<string, QueryCheck | null>();
 
   constructor(
@@ -133,10 +138,10 @@ export class WorkerTree {
    * not a key to every group.
    */
   call(conn: Conn, s: Pick<Session, 'workerId' | 'send'>, m: GroupCall): void {
-    const state = this.connState(conn);
+    const inFlight = this.inFlight(conn);
     const reply = (r: Omit<GroupReply, 't' | 'taskId' | 'attempt' | 'seq'>): void =>
       s.send({ t: 'group_reply', taskId: m.taskId, attempt: m.attempt, seq: m.seq, ...r });
-    if (state.inFlight >= MAX_GROUP_CALLS_PER_CONNECTION) {
+    if (inFlight.size >= MAX_GROUP_CALLS_PER_CONNECTION) {
       reply({
         ok: false,
         code: 'too_many_requests',
@@ -144,14 +149,15 @@ export class WorkerTree {
       });
       return;
     }
-    state.inFlight++;
-    this.answer(s, m, state.abort.signal).then(
+    const abort = new AbortController();
+    inFlight.add(abort);
+    this.answer(s, m, abort.signal).then(
       (a) => {
-        state.inFlight--;
+        inFlight.delete(abort);
         reply(a);
       },
       (e: unknown) => {
-        state.inFlight--;
+        inFlight.delete(abort);
         const err =
           e instanceof RegroupError ? e : new RegroupError('internal', (e as Error).message);
         if (err.code === 'internal')
@@ -167,17 +173,18 @@ export class WorkerTree {
 
   /** The connection closed: its long polls stop waiting (their answers would go nowhere). */
   onClose(conn: Conn): void {
-    this.calls.get(conn)?.abort.abort();
+    const inFlight = this.calls.get(conn);
     this.calls.delete(conn);
+    for (const abort of inFlight ?? []) abort.abort();
   }
 
-  private connState(conn: Conn): { abort: AbortController; inFlight: number } {
-    let state = this.calls.get(conn);
-    if (state === undefined) {
-      state = { abort: new AbortController(), inFlight: 0 };
-      this.calls.set(conn, state);
+  private inFlight(conn: Conn): Set<AbortController> {
+    let set = this.calls.get(conn);
+    if (set === undefined) {
+      set = new Set();
+      this.calls.set(conn, set);
     }
-    return state;
+    return set;
   }
 
   private async answer(
