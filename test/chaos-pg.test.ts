@@ -5,8 +5,9 @@
  * of PostgreSQL mode at least twice, leader kills, zombie leaders and
  * database cuts among them. The checker must find nothing lost, nothing
  * committed twice, no stale result accepted, every group resolved, no healthy
- * worker declared dead and no run past its limit, and every leader fault
- * must have ended with a new leader. Fails, never skips, when
+ * worker declared dead, no run past its limit, no child added twice and no
+ * parent done before its children (the run has trees, as in SQLite mode),
+ * and every leader fault must have ended with a new leader. Fails, never skips, when
  * PostgreSQL is not reachable.
  *
  * The run is its own process (`npm run chaos`'s main, in its own process
@@ -144,6 +145,11 @@ it(
       // The death and run-limit checks had something to judge.
       assert.ok(result.report.judged.deaths > 0, 'no worker death to judge');
       assert.ok(result.report.judged.limitedRuns > 0, 'no run with a limit to judge');
+      const t = result.report.trees;
+      assert.ok(
+        t.grownGroups > 0 && t.childGroups > 0 && t.waitedParents > 0,
+        `no tree to judge: ${JSON.stringify(t)}`,
+      );
       assert.equal(code, 0);
       rmSync(result.dir, { recursive: true, force: true });
       keep = '';

@@ -2,8 +2,10 @@
  * The bounded fault run of `npm test`: every kind of fault, at least 200 of
  * them, then the checker must find nothing lost, nothing committed twice, no
  * stale result accepted, every group resolved, no healthy worker declared
- * dead and no run past its limit (with worker deaths and limited runs to
- * judge).
+ * dead, no run past its limit, no child added twice and no parent done
+ * before its children (with worker deaths, limited runs, and trees grown by
+ * ctx.add and ctx.spawn, some of whose adds and spawns were made again by a
+ * later attempt, to judge).
  */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,5 +46,15 @@ it(
     // The death and run-limit checks had something to judge.
     assert.ok(result.report.judged.deaths > 0, 'no worker death to judge');
     assert.ok(result.report.judged.limitedRuns > 0, 'no run with a limit to judge');
+    const t = result.report.trees;
+    assert.ok(
+      t.grownGroups > 0 && t.addsRepeated > 0,
+      `no add made again to judge: ${JSON.stringify(t)}`,
+    );
+    assert.ok(
+      t.childGroups > 0 && t.spawnsRepeated > 0,
+      `no spawn made again to judge: ${JSON.stringify(t)}`,
+    );
+    assert.ok(t.waitedParents > 0, 'no parent that waited on its children to judge');
   },
 );
