@@ -57,12 +57,24 @@ export function failsFirst(input: ChaosInput): boolean {
   return parseInt(expectedValue(input).slice(0, 4), 16) % 20 === 0;
 }
 
+const aborted = (signal: AbortSignal): Error =>
+  signal.reason instanceof Error ? signal.reason : new Error('aborted');
+
+/**
+ * Sleeps `ms`, or rejects once the run's signal fires, also when it fired
+ * before (say, during an add): a run that its worker ended (its own timeout,
+ * a revoke) must not go on as if it had succeeded.
+ */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise<void>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(aborted(signal));
+      return;
+    }
     const t = setTimeout(resolve, ms);
     signal.addEventListener('abort', () => {
       clearTimeout(t);
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      reject(aborted(signal));
     });
   });
 

@@ -79,6 +79,9 @@ function logged<I, R>(
     });
     try {
       const value = await fn(input, ctx, recorder);
+      // A run its worker ended before the handler returned (its own timeoutMs, a revoke)
+      // reports no value: the worker drops it (and a timeout was reported as a failure).
+      if (ctx.signal.aborted) throw new Error('returned after its run ended');
       history.write({ type: 'run.end', taskId: ctx.taskId, attempt: ctx.attempt, ok: true, value });
       return value;
     } catch (e) {
