@@ -29,43 +29,57 @@ export function groupView(g: GroupInfo, waiting?: GroupWaiting): GroupView {
   return view;
 }
 
+/** What woke a wait: the group as a tick committed it, or null (a timeout, an abort, a shutdown). */
+type Woken = GroupInfo | null;
+
 /**
  * Long-poll waiters, woken when a tick changed their group. A long poll
  * watches BEFORE it reads the group, so a change committed between the read
- * and the wait is never missed (the watch has already fired).
+ * and the wait is never missed (the watch holds it for the next wait). A
+ * watch lasts until canceled, across waits: a tick's notice carries the
+ * group as committed, so a waiter woken by a change that does not end its
+ * wait waits again without reading the store.
  */
 export class Waiters {
-  private readonly byGroup = new Map<string, Set<() => void>>();
+  private readonly byGroup = new Map<string, Set<(g: Woken) => void>>();
 
   watch(groupId: string): {
-    wait: (timeoutMs: number, signal: AbortSignal) => Promise<void>;
+    wait: (timeoutMs: number, signal: AbortSignal) => Promise<Woken>;
     cancel: () => void;
   } {
-    let fired = false;
-    let wake: (() => void) | null = null;
+    /** A notice no wait took yet (the latest); undefined: none. */
+    let held: Woken | undefined;
+    let wake: ((g: Woken) => void) | null = null;
     const set = this.byGroup.get(groupId) ?? new Set();
     this.byGroup.set(groupId, set);
-    const fn = (): void => {
-      fired = true;
-      wake?.();
+    const fn = (g: Woken): void => {
+      if (wake) wake(g);
+      else held = g;
     };
     set.add(fn);
     const cancel = (): void => {
+      wake = null;
       set.delete(fn);
       if (set.size === 0 && this.byGroup.get(groupId) === set) this.byGroup.delete(groupId);
     };
-    const wait = (timeoutMs: number, signal: AbortSignal): Promise<void> =>
-      new Promise<void>((resolve) => {
-        const done = (): void => {
+    const wait = (timeoutMs: number, signal: AbortSignal): Promise<Woken> =>
+      new Promise<Woken>((resolve) => {
+        if (held !== undefined || signal.aborted) {
+          const g = held ?? null;
+          held = undefined;
+          resolve(g);
+          return;
+        }
+        const done = (g: Woken): void => {
+          wake = null;
           clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          cancel();
-          resolve();
+          signal.removeEventListener('abort', onAbort);
+          resolve(g);
         };
-        const timer = setTimeout(done, timeoutMs);
-        signal.addEventListener('abort', done);
+        const onAbort = (): void => done(null);
+        const timer = setTimeout(onAbort, timeoutMs);
+        signal.addEventListener('abort', onAbort);
         wake = done;
-        if (fired || signal.aborted) done();
       });
     return { wait, cancel };
   }
@@ -73,13 +87,13 @@ export class Waiters {
   notify(groups: GroupInfo[]): void {
     for (const g of groups) {
       const set = this.byGroup.get(g.id);
-      if (set) for (const fn of [...set]) fn();
+      if (set) for (const fn of [...set]) fn(g);
     }
   }
 
-  /** Wakes every waiter (shutdown). */
+  /** Wakes every waiter (shutdown, stepping down): each reads its group again. */
   wakeAll(): void {
-    for (const [, set] of this.byGroup) for (const fn of [...set]) fn();
+    for (const [, set] of this.byGroup) for (const fn of [...set]) fn(null);
   }
 }
 
@@ -330,23 +344,21 @@ export class Api {
     signal: AbortSignal,
   ): Promise<Answer> {
     const deadline = this.o.now() + timeoutMs;
-    for (;;) {
-      const watch = this.waiters.watch(id);
-      let g: GroupInfo;
-      try {
-        g = await this.mustGroup(id);
-      } catch (e) {
-        watch.cancel();
-        throw e;
+    const watch = this.waiters.watch(id);
+    try {
+      let g = await this.mustGroup(id);
+      for (;;) {
+        const left = deadline - this.o.now();
+        if (isGroupDone(g.state, g) || left <= 0 || signal.aborted) {
+          // A small done group comes with its tasks when their results fit one page.
+          return { status: 200, json: await waitReplyText(this.store, this.view(g), withTasks) };
+        }
+        // A tick's notice carries the group as committed: a change that does not end
+        // the wait costs no read (thousands of waiting parents, each woken per child).
+        g = (await watch.wait(left, signal)) ?? (await this.mustGroup(id));
       }
-      const left = deadline - this.o.now();
-      const done = isGroupDone(g.state, g);
-      if (done || left <= 0 || signal.aborted) {
-        watch.cancel();
-        // A small done group comes with its tasks when their results fit one page.
-        return { status: 200, json: await waitReplyText(this.store, this.view(g), withTasks) };
-      }
-      await watch.wait(left, signal);
+    } finally {
+      watch.cancel();
     }
   }
 
@@ -369,26 +381,21 @@ export class Api {
   ): Promise<Answer> {
     const { after, limit } = page;
     const deadline = this.o.now() + waitMs;
-    for (;;) {
-      const watch = this.waiters.watch(id);
-      let page: { text: string; empty: boolean };
-      let done: boolean;
-      try {
+    const watch = this.waiters.watch(id);
+    try {
+      for (;;) {
         // The group is read before its tasks, so `done` is only reported once
         // this page reached the end: every task of a done group is final.
         const g = await this.mustGroup(id);
-        done = isGroupDone(g.state, g);
-        page = await finishedPageText(this.store, this.view(g), { after, limit });
-      } catch (e) {
-        watch.cancel();
-        throw e;
+        const done = isGroupDone(g.state, g);
+        const page = await finishedPageText(this.store, this.view(g), { after, limit });
+        const left = deadline - this.o.now();
+        if (!page.empty || done || left <= 0 || signal.aborted)
+          return { status: 200, json: page.text };
+        await watch.wait(left, signal);
       }
-      const left = deadline - this.o.now();
-      if (!page.empty || done || left <= 0 || signal.aborted) {
-        watch.cancel();
-        return { status: 200, json: page.text };
-      }
-      await watch.wait(left, signal);
+    } finally {
+      watch.cancel();
     }
   }
 
