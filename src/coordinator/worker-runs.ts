@@ -136,16 +136,25 @@ function addAnswer(
         message: `ctx.add key ${JSON.stringify(op.key)} of ${task} first added ${out.count} tasks (indexes from ${out.first}); this call adds ${op.inputs.length}, so nothing was added: a repeated add (a run of the task again) must add as many inputs under a key as the first. Give adds that change from run to run keys of their own (ctx.add(inputs, { key }))`,
       };
     case 'stale':
-      return {
-        ok: false,
-        code: 'stale_attempt',
-        message: `${task} attempt ${op.attempt} no longer holds its lease on this worker (the task went back to pending or to another run): its adds no longer count, nothing was added`,
-      };
     case 'already_final':
-      return {
-        ok: false,
-        code: 'stale_attempt',
-        message: `${task} has ended (its group was canceled or failed fast, or the coordinator failed the run): nothing was added`,
-      };
+      return fenceRefusal(out.status, op, 'add');
   }
+}
+
+/**
+ * The answer to an add or a spawn whose fence did not hold: the attempt no
+ * longer holds its lease (`stale`), or its task has ended (`already_final`).
+ * Nothing was made either way; the code is `stale_attempt`.
+ */
+export function fenceRefusal(
+  status: 'stale' | 'already_final',
+  op: { taskId: number; attempt: number },
+  call: 'add' | 'spawn',
+): { ok: false; code: 'stale_attempt'; message: string } {
+  const [calls, made] = call === 'add' ? ['adds', 'added'] : ['spawns', 'spawned'];
+  const message =
+    status === 'stale'
+      ? `task ${op.taskId} attempt ${op.attempt} no longer holds its lease on this worker (the task went back to pending or to another run): its ${calls} no longer count, nothing was ${made}`
+      : `task ${op.taskId} has ended (its group was canceled or failed fast, or the coordinator failed the run): nothing was ${made}`;
+  return { ok: false, code: 'stale_attempt', message };
 }

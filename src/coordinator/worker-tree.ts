@@ -25,7 +25,7 @@ import type { ResolvedCoordinatorOptions } from './options.js';
 import { queryValidator, routeSchema } from './route-validation.js';
 import type { Session } from './sessions.js';
 import type { Conn } from './worker-lifecycle.js';
-import { addRefusal } from './worker-runs.js';
+import { addRefusal, fenceRefusal } from './worker-runs.js';
 
 /**
  * Calls one connection may have in flight at once (long polls mostly): a
@@ -266,16 +266,7 @@ function spawnAnswer(
         message: `ctx.spawn key ${JSON.stringify(op.key)} of ${task} first spawned group ${out.group.id} with handler ${JSON.stringify(out.group.handler)}; this call spawns ${JSON.stringify(op.group.handler)}, so nothing was spawned: give spawns that change from run to run keys of their own (ctx.spawn(handler, inputs, { key }))`,
       };
     case 'stale':
-      return {
-        ok: false,
-        code: 'stale_attempt',
-        message: `${task} attempt ${op.attempt} no longer holds its lease on this worker (the task went back to pending or to another run): its spawns no longer count, nothing was spawned`,
-      };
     case 'already_final':
-      return {
-        ok: false,
-        code: 'stale_attempt',
-        message: `${task} has ended (its group was canceled or failed fast, or the coordinator failed the run): nothing was spawned`,
-      };
+      return fenceRefusal(out.status, op, 'spawn');
   }
 }
