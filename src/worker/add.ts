@@ -100,15 +100,28 @@ export function prepareAdd(
       `ctx.add(inputs) takes an array of inputs, got ${describe(inputs)}`,
     );
   const o = checkOptions(run, options);
-  const owner = `the inputs of ctx.add in task ${run.taskId}`;
-  const json = jsonOf(inputs, { root: 'inputs', owner }, limits);
-  if (!json.ok) {
-    const message =
-      json.code === 'too_deep'
-        ? `an input of ctx.add in task ${run.taskId} nests deeper than ${limits.maxDepth - 1} levels (maxDepth ${limits.maxDepth}, less the inputs array); add flatter data, or raise the coordinator's --max-json-depth`
-        : json.message;
-    throw new RegroupError(json.code, message);
-  }
+  const inputsJson = callInputsJson('ctx.add', run.taskId, inputs, limits);
   const key = o.key ?? `#${run.nextAutoKey++}`;
-  return { key, inputsJson: json.text };
+  return { key, inputsJson };
+}
+
+/**
+ * The inputs of a ctx.add or ctx.spawn as JSON text within the limits the
+ * worker knows, or the RegroupError saying what to change (too_deep names
+ * the levels left under the message's own inputs array).
+ */
+export function callInputsJson(
+  call: 'ctx.add' | 'ctx.spawn',
+  taskId: number,
+  inputs: unknown[],
+  limits: ResultLimits,
+): string {
+  const owner = `the inputs of ${call} in task ${taskId}`;
+  const json = jsonOf(inputs, { root: 'inputs', owner }, limits);
+  if (json.ok) return json.text;
+  const message =
+    json.code === 'too_deep'
+      ? `an input of ${call} in task ${taskId} nests deeper than ${limits.maxDepth - 1} levels (maxDepth ${limits.maxDepth}, less the inputs array); use flatter data, or raise the coordinator's --max-json-depth`
+      : json.message;
+  throw new RegroupError(json.code, message);
 }

@@ -9,8 +9,8 @@ import { RegroupError } from '../core/errors.js';
 import type { GroupPolicy, TaskOptions } from '../core/types.js';
 import { Spawn } from '../protocol/worker.js';
 import { checker } from '../protocol/validate.js';
-import { checkKey, describe } from './add.js';
-import { jsonOf, type ResultLimits } from './json-value.js';
+import { callInputsJson, checkKey, describe } from './add.js';
+import type { ResultLimits } from './json-value.js';
 
 /** The options of ctx.spawn. */
 export interface SpawnOptions {
@@ -96,15 +96,7 @@ export function prepareSpawn(
     const message = e instanceof Error ? e.message : String(e);
     throw new RegroupError('validation_failed', message);
   }
-  const owner = `the inputs of ctx.spawn in task ${run.taskId}`;
-  const json = jsonOf(inputs, { root: 'inputs', owner }, limits);
-  if (!json.ok) {
-    const message =
-      json.code === 'too_deep'
-        ? `an input of ctx.spawn in task ${run.taskId} nests deeper than ${limits.maxDepth - 1} levels (maxDepth ${limits.maxDepth}, less the inputs array); use flatter data, or raise the coordinator's --max-json-depth`
-        : json.message;
-    throw new RegroupError(json.code, message);
-  }
+  const inputsJson = callInputsJson('ctx.spawn', run.taskId, inputs, limits);
   const key = (o.key as string | undefined) ?? `#${run.nextAutoKey++}`;
-  return { key, head, inputsJson: json.text };
+  return { key, head, inputsJson };
 }
