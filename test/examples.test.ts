@@ -10,7 +10,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client } from '../src/client/index.js';
 import { startServer, startWorker, until, type Proc } from '../src/testing/procs.js';
 import type { Totals } from '../examples/wordcount/handlers.js';
 import { compare, countLocally, prepareWordcount } from '../examples/wordcount/job.js';
@@ -24,15 +23,12 @@ import {
 } from '../examples/wordcount/words.js';
 import type { Sorted } from '../examples/mergesort/handlers.js';
 import { randomNumbers } from '../examples/mergesort/numbers.js';
-import { readRunLog, realProcesses } from './real-processes.js';
+import { readRunLog, realProcessesWithClients } from './real-processes.js';
 
 const example = (path: string): string =>
   fileURLToPath(new URL(`../examples/${path}`, import.meta.url));
 
-const clients: Client[] = [];
-const tmp = realProcesses('regroup-examples-', () => {
-  for (const c of clients) c.close();
-});
+const tmp = realProcessesWithClients('regroup-examples-');
 
 /** A line of the run log (examples/lib/tree.ts, logRun). */
 interface RunLine {
@@ -120,8 +116,7 @@ void describe('examples (real processes, SQLite file)', () => {
         // Long enough for a kill to land inside each phase.
         pauseMs: 500,
       });
-      const client = new Client({ url });
-      clients.push(client);
+      const client = tmp.client(url);
       const group = await client.submit('wordcount', [job]);
 
       // Map phase: kill a worker running a map task, not the root's.
@@ -215,8 +210,7 @@ void describe('examples (real processes, SQLite file)', () => {
         await startWorker(url, handlers, name, ['--concurrency', '2'], {
           REGROUP_RUN_LOG: runLog,
         });
-      const client = new Client({ url });
-      clients.push(client);
+      const client = tmp.client(url);
       const group = await client.submit('mergesort', [{ seed: 11, n: 20_000, depth: 4 }]);
       const [sorted] = (await group.wait()) as [Sorted];
       const expected = randomNumbers(11, 20_000).sort((a, b) => a - b);

@@ -7,6 +7,7 @@ import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Client } from '../src/client/index.js';
 import { killAll, liveProcesses, tempDir } from '../src/testing/procs.js';
 
 /** A file under test/fixtures, from the compiled test (dist/test) as from the source. */
@@ -27,6 +28,26 @@ export function realProcesses(prefix: string, first?: () => Promise<void> | void
     assert.equal(liveProcesses(), 0, 'no process left running');
   });
   return tmp;
+}
+
+/**
+ * realProcesses, and `client(url)`: a Client that is closed at the end of
+ * the file, before the processes are killed.
+ */
+export function realProcessesWithClients(prefix: string): {
+  dir: string;
+  client: (url: string) => Client;
+} {
+  const clients: Client[] = [];
+  const tmp = realProcesses(prefix, () => {
+    for (const c of clients) c.close();
+  });
+  const client = (url: string): Client => {
+    const c = new Client({ url });
+    clients.push(c);
+    return c;
+  };
+  return { dir: tmp.dir, client };
 }
 
 /** The lines of a run log the fixtures append to (one JSON object a line); none when it is not there yet. */

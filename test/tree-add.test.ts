@@ -9,16 +9,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '../src/client/index.js';
+import type { Client } from '../src/client/index.js';
 import type { EventView } from '../src/protocol/http.js';
 import { startServer, startWorker } from '../src/testing/procs.js';
-import { fixture, realProcesses } from './real-processes.js';
+import { fixture, realProcessesWithClients } from './real-processes.js';
 
 const HANDLERS = fixture('tree-handlers.js');
-const clients: Client[] = [];
-const tmp = realProcesses('regroup-tree-', () => {
-  for (const c of clients) c.close();
-});
+const tmp = realProcessesWithClients('regroup-tree-');
 
 /** What the crawl handler returns. */
 interface Page {
@@ -77,8 +74,7 @@ function checkTree(results: Page[]): void {
 }
 
 async function crawl(url: string, root: object): Promise<{ results: Page[]; client: Client }> {
-  const client = new Client({ url });
-  clients.push(client);
+  const client = tmp.client(url);
   const group = await client.submit('crawl', [
     { path: 'r', depth: 0, maxDepth: MAX_DEPTH, ms: 20, ...root },
   ]);

@@ -10,16 +10,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Client } from '../src/client/index.js';
 import type { GroupView } from '../src/protocol/http.js';
 import { startServer, startWorker, until } from '../src/testing/procs.js';
-import { fixture, readRunLog, realProcesses } from './real-processes.js';
+import { fixture, readRunLog, realProcessesWithClients } from './real-processes.js';
 
 const HANDLERS = fixture('spawn-handlers.js');
-const clients: Client[] = [];
-const tmp = realProcesses('regroup-spawn-', () => {
-  for (const c of clients) c.close();
-});
+const tmp = realProcessesWithClients('regroup-spawn-');
+const client = tmp.client;
 
 interface RunLine {
   taskId: number;
@@ -36,12 +33,6 @@ interface RunLine {
 }
 
 const readRuns = (file: string): RunLine[] => readRunLog<RunLine>(file);
-
-function client(url: string): Client {
-  const c = new Client({ url });
-  clients.push(c);
-  return c;
-}
 
 interface SumResult {
   sum: number;
