@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { jsonOf, type ValueName } from './json-value.js';
 
 const limits = { maxResultBytes: 1_000_000, maxDepth: 64 };
@@ -74,4 +75,31 @@ void test('a value too deep for JSON.stringify itself is refused as too deep, no
   top['back'] = cyclicDeep;
   const c = jsonOf(cyclicDeep, result, limits);
   assert.ok(!c.ok && c.code === 'too_deep', 'deep and cyclic: too deep is enough to say');
+});
+
+void test('the byte limit: JSON of exactly maxResultBytes passes, one byte less is refused', () => {
+  fc.assert(
+    fc.property(fc.jsonValue({ maxDepth: 4, stringUnit: 'binary' }), (v) => {
+      const bytes = Buffer.byteLength(JSON.stringify(v));
+      const at = jsonOf(v, result, { maxResultBytes: bytes, maxDepth: 64 });
+      assert.equal(at.ok, true, `${bytes} bytes at a limit of ${bytes}`);
+      const under = jsonOf(v, result, { maxResultBytes: bytes - 1, maxDepth: 64 });
+      assert.equal(under.ok, false);
+      if (!under.ok) assert.equal(under.code, 'input_too_large');
+    }),
+    { numRuns: 500 },
+  );
+  // Keys of undefined properties are not in the text: they do not count.
+  const holes = { a: undefined, bcdefghij: undefined, list: [undefined] };
+  assert.equal(jsonOf(holes, result, { maxResultBytes: 15, maxDepth: 64 }).ok, true);
+});
+
+void test('a value far past the byte limit is refused before its text is built', () => {
+  // 200 MB of JSON if it were built: refused once a lower bound of its size passes the limit.
+  const huge = Array.from({ length: 2_000 }, () => 'x'.repeat(100 * 1024));
+  const j = jsonOf(huge, result, { maxResultBytes: 4 * 1024 * 1024, maxDepth: 64 });
+  assert.equal(j.ok, false);
+  if (j.ok) return;
+  assert.equal(j.code, 'input_too_large');
+  assert.match(j.message, /is more than maxResultBytes \(4194304\) bytes of JSON; send less/);
 });

@@ -110,13 +110,42 @@ function isAncestor(
   return false;
 }
 
-/** JSON.stringify, throwing at the first value it would change (changedByJson). */
-function quickStringify(value: unknown): string | undefined {
+/** Thrown inside JSON.stringify's replacer once the text is sure to pass the byte limit. */
+class TooLarge extends Error {}
+
+/**
+ * JSON.stringify, throwing at the first value it would change
+ * (changedByJson), or as soon as the text is sure to be longer than
+ * `maxBytes`: a handler that returns (or spawns) hundreds of megabytes is
+ * refused after reading a few, instead of stalling the worker for seconds
+ * (and missing its beats) to build text that is refused anyway. What is
+ * counted is a lower bound of the UTF-8 bytes: each string's UTF-16 length,
+ * each object key's (not an array's, nor an undefined property's), one byte
+ * for any other value.
+ */
+function quickStringify(value: unknown, maxBytes: number): string | undefined {
+  let atLeast = 0;
   return JSON.stringify(value, function (this: object, key: string, v: unknown) {
     const bad = changedByJson(v);
     if (bad !== null) throw new NotJson(this, key, bad);
+    // Left out (in an object) or null (in an array): its key is not in the text.
+    if (v === undefined) return v;
+    atLeast += (Array.isArray(this) ? 0 : key.length) + (typeof v === 'string' ? v.length : 1);
+    if (atLeast > maxBytes) throw new TooLarge();
     return v;
   });
+}
+
+function tooLarge(name: ValueName, maxBytes: number, bytes?: number): JsonOutcome {
+  const size =
+    bytes === undefined
+      ? `more than maxResultBytes (${maxBytes}) bytes of JSON`
+      : `${bytes} bytes of JSON, more than maxResultBytes (${maxBytes})`;
+  return {
+    ok: false,
+    code: 'input_too_large',
+    message: `${name.owner} is ${size}; send less (keep large data elsewhere and pass a reference) or raise the coordinator's --max-result-bytes`,
+  };
 }
 
 /**
@@ -170,9 +199,10 @@ function tooDeep(name: ValueName, maxDepth: number): JsonOutcome {
   };
 }
 
-function stringify(value: unknown, name: ValueName, maxDepth: number): JsonOutcome {
+function stringify(value: unknown, name: ValueName, limits: ResultLimits): JsonOutcome {
+  const { maxDepth, maxResultBytes } = limits;
   try {
-    const text = quickStringify(value);
+    const text = quickStringify(value, maxResultBytes);
     if (text !== undefined) return { ok: true, text };
     // A toJSON that returns undefined.
     return {
@@ -181,6 +211,7 @@ function stringify(value: unknown, name: ValueName, maxDepth: number): JsonOutco
       message: `${name.owner} is undefined as JSON; ${PLAIN}`,
     };
   } catch (e) {
+    if (e instanceof TooLarge) return tooLarge(name, maxResultBytes);
     // Thousands of levels overflow the stack before the depth is checked on the text.
     if (e instanceof RangeError && deeperThan(value, maxDepth)) return tooDeep(name, maxDepth);
     const message = `${name.owner}: ${whereNotJson(value, name.root)}`;
@@ -203,17 +234,11 @@ export function jsonOf(value: unknown, name: ValueName, limits: ResultLimits): J
     const message = `${name.owner} is undefined, which is not JSON; ${PLAIN}`;
     return { ok: false, code: 'validation_failed', message };
   }
-  const json = stringify(value, name, limits.maxDepth);
+  const json = stringify(value, name, limits);
   if (!json.ok) return json;
   const { text } = json;
   const bytes = Buffer.byteLength(text);
-  if (bytes > limits.maxResultBytes) {
-    return {
-      ok: false,
-      code: 'input_too_large',
-      message: `${name.owner} is ${bytes} bytes of JSON, more than maxResultBytes (${limits.maxResultBytes}); send less (keep large data elsewhere and pass a reference) or raise the coordinator's --max-result-bytes`,
-    };
-  }
+  if (bytes > limits.maxResultBytes) return tooLarge(name, limits.maxResultBytes, bytes);
   if (depthExceededAt(text, limits.maxDepth) !== -1) return tooDeep(name, limits.maxDepth);
   return { ok: true, text };
 }
