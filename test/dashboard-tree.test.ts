@@ -13,7 +13,16 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Coordinator } from '../src/coordinator/index.js';
 import { SqliteStore } from '../src/store/sqlite.js';
-import { killAll, liveProcesses, sleep, tempDir, until } from '../src/testing/procs.js';
+import { Client } from '../src/client/index.js';
+import {
+  killAll,
+  liveProcesses,
+  sleep,
+  startWorker,
+  tempDir,
+  until,
+} from '../src/testing/procs.js';
+import { fixture } from './real-processes.js';
 import { seedTree } from './tree-seed.js';
 
 const WAIT = { timeout: 30_000 };
@@ -150,5 +159,45 @@ describe('dashboard: a tree of groups', () => {
     await sleep(1500);
     assert.equal(await nodesReplacedOver(page, 4000), 0, 'idle: no node of the page replaced');
     assert.deepEqual(errors, [], 'the page threw');
+  });
+
+  it('shows the parents that wait on their children beside the slots in use', async () => {
+    const t = tempDir('regroup-dash-wait-');
+    const c = new Coordinator({
+      store: new SqliteStore({ path: join(t.dir, 'wait.db') }),
+      port: 0,
+    });
+    const url = await c.start();
+    const client = new Client({ url });
+    cleanups.push(async () => {
+      client.close();
+      await c.stop();
+      t.cleanup();
+    });
+    // One slot: the root and its 2 children wait, one leaf at a time runs.
+    await startWorker(url, fixture('spawn-handlers.js'), 'solo', ['--concurrency', '1']);
+    const root = await client.submit('treeSum', [{ depth: 2, fanout: 2, leafMs: 60_000 }]);
+    cleanups.push(async () => {
+      await root.cancel();
+    });
+    const b: Browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+    cleanups.push(() => b.close());
+    const page = await b.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(url);
+    await page.waitForSelector('#conn[data-state=live]', WAIT);
+    await page.waitForSelector('#workers tr[data-worker=solo][data-health=alive]', WAIT);
+    const slots = await until(
+      'the waiting parents on the worker row',
+      async () => {
+        const text =
+          (await page.textContent('#workers tr[data-worker=solo] td:nth-child(4)')) ?? '';
+        return /\+ 3 waiting/.test(text) ? text : null;
+      },
+      30_000,
+    );
+    assert.equal(slots.trim(), '1 / 1 + 3 waiting');
   });
 });
