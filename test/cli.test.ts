@@ -160,7 +160,7 @@ describe('regroup CLI against a real coordinator', () => {
   it('groups: newest first, --state filters, --limit pages with next', async () => {
     const a = await flakyGroup(1, join(dir, 'never'));
     const b = await flakyGroup(1, join(dir, 'never'));
-    const page = await cliJson<{ groups: GroupView[]; next: number | null }>(
+    const page = await cliJson<{ groups: GroupView[]; next: string | null }>(
       'groups',
       '--limit',
       '1',
@@ -169,12 +169,24 @@ describe('regroup CLI against a real coordinator', () => {
       page.groups.map((g) => g.id),
       [b],
     );
-    assert.equal(page.next, page.groups[0]!.createdAt);
+    assert.equal(page.next, b);
+    const second = await cliJson<{ groups: GroupView[]; next: string | null }>(
+      'groups',
+      '--limit',
+      '1',
+      '--after',
+      b,
+    );
+    assert.deepEqual(
+      second.groups.map((g) => g.id),
+      [a],
+      'the next page starts after b',
+    );
     const table = await cli('groups', '--limit', '2');
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^GROUP\s+HANDLER\s+STATE\s+PROGRESS/);
     assert.ok(table.stdout.indexOf(b) < table.stdout.indexOf(a), 'newest first');
-    assert.match(table.stdout, /^more: --before \d+$/m);
+    assert.match(table.stdout, /^more: --after g_\S+$/m);
 
     const done = await cliJson<{ groups: GroupView[] }>(
       'groups',

@@ -898,7 +898,7 @@ export function predict(c: HttpCase, pool: PoolView): Prediction {
     case 'workers':
       return { status: 200 };
     case 'list':
-      // after pages a parent's children: without parent it is refused, whatever its value (empty is absent).
+      // after (empty is absent) must name a group: the values generated here never do.
       return intOk(q, 'limit', 1, 1000) &&
         (!q.has('before') || intOk(q, 'before', 0, MAX)) &&
         (q.get('after') ?? '') === ''

@@ -128,7 +128,7 @@ void describe('regroup CLI on a tree of groups', () => {
     assert.equal(byId.get('grand')?.[1], kid(0));
     assert.equal(byId.get(kid(999))?.[1], 'root');
     assert.equal(byId.get('doomed')?.[1], '-');
-    assert.match(r.stdout, /^more: --before \d+$/m);
+    assert.match(r.stdout, /^more: --after \S+$/m);
   });
 
   void it("groups --parent: a group's children oldest first, paged with --after", async () => {
@@ -209,7 +209,7 @@ void describe('regroup CLI on a tree of groups', () => {
 
   void it('refuses flags that do not go together, saying what to do (exit 2)', async () => {
     const cases: [string[], RegExp][] = [
-      [['groups', '--after', kid(1)], /give --parent <groupId> with it/],
+      [['groups', '--after', kid(1), '--before', '5'], /--after and --before do not go together/],
       [['groups', '--parent', 'root', '--before', '5'], /paged with --after/],
       [['groups', '--parent', 'root', '--all'], /--all and --parent do not go together/],
     ];

@@ -37,15 +37,21 @@ export function groupsCommand(): Command {
       'the groups clients submitted, newest first (--all: spawned groups too; --parent: the children of a group)',
     )
     .option('--limit <n>', 'most groups shown (1..1000)', integer(1), 20)
-    .option('--before <createdAt>', 'paging: groups created before this time (ms)', integer(0))
+    .option(
+      '--before <createdAt>',
+      'groups created before this time (ms); to page, use --after (groups of one millisecond are not skipped)',
+      integer(0),
+    )
     .addOption(new Option('--state <state>', 'only groups in this state').choices(GROUP_STATES))
     .option('--all', 'every group, the ones spawned by tasks too (a PARENT column names theirs)')
     .option('--parent <groupId>', "the group's children (spawned by its tasks), oldest first")
-    .option('--after <groupId>', 'paging with --parent: children created after this one');
+    .option(
+      '--after <groupId>',
+      'paging: the groups listed after this one (the "more:" of the previous page)',
+    );
   withConnectionOptions(cmd).addHelpText(
     'after',
-    '\nWith --json: {"groups":[GroupView],"next":<createdAt>|null}; pass next as --before for the next page.' +
-      '\nWith --parent: {"groups":[GroupView],"next":<groupId>|null}; pass next as --after.',
+    '\nWith --json: {"groups":[GroupView],"next":<groupId>|null}; pass next as --after for the next page.',
   );
   return cmd.action(async (flags: GroupsFlags) => {
     const misuse = groupsMisuse(flags);
@@ -61,8 +67,7 @@ export function groupsCommand(): Command {
         flags.parent === undefined ? 'no groups' : `group ${flags.parent} has no children`;
       const lines = [page.groups.length === 0 ? none : groupsTable(page.groups, Date.now())];
       lines.push(...waitingNotes(page.groups));
-      if (page.next !== null)
-        lines.push('', `more: ${flags.parent === undefined ? '--before' : '--after'} ${page.next}`);
+      if (page.next !== null) lines.push('', `more: --after ${page.next}`);
       return lines.join('\n');
     });
   });
@@ -77,17 +82,18 @@ function groupsMisuse(f: GroupsFlags): string | null {
       return "--all and --parent do not go together: --parent lists one group's children";
     return null;
   }
-  if (f.after !== undefined)
-    return "--after pages a group's children: give --parent <groupId> with it (without --parent, page with --before)";
+  if (f.after !== undefined && f.before !== undefined)
+    return '--after and --before do not go together: page with --after <the more: of the previous page>';
   return null;
 }
 
 export interface GroupsPage {
   groups: GroupView[];
-  /** The `--before` (a createdAt) or, with `parent`, the `--after` (a group id) of the next page; null when there is none. */
-  next: number | string | null;
+  /** The `--after` of the next page (a group id); null when there is none. */
+  next: string | null;
 }
 
+/** Where a page starts: after a group (exact), or before a time (--before, coarse). */
 interface Cursor {
   before?: number;
   after?: string;
@@ -122,20 +128,19 @@ export async function listGroups(
     const groups = await client.listGroups({
       limit,
       ...(c.before === undefined ? {} : { before: c.before }),
+      ...(c.after === undefined ? {} : { after: c.after }),
       ...(o.all === true ? {} : { roots: true }),
     });
     const last = groups[groups.length - 1];
-    return { groups, next: groups.length === limit && last ? { before: last.createdAt } : null };
+    return { groups, next: groups.length === limit && last ? { after: last.id } : null };
   };
   const start: Cursor =
-    o.parent !== undefined
-      ? o.after === undefined
-        ? {}
-        : { after: o.after }
-      : o.before === undefined
-        ? {}
-        : { before: o.before };
-  const shown = (c: Cursor | null): number | string | null => c?.after ?? c?.before ?? null;
+    o.after !== undefined
+      ? { after: o.after }
+      : o.before !== undefined && o.parent === undefined
+        ? { before: o.before }
+        : {};
+  const shown = (c: Cursor | null): string | null => c?.after ?? null;
   if (o.state === undefined) {
     const page = await read(o.limit, start);
     return { groups: page.groups, next: shown(page.next) };
@@ -148,8 +153,7 @@ export async function listGroups(
     for (const g of page.groups) {
       if (g.state !== o.state) continue;
       out.push(g);
-      if (out.length === o.limit)
-        return { groups: out, next: o.parent !== undefined ? g.id : g.createdAt };
+      if (out.length === o.limit) return { groups: out, next: g.id };
     }
     if (page.next === null) return { groups: out, next: null };
     cursor = page.next;

@@ -20,7 +20,15 @@ export interface SubmitOptions {
 
 export interface ListGroupsOptions {
   limit?: number;
-  /** Paging: groups created before this time (the `createdAt` of the last group of the previous page). */
+  /**
+   * Paging: the groups listed after this one, the id of the last group of
+   * the previous page (a full page: `limit` groups, more may follow).
+   */
+  after?: string;
+  /**
+   * Paging by time: groups created before this (ms). Coarse: groups created
+   * in the same millisecond as the last of a page are skipped; use `after`.
+   */
   before?: number;
   /** Only the groups a client submitted, not those spawned by tasks (`group.children()` lists those). */
   roots?: boolean;
@@ -78,6 +86,7 @@ export class Client {
     const q = new URLSearchParams();
     if (opts.limit !== undefined) q.set('limit', String(opts.limit));
     if (opts.before !== undefined) q.set('before', String(opts.before));
+    if (opts.after !== undefined) q.set('after', opts.after);
     if (opts.roots === true) q.set('roots', 'true');
     const query = q.size > 0 ? `?${q.toString()}` : '';
     const reply = await this.get<{ groups: GroupView[] }>(`/v1/groups${query}`);

@@ -283,18 +283,25 @@ export class Api {
 
   private async list(q: ListQuery): Promise<Answer> {
     if (q.parent !== undefined) return this.children(q.parent, q);
-    if (q.after !== undefined) {
+    if (q.after !== undefined && q.before !== undefined)
       throw new RegroupError(
         'validation_failed',
-        'query parameter after pages the children of a group: give parent=<group id> with it (without parent, page with before=<createdAt>)',
+        'query parameters after and before do not go together: page with after=<the next of the previous page>',
       );
-    }
+    if (q.after !== undefined && (await this.store.getGroup(q.after)) === null)
+      throw new RegroupError(
+        'validation_failed',
+        `query parameter after must be the id of a group (the next of the previous page); ${q.after} is no group`,
+      );
     const groups = await this.store.listGroups({
       limit: q.limit,
       ...(q.before === undefined ? {} : { before: q.before }),
+      ...(q.after === undefined ? {} : { after: q.after }),
       ...(q.roots === 'true' ? { roots: true } : {}),
     });
-    return ok({ groups: await this.withChildren(groups.map((g) => this.view(g))) });
+    const last = groups[groups.length - 1];
+    const next = groups.length === q.limit && last ? last.id : null;
+    return ok({ groups: await this.withChildren(groups.map((g) => this.view(g))), next });
   }
 
   /** A group's children in creation order, paged by the last child's id (`next`). */

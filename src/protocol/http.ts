@@ -8,7 +8,7 @@
  *   POST /v1/groups/:id/seal           -> 200 GroupView
  *   POST /v1/groups/:id/cancel         -> 200 CancelReply: the GroupView and `descendants`, the groups under it this cancel ended
  *   POST /v1/groups/:id/retry          {} (RetryRequest) -> 200 RetryReply: the group's failed tasks run again
- *   GET  /v1/groups                    ?limit&before&roots -> { groups: GroupView[] } newest first (with `children`);
+ *   GET  /v1/groups                    ?limit&after&roots -> { groups: GroupView[], next: string|null } newest first (with `children`);
  *                                      ?parent=<id>&after=<child id>&limit -> { groups, next: string|null }: its children in creation order
  *   GET  /v1/groups/:id                -> GroupView (with `children`)
  *   GET  /v1/groups/:id/wait           ?timeoutMs (long poll, at most 60 s)&tasks=<n> -> GroupView (done or not);
@@ -309,7 +309,7 @@ export const GroupList = Type.Object({
   next: Type.Optional(
     Type.Union([Type.String(), Type.Null()], {
       description:
-        'With `parent` only: the `after` of the next page (the id of the last child of this one), null at the end.',
+        'The `after` of the next page (the id of the last group of this one), null at the end.',
     }),
   ),
 });

@@ -228,7 +228,7 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'groups',
     summary: "List groups, newest first; or a group's children",
     description:
-      "Without `parent`: every group (or with `roots=true` only the groups clients submitted), newest first, paged by `before`. With `parent`: that group's children (the groups its tasks spawned, any state), oldest first in the order they were created, paged by `after` (the reply's `next`); `before` and `roots` do not go with it. Each group carries `children`, how many groups its own tasks spawned.",
+      "Without `parent`: every group (or with `roots=true` only the groups clients submitted), newest first, paged by `after` (the reply's `next`: the id of the last group of the page; `before`, a createdAt, also pages but skips groups created in the same millisecond as the last of a page). With `parent`: that group's children (the groups its tasks spawned, any state), oldest first in the order they were created, paged by `after` (the reply's `next`); `before` and `roots` do not go with it. Each group carries `children`, how many groups its own tasks spawned.",
     auth: true,
     query: [
       int('limit', 1, 1000, 50, 'Most groups to return.'),
@@ -237,7 +237,7 @@ export const OPERATIONS: readonly Operation[] = [
         0,
         MAX,
         null,
-        'Only groups with `createdAt < before`: the `createdAt` of the last group of the previous page.',
+        'Only groups with `createdAt < before`. Coarse: groups created in the same millisecond as the last of the previous page are skipped; page with `after` instead.',
       ),
       {
         name: 'roots',
@@ -253,7 +253,7 @@ export const OPERATIONS: readonly Operation[] = [
         name: 'after',
         schema: GROUP_ID,
         description:
-          'With `parent`: only the children created after this one (the `next` of the previous page).',
+          'The groups listed after this one: the `next` of the previous page. Without `parent`: a group id (newest first, so older groups, and those of the same millisecond created before it); with `parent`: a child of that group (the children created after it). Not with `before`.',
       },
     ],
     replies: [

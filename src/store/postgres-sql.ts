@@ -78,6 +78,13 @@ export const SQL = {
      ORDER BY created_at DESC, rowid DESC LIMIT $1`,
   listRootsBefore: `SELECT * FROM groups WHERE parent_group_id IS NULL AND created_at < $1
      ORDER BY created_at DESC, rowid DESC LIMIT $2`,
+  // After the group named ($1): (created_at, rowid) below its own, so groups of one millisecond are not skipped.
+  listGroupsAfter: `SELECT * FROM groups
+     WHERE (created_at, rowid) < (SELECT created_at, rowid FROM groups WHERE id = $1)
+     ORDER BY created_at DESC, rowid DESC LIMIT $2`,
+  listRootsAfter: `SELECT * FROM groups WHERE parent_group_id IS NULL
+     AND (created_at, rowid) < (SELECT created_at, rowid FROM groups WHERE id = $1)
+     ORDER BY created_at DESC, rowid DESC LIMIT $2`,
   // A group's children in creation order, from groups_children_order (parent_group_id, rowid): no sort.
   listChildren: `SELECT * FROM groups WHERE parent_group_id = $1 ORDER BY rowid LIMIT $2`,
   // ($1 parent, $2 after's id, $3 limit): the children created after the child `after`.

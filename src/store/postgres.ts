@@ -313,12 +313,17 @@ export class PostgresStore implements Store {
   async listGroups(query: GroupsQuery): Promise<GroupInfo[]> {
     const roots = query.roots === true;
     const rows =
-      query.before === undefined
-        ? await this.rows<GroupRow>(roots ? 'listRoots' : 'listGroups', [query.limit])
-        : await this.rows<GroupRow>(roots ? 'listRootsBefore' : 'listGroupsBefore', [
-            query.before,
+      query.after !== undefined
+        ? await this.rows<GroupRow>(roots ? 'listRootsAfter' : 'listGroupsAfter', [
+            query.after,
             query.limit,
-          ]);
+          ])
+        : query.before !== undefined
+          ? await this.rows<GroupRow>(roots ? 'listRootsBefore' : 'listGroupsBefore', [
+              query.before,
+              query.limit,
+            ])
+          : await this.rows<GroupRow>(roots ? 'listRoots' : 'listGroups', [query.limit]);
     return rows.map(groupFromRow);
   }
 

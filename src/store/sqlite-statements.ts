@@ -62,12 +62,22 @@ export const SQL = {
   listGroupsBefore: p(
     'SELECT * FROM groups WHERE created_at < ? ORDER BY created_at DESC, rowid DESC LIMIT ?',
   ),
+  // After the group named: (created_at, rowid) below its own, so groups of one millisecond are not skipped.
+  listGroupsAfter: p(
+    `SELECT * FROM groups WHERE (created_at, rowid) < (SELECT created_at, rowid FROM groups WHERE id = ?)
+       ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+  ),
   // The client's groups only (no parent): the same order and paging.
   listRoots: p(
     'SELECT * FROM groups WHERE parent_group_id IS NULL ORDER BY created_at DESC, rowid DESC LIMIT ?',
   ),
   listRootsBefore: p(
     `SELECT * FROM groups WHERE parent_group_id IS NULL AND created_at < ?
+       ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+  ),
+  listRootsAfter: p(
+    `SELECT * FROM groups WHERE parent_group_id IS NULL
+       AND (created_at, rowid) < (SELECT created_at, rowid FROM groups WHERE id = ?)
        ORDER BY created_at DESC, rowid DESC LIMIT ?`,
   ),
   // A group's children in creation order: groups_children holds (parent_group_id, rowid), so no sort.

@@ -253,12 +253,16 @@ export class SqliteStore implements Store {
 
   async listGroups(query: GroupsQuery): Promise<GroupInfo[]> {
     const st = this.st;
-    const [all, before] =
+    const [all, before, after] =
       query.roots === true
-        ? [st.listRoots, st.listRootsBefore]
-        : [st.listGroups, st.listGroupsBefore];
+        ? [st.listRoots, st.listRootsBefore, st.listRootsAfter]
+        : [st.listGroups, st.listGroupsBefore, st.listGroupsAfter];
     const rows =
-      query.before === undefined ? all.all(query.limit) : before.all(query.before, query.limit);
+      query.after !== undefined
+        ? after.all(query.after, query.limit)
+        : query.before !== undefined
+          ? before.all(query.before, query.limit)
+          : all.all(query.limit);
     return (rows as GroupRow[]).map(groupFromRow);
   }
 

@@ -337,8 +337,19 @@ export interface ReadyTask {
 
 export interface GroupsQuery {
   limit: number;
-  /** Groups with createdAt < before (the createdAt of the last group of the previous page). */
+  /**
+   * Groups with createdAt < before. Coarse: groups created in the same
+   * millisecond as the last of a page are not all on the next; `after` is
+   * exact.
+   */
   before?: number;
+  /**
+   * The groups listed after this one (the id of the last group of the
+   * previous page): created earlier, or in the same millisecond and
+   * inserted before it. An id that is no group gives an empty page (the
+   * API checks it first).
+   */
+  after?: string;
   /** Only groups a client submitted (no parent). */
   roots?: boolean;
 }

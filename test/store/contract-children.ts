@@ -157,6 +157,15 @@ export function childrenRules(make: Make): void {
           'r2',
           'r1',
         ]);
+        // after: exact, where before skips: k1..k3 share a millisecond.
+        assert.deepEqual(ids(await store.listGroups({ limit: 2, after: 'r3' })), ['k3', 'k2']);
+        assert.deepEqual(ids(await store.listGroups({ limit: 2, after: 'k2' })), ['k1', 'r2']);
+        assert.deepEqual(ids(await store.listGroups({ limit: 2, after: 'r2' })), ['r1']);
+        assert.deepEqual(ids(await store.listGroups({ limit: 2, roots: true, after: 'r3' })), [
+          'r2',
+          'r1',
+        ]);
+        assert.deepEqual(ids(await store.listGroups({ limit: 2, after: 'nope' })), []);
         // Live: r1, r2 (sealed, tasks to do) and k1, k2; r3 and k3 are empty, so done.
         assert.deepEqual(await store.countLiveGroups(), { root: 2, child: 2 });
         await store.commitTick({ now: 6, cancels: ['k1'] });

@@ -190,11 +190,17 @@ export class ModelStore implements Store {
 
   async listGroups(query: GroupsQuery): Promise<GroupInfo[]> {
     const before = query.before;
-    return this.groups
+    const newestFirst = this.groups
       .map((g, i) => ({ g, i }))
       .filter(({ g }) => before === undefined || g.createdAt < before)
+      .sort((a, b) => b.g.createdAt - a.g.createdAt || b.i - a.i);
+    // after: the groups that come after it in that order (none when it is no group).
+    const from =
+      query.after === undefined ? 0 : newestFirst.findIndex(({ g }) => g.id === query.after);
+    if (from < 0) return [];
+    return newestFirst
+      .slice(query.after === undefined ? 0 : from + 1)
       .filter(({ g }) => query.roots !== true || !g.parent)
-      .sort((a, b) => b.g.createdAt - a.g.createdAt || b.i - a.i)
       .slice(0, query.limit)
       .map(({ g }) => clone(g));
   }

@@ -80,38 +80,21 @@ async function getJson<T>(url: string): Promise<T> {
 
 /**
  * Everything the store holds, read through the API (the same for any store).
- * Groups are listed newest first, paged by `before=<createdAt>`; child groups
- * made in one tick share a createdAt, so a page can end among them and the
- * next page skip the rest: every group's children are also read by
- * `?parent=` (paged by child id, exact), and merged by id.
+ * Groups are listed newest first, paged by `after=<next>` (exact: groups made
+ * in one tick share a createdAt, and none of them is skipped).
  */
 async function finalState(
   url: string,
 ): Promise<{ groups: GroupView[]; tasks: TaskView[]; events: EventView[] }> {
   const byId = new Map<string, GroupView>();
-  let before: number | undefined;
-  for (;;) {
-    const page = await getJson<{ groups: GroupView[] }>(
-      `${url}/v1/groups?limit=1000${before === undefined ? '' : `&before=${before}`}`,
+  let next: string | null = null;
+  do {
+    const page: { groups: GroupView[]; next: string | null } = await getJson(
+      `${url}/v1/groups?limit=1000${next === null ? '' : `&after=${next}`}`,
     );
     for (const g of page.groups) byId.set(g.id, g);
-    if (page.groups.length < 1000) break;
-    before = page.groups[page.groups.length - 1]!.createdAt;
-  }
-  const parents = [...byId.values()].filter((g) => (g.children ?? 0) > 0);
-  for (let k = 0; k < parents.length; k++) {
-    let after: string | null = null;
-    do {
-      const page: { groups: GroupView[]; next?: string | null } = await getJson(
-        `${url}/v1/groups?parent=${parents[k]!.id}&limit=1000${after === null ? '' : `&after=${after}`}`,
-      );
-      for (const g of page.groups) {
-        if (!byId.has(g.id) && (g.children ?? 0) > 0) parents.push(g);
-        byId.set(g.id, g);
-      }
-      after = page.next ?? null;
-    } while (after !== null);
-  }
+    next = page.next;
+  } while (next !== null);
   const groups = [...byId.values()];
   const tasks: TaskView[] = [];
   for (const g of groups) {
