@@ -22,6 +22,7 @@ interface SubmitFlags extends ConnectionOptions {
   timeoutMs?: number;
   heartbeatTimeoutMs?: number;
   scheduleTimeoutMs?: number;
+  maxConcurrency?: number;
   priority?: number;
   requires?: string[];
   policy?: 'collectAll' | 'failFast';
@@ -48,6 +49,11 @@ export function submitCommand(): Command {
     .option(
       '--schedule-timeout-ms <n>',
       'fail the tasks as unschedulable when no connected worker can run them for this long (0 = wait)',
+      integer(0),
+    )
+    .option(
+      '--max-concurrency <n>',
+      "most of the group's tasks running at once; the rest wait (0 = no cap)",
       integer(0),
     )
     .option('--priority <n>', 'groups of a higher priority are served first', integer(-1_000_000))
@@ -99,6 +105,7 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
     if (flags.heartbeatTimeoutMs !== undefined)
       options.heartbeatTimeoutMs = flags.heartbeatTimeoutMs;
     if (flags.scheduleTimeoutMs !== undefined) options.scheduleTimeoutMs = flags.scheduleTimeoutMs;
+    if (flags.maxConcurrency !== undefined) options.maxConcurrency = flags.maxConcurrency;
     if (flags.priority !== undefined) options.priority = flags.priority;
     if (flags.requires !== undefined) options.requires = flags.requires;
     const group = await client.submit(flags.handler, inputs, {

@@ -10,6 +10,7 @@ import { holdsLease } from '../core/fence.js';
 import { planDispatch, type WorkerCredit } from '../core/dispatch.js';
 import { isClientOp, OP_KINDS, perOpKind, type OpKind } from '../core/ops.js';
 import { RunnableIndex, type WaitChange } from '../core/runnable.js';
+import { CapRoom } from '../core/caps.js';
 import { fact, type Fact } from '../core/events.js';
 import type { GroupInfo } from '../core/types.js';
 import { unschedulableError, type GroupWaiting, type Offer } from '../core/waiting.js';
@@ -92,6 +93,10 @@ export interface EngineHooks {
 export class Engine {
   /** Every running lease, by taskId. The store is the truth; this is its exact cache (single writer). */
   readonly leases = new Map<number, Lease>();
+  /** Leases by group: what a group's options.maxConcurrency is held against (core/caps.ts). */
+  private readonly leasedByGroup = new Map<string, number>();
+  /** The room the caps leave in the tick being planned. */
+  private capRoom = new CapRoom((g) => this.leasedByGroup.get(g) ?? 0);
   private queue: Queue = emptyQueue();
   private workers = new Map<string, WorkerRecord>();
   private workerWaiters: (() => void)[] = [];
@@ -327,6 +332,7 @@ export class Engine {
       // Sessions may have changed since the last tick (a worker joined, left, drains).
       this.judge(now);
       const scheduleTimeouts = this.expired(now);
+      this.capRoom = new CapRoom((g) => this.leasedByGroup.get(g) ?? 0);
       const { claims, credits } = await this.planClaims(now);
       if (
         !OP_KINDS.some((k) => batch[k].length > 0) &&
@@ -450,12 +456,26 @@ export class Engine {
     );
   }
 
+  private lease(l: Lease): void {
+    const had = this.leases.get(l.taskId);
+    if (had) this.unlease(had);
+    this.leases.set(l.taskId, l);
+    this.leasedByGroup.set(l.groupId, (this.leasedByGroup.get(l.groupId) ?? 0) + 1);
+  }
+
+  private unlease(l: Lease): void {
+    if (!this.leases.delete(l.taskId)) return;
+    const n = (this.leasedByGroup.get(l.groupId) ?? 1) - 1;
+    if (n > 0) this.leasedByGroup.set(l.groupId, n);
+    else this.leasedByGroup.delete(l.groupId);
+  }
+
   /** Updates the lease cache and the sessions from what was really committed. */
   private apply(tick: Tick, outcome: TickOutcome): void {
     const drop = (taskId: number, attempt: number, workerId: string, finished: boolean): void => {
       const lease = this.leases.get(taskId);
       if (!holdsLease(lease, attempt, workerId)) return;
-      this.leases.delete(taskId);
+      this.unlease(lease);
       this.sessions.get(workerId)?.forget(taskId, finished);
       this.dispatchDirty = true;
     };
@@ -483,7 +503,7 @@ export class Engine {
     (tick.requeues ?? []).forEach((r) => drop(r.taskId, r.attempt, r.workerId, false));
     for (const r of outcome.revoked) drop(r.taskId, r.attempt, r.workerId, false);
     for (const c of outcome.claimed) {
-      this.leases.set(c.taskId, stripPayload(c));
+      this.lease(stripPayload(c));
       this.sessions.get(c.workerId)?.claim(c.taskId);
     }
     if (outcome.createGroups.length > 0 || outcome.addTasks.length > 0) this.dispatchDirty = true;
@@ -519,8 +539,10 @@ export class Engine {
       Math.max(16, Math.ceil((2 * totalFree) / order.length)),
       2000,
     );
-    const ready = await this.store.readyTasks(order, now, perGroup);
+    // Tasks past their group's maxConcurrency wait: read, not claimed (their group goes on in line).
+    const ready = this.capRoom.fit(await this.store.readyTasks(order, now, perGroup));
     const claims = assign(ready, order, credits);
+    this.capRoom.took(claimedGroups(ready, claims));
     const left = remaining(credits, claims);
     this.served(order, ready, claims);
     // More runnable groups than one read takes, and slots left: read on next
@@ -557,8 +579,11 @@ export class Engine {
     return {
       max,
       plan: (tasks) => {
-        const order = [...new Set(tasks.map((t) => t.groupId))];
-        return assign(tasks, order, credits);
+        const fitted = this.capRoom.fit(tasks);
+        const order = [...new Set(fitted.map((t) => t.groupId))];
+        const claims = assign(fitted, order, credits);
+        this.capRoom.took(claimedGroups(fitted, claims));
+        return claims;
       },
     };
   }
@@ -568,7 +593,7 @@ export class Engine {
    * with pending tasks (the index of runnable work; waits are timed from now).
    */
   restore(leases: Lease[], pending: GroupInfo[]): void {
-    for (const l of leases) this.leases.set(l.taskId, l);
+    for (const l of leases) this.lease(l);
     for (const g of pending) this.runnable.update(g);
   }
 
@@ -644,6 +669,12 @@ function assign(ready: ReadyTask[], order: string[], credits: WorkerCredit[]): C
   for (const t of ready) byGroup.get(t.groupId)?.push(t);
   const lists = [...byGroup.values()].sort((x, y) => (y[0]?.priority ?? 0) - (x[0]?.priority ?? 0));
   return planDispatch(lists, credits).map((a) => ({ taskId: a.taskId, workerId: a.workerId }));
+}
+
+/** The group of each claim, as `ready` says. */
+function claimedGroups(ready: readonly ReadyTask[], claims: readonly ClaimOp[]): string[] {
+  const groupOf = new Map(ready.map((t) => [t.taskId, t.groupId]));
+  return claims.map((c) => groupOf.get(c.taskId)!);
 }
 
 /** The credits left after `claims` (a claim that does not take frees nothing: the next plan retries). */

@@ -18,6 +18,7 @@ void test('resolveTaskOptions: nothing given -> the defaults, every field set', 
     backoffMs: 200,
     backoffMaxMs: 30_000,
     scheduleTimeoutMs: 0,
+    maxConcurrency: 0,
   };
   assert.deepEqual(resolveTaskOptions(undefined), expected);
   assert.deepEqual(resolveTaskOptions({}), expected);
@@ -78,6 +79,7 @@ void test('resolveTaskOptions: each given field wins, each missing one is the de
           backoffMs: fc.nat(30_000),
           backoffMaxMs: fc.integer({ min: 30_000, max: 1e8 }),
           scheduleTimeoutMs: fc.nat(1e6),
+          maxConcurrency: fc.nat(1e6),
         },
         { requiredKeys: [], noNullPrototype: true },
       ),

@@ -100,6 +100,14 @@ export interface TaskOptions {
    * tasks failed for good (kind unschedulable); 0 = wait forever. Default 0.
    */
   scheduleTimeoutMs: number;
+  /**
+   * Most of the group's tasks running at once (sent to workers, or reserved
+   * for one); the others wait, pending, never failing for it. 0 = no cap.
+   * Default 0. Counted by the coordinator from its leases, which a new term
+   * reads back from the store, so it holds through worker deaths and
+   * coordinator restarts.
+   */
+  maxConcurrency: number;
 }
 
 export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
@@ -112,6 +120,7 @@ export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
   backoffMs: 200,
   backoffMaxMs: 30_000,
   scheduleTimeoutMs: 0,
+  maxConcurrency: 0,
 });
 
 export const WORKER_HEALTHS = ['alive', 'suspect', 'draining', 'dead'] as const;

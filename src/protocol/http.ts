@@ -61,6 +61,7 @@ export const TaskOptionsInput = Type.Object(
     backoffMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 * 1000 })),
     backoffMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 24 * 3600 * 1000 })),
     scheduleTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
+    maxConcurrency: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   },
   { additionalProperties: false },
 );
@@ -161,6 +162,10 @@ export const TaskOptionsSchema = Type.Object(
     scheduleTimeoutMs: Type.Integer({
       description:
         'A group that no connected worker can run for this long has its pending tasks failed (kind unschedulable); 0 = wait forever.',
+    }),
+    maxConcurrency: Type.Integer({
+      description:
+        "Most of the group's tasks running at once; the others wait, pending (never failing for it). 0 = no cap.",
     }),
   },
   { description: 'The resolved task options of a group: every field set.' },

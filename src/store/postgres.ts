@@ -261,6 +261,7 @@ export class PostgresStore implements Store {
         handler: g.handler,
         priority: r.priority,
         requires: [...g.options.requires],
+        maxConcurrency: g.options.maxConcurrency,
       });
     }
     return out;

@@ -204,7 +204,15 @@ export class TickApplier {
       const r = this.st.insertTask.run(g.id, g.total + i, priority, toJson(inputs[i]));
       if (i < keep) {
         const taskId = Number(r.lastInsertRowid);
-        this.inserted.push({ taskId, groupId: g.id, handler: g.handler, priority, requires });
+        const maxConcurrency = g.options.maxConcurrency;
+        this.inserted.push({
+          taskId,
+          groupId: g.id,
+          handler: g.handler,
+          priority,
+          requires,
+          maxConcurrency,
+        });
       }
     }
     this.groups.move(g, null, 'pending', inputs.length);

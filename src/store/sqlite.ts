@@ -214,6 +214,7 @@ export class SqliteStore implements Store {
           handler: g.handler,
           priority: r.priority,
           requires: [...g.options.requires],
+          maxConcurrency: g.options.maxConcurrency,
         });
       }
     }

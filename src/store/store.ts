@@ -333,6 +333,8 @@ export interface ReadyTask {
   handler: string;
   priority: number;
   requires: string[];
+  /** The group's options.maxConcurrency (0: no cap). */
+  maxConcurrency: number;
 }
 
 export interface GroupsQuery {

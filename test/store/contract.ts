@@ -211,6 +211,7 @@ function groupRules(make: Make): void {
           backoffMs: 10,
           backoffMaxMs: 20,
           scheduleTimeoutMs: 30_000,
+          maxConcurrency: 5,
         });
         // Every field is off its default, so a field a store drops or defaults shows.
         for (const [k, v] of Object.entries(DEFAULT_TASK_OPTIONS))
@@ -227,20 +228,26 @@ function groupRules(make: Make): void {
     );
 
     void it(
-      'options stored before an option existed read with its default (heartbeatTimeoutMs, scheduleTimeoutMs)',
+      'options stored before an option existed read with its default (heartbeatTimeoutMs, scheduleTimeoutMs, maxConcurrency)',
       using(make, async (h) => {
         if (!h.writeOptionsText) return; // the model keeps objects, not text
         const given = { maxAttempts: 7, timeoutMs: 1500, priority: 3, requires: ['gpu'] };
         const options = resolveTaskOptions(given);
         await h.store.commitTick({ now: 1, createGroups: [{ ...group('g', [0, 1, 2]), options }] });
         // An older regroup's row: every option of the time, none of those added since.
-        const { heartbeatTimeoutMs: _h, scheduleTimeoutMs: _s, ...old } = options;
+        const {
+          heartbeatTimeoutMs: _h,
+          scheduleTimeoutMs: _s,
+          maxConcurrency: _m,
+          ...old
+        } = options;
         await h.writeOptionsText('g', JSON.stringify(old));
         const s2 = await h.reopen(); // nothing cached from before the rewrite
         await optionsEverywhere(s2, 'g', {
           ...options,
           heartbeatTimeoutMs: DEFAULT_TASK_OPTIONS.heartbeatTimeoutMs,
           scheduleTimeoutMs: DEFAULT_TASK_OPTIONS.scheduleTimeoutMs,
+          maxConcurrency: DEFAULT_TASK_OPTIONS.maxConcurrency,
         });
       }),
     );

@@ -143,6 +143,7 @@ export class ModelStore implements Store {
           handler: g.handler,
           priority: t.priority,
           requires,
+          maxConcurrency: g.options.maxConcurrency,
         });
       }
     }
