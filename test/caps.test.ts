@@ -1,5 +1,7 @@
 /**
- * Concurrency caps (issue 15, item 2): a group's options.maxConcurrency holds
+ * Flow control (issue 15). Priorities across groups: a high-priority group
+ * submitted behind a large low-priority one, and behind 200 small ones,
+ * finishes first. Concurrency caps (item 2): a group's options.maxConcurrency holds
  * with real processes, through a worker SIGKILL and a coordinator restart
  * (SIGKILL, then a new process on the same file and port): never more of its
  * tasks running at once than the cap, counted both from the handlers' own
@@ -41,7 +43,38 @@ function mostAtOnce(lines: RunLine[], diedAt: Map<number, number>): number {
   return most;
 }
 
-void describe('concurrency caps (real processes, SQLite file)', () => {
+void describe('flow control (real processes, SQLite file)', () => {
+  void it('a high-priority group submitted after a 10,000-task low-priority one and 200 small ones finishes first', async () => {
+    const { url } = await startServer(join(tmp.dir, 'priority.db'));
+    await startWorker(url, HANDLERS, 'w1', ['--concurrency', '4']);
+    const client = tmp.client(url);
+    const big = await client.submit(
+      'step',
+      Array.from({ length: 10_000 }, () => ({ ms: 1 })),
+    );
+    const small = [];
+    for (let i = 0; i < 200; i++)
+      small.push(
+        await client.submit(
+          'step',
+          Array.from({ length: 20 }, () => ({ ms: 1 })),
+        ),
+      );
+    await until('the big group running', async () => (await big.status()).succeeded > 0 || null);
+    const high = await client.submit(
+      'step',
+      Array.from({ length: 20 }, () => ({ ms: 1 })),
+      { options: { priority: 10 } },
+    );
+    await high.wait({ signal: AbortSignal.timeout(60_000) });
+    const b = await big.status();
+    assert.equal(b.done, false, 'the big low-priority group is still running');
+    const smallDone = (await Promise.all(small.map((g) => g.status()))).filter((g) => g.done);
+    assert.ok(smallDone.length < 200, `the small groups are not all done (${smallDone.length})`);
+    await big.cancel();
+    for (const g of small) await g.cancel();
+  });
+
   void it('maxConcurrency 3 holds through a worker SIGKILL and a coordinator restart', async () => {
     const runLog = join(tmp.dir, 'runs.jsonl');
     const db = join(tmp.dir, 'caps.db');

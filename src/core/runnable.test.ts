@@ -18,13 +18,20 @@ const group = (
   id: string,
   handler = 'a',
   requires: string[] = [],
-  extra: Partial<Pick<IndexedGroup, 'state' | 'pending'>> & { scheduleTimeoutMs?: number } = {},
+  extra: Partial<Pick<IndexedGroup, 'state' | 'pending'>> & {
+    scheduleTimeoutMs?: number;
+    priority?: number;
+  } = {},
 ): IndexedGroup => ({
   id,
   handler,
   state: extra.state ?? 'sealed',
   pending: extra.pending ?? 1,
-  options: { requires, scheduleTimeoutMs: extra.scheduleTimeoutMs ?? 0 },
+  options: {
+    requires,
+    scheduleTimeoutMs: extra.scheduleTimeoutMs ?? 0,
+    priority: extra.priority ?? 0,
+  },
 });
 /** A worker's offer, with `free` slots for pick. */
 const offer = (handlers: string[], labels: string[] = [], free = 1): Credit => ({
@@ -380,4 +387,30 @@ void test('judge: the same workers judge only new shapes; new offers (a resume) 
     [['g1', 'no_worker', 40]],
   );
   assert.deepEqual(ix.pick([], 10).ids, []);
+});
+
+void test('pick: a higher priority is read first across groups, whatever their place in line; equals take turns', () => {
+  const idx = new RunnableIndex();
+  for (let i = 0; i < 300; i++) idx.update(group(`low${i}`));
+  idx.update(group('high', 'a', [], { priority: 5 }));
+  idx.update(group('other-shape-high', 'b', [], { priority: 9 }));
+  const w = [offer(['a', 'b'], [], 2)];
+  // Submitted last, read first: the two high ones, highest first, before any of the 300.
+  assert.deepEqual(idx.pick(w, 2).ids.sort(), ['high', 'other-shape-high']);
+  idx.served(['high', 'other-shape-high']);
+  // Served, they still come first: priority is not a turn (pick lists what it read by stamp).
+  const again = idx.pick(w, 3).ids;
+  assert.ok(again.includes('high') && again.includes('other-shape-high'), again.join());
+  assert.equal(again.length, 3);
+  // Among equals, the line: the least recently served first, round robin.
+  const lows = new RunnableIndex();
+  for (const id of ['l1', 'l2', 'l3']) lows.update(group(id));
+  const one = [offer(['a'], [], 1)];
+  const order: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const [id] = lows.pick(one, 1).ids;
+    order.push(id!);
+    lows.served([id!]);
+  }
+  assert.deepEqual(order, ['l1', 'l2', 'l3', 'l1', 'l2', 'l3']);
 });

@@ -29,13 +29,15 @@ import type { GroupInfo } from './types.js';
 
 /** What the index keeps of a group: from GroupInfo (a changed group of a tick, or a loaded one). */
 export type IndexedGroup = Pick<GroupInfo, 'id' | 'handler' | 'state' | 'pending'> & {
-  options: Pick<GroupInfo['options'], 'requires' | 'scheduleTimeoutMs'>;
+  options: Pick<GroupInfo['options'], 'requires' | 'scheduleTimeoutMs' | 'priority'>;
 };
 
 interface Entry {
   readonly id: string;
   readonly shape: Shape;
   readonly scheduleTimeoutMs: number;
+  /** The group's options.priority: a higher one is read first, across groups. */
+  readonly priority: number;
   /** Its place in the line: lower is served sooner; taken anew when served. */
   stamp: number;
   /** Since when no connected worker could run it; null while one can (or not judged yet). */
@@ -46,8 +48,15 @@ interface Shape {
   readonly key: string;
   readonly handler: string;
   readonly requires: readonly string[];
-  /** Its groups, least recently served first (Map order: served ones are moved to the end). */
+  /** Its groups, any priority. */
   readonly groups: Map<string, Entry>;
+  /**
+   * Its groups by priority, each level least recently served first (Map
+   * order: served ones are moved to the end of their level).
+   */
+  readonly levels: Map<number, Map<string, Entry>>;
+  /** The priorities of `levels`, highest first. */
+  priorities: number[];
   /** Why no connected worker can run it (the verdict alone); null when one can. */
   code: WaitingCode | null;
   /** The offers version the verdict was taken at; -1: never judged. */
@@ -91,6 +100,17 @@ export interface Expired {
 /** The shape of a group's tasks: what a worker must offer to run them. */
 export function shapeKey(handler: string, requires: readonly string[]): string {
   return JSON.stringify([handler, ...[...requires].sort()]);
+}
+
+/** A shape's groups in the order dispatch reads them: highest priority first, then least recently served. */
+function* inLine(s: Shape): Generator<Entry, undefined, undefined> {
+  for (const p of s.priorities) yield* s.levels.get(p)!.values();
+  return undefined;
+}
+
+/** Whether `a` is read before `b`: a higher priority, or as high and served less recently. */
+function before(a: Entry, b: Entry): boolean {
+  return a.priority > b.priority || (a.priority === b.priority && a.stamp < b.stamp);
 }
 
 /** The group has tasks dispatch may give out, now or after a backoff. */
@@ -141,6 +161,8 @@ export class RunnableIndex {
         handler: g.handler,
         requires,
         groups: new Map(),
+        levels: new Map(),
+        priorities: [],
         code: null,
         judged: -1,
         said: null,
@@ -151,10 +173,17 @@ export class RunnableIndex {
       id: g.id,
       shape,
       scheduleTimeoutMs: g.options.scheduleTimeoutMs,
+      priority: g.options.priority,
       stamp: ++this.clock,
       waitingSince: null,
     };
     shape.groups.set(g.id, e);
+    let level = shape.levels.get(e.priority);
+    if (!level) {
+      shape.levels.set(e.priority, (level = new Map()));
+      shape.priorities = [...shape.levels.keys()].sort((a, b) => b - a);
+    }
+    level.set(g.id, e);
     this.byId.set(g.id, e);
     this.fresh.add(e);
   }
@@ -164,6 +193,12 @@ export class RunnableIndex {
     this.fresh.delete(e);
     this.timed.delete(e);
     e.shape.groups.delete(e.id);
+    const level = e.shape.levels.get(e.priority);
+    level?.delete(e.id);
+    if (level?.size === 0) {
+      e.shape.levels.delete(e.priority);
+      e.shape.priorities = e.shape.priorities.filter((p) => p !== e.priority);
+    }
     if (e.shape.groups.size === 0) this.shapes.delete(e.shape.key);
   }
 
@@ -198,7 +233,7 @@ export class RunnableIndex {
       workers.forEach((w, i) => {
         if (w.free <= 0 || !offers(w, s.handler, s.requires)) return;
         if (line < 0) {
-          const it = s.groups.values() as Iterator<Entry, undefined>;
+          const it = inLine(s);
           line = lines.push({ it, head: it.next().value }) - 1;
           candidates += s.groups.size;
         }
@@ -215,15 +250,18 @@ export class RunnableIndex {
       else kinds.set(key, { shapes, owed: w.free });
     });
     const picked: Entry[] = [];
-    /** The line of `shapes` whose next group was least recently served; -1 when all are read. */
+    /**
+     * The line of `shapes` whose next group comes first: the highest
+     * priority, then the least recently served; -1 when all are read.
+     */
     const oldest = (shapes: readonly number[]): number => {
       let best = -1;
-      let bestStamp = Infinity;
+      let bestHead: Entry | undefined;
       for (const i of shapes) {
         const h = lines[i]!.head;
-        if (h !== undefined && h.stamp < bestStamp) {
+        if (h !== undefined && (bestHead === undefined || before(h, bestHead))) {
           best = i;
-          bestStamp = h.stamp;
+          bestHead = h;
         }
       }
       return best;
@@ -234,8 +272,8 @@ export class RunnableIndex {
       line.head = line.it.next().value;
     };
     let owed = [...kinds.values()]
-      .map((k) => ({ k, stamp: lines[oldest(k.shapes)]!.head!.stamp }))
-      .sort((x, y) => x.stamp - y.stamp)
+      .map((k) => ({ k, head: lines[oldest(k.shapes)]!.head! }))
+      .sort((x, y) => (before(x.head, y.head) ? -1 : before(y.head, x.head) ? 1 : 0))
       .map(({ k }) => k);
     while (owed.length > 0 && picked.length < max) {
       const next: Kind[] = [];
@@ -263,8 +301,9 @@ export class RunnableIndex {
     for (const id of ids) {
       const e = this.byId.get(id);
       if (!e) continue;
-      e.shape.groups.delete(id);
-      e.shape.groups.set(id, e);
+      const level = e.shape.levels.get(e.priority)!;
+      level.delete(id);
+      level.set(id, e);
       e.stamp = ++this.clock;
     }
   }
