@@ -134,4 +134,36 @@ void describe('flow control (real processes, SQLite file)', () => {
     const freeLines = readRunLog<RunLine>(runLog).filter((l) => l.groupId === free.id);
     assert.ok(mostAtOnce(freeLines, diedAt) > 3, 'the uncapped group ran more than 3 at once');
   });
+
+  void it('a concurrencyKey limit holds across groups: set by the coordinator, or proposed by the first group', async () => {
+    const runLog = join(tmp.dir, 'key-runs.jsonl');
+    const { url } = await startServer(join(tmp.dir, 'keys.db'), {
+      extra: ['--concurrency-limit', 'api=2'],
+    });
+    const env = { REGROUP_RUN_LOG: runLog };
+    for (const name of ['k1', 'k2'])
+      await startWorker(url, HANDLERS, name, ['--concurrency', '6'], env);
+    const client = tmp.client(url);
+    const tasks = (n: number) => Array.from({ length: n }, () => ({ ms: 150 }));
+    // api: the coordinator's 2 wins over what a group proposes.
+    const a = await client.submit('step', tasks(12), { options: { concurrencyKey: 'api' } });
+    const b = await client.submit('step', tasks(12), {
+      options: { concurrencyKey: 'api', concurrencyKeyLimit: 10 },
+    });
+    // db: no coordinator limit; the first group proposes 3, the second none.
+    const c = await client.submit('step', tasks(12), {
+      options: { concurrencyKey: 'db', concurrencyKeyLimit: 3 },
+    });
+    const d = await client.submit('step', tasks(12), { options: { concurrencyKey: 'db' } });
+    for (const g of [a, b, c, d]) await g.wait({ signal: AbortSignal.timeout(60_000) });
+    const lines = readRunLog<RunLine>(runLog);
+    const of = (...ids: string[]) => lines.filter((l) => ids.includes(l.groupId));
+    const none = new Map<number, number>();
+    const api = mostAtOnce(of(a.id, b.id), none);
+    const db = mostAtOnce(of(c.id, d.id), none);
+    assert.equal(api, 2, `key api: at most 2 of a and b at once, and reached (saw ${api})`);
+    assert.equal(db, 3, `key db: at most 3 of c and d at once, and reached (saw ${db})`);
+    assert.ok(mostAtOnce(of(a.id), none) >= 1 && mostAtOnce(of(b.id), none) >= 1);
+    assert.ok(mostAtOnce(lines, none) > 3, 'the keys limit their groups, not the fleet');
+  });
 });

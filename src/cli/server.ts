@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { loadOrCreateTokens } from './tokens.js';
 import { RegroupError } from '../core/errors.js';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   DEFAULT_PORT,
@@ -38,6 +38,7 @@ interface ServerFlags {
   timeoutGraceMs: number;
   maxWorkerSlots: number;
   maxSuspendedPerWorker: number;
+  concurrencyLimit: Record<string, number>;
   maxBodyBytes: number;
   maxTasksPerRequest: number;
   maxInputBytes: number;
@@ -161,6 +162,16 @@ function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer
   return { cert, key };
 }
 
+/** `--concurrency-limit key=n`, repeatable: each adds its key to what the earlier ones gave. */
+function keyLimit(raw: string, earlier: Record<string, number>): Record<string, number> {
+  const m = /^([^=]+)=(\d+)$/.exec(raw);
+  if (!m)
+    throw new InvalidArgumentError(
+      `--concurrency-limit takes key=n, e.g. openai=5 (got "${raw.slice(0, 100)}")`,
+    );
+  return { ...earlier, [m[1]!]: Number(m[2]) };
+}
+
 /** The flags of resolveCoordinatorOptions' option names, so its messages speak the command line's words. */
 const FLAG_OF: Record<string, string> = {
   heartbeatMs: '--heartbeat-ms',
@@ -169,6 +180,7 @@ const FLAG_OF: Record<string, string> = {
   timeoutGraceMs: '--timeout-grace-ms',
   maxWorkerSlots: '--max-worker-slots',
   maxSuspendedPerWorker: '--max-suspended-per-worker',
+  concurrencyLimits: '--concurrency-limit',
   clientToken: '--client-token',
   workerToken: '--worker-token',
   coordinatorId: '--coordinator-id',
@@ -287,6 +299,14 @@ export function serverCommand(): Command {
       )
         .argParser(intOption('--max-suspended-per-worker', 0))
         .default(DEFAULT_MAX_SUSPENDED_PER_WORKER),
+    )
+    .addOption(
+      new Option(
+        '--concurrency-limit <key=n>',
+        'at most n tasks of the groups naming concurrencyKey key running at once (repeat for more keys)',
+      )
+        .argParser(keyLimit)
+        .default({}),
     )
     .addOption(
       new Option('--max-body-bytes <n>', 'largest HTTP request body')
@@ -418,6 +438,7 @@ async function serve(f: ServerFlags): Promise<void> {
     timeoutGraceMs: f.timeoutGraceMs,
     maxWorkerSlots: f.maxWorkerSlots,
     maxSuspendedPerWorker: f.maxSuspendedPerWorker,
+    concurrencyLimits: f.concurrencyLimit,
     limits: {
       maxBodyBytes: f.maxBodyBytes,
       maxTasksPerRequest: f.maxTasksPerRequest,

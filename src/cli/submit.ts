@@ -23,6 +23,8 @@ interface SubmitFlags extends ConnectionOptions {
   heartbeatTimeoutMs?: number;
   scheduleTimeoutMs?: number;
   maxConcurrency?: number;
+  concurrencyKey?: string;
+  concurrencyKeyLimit?: number;
   priority?: number;
   requires?: string[];
   policy?: 'collectAll' | 'failFast';
@@ -55,6 +57,15 @@ export function submitCommand(): Command {
       '--max-concurrency <n>',
       "most of the group's tasks running at once; the rest wait (0 = no cap)",
       integer(0),
+    )
+    .option(
+      '--concurrency-key <key>',
+      'a limit shared with every group naming this key (set by the coordinator or --concurrency-key-limit)',
+    )
+    .option(
+      '--concurrency-key-limit <n>',
+      "the key's limit this group proposes, if the coordinator sets none",
+      integer(1),
     )
     .option('--priority <n>', 'groups of a higher priority are served first', integer(-1_000_000))
     .option(
@@ -106,6 +117,9 @@ export async function runSubmit(flags: SubmitFlags): Promise<number> {
       options.heartbeatTimeoutMs = flags.heartbeatTimeoutMs;
     if (flags.scheduleTimeoutMs !== undefined) options.scheduleTimeoutMs = flags.scheduleTimeoutMs;
     if (flags.maxConcurrency !== undefined) options.maxConcurrency = flags.maxConcurrency;
+    if (flags.concurrencyKey !== undefined) options.concurrencyKey = flags.concurrencyKey;
+    if (flags.concurrencyKeyLimit !== undefined)
+      options.concurrencyKeyLimit = flags.concurrencyKeyLimit;
     if (flags.priority !== undefined) options.priority = flags.priority;
     if (flags.requires !== undefined) options.requires = flags.requires;
     const group = await client.submit(flags.handler, inputs, {

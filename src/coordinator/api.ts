@@ -177,7 +177,7 @@ export class Api {
 
   private async submit(body: SubmitRequest): Promise<Answer> {
     this.checkInputs(body.inputs, 0);
-    const options = resolveTaskOptions(body.options);
+    const options = this.engine.withKeyLimit(resolveTaskOptions(body.options));
     const outcome = await this.engine.request(
       'createGroups',
       {

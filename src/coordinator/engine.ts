@@ -12,7 +12,7 @@ import { isClientOp, OP_KINDS, perOpKind, type OpKind } from '../core/ops.js';
 import { RunnableIndex, type WaitChange } from '../core/runnable.js';
 import { CapRoom } from '../core/caps.js';
 import { fact, type Fact } from '../core/events.js';
-import type { GroupInfo } from '../core/types.js';
+import type { GroupInfo, TaskOptions } from '../core/types.js';
 import { unschedulableError, type GroupWaiting, type Offer } from '../core/waiting.js';
 import type {
   ClaimOp,
@@ -95,8 +95,15 @@ export class Engine {
   readonly leases = new Map<number, Lease>();
   /** Leases by group: what a group's options.maxConcurrency is held against (core/caps.ts). */
   private readonly leasedByGroup = new Map<string, number>();
+  /** Leases by concurrencyKey: what the key's limit is held against. */
+  private readonly leasedByKey = new Map<string, number>();
+  /** The key limits live groups propose (options.concurrencyKeyLimit), by key, then group. */
+  private readonly keyProposals = new Map<
+    string,
+    Map<string, { createdAt: number; limit: number }>
+  >();
   /** The room the caps leave in the tick being planned. */
-  private capRoom = new CapRoom((g) => this.leasedByGroup.get(g) ?? 0);
+  private capRoom = this.newCapRoom();
   private queue: Queue = emptyQueue();
   private workers = new Map<string, WorkerRecord>();
   private workerWaiters: (() => void)[] = [];
@@ -332,7 +339,7 @@ export class Engine {
       // Sessions may have changed since the last tick (a worker joined, left, drains).
       this.judge(now);
       const scheduleTimeouts = this.expired(now);
-      this.capRoom = new CapRoom((g) => this.leasedByGroup.get(g) ?? 0);
+      this.capRoom = this.newCapRoom();
       const { claims, credits } = await this.planClaims(now);
       if (
         !OP_KINDS.some((k) => batch[k].length > 0) &&
@@ -378,7 +385,10 @@ export class Engine {
           if (q.fact) this.recordOutcome(q.fact, results[i]);
         });
       }
-      for (const g of outcome.changedGroups) this.runnable.update(g);
+      for (const g of outcome.changedGroups) {
+        this.runnable.update(g);
+        this.noteKeyLimit(g);
+      }
       this.judge(now);
       this.timedOut(tick.scheduleTimeouts, outcome.scheduleTimeouts);
       for (const g of outcome.changedGroups) if (g.state === 'done') this.record(doneFact(g));
@@ -460,14 +470,62 @@ export class Engine {
     const had = this.leases.get(l.taskId);
     if (had) this.unlease(had);
     this.leases.set(l.taskId, l);
-    this.leasedByGroup.set(l.groupId, (this.leasedByGroup.get(l.groupId) ?? 0) + 1);
+    count(this.leasedByGroup, l.groupId, 1);
+    if (l.options.concurrencyKey) count(this.leasedByKey, l.options.concurrencyKey, 1);
   }
 
   private unlease(l: Lease): void {
     if (!this.leases.delete(l.taskId)) return;
-    const n = (this.leasedByGroup.get(l.groupId) ?? 1) - 1;
-    if (n > 0) this.leasedByGroup.set(l.groupId, n);
-    else this.leasedByGroup.delete(l.groupId);
+    count(this.leasedByGroup, l.groupId, -1);
+    if (l.options.concurrencyKey) count(this.leasedByKey, l.options.concurrencyKey, -1);
+  }
+
+  private newCapRoom(): CapRoom {
+    return new CapRoom({
+      group: (g) => this.leasedByGroup.get(g) ?? 0,
+      key: (k) => this.leasedByKey.get(k) ?? 0,
+      keyLimit: (k) => this.keyLimit(k),
+    });
+  }
+
+  /**
+   * A key's limit: the coordinator's (concurrencyLimits), else the
+   * concurrencyKeyLimit of the oldest live group that proposes one; 0: none.
+   */
+  keyLimit(key: string): number {
+    const set = this.o.concurrencyLimits[key];
+    if (set !== undefined) return set;
+    let oldest: { createdAt: number; limit: number } | undefined;
+    for (const p of this.keyProposals.get(key)?.values() ?? [])
+      if (oldest === undefined || p.createdAt < oldest.createdAt) oldest = p;
+    return oldest?.limit ?? 0;
+  }
+
+  /**
+   * A new group's options with its key's limit written in when it names a
+   * key and proposes no limit: the limit the key has now. So a key's limit,
+   * once the first group set it, lives in every group naming it (durably,
+   * with the group) and outlasts the group that set it.
+   */
+  withKeyLimit(o: TaskOptions): TaskOptions {
+    if (o.concurrencyKey === '' || o.concurrencyKeyLimit > 0) return o;
+    const limit = this.keyLimit(o.concurrencyKey);
+    return limit > 0 ? { ...o, concurrencyKeyLimit: limit } : o;
+  }
+
+  /** A live group that proposes a key limit counts until it is done. */
+  private noteKeyLimit(g: GroupInfo): void {
+    this.propose(g.id, g.options, g.createdAt, g.state === 'open' || g.state === 'sealed');
+  }
+
+  private propose(id: string, options: TaskOptions, createdAt: number, live: boolean): void {
+    const { concurrencyKey: key, concurrencyKeyLimit: limit } = options;
+    if (!key || limit <= 0) return;
+    let proposals = this.keyProposals.get(key);
+    if (live) {
+      if (!proposals) this.keyProposals.set(key, (proposals = new Map()));
+      proposals.set(id, { createdAt, limit });
+    } else if (proposals?.delete(id) && proposals.size === 0) this.keyProposals.delete(key);
   }
 
   /** Updates the lease cache and the sessions from what was really committed. */
@@ -542,7 +600,7 @@ export class Engine {
     // Tasks past their group's maxConcurrency wait: read, not claimed (their group goes on in line).
     const ready = this.capRoom.fit(await this.store.readyTasks(order, now, perGroup));
     const claims = assign(ready, order, credits);
-    this.capRoom.took(claimedGroups(ready, claims));
+    this.capRoom.took(claimedTasks(ready, claims));
     const left = remaining(credits, claims);
     this.served(order, ready, claims);
     // More runnable groups than one read takes, and slots left: read on next
@@ -579,10 +637,14 @@ export class Engine {
     return {
       max,
       plan: (tasks) => {
+        // A group created in this tick proposes its key limit before its first tasks are claimed.
+        const inserted = new Set(tasks.map((t) => t.groupId));
+        for (const q of batch.createGroups)
+          if (inserted.has(q.op.id)) this.propose(q.op.id, q.op.options, now, true);
         const fitted = this.capRoom.fit(tasks);
         const order = [...new Set(fitted.map((t) => t.groupId))];
         const claims = assign(fitted, order, credits);
-        this.capRoom.took(claimedGroups(fitted, claims));
+        this.capRoom.took(claimedTasks(fitted, claims));
         return claims;
       },
     };
@@ -594,7 +656,10 @@ export class Engine {
    */
   restore(leases: Lease[], pending: GroupInfo[]): void {
     for (const l of leases) this.lease(l);
-    for (const g of pending) this.runnable.update(g);
+    for (const g of pending) {
+      this.runnable.update(g);
+      this.noteKeyLimit(g);
+    }
   }
 
   /** Why the group waits: no connected worker could run its pending tasks at the last tick. */
@@ -671,10 +736,17 @@ function assign(ready: ReadyTask[], order: string[], credits: WorkerCredit[]): C
   return planDispatch(lists, credits).map((a) => ({ taskId: a.taskId, workerId: a.workerId }));
 }
 
-/** The group of each claim, as `ready` says. */
-function claimedGroups(ready: readonly ReadyTask[], claims: readonly ClaimOp[]): string[] {
-  const groupOf = new Map(ready.map((t) => [t.taskId, t.groupId]));
-  return claims.map((c) => groupOf.get(c.taskId)!);
+/** The ready task of each claim. */
+function claimedTasks(ready: readonly ReadyTask[], claims: readonly ClaimOp[]): ReadyTask[] {
+  const byId = new Map(ready.map((t) => [t.taskId, t]));
+  return claims.map((c) => byId.get(c.taskId)!);
+}
+
+/** Adds `by` to a count, dropping it at 0. */
+function count(m: Map<string, number>, k: string, by: number): void {
+  const n = (m.get(k) ?? 0) + by;
+  if (n > 0) m.set(k, n);
+  else m.delete(k);
 }
 
 /** The credits left after `claims` (a claim that does not take frees nothing: the next plan retries). */

@@ -35,6 +35,12 @@ export interface CoordinatorOptions {
    * its slot given back; past it such a run keeps its slot. Default 10000.
    */
   maxSuspendedPerWorker?: number;
+  /**
+   * Limits of concurrencyKeys (task option): at most that many tasks of all
+   * groups naming the key running at once. A key set here takes this limit
+   * whatever its groups propose. Default none.
+   */
+  concurrencyLimits?: Record<string, number>;
   limits?: Partial<Limits>;
   /** How often liveness is judged and ended backoffs are dispatched. Default heartbeatMs / 5, within 10..100 ms. */
   sweepMs?: number;
@@ -86,6 +92,7 @@ export interface ResolvedCoordinatorOptions extends LivenessOptions {
   timeoutGraceMs: number;
   maxWorkerSlots: number;
   maxSuspendedPerWorker: number;
+  concurrencyLimits: Readonly<Record<string, number>>;
   logger: Logger;
   clientToken: string | null;
   workerToken: string | null;
@@ -198,6 +205,18 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     throw new Error(
       `maxSuspendedPerWorker must be a whole number from 0 to 50000, got ${maxSuspendedPerWorker}`,
     );
+  const concurrencyLimits: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const [key, n] of Object.entries(o.concurrencyLimits ?? {})) {
+    if (!/^[A-Za-z0-9_.:/@-]{1,200}$/.test(key))
+      throw new Error(
+        `concurrencyLimits: key ${JSON.stringify(key).slice(0, 220)} must be 1-200 letters, digits or _ . : / @ -`,
+      );
+    if (!Number.isInteger(n) || n < 1 || n > 1_000_000)
+      throw new Error(
+        `concurrencyLimits.${key} must be a whole number from 1 to 1000000, got ${n}`,
+      );
+    concurrencyLimits[key] = n;
+  }
   if (deadAfterMs <= heartbeatMs) {
     throw new Error(
       `deadAfterMs (${deadAfterMs}) must be larger than heartbeatMs (${heartbeatMs})`,
@@ -215,6 +234,7 @@ export function resolveCoordinatorOptions(o: CoordinatorOptions): ResolvedCoordi
     timeoutGraceMs,
     maxWorkerSlots,
     maxSuspendedPerWorker,
+    concurrencyLimits: Object.freeze(concurrencyLimits),
     logger: o.logger ?? silentLogger,
     clientToken: o.clientToken ?? null,
     workerToken: o.workerToken ?? null,

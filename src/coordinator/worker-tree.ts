@@ -81,7 +81,7 @@ export class WorkerTree {
     }
     let options;
     try {
-      options = resolveTaskOptions(m.options);
+      options = this.engine.withKeyLimit(resolveTaskOptions(m.options));
     } catch (e) {
       const err = e instanceof RegroupError ? e : new RegroupError('validation_failed', String(e));
       refuse(err.code, `ctx.spawn options: ${err.message}`);

@@ -3,11 +3,28 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { CapRoom } from './caps.js';
 
-const task = (groupId: string, maxConcurrency: number, id = 0) => ({ groupId, maxConcurrency, id });
+const task = (groupId: string, maxConcurrency: number, id = 0, concurrencyKey = '') => ({
+  groupId,
+  maxConcurrency,
+  id,
+  concurrencyKey,
+});
+
+/** Counts: groups' leases from `running`, keys' from `keys`, limits from `limits`. */
+function counts(
+  running: Record<string, number> = {},
+  keys: Record<string, number> = {},
+  limits: Record<string, number> = {},
+) {
+  return {
+    group: (g: string) => running[g] ?? 0,
+    key: (k: string) => keys[k] ?? 0,
+    keyLimit: (k: string) => limits[k] ?? 0,
+  };
+}
 
 void test('a cap leaves room for cap - running tasks, in order; no cap takes all', () => {
-  const running = new Map([['a', 1]]);
-  const room = new CapRoom((g) => running.get(g) ?? 0);
+  const room = new CapRoom(counts({ a: 1 }));
   const ready = [
     task('a', 3, 1),
     task('a', 3, 2),
@@ -22,18 +39,18 @@ void test('a cap leaves room for cap - running tasks, in order; no cap takes all
 });
 
 void test('what one plan of a tick took counts against the next', () => {
-  const room = new CapRoom(() => 0);
-  room.took(['a', 'a']);
+  const room = new CapRoom(counts());
+  room.took([task('a', 3), task('a', 3)]);
   assert.deepEqual(
     room.fit([task('a', 3, 1), task('a', 3, 2)]).map((t) => t.id),
     [1],
   );
-  room.took(['a']);
+  room.took([task('a', 3)]);
   assert.deepEqual(room.fit([task('a', 3, 3)]), []);
 });
 
 void test('a group over its cap (a lower cap, leases restored) gets nothing, never a negative room', () => {
-  const room = new CapRoom(() => 5);
+  const room = new CapRoom(counts({ a: 5 }));
   assert.deepEqual(room.fit([task('a', 2), task('a', 2)]), []);
 });
 
@@ -44,7 +61,7 @@ void test('property: never more than the cap of a group leased and taken', () =>
       fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.nat(6)),
       (tasks, running) => {
         const caps: Record<string, number> = { a: 2, b: 0, c: 5 };
-        const room = new CapRoom((g) => running[g] ?? 0);
+        const room = new CapRoom(counts(running));
         const ready = tasks.map(([g], i) => task(g, caps[g]!, i));
         const fitted = room.fit(ready);
         for (const g of ['a', 'c']) {
@@ -59,4 +76,30 @@ void test('property: never more than the cap of a group leased and taken', () =>
       },
     ),
   );
+});
+
+void test('a key limit holds across the groups naming it, with their own caps too', () => {
+  // Key k: limit 3, 1 leased already. Group a (cap 1) and b (no cap) name it; c names none.
+  const room = new CapRoom(counts({}, { k: 1 }, { k: 3 }));
+  const ready = [
+    task('a', 1, 1, 'k'),
+    task('a', 1, 2, 'k'),
+    task('b', 0, 3, 'k'),
+    task('b', 0, 4, 'k'),
+    task('c', 0, 5),
+  ];
+  // a: 1 (its cap); b: 1 (the key's room of 2, less a's); c: no key.
+  assert.deepEqual(
+    room.fit(ready).map((t) => t.id),
+    [1, 3, 5],
+  );
+  room.took([task('a', 1, 1, 'k'), task('b', 0, 3, 'k')]);
+  assert.deepEqual(
+    room.fit([task('b', 0, 6, 'k')]),
+    [],
+    'the key is full for the rest of the tick',
+  );
+  // A key with no limit limits nothing.
+  const open = new CapRoom(counts({}, { x: 100 }));
+  assert.equal(open.fit([task('b', 0, 7, 'x')]).length, 1);
 });

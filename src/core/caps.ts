@@ -1,7 +1,8 @@
 /**
- * Concurrency caps (a group's options.maxConcurrency): how many more of a
- * group's tasks a tick may claim. Pure: the running counts come from the
- * caller (the engine's leases).
+ * Concurrency caps: a group's options.maxConcurrency, and the limit of a
+ * concurrencyKey shared by the groups that name it. How many more tasks a
+ * tick may claim under them. Pure: the counts come from the caller (the
+ * engine's leases and its key limits).
  */
 
 /** A ready task as the caps see it. */
@@ -9,6 +10,18 @@ export interface Capped {
   groupId: string;
   /** 0: no cap. */
   maxConcurrency: number;
+  /** '': no key. */
+  concurrencyKey: string;
+}
+
+/** What is leased now, and the limit of each key. */
+export interface CapCounts {
+  /** The group's tasks leased now (sent or reserved). */
+  group(groupId: string): number;
+  /** The tasks of every group naming the key leased now. */
+  key(key: string): number;
+  /** The key's limit; 0: not limited. */
+  keyLimit(key: string): number;
 }
 
 /**
@@ -18,26 +31,40 @@ export interface Capped {
  * plans of one tick never claim past a cap together.
  */
 export class CapRoom {
-  readonly #taken = new Map<string, number>();
+  readonly #byGroup = new Map<string, number>();
+  readonly #byKey = new Map<string, number>();
 
-  /** `running(groupId)`: the group's tasks leased now (sent or reserved). */
-  constructor(private readonly running: (groupId: string) => number) {}
+  constructor(private readonly counts: CapCounts) {}
 
   /** The tasks of `ready` the caps leave room for, in their order; the rest wait. */
   fit<T extends Capped>(ready: readonly T[]): T[] {
-    const left = new Map<string, number>();
+    const groupLeft = new Map<string, number>();
+    const keyLeft = new Map<string, number>();
     return ready.filter((t) => {
-      if (t.maxConcurrency <= 0) return true;
-      const n =
-        left.get(t.groupId) ??
-        t.maxConcurrency - this.running(t.groupId) - (this.#taken.get(t.groupId) ?? 0);
-      left.set(t.groupId, Math.max(0, n - 1));
-      return n > 0;
+      const capped = t.maxConcurrency > 0;
+      const g = !capped
+        ? Infinity
+        : (groupLeft.get(t.groupId) ??
+          t.maxConcurrency - this.counts.group(t.groupId) - (this.#byGroup.get(t.groupId) ?? 0));
+      const key = t.concurrencyKey;
+      const limit = key === '' ? 0 : this.counts.keyLimit(key);
+      const k =
+        limit <= 0
+          ? Infinity
+          : (keyLeft.get(key) ?? limit - this.counts.key(key) - (this.#byKey.get(key) ?? 0));
+      const fits = g > 0 && k > 0;
+      if (capped) groupLeft.set(t.groupId, Math.max(0, fits ? g - 1 : g));
+      if (limit > 0) keyLeft.set(key, Math.max(0, fits ? k - 1 : k));
+      return fits;
     });
   }
 
-  /** These tasks were claimed in this tick (by group). */
-  took(groupIds: Iterable<string>): void {
-    for (const g of groupIds) this.#taken.set(g, (this.#taken.get(g) ?? 0) + 1);
+  /** These tasks were claimed in this tick. */
+  took(claimed: Iterable<Capped>): void {
+    for (const t of claimed) {
+      this.#byGroup.set(t.groupId, (this.#byGroup.get(t.groupId) ?? 0) + 1);
+      if (t.concurrencyKey !== '')
+        this.#byKey.set(t.concurrencyKey, (this.#byKey.get(t.concurrencyKey) ?? 0) + 1);
+    }
   }
 }

@@ -19,6 +19,8 @@ void test('resolveTaskOptions: nothing given -> the defaults, every field set', 
     backoffMaxMs: 30_000,
     scheduleTimeoutMs: 0,
     maxConcurrency: 0,
+    concurrencyKey: '',
+    concurrencyKeyLimit: 0,
   };
   assert.deepEqual(resolveTaskOptions(undefined), expected);
   assert.deepEqual(resolveTaskOptions({}), expected);
@@ -46,6 +48,20 @@ void test('resolveTaskOptions: requires are deduplicated and sorted; the given a
   assert.notEqual(r.requires, given.requires);
 });
 
+void test('resolveTaskOptions: a concurrencyKeyLimit without a concurrencyKey is refused', () => {
+  assert.throws(
+    () => resolveTaskOptions({ concurrencyKeyLimit: 5 }),
+    (e: unknown) =>
+      e instanceof RegroupError &&
+      e.code === 'validation_failed' &&
+      /give options.concurrencyKey too/.test(e.message),
+  );
+  assert.equal(
+    resolveTaskOptions({ concurrencyKey: 'k', concurrencyKeyLimit: 5 }).concurrencyKeyLimit,
+    5,
+  );
+});
+
 void test('resolveTaskOptions: backoffMaxMs below backoffMs is refused as validation_failed', () => {
   const refused = (given: Partial<TaskOptions>) =>
     assert.throws(
@@ -68,21 +84,30 @@ void test('resolveTaskOptions: each given field wins, each missing one is the de
   const label = fc.constantFrom('gpu', 'eu', 'big', 'ssd');
   fc.assert(
     fc.property(
-      fc.record(
-        {
-          maxAttempts: fc.integer({ min: 1, max: 1000 }),
-          timeoutMs: fc.nat(1e6),
-          heartbeatTimeoutMs: fc.nat(1e6),
-          maxNodeFailures: fc.integer({ min: 1, max: 1000 }),
-          priority: fc.integer({ min: -1e6, max: 1e6 }),
-          requires: fc.array(label, { maxLength: 6 }),
-          backoffMs: fc.nat(30_000),
-          backoffMaxMs: fc.integer({ min: 30_000, max: 1e8 }),
-          scheduleTimeoutMs: fc.nat(1e6),
-          maxConcurrency: fc.nat(1e6),
-        },
-        { requiredKeys: [], noNullPrototype: true },
-      ),
+      fc
+        .record(
+          {
+            maxAttempts: fc.integer({ min: 1, max: 1000 }),
+            timeoutMs: fc.nat(1e6),
+            heartbeatTimeoutMs: fc.nat(1e6),
+            maxNodeFailures: fc.integer({ min: 1, max: 1000 }),
+            priority: fc.integer({ min: -1e6, max: 1e6 }),
+            requires: fc.array(label, { maxLength: 6 }),
+            backoffMs: fc.nat(30_000),
+            backoffMaxMs: fc.integer({ min: 30_000, max: 1e8 }),
+            scheduleTimeoutMs: fc.nat(1e6),
+            maxConcurrency: fc.nat(1e6),
+            concurrencyKey: fc.constantFrom('openai', 'db:main'),
+            concurrencyKeyLimit: fc.nat(1e6),
+          },
+          { requiredKeys: [], noNullPrototype: true },
+        )
+        // A key limit comes with its key.
+        .map((g) =>
+          g.concurrencyKeyLimit !== undefined && g.concurrencyKey === undefined
+            ? { ...g, concurrencyKey: 'openai' }
+            : g,
+        ),
       (given) => {
         const snapshot = structuredClone(given);
         const r = resolveTaskOptions(given);

@@ -17,5 +17,10 @@ export function resolveTaskOptions(given: Partial<TaskOptions> | undefined): Tas
     );
   }
   o.requires = [...new Set(o.requires)].sort();
+  if (o.concurrencyKeyLimit > 0 && o.concurrencyKey === '')
+    throw new RegroupError(
+      'validation_failed',
+      `options.concurrencyKeyLimit (${o.concurrencyKeyLimit}) limits a concurrencyKey: give options.concurrencyKey too`,
+    );
   return o;
 }

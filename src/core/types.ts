@@ -108,6 +108,18 @@ export interface TaskOptions {
    * coordinator restarts.
    */
   maxConcurrency: number;
+  /**
+   * A limit shared by every group that names this key: at most the key's
+   * limit of their tasks leased at once, all groups together. '' = none.
+   * The limit is the coordinator's (its concurrencyLimits), or else the
+   * concurrencyKeyLimit of the oldest live group that gives one; a group
+   * naming a key without a limit takes the key's limit at creation, so the
+   * first group's limit outlasts it. A key with neither is not limited.
+   * Default ''.
+   */
+  concurrencyKey: string;
+  /** The limit of concurrencyKey this group proposes (see concurrencyKey); 0 = none. Default 0. */
+  concurrencyKeyLimit: number;
 }
 
 export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
@@ -121,6 +133,8 @@ export const DEFAULT_TASK_OPTIONS: Readonly<TaskOptions> = Object.freeze({
   backoffMaxMs: 30_000,
   scheduleTimeoutMs: 0,
   maxConcurrency: 0,
+  concurrencyKey: '',
+  concurrencyKeyLimit: 0,
 });
 
 export const WORKER_HEALTHS = ['alive', 'suspect', 'draining', 'dead'] as const;

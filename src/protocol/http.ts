@@ -62,6 +62,10 @@ export const TaskOptionsInput = Type.Object(
     backoffMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 24 * 3600 * 1000 })),
     scheduleTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
     maxConcurrency: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    concurrencyKey: Type.Optional(
+      Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_.:/@-]*$' }),
+    ),
+    concurrencyKeyLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   },
   { additionalProperties: false },
 );
@@ -166,6 +170,14 @@ export const TaskOptionsSchema = Type.Object(
     maxConcurrency: Type.Integer({
       description:
         "Most of the group's tasks running at once; the others wait, pending (never failing for it). 0 = no cap.",
+    }),
+    concurrencyKey: Type.String({
+      description:
+        "A limit shared by every group naming this key: at most the key's limit of their tasks running at once, together. '' = none.",
+    }),
+    concurrencyKeyLimit: Type.Integer({
+      description:
+        "The key's limit this group proposes: used when the coordinator sets none for the key and this is the oldest group with pending work giving one. 0 = none.",
     }),
   },
   { description: 'The resolved task options of a group: every field set.' },

@@ -262,6 +262,7 @@ export class PostgresStore implements Store {
         priority: r.priority,
         requires: [...g.options.requires],
         maxConcurrency: g.options.maxConcurrency,
+        concurrencyKey: g.options.concurrencyKey,
       });
     }
     return out;

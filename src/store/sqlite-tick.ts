@@ -204,7 +204,7 @@ export class TickApplier {
       const r = this.st.insertTask.run(g.id, g.total + i, priority, toJson(inputs[i]));
       if (i < keep) {
         const taskId = Number(r.lastInsertRowid);
-        const maxConcurrency = g.options.maxConcurrency;
+        const { maxConcurrency, concurrencyKey } = g.options;
         this.inserted.push({
           taskId,
           groupId: g.id,
@@ -212,6 +212,7 @@ export class TickApplier {
           priority,
           requires,
           maxConcurrency,
+          concurrencyKey,
         });
       }
     }

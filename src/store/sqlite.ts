@@ -215,6 +215,7 @@ export class SqliteStore implements Store {
           priority: r.priority,
           requires: [...g.options.requires],
           maxConcurrency: g.options.maxConcurrency,
+          concurrencyKey: g.options.concurrencyKey,
         });
       }
     }

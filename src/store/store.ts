@@ -335,6 +335,8 @@ export interface ReadyTask {
   requires: string[];
   /** The group's options.maxConcurrency (0: no cap). */
   maxConcurrency: number;
+  /** The group's options.concurrencyKey ('': none). */
+  concurrencyKey: string;
 }
 
 export interface GroupsQuery {

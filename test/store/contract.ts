@@ -212,6 +212,8 @@ function groupRules(make: Make): void {
           backoffMaxMs: 20,
           scheduleTimeoutMs: 30_000,
           maxConcurrency: 5,
+          concurrencyKey: 'openai',
+          concurrencyKeyLimit: 4,
         });
         // Every field is off its default, so a field a store drops or defaults shows.
         for (const [k, v] of Object.entries(DEFAULT_TASK_OPTIONS))
@@ -239,6 +241,8 @@ function groupRules(make: Make): void {
           heartbeatTimeoutMs: _h,
           scheduleTimeoutMs: _s,
           maxConcurrency: _m,
+          concurrencyKey: _k,
+          concurrencyKeyLimit: _l,
           ...old
         } = options;
         await h.writeOptionsText('g', JSON.stringify(old));
@@ -248,6 +252,8 @@ function groupRules(make: Make): void {
           heartbeatTimeoutMs: DEFAULT_TASK_OPTIONS.heartbeatTimeoutMs,
           scheduleTimeoutMs: DEFAULT_TASK_OPTIONS.scheduleTimeoutMs,
           maxConcurrency: DEFAULT_TASK_OPTIONS.maxConcurrency,
+          concurrencyKey: DEFAULT_TASK_OPTIONS.concurrencyKey,
+          concurrencyKeyLimit: DEFAULT_TASK_OPTIONS.concurrencyKeyLimit,
         });
       }),
     );

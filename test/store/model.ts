@@ -144,6 +144,7 @@ export class ModelStore implements Store {
           priority: t.priority,
           requires,
           maxConcurrency: g.options.maxConcurrency,
+          concurrencyKey: g.options.concurrencyKey,
         });
       }
     }
