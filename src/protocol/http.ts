@@ -62,9 +62,7 @@ export const TaskOptionsInput = Type.Object(
     backoffMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 24 * 3600 * 1000 })),
     scheduleTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
     maxConcurrency: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-    concurrencyKey: Type.Optional(
-      Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_.:/@-]*$' }),
-    ),
+    concurrencyKey: Type.Optional(Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_.:/@-]*$' })),
     concurrencyKeyLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   },
   { additionalProperties: false },
