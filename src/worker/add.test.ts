@@ -1,30 +1,10 @@
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { RegroupError } from '../core/errors.js';
-import {
-  FakeCoordinator,
-  run,
-  sleep,
-  waitUntil,
-  type Msg,
-} from './fake-coordinator.test-helper.js';
-import type { Handler } from './options.js';
+import { run, sleep, waitUntil, workerOnFake, type Msg } from './fake-coordinator.test-helper.js';
 import type { TaskContext } from './run.js';
-import { Worker } from './worker.js';
 
-async function setup(
-  t: TestContext,
-  handlers: Record<string, Handler>,
-): Promise<{ fake: FakeCoordinator; worker: Worker }> {
-  const fake = await FakeCoordinator.start();
-  const worker = new Worker({ url: fake.url, handlers, logger: () => {} });
-  t.after(async () => {
-    await worker.close();
-    await fake.close();
-  });
-  await worker.start();
-  return { fake, worker };
-}
+const setup = workerOnFake;
 
 const isAdd = (seq: number) => (m: Msg) => m.t === 'add' && m.seq === seq;
 

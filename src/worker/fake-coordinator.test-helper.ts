@@ -6,7 +6,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { TestContext } from 'node:test';
 import { WORKER_PATH } from '../protocol/worker.js';
+import type { Handler, WorkerOptions } from './options.js';
+import { Worker } from './worker.js';
 
 /** What the worker sent; loosely typed so tests can read any field. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -185,6 +188,26 @@ export async function waitUntil<T>(get: () => T | undefined | false, what: strin
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/**
+ * A fake coordinator and a started worker of `handlers` on it (silent
+ * logger), both closed after the test.
+ */
+export async function workerOnFake(
+  t: TestContext,
+  handlers: Record<string, Handler>,
+  fakeOptions: FakeOptions = {},
+  workerOptions: Partial<WorkerOptions> = {},
+): Promise<{ fake: FakeCoordinator; worker: Worker }> {
+  const fake = await FakeCoordinator.start(fakeOptions);
+  const worker = new Worker({ url: fake.url, handlers, logger: () => {}, ...workerOptions });
+  t.after(async () => {
+    await worker.close();
+    await fake.close();
+  });
+  await worker.start();
+  return { fake, worker };
 }
 
 export { sleep };

@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { RegroupError } from '../core/errors.js';
-import {
-  FakeCoordinator,
-  run,
-  waitUntil,
-  type FakeOptions,
-} from './fake-coordinator.test-helper.js';
-import type { Handler, WorkerOptions } from './options.js';
+import { run, waitUntil, workerOnFake } from './fake-coordinator.test-helper.js';
 import type { TaskContext } from './run.js';
-import { Worker } from './worker.js';
 
 /** A gate a handler waits on until the test opens it. */
 function gate(): { wait: Promise<void>; open: () => void } {
@@ -18,21 +11,7 @@ function gate(): { wait: Promise<void>; open: () => void } {
   return { wait, open };
 }
 
-async function setup(
-  t: TestContext,
-  handlers: Record<string, Handler>,
-  fakeOptions: FakeOptions = {},
-  workerOptions: Partial<WorkerOptions> = {},
-): Promise<{ fake: FakeCoordinator; worker: Worker }> {
-  const fake = await FakeCoordinator.start(fakeOptions);
-  const worker = new Worker({ url: fake.url, handlers, logger: () => {}, ...workerOptions });
-  t.after(async () => {
-    await worker.close();
-    await fake.close();
-  });
-  await worker.start();
-  return { fake, worker };
-}
+const setup = workerOnFake;
 
 void test('checkpoints resolve on saved ok, reject otherwise, and show in ctx.checkpoint', async (t) => {
   const seen: unknown[] = [];

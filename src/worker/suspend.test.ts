@@ -7,30 +7,19 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { RegroupError } from '../core/errors.js';
 import {
-  FakeCoordinator,
   run,
   sleep,
   waitUntil,
+  workerOnFake,
+  type FakeCoordinator,
   type Msg,
 } from './fake-coordinator.test-helper.js';
 import type { Handler, WorkerOptions } from './options.js';
 import type { TaskContext } from './run.js';
-import { Worker } from './worker.js';
 
-async function setup(
-  t: TestContext,
-  handlers: Record<string, Handler>,
-  o: Partial<WorkerOptions> = {},
-): Promise<{ fake: FakeCoordinator; worker: Worker }> {
-  const fake = await FakeCoordinator.start();
-  const worker = new Worker({ url: fake.url, handlers, logger: () => {}, concurrency: 1, ...o });
-  t.after(async () => {
-    await worker.close();
-    await fake.close();
-  });
-  await worker.start();
-  return { fake, worker };
-}
+/** A worker of one slot (unless `o` says otherwise) on a fake coordinator. */
+const setup = (t: TestContext, handlers: Record<string, Handler>, o: Partial<WorkerOptions> = {}) =>
+  workerOnFake(t, handlers, {}, { concurrency: 1, ...o });
 
 /** A child group of two tasks, done, as the wait route answers it. */
 function doneGroup(id: string): object {
