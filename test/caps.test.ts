@@ -166,4 +166,28 @@ void describe('flow control (real processes, SQLite file)', () => {
     assert.ok(mostAtOnce(of(a.id), none) >= 1 && mostAtOnce(of(b.id), none) >= 1);
     assert.ok(mostAtOnce(lines, none) > 3, 'the keys limit their groups, not the fleet');
   });
+
+  void it('a retry after a timeout runs on another worker when one can run it', async () => {
+    const runLog = join(tmp.dir, 'elsewhere-runs.jsonl');
+    const { url } = await startServer(join(tmp.dir, 'elsewhere.db'));
+    const env = { REGROUP_RUN_LOG: runLog };
+    for (const name of ['e1', 'e2'])
+      await startWorker(url, HANDLERS, name, ['--concurrency', '8'], env);
+    const client = tmp.client(url);
+    const group = await client.submit(
+      'slowFirst',
+      Array.from({ length: 8 }, () => ({ ms: 5_000 })),
+      { options: { timeoutMs: 300, backoffMs: 0, backoffMaxMs: 0 } },
+    );
+    await group.wait({ signal: AbortSignal.timeout(60_000) });
+    const starts = readRunLog<RunLine>(runLog).filter((l) => l.event === 'start');
+    const byTask = new Map<number, RunLine[]>();
+    for (const l of starts) byTask.set(l.taskId, [...(byTask.get(l.taskId) ?? []), l]);
+    assert.equal(byTask.size, 8);
+    for (const [taskId, runs] of byTask) {
+      const [first, second] = [...runs].sort((a, b) => a.attempt - b.attempt);
+      assert.deepEqual([first?.attempt, second?.attempt], [1, 2], `task ${taskId} ran twice`);
+      assert.notEqual(second!.pid, first!.pid, `task ${taskId}: attempt 2 ran on the other worker`);
+    }
+  });
 });

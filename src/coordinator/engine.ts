@@ -78,6 +78,8 @@ const DISPATCH_WINDOW = 256;
  * waits on its children) reads a few groups, not 256.
  */
 const DISPATCH_WINDOW_PER_SLOT = 4;
+/** Most tasks remembered for retrying elsewhere (Engine.avoid). */
+const AVOID_MAX = 100_000;
 const DISPATCH_WINDOW_MIN = 16;
 
 export interface EngineHooks {
@@ -104,6 +106,12 @@ export class Engine {
   >();
   /** The room the caps leave in the tick being planned. */
   private capRoom = this.newCapRoom();
+  /**
+   * taskId -> the worker its last attempt died or timed out on: its next
+   * attempt prefers another worker (core/dispatch.ts, `avoid`). In memory:
+   * a new term starts without it. At most AVOID_MAX, oldest dropped first.
+   */
+  private readonly avoid = new Map<number, string>();
   private queue: Queue = emptyQueue();
   private workers = new Map<string, WorkerRecord>();
   private workerWaiters: (() => void)[] = [];
@@ -466,6 +474,21 @@ export class Engine {
     );
   }
 
+  private avoidNext(taskId: number, workerId: string): void {
+    this.avoid.delete(taskId);
+    this.avoid.set(taskId, workerId);
+    if (this.avoid.size > AVOID_MAX) this.avoid.delete(this.avoid.keys().next().value!);
+  }
+
+  /** The ready tasks with the worker each should not run on again, where there is one. */
+  private withAvoid(ready: ReadyTask[]): ReadyTask[] {
+    if (this.avoid.size === 0) return ready;
+    return ready.map((t) => {
+      const avoid = this.avoid.get(t.taskId);
+      return avoid === undefined ? t : { ...t, avoid };
+    });
+  }
+
   private lease(l: Lease): void {
     const had = this.leases.get(l.taskId);
     if (had) this.unlease(had);
@@ -560,7 +583,17 @@ export class Engine {
     });
     (tick.requeues ?? []).forEach((r) => drop(r.taskId, r.attempt, r.workerId, false));
     for (const r of outcome.revoked) drop(r.taskId, r.attempt, r.workerId, false);
+    // A run that ended by its worker's death or a timeout, and runs again: elsewhere if it can.
+    (tick.requeues ?? []).forEach((r, i) => {
+      if (r.nodeFailure && outcome.requeues[i] === 'applied') this.avoidNext(r.taskId, r.workerId);
+    });
+    (tick.failures ?? []).forEach((f, i) => {
+      const retried = f.retryAt !== null && outcome.failures[i] === 'applied';
+      if (retried && (f.nodeFailure || f.error.kind === 'timeout'))
+        this.avoidNext(f.taskId, f.workerId);
+    });
     for (const c of outcome.claimed) {
+      this.avoid.delete(c.taskId);
       this.lease(stripPayload(c));
       this.sessions.get(c.workerId)?.claim(c.taskId);
     }
@@ -598,7 +631,9 @@ export class Engine {
       2000,
     );
     // Tasks past their group's maxConcurrency wait: read, not claimed (their group goes on in line).
-    const ready = this.capRoom.fit(await this.store.readyTasks(order, now, perGroup));
+    const ready = this.withAvoid(
+      this.capRoom.fit(await this.store.readyTasks(order, now, perGroup)),
+    );
     const claims = assign(ready, order, credits);
     this.capRoom.took(claimedTasks(ready, claims));
     const left = remaining(credits, claims);

@@ -107,6 +107,20 @@ void test('planDispatch: the worker with the most free slots gets the task; ties
   ]);
 });
 
+void test('planDispatch: a task to avoid a worker goes elsewhere when another can run it, else there', () => {
+  const ws = [worker('w1', 5), worker('w2', 1), worker('w3', 1, ['b'])];
+  const plan = planDispatch(
+    [[{ ...cand(1, 'g'), avoid: 'w1' }, { ...cand(2, 'g'), avoid: 'w1' }, cand(3, 'g')]],
+    ws,
+  );
+  // w1 has the most free slots, yet task 1 goes to w2 (w3 cannot run it); w2 is full for task 2.
+  assert.deepEqual(plan, [
+    { taskId: 1, workerId: 'w2' },
+    { taskId: 2, workerId: 'w1' },
+    { taskId: 3, workerId: 'w1' },
+  ]);
+});
+
 void test('planDispatch: a task no free worker can run is skipped, later ones still go', () => {
   const ws = [worker('cpu', 2, ['a']), worker('gpu', 1, ['a'], ['gpu'])];
   const g = [

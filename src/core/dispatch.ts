@@ -5,7 +5,9 @@
  * small one; within a group, candidates come in the order given (the store
  * orders them by priority, then index). A task goes only to a worker that has
  * its handler and all of its `requires` labels; among those, to the one with
- * the most free slots, so load spreads.
+ * the most free slots, so load spreads; a task whose last attempt ended by
+ * its worker's death or a timeout (`avoid`) goes to another worker when one
+ * with a free slot can run it.
  */
 
 export interface Candidate {
@@ -13,6 +15,8 @@ export interface Candidate {
   groupId: string;
   handler: string;
   requires: readonly string[];
+  /** The worker its last attempt died or timed out on: another one is preferred. */
+  avoid?: string;
 }
 
 export interface WorkerCredit {
@@ -81,13 +85,21 @@ function bestWorker(
 ): string | null {
   let best: string | null = null;
   let bestFree = 0;
+  let avoided = false;
   for (const w of workers) {
     const f = free.get(w.workerId) ?? 0;
-    if (f > bestFree && canRun(w, c)) {
+    if (f <= 0 || !canRun(w, c)) continue;
+    if (w.workerId === c.avoid) {
+      avoided = true;
+      continue;
+    }
+    if (f > bestFree) {
       best = w.workerId;
       bestFree = f;
     }
   }
+  // Only the worker to avoid can run it now: it runs there rather than wait.
+  if (best === null && avoided) return c.avoid!;
   return best;
 }
 
