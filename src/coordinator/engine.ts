@@ -78,9 +78,9 @@ const DISPATCH_WINDOW = 256;
  * waits on its children) reads a few groups, not 256.
  */
 const DISPATCH_WINDOW_PER_SLOT = 4;
+const DISPATCH_WINDOW_MIN = 16;
 /** Most tasks remembered for retrying elsewhere (Engine.avoid). */
 const AVOID_MAX = 100_000;
-const DISPATCH_WINDOW_MIN = 16;
 
 export interface EngineHooks {
   /** A tick committed: these runs were claimed (send them), revoked (tell the workers), groups changed (wake waiters). */
