@@ -44,6 +44,17 @@ function hasRef(m: Obj): boolean {
   return isPosInt(m.taskId) && isPosInt(m.attempt);
 }
 
+/** The fields every answer to an add, a spawn or a handle's call has: its run, seq and ok, and a code and message when given. */
+function isAnswer(m: Obj): boolean {
+  return (
+    hasRef(m) &&
+    isNonNegInt(m.seq) &&
+    typeof m.ok === 'boolean' &&
+    (m.code === undefined || isStr(m.code)) &&
+    (m.message === undefined || isStr(m.message))
+  );
+}
+
 /** Why message `m` is malformed, or null when it is a well-formed coordinator message. */
 export function problemOf(m: unknown): string | null {
   if (!isObj(m) || !isStr(m.t)) return 'not an object with a string field t';
@@ -80,31 +91,15 @@ export function problemOf(m: unknown): string | null {
         ? null
         : 'saved needs taskId, attempt, seq, ok';
     case 'added':
-      return hasRef(m) &&
-        isNonNegInt(m.seq) &&
-        typeof m.ok === 'boolean' &&
-        (m.ok ? isNonNegInt(m.first) && isNonNegInt(m.count) : true) &&
-        (m.code === undefined || isStr(m.code)) &&
-        (m.message === undefined || isStr(m.message))
+      return isAnswer(m) && (m.ok ? isNonNegInt(m.first) && isNonNegInt(m.count) : true)
         ? null
         : 'added needs taskId, attempt, seq, ok (and first, count when ok)';
     case 'spawned':
-      return hasRef(m) &&
-        isNonNegInt(m.seq) &&
-        typeof m.ok === 'boolean' &&
-        (m.ok ? isStr(m.groupId) : true) &&
-        (m.code === undefined || isStr(m.code)) &&
-        (m.message === undefined || isStr(m.message))
+      return isAnswer(m) && (m.ok ? isStr(m.groupId) : true)
         ? null
         : 'spawned needs taskId, attempt, seq, ok (and groupId when ok)';
     case 'group_reply':
-      return hasRef(m) &&
-        isNonNegInt(m.seq) &&
-        typeof m.ok === 'boolean' &&
-        (m.code === undefined || isStr(m.code)) &&
-        (m.message === undefined || isStr(m.message))
-        ? null
-        : 'group_reply needs taskId, attempt, seq, ok';
+      return isAnswer(m) ? null : 'group_reply needs taskId, attempt, seq, ok';
     case 'resumed':
       return hasRef(m) &&
         isNonNegInt(m.seq) &&

@@ -62,6 +62,16 @@ function endedError(run: ActiveRun): RegroupError {
       );
 }
 
+/** Throws unless the run may still call ctx.add or ctx.spawn: its handler has not returned, the run has not ended. */
+function mayCall(run: ActiveRun, call: 'ctx.add' | 'ctx.spawn'): void {
+  if (run.returned)
+    throw new RegroupError(
+      'bad_request',
+      `${call} was called after the handler of task ${run.ref.taskId} returned: call (and await) it before returning`,
+    );
+  if (run.ended) throw endedError(run);
+}
+
 /** Waits for `p`, at most `ms`; the timer does not outlive the wait. */
 async function within(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -453,12 +463,7 @@ export class Worker implements RunHost {
 
   async #addTasks(run: ActiveRun, inputs: unknown, options: unknown): Promise<TaskAdded> {
     const { taskId, attempt } = run.ref;
-    if (run.returned)
-      throw new RegroupError(
-        'bad_request',
-        `ctx.add was called after the handler of task ${taskId} returned: call (and await) it before returning`,
-      );
-    if (run.ended) throw endedError(run);
+    mayCall(run, 'ctx.add');
     const adding = { taskId, handler: run.msg.handler, nextAutoKey: run.nextAutoKey };
     const { key, inputsJson } = prepareAdd(adding, inputs, options, this.limits());
     run.nextAutoKey = adding.nextAutoKey;
@@ -486,12 +491,7 @@ export class Worker implements RunHost {
     options: unknown,
   ): Promise<SpawnedGroup> {
     const { taskId, attempt } = run.ref;
-    if (run.returned)
-      throw new RegroupError(
-        'bad_request',
-        `ctx.spawn was called after the handler of task ${taskId} returned: call (and await) it before returning`,
-      );
-    if (run.ended) throw endedError(run);
+    mayCall(run, 'ctx.spawn');
     const spawning = { taskId, attempt, nextAutoKey: run.nextSpawnAutoKey };
     const { key, head, inputsJson } = prepareSpawn(
       spawning,
