@@ -11,7 +11,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { sleep, startServer, startWorker, until } from '../src/testing/procs.js';
-import { fixture, readRunLog, realProcessesWithClients } from './real-processes.js';
+import {
+  fixture,
+  readRunLog,
+  realProcessesWithClients,
+  serverAndWorkers,
+} from './real-processes.js';
 
 const HANDLERS = fixture('cap-handlers.js');
 const tmp = realProcessesWithClients('regroup-caps-');
@@ -136,13 +141,11 @@ void describe('flow control (real processes, SQLite file)', () => {
   });
 
   void it('a concurrencyKey limit holds across groups: set by the coordinator, or proposed by the first group', async () => {
-    const runLog = join(tmp.dir, 'key-runs.jsonl');
-    const { url } = await startServer(join(tmp.dir, 'keys.db'), {
-      extra: ['--concurrency-limit', 'api=2'],
+    const { url, runLog } = await serverAndWorkers(tmp.dir, 'keys', HANDLERS, {
+      workers: ['k1', 'k2'],
+      concurrency: 6,
+      serverExtra: ['--concurrency-limit', 'api=2'],
     });
-    const env = { REGROUP_RUN_LOG: runLog };
-    for (const name of ['k1', 'k2'])
-      await startWorker(url, HANDLERS, name, ['--concurrency', '6'], env);
     const client = tmp.client(url);
     const tasks = (n: number) => Array.from({ length: n }, () => ({ ms: 150 }));
     // api: the coordinator's 2 wins over what a group proposes.
@@ -168,11 +171,10 @@ void describe('flow control (real processes, SQLite file)', () => {
   });
 
   void it('a retry after a timeout runs on another worker when one can run it', async () => {
-    const runLog = join(tmp.dir, 'elsewhere-runs.jsonl');
-    const { url } = await startServer(join(tmp.dir, 'elsewhere.db'));
-    const env = { REGROUP_RUN_LOG: runLog };
-    for (const name of ['e1', 'e2'])
-      await startWorker(url, HANDLERS, name, ['--concurrency', '8'], env);
+    const { url, runLog } = await serverAndWorkers(tmp.dir, 'elsewhere', HANDLERS, {
+      workers: ['e1', 'e2'],
+      concurrency: 8,
+    });
     const client = tmp.client(url);
     const group = await client.submit(
       'slowFirst',

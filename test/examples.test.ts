@@ -23,7 +23,7 @@ import {
 } from '../examples/wordcount/words.js';
 import type { Sorted } from '../examples/mergesort/handlers.js';
 import { randomNumbers } from '../examples/mergesort/numbers.js';
-import { readRunLog, realProcessesWithClients } from './real-processes.js';
+import { readRunLog, realProcessesWithClients, serverAndWorkers } from './real-processes.js';
 
 const example = (path: string): string =>
   fileURLToPath(new URL(`../examples/${path}`, import.meta.url));
@@ -203,13 +203,11 @@ void describe('examples (real processes, SQLite file)', () => {
     'merge sort: a tree of spawns 4 levels deep (15 waiting parents) sorts 20,000 numbers on 2 workers × 2 slots',
     { timeout: 90_000 },
     async () => {
-      const runLog = join(tmp.dir, 'mergesort-runs.jsonl');
-      const { url } = await startServer(join(tmp.dir, 'mergesort.db'));
       const handlers = example('mergesort/handlers.js');
-      for (const name of ['s1', 's2'])
-        await startWorker(url, handlers, name, ['--concurrency', '2'], {
-          REGROUP_RUN_LOG: runLog,
-        });
+      const { url, runLog } = await serverAndWorkers(tmp.dir, 'mergesort', handlers, {
+        workers: ['s1', 's2'],
+        concurrency: 2,
+      });
       const client = tmp.client(url);
       const group = await client.submit('mergesort', [{ seed: 11, n: 20_000, depth: 4 }]);
       const [sorted] = (await group.wait()) as [Sorted];

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
-import { killAll, liveProcesses, tempDir } from '../src/testing/procs.js';
+import { join } from 'node:path';
+import { killAll, liveProcesses, startServer, startWorker, tempDir } from '../src/testing/procs.js';
 
 /** A file under test/fixtures, from the compiled test (dist/test) as from the source. */
 export function fixture(name: string): string {
@@ -48,6 +49,25 @@ export function realProcessesWithClients(prefix: string): {
     return c;
   };
   return { dir: tmp.dir, client };
+}
+
+/**
+ * A coordinator on `<name>.db` in `dir` (with `serverExtra` flags) and a
+ * worker of `handlers` for each of `workers`, of `concurrency` slots, every
+ * run logged to `<name>-runs.jsonl` (REGROUP_RUN_LOG, read by readRunLog).
+ */
+export async function serverAndWorkers(
+  dir: string,
+  name: string,
+  handlers: string,
+  o: { workers: string[]; concurrency: number; serverExtra?: string[] },
+): Promise<{ url: string; runLog: string }> {
+  const runLog = join(dir, `${name}-runs.jsonl`);
+  const { url } = await startServer(join(dir, `${name}.db`), { extra: o.serverExtra ?? [] });
+  const env = { REGROUP_RUN_LOG: runLog };
+  for (const w of o.workers)
+    await startWorker(url, handlers, w, ['--concurrency', String(o.concurrency)], env);
+  return { url, runLog };
 }
 
 /** The lines of a run log the fixtures append to (one JSON object a line); none when it is not there yet. */

@@ -12,7 +12,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { GroupView } from '../src/protocol/http.js';
 import { startServer, startWorker, until } from '../src/testing/procs.js';
-import { fixture, readRunLog, realProcessesWithClients } from './real-processes.js';
+import {
+  fixture,
+  readRunLog,
+  realProcessesWithClients,
+  serverAndWorkers,
+} from './real-processes.js';
 
 const HANDLERS = fixture('spawn-handlers.js');
 const tmp = realProcessesWithClients('regroup-spawn-');
@@ -42,9 +47,10 @@ interface SumResult {
 
 void describe('trees: ctx.spawn (real processes, SQLite file)', () => {
   void it('a task spawns a group of 5, waits on it, and returns the sum; the child records its parent', async () => {
-    const runLog = join(tmp.dir, 'sum-runs.jsonl');
-    const { url } = await startServer(join(tmp.dir, 'sum.db'));
-    await startWorker(url, HANDLERS, 'w1', ['--concurrency', '4'], { REGROUP_RUN_LOG: runLog });
+    const { url, runLog } = await serverAndWorkers(tmp.dir, 'sum', HANDLERS, {
+      workers: ['w1'],
+      concurrency: 4,
+    });
     const c = client(url);
     const root = await c.submit('sumOfSquares', [{ count: 5 }]);
     const [result] = (await root.wait()) as [SumResult];
@@ -59,9 +65,10 @@ void describe('trees: ctx.spawn (real processes, SQLite file)', () => {
   });
 
   void it('a tree of depth 4 and fan-out 3 finishes on one worker with one slot: a waiting parent gives its slot back', async () => {
-    const runLog = join(tmp.dir, 'one-slot-runs.jsonl');
-    const { url } = await startServer(join(tmp.dir, 'one-slot.db'));
-    await startWorker(url, HANDLERS, 'w1', ['--concurrency', '1'], { REGROUP_RUN_LOG: runLog });
+    const { url, runLog } = await serverAndWorkers(tmp.dir, 'one-slot', HANDLERS, {
+      workers: ['w1'],
+      concurrency: 1,
+    });
     const c = client(url);
     const root = await c.submit('treeSum', [{ depth: 4, fanout: 3, leafMs: 5 }]);
     // While the parents wait, the worker shows them as waiting, beside its one busy slot.
@@ -91,11 +98,10 @@ void describe('trees: ctx.spawn (real processes, SQLite file)', () => {
   });
 
   void it('a worker SIGKILLed while the parent waits and children run: the parent runs again, finds the same child group, and no finished child runs twice', async () => {
-    const runLog = join(tmp.dir, 'crash-runs.jsonl');
-    const { url } = await startServer(join(tmp.dir, 'crash.db'));
-    const env = { REGROUP_RUN_LOG: runLog };
-    for (const name of ['w1', 'w2'])
-      await startWorker(url, HANDLERS, name, ['--concurrency', '3'], env);
+    const { url, runLog } = await serverAndWorkers(tmp.dir, 'crash', HANDLERS, {
+      workers: ['w1', 'w2'],
+      concurrency: 3,
+    });
     const c = client(url);
     const root = await c.submit('sumOfSquares', [{ count: 8, ms: 300, crash: 2 }]);
     const [result] = (await root.wait()) as [SumResult];
@@ -132,11 +138,10 @@ void describe('trees: ctx.spawn (real processes, SQLite file)', () => {
   });
 
   void it('canceling the root cancels every descendant, and their running handlers see their signal abort', async () => {
-    const runLog = join(tmp.dir, 'cancel-runs.jsonl');
-    const { url } = await startServer(join(tmp.dir, 'cancel.db'));
-    const env = { REGROUP_RUN_LOG: runLog };
-    for (const name of ['w1', 'w2'])
-      await startWorker(url, HANDLERS, name, ['--concurrency', '4'], env);
+    const { url, runLog } = await serverAndWorkers(tmp.dir, 'cancel', HANDLERS, {
+      workers: ['w1', 'w2'],
+      concurrency: 4,
+    });
     const c = client(url);
     // 1 root, 2 nodes, 4 leaves that would run for a minute.
     const root = await c.submit('treeSum', [{ depth: 2, fanout: 2, leafMs: 60_000 }]);
